@@ -1,0 +1,31 @@
+"""VelocityFL: a federated-learning robustness lab.
+
+Which aggregation strategy survives which attack, on how heterogeneous a federation? The
+aggregation rules, pre-aggregators, server optimisers and model-update attacks run in a Rust core
+(:mod:`velocity._core`); this package is their typed Python face.
+"""
+
+from velocity._core import __version__
+from velocity.aggregation import aggregate, alie_z, apply_attack
+from velocity.orchestrator import Orchestrator, RoundSummary
+from velocity.registry import ComponentInfo, ParamInfo, get_component, list_attacks, list_strategies
+from velocity.specs import AttackSpec, StrategySpec, parse_attack, parse_attacks, parse_strategy
+
+__all__ = [
+    "AttackSpec",
+    "ComponentInfo",
+    "Orchestrator",
+    "ParamInfo",
+    "RoundSummary",
+    "StrategySpec",
+    "__version__",
+    "aggregate",
+    "alie_z",
+    "apply_attack",
+    "get_component",
+    "list_attacks",
+    "list_strategies",
+    "parse_attack",
+    "parse_attacks",
+    "parse_strategy",
+]

@@ -1,0 +1,143 @@
+"""The round orchestrator: attacks, aggregation and the server step, with a recorded history."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from velocity import _core
+from velocity.aggregation import as_update_matrix, as_weights
+from velocity.specs import AttackSpec, StrategySpec, parse_attacks, parse_strategy
+
+
+@dataclass(frozen=True, slots=True)
+class AttackOutcome:
+    name: str
+    strength: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundSummary:
+    """One aggregated round. ``global_loss``/``accuracy`` are NaN until the caller reports them."""
+
+    round: int
+    num_clients: int
+    num_malicious: int
+    malicious_clients: tuple[int, ...]
+    global_loss: float
+    accuracy: float
+    attacks: tuple[AttackOutcome, ...]
+    attack_distance: float
+    honest_mean_norm: float
+    aggregate_norm: float
+    aggregate_finite: bool
+    attack_ms: float
+    aggregate_ms: float
+    server_ms: float
+    kernel_ms: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RoundSummary:
+        values = {f.name: d[f.name] for f in fields(cls)}
+        for key in ("global_loss", "accuracy", "attack_distance", "honest_mean_norm", "aggregate_norm"):
+            values[key] = math.nan if values[key] is None else float(values[key])
+        values["malicious_clients"] = tuple(values["malicious_clients"])
+        values["attacks"] = tuple(AttackOutcome(**a) for a in values["attacks"])
+        return cls(**values)
+
+
+class Orchestrator:
+    """Runs federated rounds on update matrices: attack the malicious rows, aggregate, step the
+    server optimiser, and record a :class:`RoundSummary` per round.
+
+    Parameters
+    ----------
+    strategy
+        Any strategy form (``"CenteredClipping(tau=1) + FedAvgM"``); stateful parts (centered
+        clipping's centre, server-optimiser moments) persist across rounds.
+    attacks
+        Update attacks applied in order to the malicious clients' rows; data attacks are
+        recorded here and executed by the trainer.
+    num_clients
+        Size of the federation; client ids are ``0 .. num_clients-1``.
+    num_malicious
+        How many clients are malicious, drawn from ``seed`` (or give ``malicious`` ids).
+    seed
+        Drives the choice of malicious clients and every random draw of every round.
+    """
+
+    def __init__(
+        self,
+        strategy: Any = "FedAvg",
+        *,
+        attacks: Any = None,
+        num_clients: int,
+        num_malicious: int = 0,
+        malicious: Sequence[int] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.strategy: StrategySpec = parse_strategy(strategy)
+        self.attacks: list[AttackSpec] = parse_attacks(attacks)
+        if not isinstance(num_clients, int) or num_clients < 1:
+            raise ValueError(f"Expected num_clients as an integer >= 1, got {num_clients!r}")
+        attacks_json = json.dumps([json.loads(a.to_json()) for a in self.attacks])
+        self._inner = _core.Orchestrator(
+            self.strategy.to_json(),
+            attacks_json,
+            num_clients,
+            num_malicious=num_malicious,
+            malicious=list(malicious) if malicious is not None else None,
+            seed=seed,
+        )
+        self.num_clients = num_clients
+
+    @property
+    def malicious_clients(self) -> list[int]:
+        return list(self._inner.malicious_clients)
+
+    @property
+    def data_attacks(self) -> list[AttackSpec]:
+        """The data attacks the trainer must apply to the malicious clients' data."""
+        return [a for a in self.attacks if a.is_data_attack]
+
+    @property
+    def global_model(self) -> np.ndarray | None:
+        return self._inner.global_model()
+
+    @global_model.setter
+    def global_model(self, value: npt.ArrayLike) -> None:
+        arr = np.ascontiguousarray(value, dtype=np.float32).ravel()
+        self._inner.set_global_model(arr)
+
+    def step(
+        self,
+        updates: npt.ArrayLike,
+        *,
+        weights: npt.ArrayLike | None = None,
+        client_ids: Sequence[int] | None = None,
+    ) -> RoundSummary:
+        """Run one round on the sampled clients' updates (``n × d``, rows in ``client_ids`` order)."""
+        x = as_update_matrix(updates)
+        w = as_weights(weights, x.shape[0])
+        ids = [int(i) for i in client_ids] if client_ids is not None else None
+        return RoundSummary.from_dict(json.loads(self._inner.step(x, weights=w, client_ids=ids)))
+
+    def report_metrics(self, loss: float, accuracy: float | None = None, *, round: int | None = None) -> None:
+        """Record the loss (and accuracy) the caller measured after ``round`` (default: the latest)."""
+        self._inner.report_metrics(float(loss), None if accuracy is None else float(accuracy), round)
+
+    @property
+    def history(self) -> list[RoundSummary]:
+        return [RoundSummary.from_dict(d) for d in json.loads(self._inner.history_json())]
+
+    def history_json(self) -> str:
+        return self._inner.history_json()
+
+    def __repr__(self) -> str:
+        attacks = ", ".join(map(str, self.attacks)) or "none"
+        return f"Orchestrator(strategy={self.strategy}, attacks=[{attacks}], num_clients={self.num_clients}, rounds={self._inner.num_rounds})"

@@ -1,0 +1,316 @@
+//! Model-update attacks: they see the round's honest updates (an omniscient attacker, the worst
+//! case that robustness papers evaluate against) and overwrite the malicious clients' rows.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
+
+use crate::error::{Result, VflError};
+use crate::matrix::{sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
+use crate::spec::ComponentConfig;
+use crate::strategy::{NonFinite, Strategy};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpdateAttack {
+    GaussianNoise { sigma: f64 },
+    SignFlip { scale: f64 },
+    Scaling { factor: f64 },
+    ModelPoisoning { intensity: f64 },
+    Ipm { epsilon: f64 },
+    Alie { z: Option<f64> },
+    Mimic { target: Option<usize> },
+    Sybil,
+    Nan,
+    Inf,
+    AdaptiveIpm { lower: f64, upper: f64, steps: usize },
+    AdaptiveAlie { lower: f64, upper: f64, steps: usize },
+}
+
+/// What an attack did in one round.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct AttackOutcome {
+    pub name: &'static str,
+    /// The strength used: ε for IPM, z for ALIE, the chosen value for adaptive attacks, the
+    /// copied client id for mimic.
+    pub strength: Option<f64>,
+}
+
+/// The defence an adaptive attack optimises against, and the round's context for it.
+pub struct Defence<'a> {
+    pub strategy: &'a Strategy,
+    pub weights: Option<&'a [f64]>,
+    pub f_default: Option<usize>,
+    pub rng: &'a ChaCha8Rng,
+}
+
+/// The attack's view of the round.
+pub struct AttackContext<'a> {
+    /// Row indices of honest and malicious clients.
+    pub honest: &'a [usize],
+    pub malicious: &'a [usize],
+    /// Client id of each row (for `mimic`'s target).
+    pub client_ids: &'a [usize],
+    pub rng: &'a mut ChaCha8Rng,
+    pub defence: Option<Defence<'a>>,
+}
+
+/// ALIE's default z (Baruch et al., NeurIPS 2019, Algorithm 3): s = ⌊n/2⌋ + 1 − f supporters
+/// are needed, z = Φ⁻¹((n − s)/n). `s` is kept ≥ 1 so z stays finite when f ≥ n/2.
+pub fn alie_z(n: usize, f: usize) -> Result<f64> {
+    if n == 0 || f > n {
+        return Err(VflError::expected("ALIE's n and f", "0 <= f <= n and n >= 1", format!("n = {n}, f = {f}")));
+    }
+    let s = (n / 2 + 1).saturating_sub(f).max(1);
+    let p = (n - s) as f64 / n as f64;
+    let normal = StdNormal::new(0.0, 1.0).map_err(|e| VflError::value(e.to_string()))?;
+    Ok(normal.inverse_cdf(p))
+}
+
+impl UpdateAttack {
+    /// `None` for data attacks, which the Python trainer executes.
+    pub fn from_config(c: &ComponentConfig) -> Result<Option<Self>> {
+        let p = &c.params;
+        let range = |what: &str| -> Result<(f64, f64, usize)> {
+            let (lo, hi) = (p.f64("lower"), p.f64("upper"));
+            if lo >= hi {
+                return Err(VflError::expected(format!("{what}.lower"), format!("less than upper = {hi}"), lo));
+            }
+            Ok((lo, hi, p.usize("steps")))
+        };
+        Ok(Some(match c.name() {
+            "gaussian_noise" => UpdateAttack::GaussianNoise { sigma: p.f64("sigma") },
+            "sign_flip" => UpdateAttack::SignFlip { scale: p.f64("scale") },
+            "scaling" => UpdateAttack::Scaling { factor: p.f64("factor") },
+            "model_poisoning" => UpdateAttack::ModelPoisoning { intensity: p.f64("intensity") },
+            "ipm" => UpdateAttack::Ipm { epsilon: p.f64("epsilon") },
+            "alie" => UpdateAttack::Alie { z: p.opt_f64("z") },
+            "mimic" => UpdateAttack::Mimic { target: p.opt_usize("target") },
+            "sybil" => UpdateAttack::Sybil,
+            "nan" => UpdateAttack::Nan,
+            "inf" => UpdateAttack::Inf,
+            "adaptive_ipm" => {
+                let (lower, upper, steps) = range("adaptive_ipm")?;
+                UpdateAttack::AdaptiveIpm { lower, upper, steps }
+            }
+            "adaptive_alie" => {
+                let (lower, upper, steps) = range("adaptive_alie")?;
+                UpdateAttack::AdaptiveAlie { lower, upper, steps }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpdateAttack::GaussianNoise { .. } => "gaussian_noise",
+            UpdateAttack::SignFlip { .. } => "sign_flip",
+            UpdateAttack::Scaling { .. } => "scaling",
+            UpdateAttack::ModelPoisoning { .. } => "model_poisoning",
+            UpdateAttack::Ipm { .. } => "ipm",
+            UpdateAttack::Alie { .. } => "alie",
+            UpdateAttack::Mimic { .. } => "mimic",
+            UpdateAttack::Sybil => "sybil",
+            UpdateAttack::Nan => "nan",
+            UpdateAttack::Inf => "inf",
+            UpdateAttack::AdaptiveIpm { .. } => "adaptive_ipm",
+            UpdateAttack::AdaptiveAlie { .. } => "adaptive_alie",
+        }
+    }
+
+    /// Overwrite the malicious rows of `x`. With no malicious rows this does nothing.
+    pub fn apply(&self, x: &mut OwnedMatrix, ctx: &mut AttackContext) -> Result<AttackOutcome> {
+        let mut outcome = AttackOutcome { name: self.name(), strength: None };
+        if ctx.malicious.is_empty() {
+            return Ok(outcome);
+        }
+        let (n, f) = (x.n, ctx.malicious.len());
+        // The honest reference: honest rows, or the attackers' own updates when every client is malicious.
+        let reference: &[usize] = if ctx.honest.is_empty() { ctx.malicious } else { ctx.honest };
+        match self {
+            UpdateAttack::GaussianNoise { sigma } => {
+                let normal = Normal::new(0.0f32, *sigma as f32).map_err(|e| VflError::value(e.to_string()))?;
+                let seeds: Vec<u64> = ctx.malicious.iter().map(|_| ctx.rng.random()).collect();
+                for_rows(x, ctx.malicious, &seeds, |row, seed| {
+                    let mut r = ChaCha8Rng::seed_from_u64(seed);
+                    row.iter_mut().for_each(|v| *v += normal.sample(&mut r));
+                });
+                outcome.strength = Some(*sigma);
+            }
+            UpdateAttack::SignFlip { scale } => {
+                let s = -*scale as f32;
+                for_rows(x, ctx.malicious, &[], |row, _| row.iter_mut().for_each(|v| *v *= s));
+                outcome.strength = Some(*scale);
+            }
+            UpdateAttack::Scaling { factor } => {
+                let s = *factor as f32;
+                for_rows(x, ctx.malicious, &[], |row, _| row.iter_mut().for_each(|v| *v *= s));
+                outcome.strength = Some(*factor);
+            }
+            UpdateAttack::ModelPoisoning { intensity } => {
+                let mu = rows_mean(x, reference);
+                let (a, boost) = (*intensity as f32, n as f32 / f as f32);
+                for_rows(x, ctx.malicious, &[], |row, _| {
+                    row.iter_mut().zip(&mu).for_each(|(v, m)| *v = (1.0 - a) * *v - a * boost * m)
+                });
+                outcome.strength = Some(*intensity);
+            }
+            UpdateAttack::Ipm { epsilon } => {
+                let row = ipm_row(&rows_mean(x, reference), *epsilon);
+                set_rows(x, ctx.malicious, &row);
+                outcome.strength = Some(*epsilon);
+            }
+            UpdateAttack::Alie { z } => {
+                let z = match z {
+                    Some(z) => *z,
+                    None => alie_z(n, f)?,
+                };
+                let (mu, sd) = column_mean_std(x, reference);
+                set_rows(x, ctx.malicious, &alie_row(&mu, &sd, z));
+                outcome.strength = Some(z);
+            }
+            UpdateAttack::Mimic { target } => {
+                let row_of = |id: usize| ctx.honest.iter().copied().find(|&r| ctx.client_ids[r] == id);
+                let src = match target.and_then(row_of) {
+                    Some(r) => r,
+                    None => reference[ctx.rng.random_range(0..reference.len())],
+                };
+                let copy = x.row(src).to_vec();
+                set_rows(x, ctx.malicious, &copy);
+                outcome.strength = Some(ctx.client_ids[src] as f64);
+            }
+            UpdateAttack::Sybil => {
+                let row = rows_mean(x, ctx.malicious);
+                set_rows(x, ctx.malicious, &row);
+            }
+            UpdateAttack::Nan => set_rows(x, ctx.malicious, &vec![f32::NAN; x.d]),
+            UpdateAttack::Inf => set_rows(x, ctx.malicious, &vec![f32::INFINITY; x.d]),
+            UpdateAttack::AdaptiveIpm { lower, upper, steps } => {
+                let mu = rows_mean(x, reference);
+                let best = line_search(x, ctx, &mu, *lower, *upper, *steps, |e| ipm_row(&mu, e))?;
+                set_rows(x, ctx.malicious, &ipm_row(&mu, best));
+                outcome.strength = Some(best);
+            }
+            UpdateAttack::AdaptiveAlie { lower, upper, steps } => {
+                let (mu, sd) = column_mean_std(x, reference);
+                let best = line_search(x, ctx, &mu, *lower, *upper, *steps, |z| alie_row(&mu, &sd, z))?;
+                set_rows(x, ctx.malicious, &alie_row(&mu, &sd, best));
+                outcome.strength = Some(best);
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+fn ipm_row(mu: &[f32], epsilon: f64) -> Vec<f32> {
+    let e = epsilon as f32;
+    mu.iter().map(|m| -e * m).collect()
+}
+
+fn alie_row(mu: &[f32], sd: &[f32], z: f64) -> Vec<f32> {
+    let z = z as f32;
+    mu.iter().zip(sd).map(|(m, s)| m - z * s).collect()
+}
+
+/// Try `steps` log-spaced strengths in [lower, upper]; keep the one whose defended aggregate is
+/// furthest from the honest mean `mu` (ties: the smaller strength). The defence is evaluated on
+/// clones, so its state (e.g. centered clipping's centre) and random stream are untouched.
+fn line_search(
+    x: &OwnedMatrix,
+    ctx: &AttackContext,
+    mu: &[f32],
+    lower: f64,
+    upper: f64,
+    steps: usize,
+    make_row: impl Fn(f64) -> Vec<f32>,
+) -> Result<f64> {
+    let Some(def) = &ctx.defence else {
+        return Err(VflError::value("Adaptive attacks need the defence they optimise against (a strategy)"));
+    };
+    let (ll, lu) = (lower.ln(), upper.ln());
+    let mut best = (f64::NEG_INFINITY, lower);
+    for k in 0..steps {
+        let s = (ll + (lu - ll) * k as f64 / (steps - 1) as f64).exp();
+        let mut trial = x.clone();
+        set_rows(&mut trial, ctx.malicious, &make_row(s));
+        let mut strategy = def.strategy.clone();
+        let mut rng = def.rng.clone();
+        let agg = strategy.aggregate(trial.view(), def.weights, def.f_default, &mut rng, NonFinite::Propagate)?;
+        let dist = sq_dist_par(&agg, mu);
+        let dist = if dist.is_nan() { f64::INFINITY } else { dist };
+        if dist > best.0 {
+            best = (dist, s);
+        }
+    }
+    Ok(best.1)
+}
+
+/// Run `f` on each listed row in parallel, passing `seeds[k]` (or 0) alongside.
+fn for_rows(x: &mut OwnedMatrix, rows: &[usize], seeds: &[u64], f: impl Fn(&mut [f32], u64) + Sync) {
+    let d = x.d;
+    x.data.par_chunks_mut(d).enumerate().for_each(|(i, row)| {
+        if let Some(k) = rows.iter().position(|&r| r == i) {
+            f(row, seeds.get(k).copied().unwrap_or(0));
+        }
+    });
+}
+
+fn set_rows(x: &mut OwnedMatrix, rows: &[usize], value: &[f32]) {
+    for &r in rows {
+        x.row_mut(r).copy_from_slice(value);
+    }
+}
+
+fn rows_mean(x: &OwnedMatrix, rows: &[usize]) -> Vec<f32> {
+    let sub = x.view().select_rows(rows);
+    weighted_mean(sub.view(), &vec![1.0; rows.len()])
+}
+
+/// Per-coordinate mean and population standard deviation of the listed rows (numpy's default
+/// `ddof=0`; Baruch et al. do not fix the estimator).
+pub fn column_mean_std(x: &OwnedMatrix, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
+    let v: Matrix = x.view();
+    let k = rows.len() as f64;
+    let mut mu = vec![0f32; x.d];
+    let mut sd = vec![0f32; x.d];
+    mu.par_chunks_mut(COL_BLOCK).zip(sd.par_chunks_mut(COL_BLOCK)).enumerate().for_each(|(b, (mb, sb))| {
+        let c0 = b * COL_BLOCK;
+        let len = mb.len();
+        let mut s = vec![0f64; len];
+        let mut s2 = vec![0f64; len];
+        for &r in rows {
+            for (j, &val) in v.row(r)[c0..c0 + len].iter().enumerate() {
+                s[j] += val as f64;
+            }
+        }
+        for j in 0..len {
+            s[j] /= k;
+        }
+        for &r in rows {
+            for (j, &val) in v.row(r)[c0..c0 + len].iter().enumerate() {
+                let t = val as f64 - s[j];
+                s2[j] += t * t;
+            }
+        }
+        for j in 0..len {
+            mb[j] = s[j] as f32;
+            sb[j] = (s2[j] / k).sqrt() as f32;
+        }
+    });
+    (mu, sd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alie_z_matches_the_paper() {
+        // n = 50, f = 24: s = 26 - 24 = 2, z = Φ⁻¹(48/50) = Φ⁻¹(0.96) ≈ 1.7507.
+        assert!((alie_z(50, 24).unwrap() - 1.750_686).abs() < 1e-5);
+        // n = 10, f = 2: s = 6 - 2 = 4, z = Φ⁻¹(0.6) ≈ 0.2533.
+        assert!((alie_z(10, 2).unwrap() - 0.253_347).abs() < 1e-5);
+    }
+}

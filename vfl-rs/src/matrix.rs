@@ -1,0 +1,329 @@
+//! The `n × d` update matrix and the kernels every rule shares.
+//!
+//! Determinism: every parallel reduction splits the work along fixed column blocks (sizes that
+//! depend on `d` only, never on the thread count) and combines the partial results in block order,
+//! so results are bit-identical whatever the size of the rayon pool.
+
+use rayon::prelude::*;
+
+use crate::error::{Result, VflError};
+
+/// Columns per parallel block for column-wise kernels (mean, median, trimmed mean).
+pub const COL_BLOCK: usize = 2048;
+/// Columns per block for pairwise-distance kernels: `n` row slices of this width stay in cache.
+const DIST_BLOCK: usize = 1024;
+/// Distance blocks summed sequentially inside one parallel task.
+const DIST_GROUP: usize = 16;
+
+/// A borrowed, row-major `n × d` matrix of float32 updates (one row per client).
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    data: &'a [f32],
+    n: usize,
+    d: usize,
+}
+
+impl<'a> Matrix<'a> {
+    pub fn new(data: &'a [f32], n: usize, d: usize) -> Result<Self> {
+        if n == 0 {
+            return Err(VflError::expected("the update matrix", "at least one row (client)", "0 rows"));
+        }
+        if d == 0 {
+            return Err(VflError::expected("the update matrix", "at least one column (parameter)", "0 columns"));
+        }
+        if data.len() != n * d {
+            return Err(VflError::expected(
+                "the update matrix buffer",
+                format!("{} values ({n} × {d})", n * d),
+                data.len(),
+            ));
+        }
+        Ok(Matrix { data, n, d })
+    }
+
+    #[inline]
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    #[inline]
+    pub fn d(&self) -> usize {
+        self.d
+    }
+
+    #[inline]
+    pub fn row(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    pub fn as_slice(&self) -> &'a [f32] {
+        self.data
+    }
+
+    pub fn to_owned(&self) -> OwnedMatrix {
+        OwnedMatrix { data: self.data.to_vec(), n: self.n, d: self.d }
+    }
+
+    /// The rows listed in `idx`, copied in that order.
+    pub fn select_rows(&self, idx: &[usize]) -> OwnedMatrix {
+        let mut data = Vec::with_capacity(idx.len() * self.d);
+        for &i in idx {
+            data.extend_from_slice(self.row(i));
+        }
+        OwnedMatrix { data, n: idx.len(), d: self.d }
+    }
+
+    /// The first non-finite value as `(row, column, value)`, if any.
+    pub fn first_non_finite(&self) -> Option<(usize, usize, f32)> {
+        let pos = self.data.par_iter().position_first(|v| !v.is_finite())?;
+        Some((pos / self.d, pos % self.d, self.data[pos]))
+    }
+}
+
+/// An owned `n × d` matrix, for rules and attacks that build new rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OwnedMatrix {
+    pub data: Vec<f32>,
+    pub n: usize,
+    pub d: usize,
+}
+
+impl OwnedMatrix {
+    pub fn zeros(n: usize, d: usize) -> Self {
+        OwnedMatrix { data: vec![0.0; n * d], n, d }
+    }
+
+    pub fn from_rows(rows: &[Vec<f32>]) -> Result<Self> {
+        let d = rows.first().map_or(0, |r| r.len());
+        if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != d) {
+            return Err(VflError::expected(format!("row {i}"), format!("{d} values"), r.len()));
+        }
+        Ok(OwnedMatrix { data: rows.concat(), n: rows.len(), d })
+    }
+
+    pub fn view(&self) -> Matrix<'_> {
+        Matrix { data: &self.data, n: self.n, d: self.d }
+    }
+
+    pub fn row_mut(&mut self, i: usize) -> &mut [f32] {
+        &mut self.data[i * self.d..(i + 1) * self.d]
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.d..(i + 1) * self.d]
+    }
+}
+
+/// Sum of squared differences of two equal-length slices, 8 lanes wide so it vectorises.
+#[inline]
+pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for k in 0..8 {
+            let t = xa[k] - xb[k];
+            lanes[k] += t * t;
+        }
+    }
+    let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
+    for (x, y) in ra.iter().zip(rb) {
+        let t = (x - y) as f64;
+        s += t * t;
+    }
+    s
+}
+
+/// Sum of squares of a slice, 8 lanes wide.
+#[inline]
+pub fn sq_norm(a: &[f32]) -> f64 {
+    let mut lanes = [0f32; 8];
+    let ca = a.chunks_exact(8);
+    let ra = ca.remainder();
+    for xa in ca {
+        for k in 0..8 {
+            lanes[k] += xa[k] * xa[k];
+        }
+    }
+    let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
+    for &x in ra {
+        s += (x as f64) * (x as f64);
+    }
+    s
+}
+
+/// Squared L2 norm of a long vector, computed blockwise in parallel (deterministic).
+pub fn sq_norm_par(a: &[f32]) -> f64 {
+    let partial: Vec<f64> = a.par_chunks(DIST_BLOCK * DIST_GROUP).map(sq_norm).collect();
+    partial.iter().sum()
+}
+
+/// Squared L2 distance of two long vectors, blockwise in parallel (deterministic).
+pub fn sq_dist_par(a: &[f32], b: &[f32]) -> f64 {
+    let step = DIST_BLOCK * DIST_GROUP;
+    let partial: Vec<f64> = a
+        .par_chunks(step)
+        .zip(b.par_chunks(step))
+        .map(|(x, y)| sq_dist(x, y))
+        .collect();
+    partial.iter().sum()
+}
+
+/// L2 norm of every row (parallel over rows; each row summed in a fixed order).
+pub fn row_norms(x: Matrix) -> Vec<f64> {
+    (0..x.n()).into_par_iter().map(|i| sq_norm(x.row(i)).sqrt()).collect()
+}
+
+/// L2 distance of every row to the vector `z`.
+pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
+    (0..x.n()).into_par_iter().map(|i| sq_dist(x.row(i), z).sqrt()).collect()
+}
+
+/// Symmetric `n × n` matrix of squared L2 distances between rows (row-major, zero diagonal).
+///
+/// The matrix is read once: for a block of columns, every pair is accumulated while the `n` row
+/// slices sit in cache. Non-finite distances (rows with NaN/Inf) become `+inf`, so selection rules
+/// treat such rows as infinitely far from everything.
+pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
+    let (n, d) = (x.n(), x.d());
+    let pairs = n * (n - 1) / 2;
+    let nblocks = d.div_ceil(DIST_BLOCK);
+    let groups: Vec<usize> = (0..nblocks.div_ceil(DIST_GROUP)).collect();
+    let partial: Vec<Vec<f64>> = groups
+        .par_iter()
+        .map(|&g| {
+            let mut acc = vec![0f64; pairs];
+            let b0 = g * DIST_GROUP;
+            let b1 = (b0 + DIST_GROUP).min(nblocks);
+            for b in b0..b1 {
+                let c0 = b * DIST_BLOCK;
+                let c1 = (c0 + DIST_BLOCK).min(d);
+                let mut p = 0;
+                for i in 0..n {
+                    let ri = &x.row(i)[c0..c1];
+                    for j in (i + 1)..n {
+                        acc[p] += sq_dist(ri, &x.row(j)[c0..c1]);
+                        p += 1;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0f64; n * n];
+    let mut p = 0;
+    for i in 0..n {
+        for j in (i + 1)..n {
+            let mut s: f64 = partial.iter().map(|acc| acc[p]).sum();
+            if !s.is_finite() {
+                s = f64::INFINITY;
+            }
+            out[i * n + j] = s;
+            out[j * n + i] = s;
+            p += 1;
+        }
+    }
+    out
+}
+
+/// Weighted mean of the rows: `Σ w_i x_i / Σ w_i`, accumulated in float64 per column block.
+pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
+    let total: f64 = w.iter().sum();
+    let scale: Vec<f64> = w.iter().map(|wi| wi / total).collect();
+    weighted_sum(x, &scale)
+}
+
+/// `Σ c_i x_i` over the rows, in float64 per column block.
+pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
+    let (n, d) = (x.n(), x.d());
+    let mut out = vec![0f32; d];
+    out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| {
+        let c0 = b * COL_BLOCK;
+        let len = out_blk.len();
+        let mut acc = vec![0f64; len];
+        for i in 0..n {
+            let ci = c[i];
+            if ci == 0.0 {
+                continue;
+            }
+            let row = &x.row(i)[c0..c0 + len];
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += ci * v as f64;
+            }
+        }
+        for (o, a) in out_blk.iter_mut().zip(&acc) {
+            *o = *a as f32;
+        }
+    });
+    out
+}
+
+/// Apply `f` to each column (given as the `n` values of that coordinate, in row order) and
+/// collect one output per column. Columns are gathered block by block into a transposed buffer
+/// so every row is read sequentially.
+pub fn map_columns<F>(x: Matrix, f: F) -> Vec<f32>
+where
+    F: Fn(&mut [f32]) -> f32 + Sync,
+{
+    let (n, d) = (x.n(), x.d());
+    const BLOCK: usize = 256;
+    let mut out = vec![0f32; d];
+    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out_blk)| {
+        let c0 = b * BLOCK;
+        let len = out_blk.len();
+        let mut buf = vec![0f32; len * n];
+        for i in 0..n {
+            let row = &x.row(i)[c0..c0 + len];
+            for (j, &v) in row.iter().enumerate() {
+                buf[j * n + i] = v;
+            }
+        }
+        for (j, o) in out_blk.iter_mut().enumerate() {
+            *o = f(&mut buf[j * n..(j + 1) * n]);
+        }
+    });
+    out
+}
+
+/// Indices `0..n` sorted by `key` ascending, ties broken by index (deterministic).
+pub fn argsort_by_key(key: &[f64]) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..key.len()).collect();
+    idx.sort_by(|&a, &b| key[a].total_cmp(&key[b]).then(a.cmp(&b)));
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairwise_matches_direct() {
+        let rows = vec![vec![0.0, 0.0, 0.0], vec![1.0, 2.0, 2.0], vec![-1.0, 0.0, 0.0]];
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let dd = pairwise_sq_dists(m.view());
+        assert_eq!(dd[1], 9.0);
+        assert_eq!(dd[2], 1.0);
+        assert_eq!(dd[1 * 3 + 2], 4.0 + 4.0 + 4.0);
+        assert_eq!(dd[2 * 3 + 1], 12.0);
+    }
+
+    #[test]
+    fn weighted_mean_hand_case() {
+        let m = OwnedMatrix::from_rows(&[vec![1.0, 2.0], vec![3.0, 6.0]]).unwrap();
+        assert_eq!(weighted_mean(m.view(), &[1.0, 3.0]), vec![2.5, 5.0]);
+    }
+
+    #[test]
+    fn non_finite_rows_are_infinitely_far() {
+        let m = OwnedMatrix::from_rows(&[vec![1.0, 2.0], vec![f32::NAN, 0.0], vec![1.0, 1.0]]).unwrap();
+        let dd = pairwise_sq_dists(m.view());
+        assert!(dd[1].is_infinite() && dd[5].is_infinite());
+        assert_eq!(dd[2], 1.0);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        assert!(Matrix::new(&[1.0, 2.0, 3.0], 2, 2).is_err());
+        assert!(Matrix::new(&[], 0, 3).is_err());
+    }
+}

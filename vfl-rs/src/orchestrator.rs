@@ -1,0 +1,242 @@
+//! The round orchestrator: attacks, aggregation, the server step and the round history.
+//!
+//! The orchestrator never invents a metric: `global_loss` and `accuracy` stay NaN (null in JSON)
+//! until the caller, who evaluated the model, reports them with `report_metrics`.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::attacks::{AttackContext, AttackOutcome, Defence, UpdateAttack};
+use crate::error::{Result, VflError};
+use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
+use crate::spec::{ComponentConfig, StrategySpec};
+use crate::strategy::{NonFinite, Strategy};
+
+/// One round, as recorded.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundSummary {
+    pub round: usize,
+    /// Update rows aggregated this round (the sampled clients).
+    pub num_clients: usize,
+    pub num_malicious: usize,
+    pub malicious_clients: Vec<usize>,
+    /// The loss measured by the caller after this round; NaN (null) until reported.
+    pub global_loss: f64,
+    pub accuracy: f64,
+    pub attacks: Vec<AttackOutcome>,
+    /// ‖aggregate − mean of the honest updates‖: how far the attack moved the aggregate.
+    pub attack_distance: f64,
+    pub honest_mean_norm: f64,
+    pub aggregate_norm: f64,
+    pub aggregate_finite: bool,
+    pub attack_ms: f64,
+    pub aggregate_ms: f64,
+    pub server_ms: f64,
+    /// attack + aggregate + server step.
+    pub kernel_ms: f64,
+}
+
+pub struct OrchestratorConfig {
+    pub strategy: StrategySpec,
+    pub attacks: Vec<ComponentConfig>,
+    /// The size of the federation (client ids are 0..num_clients).
+    pub num_clients: usize,
+    /// Malicious client ids; drawn from `seed` when `None`.
+    pub malicious: Option<Vec<usize>>,
+    pub num_malicious: usize,
+    pub seed: u64,
+}
+
+pub struct Orchestrator {
+    strategy: Strategy,
+    attacks: Vec<UpdateAttack>,
+    attack_configs: Vec<ComponentConfig>,
+    num_clients: usize,
+    malicious: BTreeSet<usize>,
+    seed: u64,
+    global: Option<Vec<f32>>,
+    history: Vec<RoundSummary>,
+}
+
+/// SplitMix64 finaliser: decorrelates per-round seeds derived from one run seed.
+fn mix(seed: u64, round: u64) -> u64 {
+    let mut z = seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Orchestrator {
+    pub fn new(cfg: OrchestratorConfig) -> Result<Self> {
+        if cfg.num_clients == 0 {
+            return Err(VflError::expected("num_clients", "at least 1", 0));
+        }
+        let malicious: BTreeSet<usize> = match cfg.malicious {
+            Some(ids) => {
+                if let Some(bad) = ids.iter().find(|&&i| i >= cfg.num_clients) {
+                    return Err(VflError::expected("malicious client ids", format!("ids below num_clients = {}", cfg.num_clients), bad));
+                }
+                ids.into_iter().collect()
+            }
+            None => {
+                if cfg.num_malicious > cfg.num_clients {
+                    return Err(VflError::expected("num_malicious", format!("at most num_clients = {}", cfg.num_clients), cfg.num_malicious));
+                }
+                let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, u64::MAX));
+                rand::seq::index::sample(&mut rng, cfg.num_clients, cfg.num_malicious).into_iter().collect()
+            }
+        };
+        let mut attacks = Vec::new();
+        for a in &cfg.attacks {
+            if !a.kind().is_attack() {
+                return Err(VflError::value(format!("Expected an attack, got the {:?} {}", a.kind(), a.name())));
+            }
+            if let Some(u) = UpdateAttack::from_config(a)? {
+                attacks.push(u);
+            }
+        }
+        Ok(Orchestrator {
+            strategy: Strategy::new(cfg.strategy)?,
+            attacks,
+            attack_configs: cfg.attacks,
+            num_clients: cfg.num_clients,
+            malicious,
+            seed: cfg.seed,
+            global: None,
+            history: Vec::new(),
+        })
+    }
+
+    pub fn malicious_clients(&self) -> Vec<usize> {
+        self.malicious.iter().copied().collect()
+    }
+
+    pub fn strategy(&self) -> &StrategySpec {
+        &self.strategy.spec
+    }
+
+    pub fn attack_configs(&self) -> &[ComponentConfig] {
+        &self.attack_configs
+    }
+
+    pub fn global_model(&self) -> Option<&[f32]> {
+        self.global.as_deref()
+    }
+
+    pub fn set_global_model(&mut self, w: Vec<f32>) -> Result<()> {
+        if w.is_empty() {
+            return Err(VflError::expected("the global model", "at least one parameter", 0));
+        }
+        self.global = Some(w);
+        Ok(())
+    }
+
+    pub fn history(&self) -> &[RoundSummary] {
+        &self.history
+    }
+
+    /// Run one round on the sampled clients' updates (`n × d`, one row per client).
+    pub fn step(&mut self, x: Matrix, weights: Option<&[f64]>, client_ids: Option<&[usize]>) -> Result<&RoundSummary> {
+        let (n, d) = (x.n(), x.d());
+        let ids: Vec<usize> = match client_ids {
+            Some(ids) => ids.to_vec(),
+            None => (0..n).collect(),
+        };
+        if ids.len() != n {
+            return Err(VflError::expected("client_ids", format!("{n} ids (one per update row)"), ids.len()));
+        }
+        let mut seen = HashSet::with_capacity(n);
+        for &id in &ids {
+            if id >= self.num_clients {
+                return Err(VflError::expected("client ids", format!("ids below num_clients = {}", self.num_clients), id));
+            }
+            if !seen.insert(id) {
+                return Err(VflError::value(format!("Expected distinct client ids, got {id} twice")));
+            }
+        }
+        let global = self.global.get_or_insert_with(|| vec![0.0; d]);
+        if global.len() != d {
+            return Err(VflError::expected("the update size", format!("{} parameters (the global model)", global.len()), d));
+        }
+        let round = self.history.len() + 1;
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, round as u64));
+        let (malicious, honest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| self.malicious.contains(&ids[r]));
+        let reference = if honest.is_empty() { &malicious } else { &honest };
+        let honest_mean = weighted_mean(x.select_rows(reference).view(), &vec![1.0; reference.len()]);
+        let f_default = Some(malicious.len());
+
+        let t0 = Instant::now();
+        let mut outcomes = Vec::new();
+        let attacked: Option<OwnedMatrix> = if malicious.is_empty() || self.attacks.is_empty() {
+            None
+        } else {
+            let mut m = x.to_owned();
+            // The adaptive attacks replay the round's aggregation; give them this round's rng state.
+            let defence_rng = rng.clone();
+            for a in &self.attacks {
+                let mut ctx = AttackContext {
+                    honest: &honest,
+                    malicious: &malicious,
+                    client_ids: &ids,
+                    rng: &mut rng,
+                    defence: Some(Defence { strategy: &self.strategy, weights, f_default, rng: &defence_rng }),
+                };
+                outcomes.push(a.apply(&mut m, &mut ctx)?);
+            }
+            Some(m)
+        };
+        let t1 = Instant::now();
+        let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
+        let agg = self.strategy.aggregate(view, weights, f_default, &mut rng, NonFinite::Propagate)?;
+        let t2 = Instant::now();
+        let global = self.global.as_mut().expect("initialised above");
+        self.strategy.server_step(global, &agg)?;
+        let t3 = Instant::now();
+
+        let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        self.history.push(RoundSummary {
+            round,
+            num_clients: n,
+            num_malicious: malicious.len(),
+            malicious_clients: malicious.iter().map(|&r| ids[r]).collect(),
+            global_loss: f64::NAN,
+            accuracy: f64::NAN,
+            attacks: outcomes,
+            attack_distance: sq_dist_par(&agg, &honest_mean).sqrt(),
+            honest_mean_norm: sq_norm_par(&honest_mean).sqrt(),
+            aggregate_norm: sq_norm_par(&agg).sqrt(),
+            aggregate_finite: agg.iter().all(|v| v.is_finite()),
+            attack_ms: ms(t0, t1),
+            aggregate_ms: ms(t1, t2),
+            server_ms: ms(t2, t3),
+            kernel_ms: ms(t0, t3),
+        });
+        Ok(self.history.last().expect("just pushed"))
+    }
+
+    /// Record the loss and accuracy the caller measured for `round` (the latest round if `None`).
+    pub fn report_metrics(&mut self, loss: f64, accuracy: Option<f64>, round: Option<usize>) -> Result<()> {
+        let count = self.history.len();
+        if count == 0 {
+            return Err(VflError::value("Expected a finished round to report metrics for, got none yet"));
+        }
+        let r = round.unwrap_or(count);
+        if r == 0 || r > count {
+            return Err(VflError::expected("round", format!("1..={count}"), r));
+        }
+        let s = &mut self.history[r - 1];
+        s.global_loss = loss;
+        if let Some(a) = accuracy {
+            s.accuracy = a;
+        }
+        Ok(())
+    }
+
+    pub fn history_json(&self) -> String {
+        serde_json::to_string(&self.history).unwrap_or_else(|_| "[]".into())
+    }
+}

@@ -1,0 +1,245 @@
+//! PyO3 bindings: `velocity._core`. Arrays are read in place (rust-numpy views of C-contiguous
+//! float32 data), the GIL is released while kernels run, and every `VflError` becomes a
+//! `ValueError`/`TypeError`. Structured results cross as JSON text, which the Python layer turns
+//! into typed objects.
+
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value as Json;
+
+use crate::attacks::{AttackContext, Defence, UpdateAttack};
+use crate::error::VflError;
+use crate::matrix::Matrix;
+use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::registry::registry_json;
+use crate::spec::{parse_attack, StrategySpec};
+use crate::strategy::Strategy;
+
+impl From<VflError> for PyErr {
+    fn from(e: VflError) -> PyErr {
+        match e {
+            VflError::Value(m) => PyValueError::new_err(m),
+            VflError::Type(m) => PyTypeError::new_err(m),
+        }
+    }
+}
+
+fn json(text: &str, what: &str) -> PyResult<Json> {
+    serde_json::from_str(text).map_err(|e| PyValueError::new_err(format!("Expected JSON for {what}, got {text:?}: {e}")))
+}
+
+fn strategy_from(text: &str) -> PyResult<StrategySpec> {
+    Ok(StrategySpec::from_json(&json(text, "the strategy")?)?)
+}
+
+fn attacks_from(text: &str) -> PyResult<Vec<crate::spec::ComponentConfig>> {
+    match json(text, "the attacks")? {
+        Json::Array(items) => Ok(items.iter().map(parse_attack).collect::<Result<Vec<_>, _>>()?),
+        Json::Null => Ok(Vec::new()),
+        one => Ok(vec![parse_attack(&one)?]),
+    }
+}
+
+fn matrix<'a>(arr: &'a PyReadonlyArray2<'_, f32>) -> PyResult<Matrix<'a>> {
+    let shape = arr.shape();
+    let data = arr
+        .as_slice()
+        .map_err(|_| PyValueError::new_err("Expected a C-contiguous float32 update matrix, got a strided view"))?;
+    Ok(Matrix::new(data, shape[0], shape[1])?)
+}
+
+/// The registry of every rule, pre-aggregator, server optimiser and attack, as JSON.
+#[pyfunction]
+fn registry() -> String {
+    registry_json().to_string()
+}
+
+/// Validate a strategy (JSON: a string like "Krum(f=2)", a table or a list) and return its canonical JSON.
+#[pyfunction]
+fn normalize_strategy(spec: &str) -> PyResult<String> {
+    Ok(strategy_from(spec)?.to_json().to_string())
+}
+
+/// Validate one attack (JSON: "alie(z=1.5)" or {"type": "alie", "z": 1.5}) and return its canonical JSON.
+#[pyfunction]
+fn normalize_attack(spec: &str) -> PyResult<String> {
+    let a = parse_attack(&json(spec, "the attack")?)?;
+    let mut out = a.to_json();
+    out["text"] = Json::from(a.to_string());
+    Ok(out.to_string())
+}
+
+/// Aggregate an `n × d` float32 matrix with a strategy.
+#[pyfunction]
+#[pyo3(signature = (updates, strategy, weights=None, f=None, seed=0))]
+fn aggregate<'py>(
+    py: Python<'py>,
+    updates: PyReadonlyArray2<'py, f32>,
+    strategy: &str,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    f: Option<usize>,
+    seed: u64,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let spec = strategy_from(strategy)?;
+    let x = matrix(&updates)?;
+    let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+    let out = py.allow_threads(|| crate::aggregate(x, &spec, w, f, seed))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Apply one update attack to the rows listed in `malicious`; returns the new matrix and what
+/// the attack did (JSON). Adaptive attacks optimise against `strategy` (FedAvg when omitted).
+#[pyfunction]
+#[pyo3(signature = (updates, attack, malicious, strategy=None, weights=None, f=None, seed=0))]
+#[allow(clippy::too_many_arguments)]
+fn apply_attack<'py>(
+    py: Python<'py>,
+    updates: PyReadonlyArray2<'py, f32>,
+    attack: &str,
+    malicious: Vec<usize>,
+    strategy: Option<&str>,
+    weights: Option<PyReadonlyArray1<'py, f64>>,
+    f: Option<usize>,
+    seed: u64,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+    let cfg = parse_attack(&json(attack, "the attack")?)?;
+    let Some(attack) = UpdateAttack::from_config(&cfg)? else {
+        return Err(PyValueError::new_err(format!(
+            "Expected an update attack, got the data attack {} (the trainer applies it to the data)",
+            cfg.name()
+        )));
+    };
+    let x = matrix(&updates)?;
+    let n = x.n();
+    if let Some(bad) = malicious.iter().find(|&&r| r >= n) {
+        return Err(PyValueError::new_err(format!("Expected malicious row indices below n = {n}, got {bad}")));
+    }
+    let strategy = Strategy::new(strategy_from(strategy.unwrap_or("\"FedAvg\""))?)?;
+    let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+    let (m, outcome) = py.allow_threads(|| -> Result<_, VflError> {
+        let mut m = x.to_owned();
+        let honest: Vec<usize> = (0..n).filter(|r| !malicious.contains(r)).collect();
+        let ids: Vec<usize> = (0..n).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let defence_rng = rng.clone();
+        let mut ctx = AttackContext {
+            honest: &honest,
+            malicious: &malicious,
+            client_ids: &ids,
+            rng: &mut rng,
+            defence: Some(Defence { strategy: &strategy, weights: w, f_default: f.or(Some(malicious.len())), rng: &defence_rng }),
+        };
+        let outcome = attack.apply(&mut m, &mut ctx)?;
+        Ok((m, outcome))
+    })?;
+    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok((arr.into_pyarray(py), serde_json::to_string(&outcome).unwrap_or_default()))
+}
+
+/// ALIE's default z for n clients of which f are malicious (Baruch et al., NeurIPS 2019).
+#[pyfunction]
+fn alie_z(n: usize, f: usize) -> PyResult<f64> {
+    Ok(crate::attacks::alie_z(n, f)?)
+}
+
+/// The round orchestrator (see `velocity.Orchestrator` for the typed wrapper).
+#[pyclass(name = "Orchestrator", module = "velocity._core")]
+struct PyOrchestrator {
+    inner: Orchestrator,
+}
+
+#[pymethods]
+impl PyOrchestrator {
+    #[new]
+    #[pyo3(signature = (strategy, attacks, num_clients, num_malicious=0, malicious=None, seed=0))]
+    fn new(
+        strategy: &str,
+        attacks: &str,
+        num_clients: usize,
+        num_malicious: usize,
+        malicious: Option<Vec<usize>>,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let inner = Orchestrator::new(OrchestratorConfig {
+            strategy: strategy_from(strategy)?,
+            attacks: attacks_from(attacks)?,
+            num_clients,
+            malicious,
+            num_malicious,
+            seed,
+        })?;
+        Ok(PyOrchestrator { inner })
+    }
+
+    /// Run one round; returns the round summary as JSON.
+    #[pyo3(signature = (updates, weights=None, client_ids=None))]
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        updates: PyReadonlyArray2<'py, f32>,
+        weights: Option<PyReadonlyArray1<'py, f64>>,
+        client_ids: Option<Vec<usize>>,
+    ) -> PyResult<String> {
+        let x = matrix(&updates)?;
+        let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+        let inner = &mut self.inner;
+        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref()).map(|s| serde_json::to_string(s)))?;
+        summary.map_err(|e| PyValueError::new_err(e.to_string()))
+    }
+
+    #[pyo3(signature = (loss, accuracy=None, round=None))]
+    fn report_metrics(&mut self, loss: f64, accuracy: Option<f64>, round: Option<usize>) -> PyResult<()> {
+        Ok(self.inner.report_metrics(loss, accuracy, round)?)
+    }
+
+    fn history_json(&self) -> String {
+        self.inner.history_json()
+    }
+
+    fn global_model<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<f32>>> {
+        self.inner.global_model().map(|g| PyArray1::from_slice(py, g))
+    }
+
+    fn set_global_model(&mut self, model: PyReadonlyArray1<'_, f32>) -> PyResult<()> {
+        Ok(self.inner.set_global_model(model.as_slice()?.to_vec())?)
+    }
+
+    #[getter]
+    fn malicious_clients(&self) -> Vec<usize> {
+        self.inner.malicious_clients()
+    }
+
+    #[getter]
+    fn strategy(&self) -> String {
+        self.inner.strategy().to_json().to_string()
+    }
+
+    #[getter]
+    fn attacks(&self) -> String {
+        let list: Vec<Json> = self.inner.attack_configs().iter().map(|a| a.to_json()).collect();
+        Json::Array(list).to_string()
+    }
+
+    #[getter]
+    fn num_rounds(&self) -> usize {
+        self.inner.history().len()
+    }
+}
+
+#[pymodule]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(registry, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_strategy, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_attack, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(apply_attack, m)?)?;
+    m.add_function(wrap_pyfunction!(alie_z, m)?)?;
+    m.add_class::<PyOrchestrator>()?;
+    Ok(())
+}

@@ -1,0 +1,480 @@
+//! The one registry: every aggregation rule, pre-aggregator, server optimiser and attack, with its
+//! parameters (type, default, bounds, description) and the paper it comes from. The CLI, the spec
+//! loader, the sweep and the Python typed objects all read this table; adding a component means
+//! adding an entry here and its implementation in Rust, nothing else.
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::error::{Result, VflError};
+use crate::params::{Bound, Default, ParamSpec, ParamType, ParamValue};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Turns the (pre-aggregated) update matrix into one update.
+    Rule,
+    /// Transforms the update matrix before the rule (mixing, bucketing, clipping).
+    PreAggregator,
+    /// Applies the aggregated update to the global model (momentum, adaptive steps).
+    ServerOptimizer,
+    /// Replaces the malicious clients' rows of the update matrix.
+    UpdateAttack,
+    /// Poisons the malicious clients' training data (executed by the Python trainer).
+    DataAttack,
+}
+
+impl Kind {
+    pub fn is_strategy_part(self) -> bool {
+        matches!(self, Kind::Rule | Kind::PreAggregator | Kind::ServerOptimizer)
+    }
+    pub fn is_attack(self) -> bool {
+        matches!(self, Kind::UpdateAttack | Kind::DataAttack)
+    }
+}
+
+/// The declaration of one component.
+#[derive(Debug)]
+pub struct ComponentSpec {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub summary: &'static str,
+    pub reference: &'static str,
+    /// The condition on `n` (clients in the round) and `f` the component needs, in words.
+    pub requires: &'static str,
+    /// Whether the component tolerates NaN/Inf rows (treats them as infinitely far away).
+    pub accepts_non_finite: bool,
+    pub params: &'static [ParamSpec],
+}
+
+impl ComponentSpec {
+    pub fn to_json(&self) -> Json {
+        serde_json::json!({
+            "name": self.name,
+            "kind": self.kind,
+            "summary": self.summary,
+            "reference": self.reference,
+            "requires": self.requires,
+            "accepts_non_finite": self.accepts_non_finite,
+            "params": self.params.iter().map(ParamSpec::to_json).collect::<Vec<_>>(),
+        })
+    }
+}
+
+const fn p(name: &'static str, ty: ParamType, default: Default, min: Bound, max: Bound, description: &'static str) -> ParamSpec {
+    ParamSpec { name, ty, default, min, max, description }
+}
+const fn float(v: f64) -> Default {
+    Default::Value(ParamValue::Float(v))
+}
+const fn int(v: i64) -> Default {
+    Default::Value(ParamValue::Int(v))
+}
+use Bound::{Exclusive as Gt, Inclusive as Ge, Unbounded as Any};
+use ParamType::{Float, Int};
+
+const F_PARAM: ParamSpec = p(
+    "f",
+    Int,
+    Default::Derived,
+    Ge(0.0),
+    Any,
+    "number of Byzantine clients tolerated; defaults to the number of malicious clients in the round",
+);
+
+pub static REGISTRY: &[ComponentSpec] = &[
+    // ---------------------------------------------------------------- aggregation rules
+    ComponentSpec {
+        name: "FedAvg",
+        kind: Kind::Rule,
+        summary: "Mean of the updates weighted by the clients' sample counts.",
+        reference: "McMahan et al., Communication-Efficient Learning of Deep Networks from Decentralized Data, AISTATS 2017",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "FedProx",
+        kind: Kind::Rule,
+        summary: "FedAvg on the server; the clients add the proximal term (mu/2)·||w - w_global||² to their local loss.",
+        reference: "Li et al., Federated Optimization in Heterogeneous Networks, MLSys 2020",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[p("mu", Float, float(0.01), Ge(0.0), Any, "weight of the clients' proximal term")],
+    },
+    ComponentSpec {
+        name: "FedMedian",
+        kind: Kind::Rule,
+        summary: "Coordinate-wise median (mean of the two middle values when n is even); ignores weights.",
+        reference: "Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018",
+        requires: "n >= 1",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "TrimmedMean",
+        kind: Kind::Rule,
+        summary: "Per coordinate, drop the `f` largest and `f` smallest values (or a fraction `beta` per side) and average the rest.",
+        reference: "Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018",
+        requires: "n > 2·trim, where trim = f or floor(beta·n)",
+        accepts_non_finite: true,
+        params: &[
+            F_PARAM,
+            p("beta", Float, Default::Derived, Ge(0.0), Gt(0.5), "fraction trimmed per side; give either f or beta"),
+        ],
+    },
+    ComponentSpec {
+        name: "Krum",
+        kind: Kind::Rule,
+        summary: "The update whose summed squared distance to its n-f-2 nearest neighbours is smallest.",
+        reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
+        requires: "n > 2f + 2",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    ComponentSpec {
+        name: "MultiKrum",
+        kind: Kind::Rule,
+        summary: "Weighted mean of the m updates with the best Krum scores (m defaults to n - f).",
+        reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
+        requires: "n > 2f + 2 and 1 <= m <= n",
+        accepts_non_finite: true,
+        params: &[F_PARAM, p("m", Int, Default::Derived, Ge(1.0), Any, "number of updates averaged; defaults to n - f")],
+    },
+    ComponentSpec {
+        name: "Bulyan",
+        kind: Kind::Rule,
+        summary: "Select θ = n-2f updates by iterated Krum, then per coordinate average the β = θ-2f values closest to the median.",
+        reference: "El Mhamdi, Guerraoui, Rouault, The Hidden Vulnerability of Distributed Learning in Byzantium, ICML 2018",
+        requires: "n >= 4f + 3",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    ComponentSpec {
+        name: "GeometricMedian",
+        kind: Kind::Rule,
+        summary: "Weighted geometric median by the smoothed Weiszfeld algorithm (RFA).",
+        reference: "Pillutla, Kakade, Harchaoui, Robust Aggregation for Federated Learning, IEEE TSP 2022",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[
+            p("nu", Float, float(1e-6), Gt(0.0), Any, "smoothing: distances below nu count as nu"),
+            p("tol", Float, float(1e-6), Gt(0.0), Any, "stop when the smoothed objective changes by less than tol (relative)"),
+            p("max_iter", Int, int(100), Ge(1.0), Any, "maximum Weiszfeld iterations"),
+        ],
+    },
+    ComponentSpec {
+        name: "CenteredClipping",
+        kind: Kind::Rule,
+        summary: "v ← v + mean_i clip_tau(x_i - v), `iters` times, starting from the previous round's aggregate.",
+        reference: "Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[
+            p("tau", Float, float(10.0), Gt(0.0), Any, "clipping radius around the centre"),
+            p("iters", Int, int(1), Ge(1.0), Any, "clipping iterations per round"),
+        ],
+    },
+    // ---------------------------------------------------------------- server optimisers
+    ComponentSpec {
+        name: "FedAvgM",
+        kind: Kind::ServerOptimizer,
+        summary: "Server momentum: v ← momentum·v + Δ; w ← w + server_lr·v.",
+        reference: "Hsu, Qi, Brown, Measuring the Effects of Non-Identical Data Distribution for Federated Visual Classification, 2019",
+        requires: "",
+        accepts_non_finite: false,
+        params: &[
+            p("server_lr", Float, float(1.0), Gt(0.0), Any, "server learning rate"),
+            p("momentum", Float, float(0.9), Ge(0.0), Gt(1.0), "server momentum"),
+        ],
+    },
+    ComponentSpec {
+        name: "FedAdam",
+        kind: Kind::ServerOptimizer,
+        summary: "Adam on the server with the aggregate as pseudo-gradient (no bias correction, as in the paper).",
+        reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
+        requires: "",
+        accepts_non_finite: false,
+        params: &[
+            p("eta", Float, float(0.1), Gt(0.0), Any, "server learning rate"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
+            p("beta_2", Float, float(0.99), Ge(0.0), Gt(1.0), "second-moment decay"),
+            p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
+        ],
+    },
+    ComponentSpec {
+        name: "FedYogi",
+        kind: Kind::ServerOptimizer,
+        summary: "Yogi on the server: v ← v - (1-β2)·Δ²·sign(v - Δ²).",
+        reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
+        requires: "",
+        accepts_non_finite: false,
+        params: &[
+            p("eta", Float, float(0.01), Gt(0.0), Any, "server learning rate"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
+            p("beta_2", Float, float(0.99), Ge(0.0), Gt(1.0), "second-moment decay"),
+            p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
+        ],
+    },
+    ComponentSpec {
+        name: "FedAdagrad",
+        kind: Kind::ServerOptimizer,
+        summary: "Adagrad on the server: v ← v + Δ².",
+        reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
+        requires: "",
+        accepts_non_finite: false,
+        params: &[
+            p("eta", Float, float(0.1), Gt(0.0), Any, "server learning rate"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
+            p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
+        ],
+    },
+    // ---------------------------------------------------------------- pre-aggregators
+    ComponentSpec {
+        name: "NNM",
+        kind: Kind::PreAggregator,
+        summary: "Nearest-neighbour mixing: replace each update by the mean of its n-f nearest updates (itself included).",
+        reference: "Allouah et al., Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity, AISTATS 2023",
+        requires: "n > f",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    ComponentSpec {
+        name: "Bucketing",
+        kind: Kind::PreAggregator,
+        summary: "Shuffle the updates (seeded) and average them in buckets of s.",
+        reference: "Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[p("s", Int, int(2), Ge(1.0), Any, "bucket size")],
+    },
+    ComponentSpec {
+        name: "Clipping",
+        kind: Kind::PreAggregator,
+        summary: "Static L2 clipping: scale every update to norm at most c.",
+        reference: "Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021 (static clipping baseline)",
+        requires: "n >= 1",
+        accepts_non_finite: false,
+        params: &[p("c", Float, Default::Required, Gt(0.0), Any, "clipping threshold (L2 norm)")],
+    },
+    ComponentSpec {
+        name: "ARC",
+        kind: Kind::PreAggregator,
+        summary: "Adaptive robust clipping: clip the floor(2(f/n)(n-f)) largest-norm updates to the next largest norm.",
+        reference: "Allouah et al., Boosting Robustness by Clipping Gradients in Distributed Learning, 2024",
+        requires: "n > f",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    // ---------------------------------------------------------------- update attacks
+    ComponentSpec {
+        name: "gaussian_noise",
+        kind: Kind::UpdateAttack,
+        summary: "Each malicious client adds N(0, sigma²) noise to every coordinate of its update.",
+        reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017 (Gaussian Byzantine workers)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("sigma", Float, float(1.0), Ge(0.0), Any, "standard deviation of the added noise")],
+    },
+    ComponentSpec {
+        name: "sign_flip",
+        kind: Kind::UpdateAttack,
+        summary: "Each malicious client sends -scale times its own update.",
+        reference: "Allen-Zhu et al., Byzantine-Resilient Non-Convex Stochastic Gradient Descent, ICLR 2021; 'bit flipping' in Karimireddy et al., ICLR 2022",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("scale", Float, float(1.0), Ge(0.0), Any, "magnitude of the flipped update")],
+    },
+    ComponentSpec {
+        name: "scaling",
+        kind: Kind::UpdateAttack,
+        summary: "Each malicious client sends factor times its own update (explicit boosting).",
+        reference: "Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("factor", Float, float(10.0), Any, Any, "multiplier of the update")],
+    },
+    ComponentSpec {
+        name: "model_poisoning",
+        kind: Kind::UpdateAttack,
+        summary: "Blend the own update with the boosted reversal -(n/f)·honest mean: (1-intensity)·x + intensity·(-(n/f)·μ).",
+        reference: "Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019 (explicit boosting)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("intensity", Float, float(1.0), Ge(0.0), Any, "0 sends the honest update, 1 the full boosted reversal")],
+    },
+    ComponentSpec {
+        name: "ipm",
+        kind: Kind::UpdateAttack,
+        summary: "Inner-product manipulation: every malicious client sends -epsilon times the honest mean.",
+        reference: "Xie, Koyejo, Gupta, Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product Manipulation, UAI 2019",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("epsilon", Float, float(0.1), Gt(0.0), Any, "strength (0.1 hides inside the honest cloud; 100 reverses the mean)")],
+    },
+    ComponentSpec {
+        name: "alie",
+        kind: Kind::UpdateAttack,
+        summary: "A little is enough: every malicious client sends μ - z·σ (per-coordinate honest mean and population std).",
+        reference: "Baruch, Baruch, Goldberg, A Little Is Enough: Circumventing Defenses For Distributed Learning, NeurIPS 2019",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p(
+            "z",
+            Float,
+            Default::Derived,
+            Any,
+            Any,
+            "deviation in standard deviations; defaults to Φ⁻¹((n-s)/n) with s = floor(n/2) + 1 - f, as in the paper",
+        )],
+    },
+    ComponentSpec {
+        name: "mimic",
+        kind: Kind::UpdateAttack,
+        summary: "Every malicious client copies one honest client's update, over-representing it (harmful under non-IID data).",
+        reference: "Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p(
+            "target",
+            Int,
+            Default::Derived,
+            Ge(0.0),
+            Any,
+            "client id to copy; by default one honest client of the round, drawn from the seed",
+        )],
+    },
+    ComponentSpec {
+        name: "sybil",
+        kind: Kind::UpdateAttack,
+        summary: "Colluding sybils: every malicious client sends the same vector, the mean of their own updates.",
+        reference: "Fung, Yoon, Beschastnikh, The Limitations of Federated Learning in Sybil Settings, RAID 2020",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "nan",
+        kind: Kind::UpdateAttack,
+        summary: "Fault injection: malicious rows are all NaN.",
+        reference: "Fault injection (crash / corrupted-update failures)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "inf",
+        kind: Kind::UpdateAttack,
+        summary: "Fault injection: malicious rows are all +Inf.",
+        reference: "Fault injection (overflowing updates)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "adaptive_ipm",
+        kind: Kind::UpdateAttack,
+        summary: "IPM whose epsilon is line-searched each round to push the defended aggregate furthest from the honest mean.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[
+            p("lower", Float, float(0.1), Gt(0.0), Any, "smallest epsilon tried"),
+            p("upper", Float, float(100.0), Gt(0.0), Any, "largest epsilon tried"),
+            p("steps", Int, int(12), Ge(2.0), Any, "log-spaced candidates between lower and upper"),
+        ],
+    },
+    ComponentSpec {
+        name: "adaptive_alie",
+        kind: Kind::UpdateAttack,
+        summary: "ALIE whose z is line-searched each round to push the defended aggregate furthest from the honest mean.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[
+            p("lower", Float, float(0.1), Gt(0.0), Any, "smallest z tried"),
+            p("upper", Float, float(10.0), Gt(0.0), Any, "largest z tried"),
+            p("steps", Int, int(12), Ge(2.0), Any, "log-spaced candidates between lower and upper"),
+        ],
+    },
+    // ---------------------------------------------------------------- data attacks
+    ComponentSpec {
+        name: "label_flipping",
+        kind: Kind::DataAttack,
+        summary: "Malicious clients train on flipped labels y → (C-1) - y.",
+        reference: "Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "targeted_label_flipping",
+        kind: Kind::DataAttack,
+        summary: "Malicious clients relabel every example of class `source` as class `target`.",
+        reference: "Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[
+            p("source", Int, Default::Required, Ge(0.0), Any, "class whose labels are changed"),
+            p("target", Int, Default::Required, Ge(0.0), Any, "label they are changed to"),
+        ],
+    },
+];
+
+/// Names compare ignoring case, `_`, `-` and spaces: `multi_krum`, `MultiKrum` and `multikrum` agree.
+fn normalise(name: &str) -> String {
+    name.chars().filter(|c| !matches!(c, '_' | '-' | ' ')).flat_map(char::to_lowercase).collect()
+}
+
+/// Look a component up by name, restricted to kinds accepted by `want`; `what` names the role in errors.
+pub fn lookup(name: &str, what: &str, want: impl Fn(Kind) -> bool) -> Result<&'static ComponentSpec> {
+    let key = normalise(name);
+    if let Some(spec) = REGISTRY.iter().find(|c| want(c.kind) && normalise(c.name) == key) {
+        return Ok(spec);
+    }
+    let known: Vec<&str> = REGISTRY.iter().filter(|c| want(c.kind)).map(|c| c.name).collect();
+    if let Some(other) = REGISTRY.iter().find(|c| normalise(c.name) == key) {
+        return Err(VflError::value(format!(
+            "'{}' is a {:?}, not a valid {what}; expected one of: {}",
+            other.name,
+            other.kind,
+            known.join(", ")
+        )));
+    }
+    Err(VflError::value(format!("Unknown {what} '{name}'; expected one of: {}", known.join(", "))))
+}
+
+pub fn registry_json() -> Json {
+    Json::Array(REGISTRY.iter().map(ComponentSpec::to_json).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_lookup_is_forgiving() {
+        for (i, a) in REGISTRY.iter().enumerate() {
+            for b in &REGISTRY[i + 1..] {
+                assert_ne!(normalise(a.name), normalise(b.name));
+            }
+        }
+        assert_eq!(lookup("multi_krum", "rule", |k| k == Kind::Rule).unwrap().name, "MultiKrum");
+        assert_eq!(lookup("SIGN-FLIP", "attack", Kind::is_attack).unwrap().name, "sign_flip");
+        let err = lookup("Krum", "attack", Kind::is_attack).unwrap_err().to_string();
+        assert!(err.contains("not a valid attack"), "{err}");
+        let err = lookup("Krumm", "rule", |k| k == Kind::Rule).unwrap_err().to_string();
+        assert!(err.contains("Unknown rule 'Krumm'") && err.contains("MultiKrum"), "{err}");
+    }
+
+    #[test]
+    fn defaults_satisfy_their_own_bounds() {
+        for c in REGISTRY {
+            for ps in c.params {
+                if let Default::Value(v) = ps.default {
+                    ps.check(c.name, &v.to_json()).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                }
+            }
+        }
+    }
+}

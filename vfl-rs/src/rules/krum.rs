@@ -1,0 +1,106 @@
+//! Krum, MultiKrum and Bulyan: selection by distance scores.
+
+use crate::matrix::{argsort_by_key, map_columns, weighted_mean, Matrix};
+use crate::rules::median::median_in_place;
+
+/// Krum scores of the rows listed in `members` (indices into the `n × n` squared-distance matrix).
+///
+/// Blanchard et al., "Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent",
+/// NeurIPS 2017: score(i) = Σ of the **squared** distances from i to its `r − f − 2` nearest other
+/// members (`r` = number of members). This follows the paper; ByzFL sums over `n − f − 1`
+/// neighbours and the `krum` library uses unsquared distances counting the point itself.
+/// When `r − f − 2 < 1` (late iterations of Bulyan) at least one neighbour is used.
+pub fn krum_scores(dists: &[f64], n: usize, members: &[usize], f: usize) -> Vec<f64> {
+    let r = members.len();
+    let k = r.saturating_sub(f + 2).max(1).min(r.saturating_sub(1));
+    members
+        .iter()
+        .map(|&i| {
+            let mut row: Vec<f64> = members.iter().filter(|&&j| j != i).map(|&j| dists[i * n + j]).collect();
+            row.sort_by(f64::total_cmp);
+            row[..k].iter().sum()
+        })
+        .collect()
+}
+
+/// Position (in `members`) of the best Krum score; ties go to the earliest member.
+pub fn krum_select(dists: &[f64], n: usize, members: &[usize], f: usize) -> usize {
+    let scores = krum_scores(dists, n, members, f);
+    argsort_by_key(&scores)[0]
+}
+
+/// The `m` rows with the lowest Krum scores (ties by index), in score order.
+pub fn multi_krum_select(dists: &[f64], n: usize, f: usize, m: usize) -> Vec<usize> {
+    let members: Vec<usize> = (0..n).collect();
+    let scores = krum_scores(dists, n, &members, f);
+    argsort_by_key(&scores).into_iter().take(m).collect()
+}
+
+/// Weighted mean of the MultiKrum selection (Krum itself is `m = 1`).
+pub fn multi_krum(x: Matrix, w: &[f64], dists: &[f64], f: usize, m: usize) -> Vec<f32> {
+    let chosen = multi_krum_select(dists, x.n(), f, m);
+    let sub = x.select_rows(&chosen);
+    let sw: Vec<f64> = chosen.iter().map(|&i| w[i]).collect();
+    weighted_mean(sub.view(), &sw)
+}
+
+/// Bulyan's selection: `θ = n − 2f` rows chosen by iterated Krum on the remaining rows.
+pub fn bulyan_select(dists: &[f64], n: usize, f: usize) -> Vec<usize> {
+    let theta = n - 2 * f;
+    let mut remaining: Vec<usize> = (0..n).collect();
+    let mut chosen = Vec::with_capacity(theta);
+    while chosen.len() < theta {
+        let pos = if remaining.len() == 1 { 0 } else { krum_select(dists, n, &remaining, f) };
+        chosen.push(remaining.remove(pos));
+    }
+    chosen
+}
+
+/// El Mhamdi, Guerraoui, Rouault, "The Hidden Vulnerability of Distributed Learning in
+/// Byzantium", ICML 2018: iterated Krum selects θ = n − 2f rows; per coordinate, the mean of the
+/// β = θ − 2f selected values closest to their median. Requires n ≥ 4f + 3.
+pub fn bulyan(x: Matrix, dists: &[f64], f: usize) -> Vec<f32> {
+    let chosen = bulyan_select(dists, x.n(), f);
+    let sub = x.select_rows(&chosen);
+    let theta = chosen.len();
+    let beta = theta - 2 * f;
+    map_columns(sub.view(), |col| {
+        let med = median_in_place(col, theta);
+        col.sort_unstable_by(f32::total_cmp);
+        closest_mean(col, med, beta)
+    })
+}
+
+/// Mean of the `beta` values of the sorted slice closest to `m` (a contiguous window around m).
+fn closest_mean(sorted: &[f32], m: f32, beta: usize) -> f32 {
+    let mut right = sorted.partition_point(|v| v.total_cmp(&m).is_lt());
+    let mut left = right; // window is [left, right)
+    while right - left < beta {
+        let take_left = if left == 0 {
+            false
+        } else if right == sorted.len() {
+            true
+        } else {
+            (m as f64 - sorted[left - 1] as f64).abs() <= (sorted[right] as f64 - m as f64).abs()
+        };
+        if take_left {
+            left -= 1;
+        } else {
+            right += 1;
+        }
+    }
+    let s: f64 = sorted[left..right].iter().map(|&v| v as f64).sum();
+    (s / beta as f64) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_window() {
+        let v = [1.0, 2.0, 3.0, 10.0, 11.0];
+        assert_eq!(closest_mean(&v, 3.0, 3), 2.0);
+        assert_eq!(closest_mean(&v, 10.5, 2), 10.5);
+    }
+}

@@ -1,0 +1,143 @@
+//! Aggregation rules: an `n × d` matrix (and client weights) in, one `d` vector out.
+
+pub mod centered_clipping;
+pub mod geometric_median;
+pub mod krum;
+pub mod median;
+
+use crate::error::{Result, VflError};
+use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
+use crate::spec::ComponentConfig;
+
+/// A configured rule. Stateful rules (centered clipping) keep their state here across rounds.
+#[derive(Clone, Debug)]
+pub enum Rule {
+    Mean,
+    Median,
+    TrimmedMean { f: Option<usize>, beta: Option<f64> },
+    Krum { f: Option<usize> },
+    MultiKrum { f: Option<usize>, m: Option<usize> },
+    Bulyan { f: Option<usize> },
+    GeometricMedian { nu: f64, tol: f64, max_iter: usize },
+    CenteredClipping { tau: f64, iters: usize, center: Option<Vec<f32>> },
+}
+
+/// Resolve a rule's `f`: its own parameter, else the caller's default (the orchestrator passes
+/// the number of malicious clients in the round).
+pub(crate) fn resolve_f(name: &str, own: Option<usize>, default: Option<usize>) -> Result<usize> {
+    own.or(default).ok_or_else(|| {
+        VflError::value(format!(
+            "{name} needs f (the number of Byzantine clients): give it as {name}(f=...) or pass f"
+        ))
+    })
+}
+
+impl Rule {
+    pub fn from_config(c: &ComponentConfig) -> Result<Self> {
+        let p = &c.params;
+        Ok(match c.name() {
+            "FedAvg" | "FedProx" => Rule::Mean,
+            "FedMedian" => Rule::Median,
+            "TrimmedMean" => {
+                let (f, beta) = (p.opt_usize("f"), p.opt_f64("beta"));
+                if f.is_some() && beta.is_some() {
+                    return Err(VflError::value("Expected either f or beta for TrimmedMean, got both"));
+                }
+                Rule::TrimmedMean { f, beta }
+            }
+            "Krum" => Rule::Krum { f: p.opt_usize("f") },
+            "MultiKrum" => Rule::MultiKrum { f: p.opt_usize("f"), m: p.opt_usize("m") },
+            "Bulyan" => Rule::Bulyan { f: p.opt_usize("f") },
+            "GeometricMedian" => Rule::GeometricMedian {
+                nu: p.f64("nu"),
+                tol: p.f64("tol"),
+                max_iter: p.usize("max_iter"),
+            },
+            "CenteredClipping" => Rule::CenteredClipping { tau: p.f64("tau"), iters: p.usize("iters"), center: None },
+            other => return Err(VflError::value(format!("{other} is not an aggregation rule"))),
+        })
+    }
+
+    /// Check `n` against the rule's requirement before any work is done.
+    pub fn check(&self, n: usize, f_default: Option<usize>) -> Result<()> {
+        match self {
+            Rule::TrimmedMean { f, beta } => {
+                let trim = Self::trim(n, *f, *beta, f_default)?;
+                if n <= 2 * trim {
+                    return Err(VflError::expected("TrimmedMean", format!("n > 2·trim = {}", 2 * trim), format!("n = {n}")));
+                }
+            }
+            Rule::Krum { f } | Rule::MultiKrum { f, .. } => {
+                let name = if matches!(self, Rule::Krum { .. }) { "Krum" } else { "MultiKrum" };
+                let f = resolve_f(name, *f, f_default)?;
+                if n <= 2 * f + 2 {
+                    return Err(VflError::expected(
+                        format!("{name} with f = {f}"),
+                        format!("n > 2f + 2 = {}", 2 * f + 2),
+                        format!("n = {n}"),
+                    ));
+                }
+                if let Rule::MultiKrum { m: Some(m), .. } = self {
+                    if *m > n {
+                        return Err(VflError::expected("MultiKrum.m", format!("at most n = {n}"), m));
+                    }
+                }
+            }
+            Rule::Bulyan { f } => {
+                let f = resolve_f("Bulyan", *f, f_default)?;
+                if n < 4 * f + 3 {
+                    return Err(VflError::expected(
+                        format!("Bulyan with f = {f}"),
+                        format!("n >= 4f + 3 = {}", 4 * f + 3),
+                        format!("n = {n}"),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn trim(n: usize, f: Option<usize>, beta: Option<f64>, f_default: Option<usize>) -> Result<usize> {
+        match beta {
+            Some(b) => Ok((b * n as f64).floor() as usize),
+            None => resolve_f("TrimmedMean", f, f_default),
+        }
+    }
+
+    pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>) -> Result<Vec<f32>> {
+        let n = x.n();
+        self.check(n, f_default)?;
+        Ok(match self {
+            Rule::Mean => weighted_mean(x, w),
+            Rule::Median => median::coordinate_median(x),
+            Rule::TrimmedMean { f, beta } => {
+                let trim = Self::trim(n, *f, *beta, f_default)?;
+                median::trimmed_mean(x, trim)
+            }
+            Rule::Krum { f } => {
+                let f = resolve_f("Krum", *f, f_default)?;
+                krum::multi_krum(x, w, &pairwise_sq_dists(x), f, 1)
+            }
+            Rule::MultiKrum { f, m } => {
+                let f = resolve_f("MultiKrum", *f, f_default)?;
+                let m = m.unwrap_or(n - f);
+                krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m)
+            }
+            Rule::Bulyan { f } => {
+                let f = resolve_f("Bulyan", *f, f_default)?;
+                krum::bulyan(x, &pairwise_sq_dists(x), f)
+            }
+            Rule::GeometricMedian { nu, tol, max_iter } => geometric_median::geometric_median(x, w, *nu, *tol, *max_iter).0,
+            Rule::CenteredClipping { tau, iters, center } => {
+                let d = x.d();
+                let v = center.get_or_insert_with(|| vec![0.0; d]);
+                if v.len() != d {
+                    return Err(VflError::expected("CenteredClipping's update size (it keeps its centre across rounds)", format!("{} parameters", v.len()), d));
+                }
+                centered_clipping::centered_clipping(x, w, v, *tau, *iters);
+                v.clone()
+            }
+        })
+    }
+}

@@ -1,0 +1,100 @@
+//! A strategy: pre-aggregators, one rule, a server optimiser — built from a `StrategySpec`.
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::{Result, VflError};
+use crate::matrix::{Matrix, OwnedMatrix};
+use crate::preagg::PreAggregator;
+use crate::rules::Rule;
+use crate::server_opt::ServerOptimizer;
+use crate::spec::StrategySpec;
+
+/// What to do with NaN/Inf in the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NonFinite {
+    /// Refuse them with an error when a component cannot take them (the public `aggregate`).
+    Reject,
+    /// Let them through: in a simulated round a NaN attack against FedAvg should poison the
+    /// model, and the run should show it, not stop.
+    Propagate,
+}
+
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    pub spec: StrategySpec,
+    pre: Vec<PreAggregator>,
+    rule: Rule,
+    server: ServerOptimizer,
+}
+
+impl Strategy {
+    pub fn new(spec: StrategySpec) -> Result<Self> {
+        let pre = spec.pre.iter().map(PreAggregator::from_config).collect::<Result<Vec<_>>>()?;
+        let rule = Rule::from_config(&spec.rule)?;
+        let server = ServerOptimizer::from_config(spec.server.as_ref())?;
+        Ok(Strategy { spec, pre, rule, server })
+    }
+
+    fn accepts_non_finite(&self) -> bool {
+        self.spec.pre.iter().all(|c| c.spec.accepts_non_finite) && self.spec.rule.spec.accepts_non_finite
+    }
+
+    /// Pre-aggregate and aggregate one round's updates (the server optimiser is not applied).
+    ///
+    /// `weights` are the clients' sample counts (equal when `None`); `f_default` fills in `f`
+    /// for components that were not given one.
+    pub fn aggregate(
+        &mut self,
+        x: Matrix,
+        weights: Option<&[f64]>,
+        f_default: Option<usize>,
+        rng: &mut ChaCha8Rng,
+        non_finite: NonFinite,
+    ) -> Result<Vec<f32>> {
+        let w = check_weights(weights, x.n())?;
+        if non_finite == NonFinite::Reject && !self.accepts_non_finite() {
+            if let Some((i, j, v)) = x.first_non_finite() {
+                return Err(VflError::value(format!(
+                    "Expected finite updates for {}, got {v} in row {i} at index {j}; \
+                     FedMedian, TrimmedMean, Krum, MultiKrum and Bulyan accept non-finite rows",
+                    self.spec
+                )));
+            }
+        }
+        // Fail on n/f before doing any pre-aggregation work, when the rule sees n rows.
+        if self.pre.is_empty() {
+            self.rule.check(x.n(), f_default)?;
+        }
+        let mut owned: Option<(OwnedMatrix, Vec<f64>)> = None;
+        for p in &self.pre {
+            let (cur, cw) = match &owned {
+                Some((m, cw)) => (m.view(), cw.as_slice()),
+                None => (x, w.as_slice()),
+            };
+            owned = Some(p.apply(cur, cw, f_default, rng)?);
+        }
+        match &owned {
+            Some((m, cw)) => self.rule.aggregate(m.view(), cw, f_default),
+            None => self.rule.aggregate(x, &w, f_default),
+        }
+    }
+
+    /// Move the global model by the aggregate, through the server optimiser.
+    pub fn server_step(&mut self, global: &mut [f32], aggregate: &[f32]) -> Result<()> {
+        self.server.step(global, aggregate)
+    }
+}
+
+fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
+    let Some(w) = weights else { return Ok(vec![1.0; n]) };
+    if w.len() != n {
+        return Err(VflError::expected("weights", format!("{n} values (one per update row)"), format!("{} values", w.len())));
+    }
+    if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
+        return Err(VflError::expected(format!("weights[{i}]"), "a finite value >= 0", v));
+    }
+    if w.iter().sum::<f64>() <= 0.0 {
+        return Err(VflError::expected("weights", "a positive total", 0));
+    }
+    Ok(w.to_vec())
+}
