@@ -1,0 +1,273 @@
+"""Every rule against a plain numpy reference, and the properties robust aggregation promises.
+
+The references follow the papers' definitions (see the docstrings in vfl-rs/src/rules/).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from velocity import aggregate, apply_attack
+
+settings.register_profile("velocity", max_examples=60, deadline=None)
+settings.load_profile("velocity")
+
+finite = st.floats(-100, 100, allow_nan=False, width=32)
+
+
+@st.composite
+def matrices(draw, min_n=1, max_n=12, max_d=24, unique=False):
+    """`unique=True` for rules that select by distance: repeated values make exact ties common,
+    and a tie may be broken differently by a float32 kernel and a float64 reference."""
+    n = draw(st.integers(min_n, max_n))
+    d = draw(st.integers(1, max_d))
+    return draw(arrays(np.float32, (n, d), elements=finite, unique=unique))
+
+
+# ---------------------------------------------------------------- numpy references
+def ref_trimmed_mean(x, t):
+    return np.sort(x.astype(np.float64), axis=0)[t : len(x) - t].mean(axis=0)
+
+
+def ref_sq_dists(x):
+    x = x.astype(np.float64)
+    return ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+
+
+def assume_no_near_tie(key, k):
+    """Selections by distance are defined up to ties; float32 kernels and float64 references may
+    break an exact tie differently, so skip inputs whose k-th and (k+1)-th keys (nearly) tie."""
+    s = np.sort(np.asarray(key, dtype=np.float64))
+    if 0 < k < len(s):
+        gap = abs(s[k] - s[k - 1])
+        # Exact ties are structural (Krum with one neighbour: the closest pair share a score)
+        # and both sides break them by index; only near ties are ambiguous.
+        assume(gap == 0.0 or gap > 1e-5 * (1.0 + abs(s[k])))
+
+
+def ref_krum_scores(x, f, members=None):
+    d2 = ref_sq_dists(x)
+    members = list(range(len(x))) if members is None else members
+    k = min(max(len(members) - f - 2, 1), len(members) - 1)
+    rows = [np.sort([d2[i, j] for j in members if j != i]) for i in members]
+    for r in rows:
+        assume_no_near_tie(r, k)
+    return np.array([r[:k].sum() for r in rows])
+
+
+def ref_multikrum(x, f, m):
+    scores = ref_krum_scores(x, f)
+    assume_no_near_tie(scores, m)
+    order = np.argsort(scores, kind="stable")[:m]
+    return x[order].astype(np.float64).mean(axis=0)
+
+
+def ref_bulyan(x, f):
+    remaining, chosen = list(range(len(x))), []
+    while len(chosen) < len(x) - 2 * f:
+        if len(remaining) == 1:
+            pos = 0
+        else:
+            scores = ref_krum_scores(x, f, remaining)
+            assume_no_near_tie(scores, 1)
+            pos = int(np.argmin(scores))
+        chosen.append(remaining.pop(pos))
+    sel = x[chosen].astype(np.float64)
+    beta = len(chosen) - 2 * f
+    med = np.median(sel, axis=0)
+    out = np.empty(x.shape[1])
+    for j in range(x.shape[1]):
+        col = np.sort(sel[:, j])
+        dist = np.abs(col - med[j])
+        out[j] = col[np.argsort(dist, kind="stable")[:beta]].mean()
+    return out
+
+
+def ref_nnm(x, f):
+    d2 = ref_sq_dists(x)
+    k = len(x) - f
+    out = []
+    for i in range(len(x)):
+        key = d2[i].copy()
+        key[i] = -np.inf
+        assume_no_near_tie(key, k)
+        out.append(x[np.argsort(key, kind="stable")[:k]].astype(np.float64).mean(axis=0))
+    return np.array(out)
+
+
+def ref_centered_clipping(x, tau, iters, v=None):
+    v = np.zeros(x.shape[1]) if v is None else v
+    for _ in range(iters):
+        diff = x.astype(np.float64) - v
+        norms = np.linalg.norm(diff, axis=1)
+        scale = np.minimum(1.0, tau / np.where(norms > 0, norms, 1.0))
+        v = v + (diff * scale[:, None]).mean(axis=0)
+    return v
+
+
+def tol(x):
+    return 1e-4 * (1.0 + np.abs(x).max())
+
+
+# ---------------------------------------------------------------- agreement with the references
+@given(matrices(), st.data())
+def test_fedavg_is_the_weighted_mean(x, data):
+    w = np.array(data.draw(st.lists(st.floats(0.1, 50), min_size=len(x), max_size=len(x))))
+    np.testing.assert_allclose(aggregate(x, "FedAvg", weights=w), np.average(x.astype(np.float64), axis=0, weights=w), atol=tol(x))
+    np.testing.assert_allclose(aggregate(x, "FedProx(mu=0.1)"), x.astype(np.float64).mean(axis=0), atol=tol(x))
+
+
+@given(matrices())
+def test_fedmedian_is_numpys_median(x):
+    np.testing.assert_allclose(aggregate(x, "FedMedian"), np.median(x.astype(np.float64), axis=0), atol=tol(x))
+
+
+@given(matrices(min_n=3), st.data())
+def test_trimmed_mean(x, data):
+    t = data.draw(st.integers(0, (len(x) - 1) // 2))
+    np.testing.assert_allclose(aggregate(x, f"TrimmedMean(f={t})"), ref_trimmed_mean(x, t), atol=tol(x))
+
+
+@given(matrices(min_n=4, unique=True), st.data())
+def test_krum_and_multikrum_follow_the_paper(x, data):
+    f = data.draw(st.integers(0, (len(x) - 3) // 2))
+    m = data.draw(st.integers(1, len(x)))
+    np.testing.assert_allclose(aggregate(x, f"Krum(f={f})"), ref_multikrum(x, f, 1), atol=tol(x))
+    np.testing.assert_allclose(aggregate(x, f"MultiKrum(f={f}, m={m})"), ref_multikrum(x, f, m), atol=tol(x))
+
+
+@given(matrices(min_n=3, max_n=11, unique=True), st.data())
+def test_bulyan(x, data):
+    f = data.draw(st.integers(0, (len(x) - 3) // 4))
+    np.testing.assert_allclose(aggregate(x, f"Bulyan(f={f})"), ref_bulyan(x, f), atol=tol(x))
+
+
+@given(matrices(min_n=2, unique=True), st.data())
+def test_nnm_mixes_nearest_neighbours(x, data):
+    f = data.draw(st.integers(0, len(x) - 1))
+    np.testing.assert_allclose(aggregate(x, f"NNM(f={f}) + FedAvg"), ref_nnm(x, f).mean(axis=0), atol=tol(x))
+
+
+@given(matrices(), st.floats(0.1, 50), st.integers(1, 4))
+def test_centered_clipping(x, tau, iters):
+    got = aggregate(x, f"CenteredClipping(tau={tau}, iters={iters})")
+    np.testing.assert_allclose(got, ref_centered_clipping(x, tau, iters), atol=tol(x))
+
+
+@given(matrices(min_n=2))
+def test_geometric_median_minimises_the_sum_of_distances(x):
+    gm = aggregate(x, "GeometricMedian(nu=1e-9, tol=1e-10, max_iter=500)").astype(np.float64)
+    xd = x.astype(np.float64)
+
+    def cost(z):
+        return np.linalg.norm(xd - z, axis=1).sum()
+
+    best_candidate = min(cost(xd.mean(axis=0)), min(cost(r) for r in xd))
+    assert cost(gm) <= best_candidate * (1 + 1e-4) + 1e-3
+
+
+@given(matrices(), st.floats(0.01, 20))
+def test_static_clipping_bounds_the_norms(x, c):
+    # with equal rows, the aggregate is the clipped row itself
+    row = x[:1]
+    got = aggregate(np.repeat(row, 3, axis=0), f"Clipping(c={c}) + FedAvg")
+    norm = np.linalg.norm(row.astype(np.float64))
+    expected = row[0] * min(1.0, c / norm) if norm > 0 else row[0]
+    np.testing.assert_allclose(got, expected, atol=tol(x))
+    assert np.linalg.norm(aggregate(x, f"Clipping(c={c}) + FedAvg")) <= c * (1 + 1e-5)
+
+
+# ---------------------------------------------------------------- properties
+ORDER_FREE = ["FedAvg", "FedMedian", "TrimmedMean(f=1)", "GeometricMedian", "CenteredClipping(tau=5)", "Clipping(c=3) + FedAvg", "ARC(f=1) + FedAvg"]
+ALL_RULES = [*ORDER_FREE, "Krum(f=1)", "MultiKrum(f=1)", "Bulyan(f=1)", "NNM(f=1) + FedAvg", "Bucketing(s=2) + FedMedian"]
+
+
+@pytest.mark.parametrize("rule", ORDER_FREE)
+@given(x=matrices(min_n=7), seed=st.integers(0, 2**32 - 1))
+def test_permutation_invariance(rule, x, seed):
+    perm = np.random.default_rng(seed).permutation(len(x))
+    np.testing.assert_allclose(aggregate(x, rule), aggregate(x[perm], rule), atol=tol(x))
+
+
+@pytest.mark.parametrize("rule", ALL_RULES)
+@given(row=arrays(np.float32, (1, 9), elements=st.floats(-1, 1, width=32)), n=st.integers(7, 12))
+def test_equal_rows_give_that_row(rule, row, n):
+    x = np.repeat(row, n, axis=0)
+    expected = row[0]
+    if rule.startswith("Clipping"):
+        expected = row[0] * min(1.0, 3 / max(np.linalg.norm(row), 1e-30))
+    elif rule.startswith("CenteredClipping"):
+        expected = row[0] * min(1.0, 5 / max(np.linalg.norm(row), 1e-30))
+    np.testing.assert_allclose(aggregate(x, rule), expected, atol=1e-5)
+
+
+@given(matrices(min_n=2, max_n=6), st.data())
+def test_integer_weights_equal_repeated_rows(x, data):
+    counts = np.array(data.draw(st.lists(st.integers(1, 4), min_size=len(x), max_size=len(x))))
+    repeated = np.repeat(x, counts, axis=0)
+    for rule in ("FedAvg", "GeometricMedian", "CenteredClipping(tau=2)"):
+        np.testing.assert_allclose(aggregate(x, rule, weights=counts), aggregate(repeated, rule), atol=10 * tol(x), err_msg=rule)
+
+
+@pytest.mark.parametrize("rule", ["FedMedian", "TrimmedMean", "Bulyan", "Krum", "MultiKrum", "NNM + TrimmedMean"])
+@given(data=st.data())
+def test_robust_rules_stay_within_the_honest_rows(rule, data):
+    """With f arbitrary rows (any magnitude, NaN, Inf), coordinate-wise rules stay inside the honest
+    rows' coordinate range; Krum-type rules stay within their bounding box expanded by the honest spread."""
+    f = data.draw(st.integers(1, 2))
+    n = 4 * f + 3
+    d = data.draw(st.integers(1, 10))
+    honest = data.draw(arrays(np.float32, (n - f, d), elements=st.floats(-1, 1, width=32)))
+    evil = data.draw(arrays(np.float32, (f, d), elements=st.floats(width=32)))
+    x = np.concatenate([honest, evil])
+    x = x[np.random.default_rng(data.draw(st.integers(0, 1000))).permutation(n)]
+    spec = {
+        "FedMedian": "FedMedian",
+        "TrimmedMean": f"TrimmedMean(f={f})",
+        "Bulyan": f"Bulyan(f={f})",
+        "Krum": f"Krum(f={f})",
+        "MultiKrum": f"MultiKrum(f={f})",
+        "NNM + TrimmedMean": f"NNM(f={f}) + TrimmedMean(f={f})",
+    }[rule]
+    out = aggregate(x, spec)
+    lo, hi = honest.min(axis=0), honest.max(axis=0)
+    # Coordinate-wise rules stay inside the honest range exactly. Distance-based rules can pick
+    # a Byzantine row only if it lies close to the honest ones: allow twice the honest spread.
+    slack = 0.0 if rule in ("FedMedian", "TrimmedMean", "Bulyan") else 2.0 * float((hi - lo).max()) + 1e-6
+    assert np.all(np.isfinite(out))
+    assert np.all(out >= lo - slack - 1e-5) and np.all(out <= hi + slack + 1e-5)
+
+
+# ---------------------------------------------------------------- attacks, pinned by hand
+def test_alie_is_mu_minus_z_sigma_with_the_papers_z():
+    x = np.array([[1.0, 2.0], [3.0, 2.0], [5.0, 8.0], [0.0, 0.0], [0.0, 0.0]], dtype=np.float32)
+    honest = x[:3].astype(np.float64)
+    out, info = apply_attack(x, "alie", malicious=[3, 4])
+    # n = 5, f = 2: s = floor(5/2) + 1 - 2 = 1, z = Φ⁻¹(4/5) = 0.841621
+    assert info["strength"] == pytest.approx(0.8416212335729143)
+    expected = honest.mean(0) - 0.8416212335729143 * honest.std(0)  # population std (ddof=0)
+    np.testing.assert_allclose(out[3], expected, rtol=1e-6)
+    np.testing.assert_allclose(out[4], expected, rtol=1e-6)
+    np.testing.assert_array_equal(out[:3], x[:3])
+
+
+def test_ipm_and_sign_flip_by_hand():
+    x = np.array([[1.0, -2.0], [3.0, 4.0], [9.0, 9.0]], dtype=np.float32)
+    out, _ = apply_attack(x, "ipm(epsilon=0.5)", malicious=[2])
+    np.testing.assert_allclose(out[2], [-1.0, -0.5])
+    out, _ = apply_attack(x, "sign_flip(scale=3)", malicious=[2])
+    np.testing.assert_allclose(out[2], [-27.0, -27.0])
+
+
+def test_gaussian_noise_really_adds_noise():
+    x = np.zeros((4, 20000), dtype=np.float32)
+    out, _ = apply_attack(x, "gaussian_noise(sigma=2.0)", malicious=[1, 3], seed=5)
+    assert out[1].std() == pytest.approx(2.0, rel=0.03) and out[3].std() == pytest.approx(2.0, rel=0.03)
+    assert not np.array_equal(out[1], out[3])
+    np.testing.assert_array_equal(out[[0, 2]], 0.0)
+    # the FedAvg aggregate carries the noise: std of the mean = sigma * sqrt(f) / n = 2 * sqrt(2) / 4
+    assert aggregate(out, "FedAvg").std() == pytest.approx(2 * np.sqrt(2) / 4, rel=0.05)
