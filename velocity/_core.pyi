@@ -1,0 +1,67 @@
+"""Type stubs for the compiled core (vfl-rs/src/python.rs). Structured values cross as JSON text."""
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def registry() -> str:
+    """Every registered component as a JSON list (name, kind, summary, reference, requires, params)."""
+
+def normalize_strategy(spec: str) -> str:
+    """Validate a strategy given as JSON (text, table or list); return its canonical JSON."""
+
+def normalize_attack(spec: str) -> str:
+    """Validate one attack given as JSON; return its canonical JSON."""
+
+def aggregate(
+    updates: npt.NDArray[np.float32],
+    strategy: str,
+    weights: npt.NDArray[np.float64] | None = None,
+    f: int | None = None,
+    seed: int = 0,
+) -> npt.NDArray[np.float32]:
+    """Aggregate a C-contiguous ``n × d`` float32 matrix (read in place, GIL released)."""
+
+def apply_attack(
+    updates: npt.NDArray[np.float32],
+    attack: str,
+    malicious: list[int],
+    strategy: str | None = None,
+    weights: npt.NDArray[np.float64] | None = None,
+    f: int | None = None,
+    seed: int = 0,
+) -> tuple[npt.NDArray[np.float32], str]:
+    """Apply one update attack to the listed rows of a copy; returns the matrix and the outcome JSON."""
+
+def alie_z(n: int, f: int) -> float: ...
+
+class Orchestrator:
+    def __init__(
+        self,
+        strategy: str,
+        attacks: str,
+        num_clients: int,
+        num_malicious: int = 0,
+        malicious: list[int] | None = None,
+        seed: int = 0,
+    ) -> None: ...
+    def step(
+        self,
+        updates: npt.NDArray[np.float32],
+        weights: npt.NDArray[np.float64] | None = None,
+        client_ids: list[int] | None = None,
+    ) -> str:
+        """Run one round; returns the round summary as JSON."""
+    def report_metrics(self, loss: float, accuracy: float | None = None, round: int | None = None) -> None: ...
+    def history_json(self) -> str: ...
+    def global_model(self) -> npt.NDArray[np.float32] | None: ...
+    def set_global_model(self, model: npt.NDArray[np.float32]) -> None: ...
+    @property
+    def malicious_clients(self) -> list[int]: ...
+    @property
+    def strategy(self) -> str: ...
+    @property
+    def attacks(self) -> str: ...
+    @property
+    def num_rounds(self) -> int: ...
