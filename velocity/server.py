@@ -1,0 +1,201 @@
+"""The federated server loop: sample clients, train them locally, aggregate through the Rust
+orchestrator (attacks + strategy), evaluate the new global model, record the round."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+from torch.nn.utils import vector_to_parameters
+
+from velocity.models import build_model
+from velocity.orchestrator import AttackOutcome, Orchestrator
+from velocity.training import (
+    ClientBatchPlan,
+    LocalTrainingConfig,
+    evaluate,
+    flatten_params,
+    poison_labels,
+    train_clients_batched,
+    train_clients_loop,
+)
+
+
+class FederatedData(Protocol):
+    """What the server needs from a data set (``velocity.data.FederatedDataset`` provides it)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    client_indices: Sequence[np.ndarray]
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round as measured: the loss and accuracy of the new global model on the test set."""
+
+    round: int
+    client_ids: tuple[int, ...]
+    num_clients: int
+    num_malicious: int
+    global_loss: float
+    accuracy: float
+    attack_distance: float
+    attacks: tuple[AttackOutcome, ...]
+    train_ms: float
+    aggregate_ms: float
+    eval_ms: float
+    round_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["client_ids"] = list(self.client_ids)
+        d["attacks"] = [dataclasses.asdict(a) for a in self.attacks]
+        return d
+
+
+def _clients_per_round(value: int | float | None, num_clients: int) -> int:
+    if value is None:
+        return num_clients
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"Expected clients_per_round as a count or a fraction, got {value!r}")
+    if isinstance(value, float) and 0 < value <= 1:
+        return max(1, round(value * num_clients))
+    if isinstance(value, int) and 1 <= value <= num_clients:
+        return value
+    raise ValueError(f"Expected clients_per_round as a count in 1..{num_clients} or a fraction in (0, 1], got {value!r}")
+
+
+class FederatedServer:
+    """Runs federated rounds on a partitioned data set with a PyTorch model.
+
+    Parameters
+    ----------
+    data
+        A partitioned data set (``velocity.data.load_federated(...)``).
+    model_id
+        See :func:`velocity.models.list_models`.
+    strategy, attacks
+        As for :class:`velocity.Orchestrator`. With ``FedProx(mu=...)`` the clients add the
+        proximal term.
+    malicious_fraction
+        Share of the federation that is malicious (rounded to a count; the ids come from ``seed``).
+    clients_per_round
+        Clients trained per round: a count, a fraction of the federation, or all (``None``).
+    local
+        Local SGD settings.
+    batched
+        Train the sampled clients together with ``torch.func.vmap`` (default) or one by one.
+    seed
+        Drives the model initialisation, the malicious clients, client sampling and batching.
+    """
+
+    def __init__(
+        self,
+        data: FederatedData,
+        *,
+        model_id: str = "mlp",
+        strategy: Any = "FedAvg",
+        attacks: Any = None,
+        malicious_fraction: float = 0.0,
+        clients_per_round: int | float | None = None,
+        local: LocalTrainingConfig | None = None,
+        batched: bool = True,
+        seed: int = 0,
+    ) -> None:
+        self.data = data
+        num_clients = len(data.client_indices)
+        if not 0.0 <= malicious_fraction <= 1.0:
+            raise ValueError(f"Expected malicious_fraction in [0, 1], got {malicious_fraction!r}")
+        self.orchestrator = Orchestrator(
+            strategy,
+            attacks=attacks,
+            num_clients=num_clients,
+            num_malicious=round(malicious_fraction * num_clients),
+            seed=seed,
+        )
+        local = local or LocalTrainingConfig()
+        rule = self.orchestrator.strategy.rule
+        if rule.name == "FedProx" and local.mu == 0:
+            local = dataclasses.replace(local, mu=float(rule.params["mu"]))
+        self.local = local
+        self.clients_per_round = _clients_per_round(clients_per_round, num_clients)
+        self.batched = batched
+        self.seed = seed
+        self.model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed)
+        self.orchestrator.global_model = flatten_params(self.model).numpy()
+        self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
+        self._sampler = np.random.default_rng([seed, 0x5A3F])
+        self._y_train = self._poisoned_labels()
+        self.initial_loss, self.initial_accuracy = evaluate(self.model, data.x_test, data.y_test)
+        self.history: list[RoundRecord] = []
+
+    def _poisoned_labels(self) -> torch.Tensor:
+        """Training labels with the data attacks applied to the malicious clients' examples, once."""
+        attacks = self.orchestrator.data_attacks
+        if not attacks:
+            return self.data.y_train
+        y = self.data.y_train.clone()
+        for cid in self.orchestrator.malicious_clients:
+            idx = torch.from_numpy(np.asarray(self.data.client_indices[cid], dtype=np.int64))
+            y[idx] = poison_labels(y[idx], attacks, self.data.num_classes)
+        return y
+
+    @property
+    def malicious_clients(self) -> list[int]:
+        return self.orchestrator.malicious_clients
+
+    def run_round(self) -> RoundRecord:
+        start = time.perf_counter()
+        rnd = len(self.history) + 1
+        n = len(self.data.client_indices)
+        ids = np.sort(self._sampler.choice(n, size=self.clients_per_round, replace=False))
+        plan = ClientBatchPlan.make(
+            [self.data.client_indices[i] for i in ids], self.local, seed=self.seed, round=rnd, client_ids=ids.tolist()
+        )
+        global_params = torch.from_numpy(self.orchestrator.global_model)
+        train = train_clients_batched if self.batched else train_clients_loop
+        updates = train(self.model, global_params, self.data.x_train, self._y_train, plan, self.local)
+        t_train = time.perf_counter()
+
+        summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist())
+        t_agg = time.perf_counter()
+
+        vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self.model.parameters())
+        loss, acc = evaluate(self.model, self.data.x_test, self.data.y_test)
+        self.orchestrator.report_metrics(loss, acc)
+        end = time.perf_counter()
+
+        record = RoundRecord(
+            round=rnd,
+            client_ids=tuple(int(i) for i in ids),
+            num_clients=summary.num_clients,
+            num_malicious=summary.num_malicious,
+            global_loss=loss,
+            accuracy=acc,
+            attack_distance=summary.attack_distance,
+            attacks=summary.attacks,
+            train_ms=(t_train - start) * 1e3,
+            aggregate_ms=(t_agg - t_train) * 1e3,
+            eval_ms=(end - t_agg) * 1e3,
+            round_ms=(end - start) * 1e3,
+        )
+        self.history.append(record)
+        return record
+
+    def run(self, rounds: int, *, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
+        """Run ``rounds`` more rounds; ``on_round`` is called with each finished round."""
+        if not isinstance(rounds, int) or rounds < 0:
+            raise ValueError(f"Expected rounds as an integer >= 0, got {rounds!r}")
+        for _ in range(rounds):
+            record = self.run_round()
+            if on_round is not None:
+                on_round(record)
+        return self.history

@@ -1,0 +1,16 @@
+"""Local training of federated clients: a reference loop and a batched (vmap) trainer."""
+
+from velocity.training.config import LocalTrainingConfig
+from velocity.training.data_attacks import poison_labels
+from velocity.training.evaluate import evaluate
+from velocity.training.local import ClientBatchPlan, flatten_params, train_clients_batched, train_clients_loop
+
+__all__ = [
+    "ClientBatchPlan",
+    "LocalTrainingConfig",
+    "flatten_params",
+    "poison_labels",
+    "evaluate",
+    "train_clients_batched",
+    "train_clients_loop",
+]

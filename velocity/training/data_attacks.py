@@ -1,0 +1,29 @@
+"""Data-side attacks, declared in the Rust registry and executed here on the clients' labels."""
+
+from __future__ import annotations
+
+import torch
+
+from velocity.specs import AttackSpec
+
+
+def poison_labels(y: torch.Tensor, attacks: list[AttackSpec], num_classes: int) -> torch.Tensor:
+    """Apply every data attack in ``attacks`` to a malicious client's labels (a new tensor).
+
+    - ``label_flipping``: y → (C − 1) − y (Tolpegin et al., ESORICS 2020). Deterministic, so the
+      attack is the same every epoch (an unseeded per-batch permutation would silently weaken it).
+    - ``targeted_label_flipping(source, target)``: every ``source`` label becomes ``target``.
+    """
+    out = y.clone()
+    for a in attacks:
+        if a.name == "label_flipping":
+            out = (num_classes - 1) - out
+        elif a.name == "targeted_label_flipping":
+            src, dst = int(a.params["source"]), int(a.params["target"])
+            for v, what in ((src, "source"), (dst, "target")):
+                if not 0 <= v < num_classes:
+                    raise ValueError(f"Expected targeted_label_flipping.{what} in 0..{num_classes - 1}, got {v}")
+            out = torch.where(out == src, torch.tensor(dst, dtype=out.dtype), out)
+        elif a.is_data_attack:
+            raise ValueError(f"Data attack {a.name!r} has no implementation in the trainer")
+    return out

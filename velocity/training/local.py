@@ -1,0 +1,139 @@
+"""Local client training.
+
+Both trainers take the same :class:`ClientBatchPlan` — the exact minibatches (global indices into
+the training tensors) every client visits this round — so they compute the same updates:
+
+- :func:`train_clients_loop` trains one client after another with ``torch.optim.SGD``; it is the
+  reference.
+- :func:`train_clients_batched` trains all clients at once: the parameters of the ``k`` clients
+  are stacked and one ``torch.func.vmap``-ed gradient step advances every client. Clients with
+  fewer batches are padded (masked examples, frozen parameters once their own plan is done).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, grad, vmap
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from velocity.training.config import LocalTrainingConfig
+
+
+@dataclass(frozen=True)
+class ClientBatchPlan:
+    """``batches[i]`` is client i's ordered list of minibatches (int64 index tensors into x/y)."""
+
+    batches: tuple[tuple[torch.Tensor, ...], ...]
+
+    @property
+    def num_clients(self) -> int:
+        return len(self.batches)
+
+    @classmethod
+    def make(
+        cls,
+        client_indices: Sequence[np.ndarray],
+        cfg: LocalTrainingConfig,
+        *,
+        seed: int,
+        round: int,
+        client_ids: Sequence[int],
+    ) -> ClientBatchPlan:
+        """Shuffle each client's examples every local epoch with a generator seeded by
+        (seed, round, client id), so the plan does not depend on which other clients were sampled."""
+        plans = []
+        for cid, idx in zip(client_ids, client_indices):
+            rng = np.random.default_rng([seed, round, int(cid)])
+            batches = []
+            for _ in range(cfg.local_epochs):
+                perm = np.asarray(idx)[rng.permutation(len(idx))]
+                batches += [torch.from_numpy(perm[s : s + cfg.batch_size].astype(np.int64)) for s in range(0, len(perm), cfg.batch_size)]
+            plans.append(tuple(batches))
+        return cls(tuple(plans))
+
+
+def flatten_params(model: nn.Module) -> torch.Tensor:
+    """The model's parameters as one float32 vector (the layout every update row uses)."""
+    return parameters_to_vector(model.parameters()).detach()
+
+
+def train_clients_loop(
+    model: nn.Module, global_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: ClientBatchPlan, cfg: LocalTrainingConfig
+) -> torch.Tensor:
+    """Reference trainer: one client at a time. Returns the ``k × d`` updates (local − global)."""
+    updates = torch.empty(plan.num_clients, global_params.numel(), dtype=torch.float32)
+    for i, batches in enumerate(plan.batches):
+        local = copy.deepcopy(model)
+        # vector_to_parameters makes the parameters views of the vector: clone so the in-place
+        # optimiser steps cannot write into the global model.
+        vector_to_parameters(global_params.clone(), local.parameters())
+        params = list(local.parameters())
+        anchor = [p.detach().clone() for p in params]
+        opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        for idx in batches:
+            opt.zero_grad()
+            loss = F.cross_entropy(local(x[idx]), y[idx])
+            if cfg.mu > 0:
+                loss = loss + cfg.mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+            loss.backward()
+            opt.step()
+        updates[i] = flatten_params(local) - global_params
+    return updates
+
+
+def train_clients_batched(
+    model: nn.Module, global_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: ClientBatchPlan, cfg: LocalTrainingConfig
+) -> torch.Tensor:
+    """All clients at once with ``torch.func``; same updates as :func:`train_clients_loop`."""
+    k = plan.num_clients
+    template = copy.deepcopy(model)
+    vector_to_parameters(global_params.clone(), template.parameters())
+    names = [n for n, _ in template.named_parameters()]
+    anchor = {n: p.detach() for n, p in template.named_parameters()}
+    params = {n: p.unsqueeze(0).repeat(k, *([1] * p.dim())) for n, p in anchor.items()}
+    momentum = {n: torch.zeros_like(p) for n, p in params.items()} if cfg.momentum > 0 else None
+
+    steps = max((len(b) for b in plan.batches), default=0)
+    bsz = cfg.batch_size
+    # Padded global indices and masks, (k, steps, bsz): one gather per step for every client.
+    index = torch.zeros(k, steps, bsz, dtype=torch.int64)
+    mask = torch.zeros(k, steps, bsz, dtype=torch.float32)
+    for i, batches in enumerate(plan.batches):
+        for t, idx in enumerate(batches):
+            index[i, t, : len(idx)] = idx
+            mask[i, t, : len(idx)] = 1.0
+    active = mask.sum(dim=2) > 0  # (k, steps)
+
+    def loss_fn(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:
+        per_example = F.cross_entropy(functional_call(template, p, (xb,)), yb, reduction="none")
+        loss = (per_example * mb).sum() / mb.sum().clamp_min(1.0)
+        if cfg.mu > 0:
+            loss = loss + cfg.mu / 2 * sum(((p[n] - anchor[n]) ** 2).sum() for n in names)
+        return loss
+
+    step_grads = vmap(grad(loss_fn))
+    with torch.no_grad():
+        for t in range(steps):
+            idx = index[:, t]
+            grads = step_grads(params, x[idx], y[idx], mask[:, t])
+            on = active[:, t]
+            for n in names:
+                g = grads[n]
+                if cfg.weight_decay > 0:
+                    g = g + cfg.weight_decay * params[n]
+                shape = (k,) + (1,) * (g.dim() - 1)
+                live = on.view(shape)
+                if momentum is not None:
+                    # torch.optim.SGD: buf = g on the first step, momentum·buf + g after; with a zero
+                    # buffer both read momentum·buf + g.
+                    momentum[n] = torch.where(live, cfg.momentum * momentum[n] + g, momentum[n])
+                    g = momentum[n]
+                params[n] = torch.where(live, params[n] - cfg.lr * g, params[n])
+    return torch.cat([params[n].reshape(k, -1) for n in names], dim=1) - global_params
