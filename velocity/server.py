@@ -93,6 +93,10 @@ class FederatedServer:
         Local SGD settings.
     batched
         Train the sampled clients together with ``torch.func.vmap`` (default) or one by one.
+    client_momentum
+        Worker momentum β across rounds: each client sends m ← β·m + (1 − β)·Δ instead of its
+        update Δ (Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust
+        Optimization", ICML 2021, where centered clipping is evaluated with β = 0.9). 0 disables it.
     seed
         Drives the model initialisation, the malicious clients, client sampling and batching.
     """
@@ -108,9 +112,14 @@ class FederatedServer:
         clients_per_round: int | float | None = None,
         local: LocalTrainingConfig | None = None,
         batched: bool = True,
+        client_momentum: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.data = data
+        if not 0.0 <= client_momentum < 1.0:
+            raise ValueError(f"Expected client_momentum in [0, 1), got {client_momentum!r}")
+        self.client_momentum = client_momentum
+        self._momentum: dict[int, torch.Tensor] = {}
         num_clients = len(data.client_indices)
         if not 0.0 <= malicious_fraction <= 1.0:
             raise ValueError(f"Expected malicious_fraction in [0, 1], got {malicious_fraction!r}")
@@ -163,6 +172,8 @@ class FederatedServer:
         global_params = torch.from_numpy(self.orchestrator.global_model)
         train = train_clients_batched if self.batched else train_clients_loop
         updates = train(self.model, global_params, self.data.x_train, self._y_train, plan, self.local)
+        if self.client_momentum > 0:
+            updates = self._apply_client_momentum(ids, updates)
         t_train = time.perf_counter()
 
         summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist())
@@ -189,6 +200,17 @@ class FederatedServer:
         )
         self.history.append(record)
         return record
+
+    def _apply_client_momentum(self, ids: np.ndarray, updates: torch.Tensor) -> torch.Tensor:
+        """Each client's momentum persists across the rounds it takes part in (zero at first)."""
+        beta = self.client_momentum
+        out = torch.empty_like(updates)
+        for row, cid in enumerate(ids.tolist()):
+            prev = self._momentum.get(cid)
+            m = (1 - beta) * updates[row] if prev is None else beta * prev + (1 - beta) * updates[row]
+            self._momentum[cid] = m
+            out[row] = m
+        return out
 
     def run(self, rounds: int, *, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
         """Run ``rounds`` more rounds; ``on_round`` is called with each finished round."""
