@@ -1,0 +1,79 @@
+"""RunSpec and the experiment loader: one validated list from TOML, grids and flags."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from velocity.sweep import RunSpec, SpecError, grid, load_experiment
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "experiment.toml"
+
+
+def test_the_example_experiment_loads():
+    specs = load_experiment(EXAMPLE)
+    assert [s.label for s in specs] == ["baseline-fedavg", "fedmedian-baseline", "fedavg-under-poisoning", "fedmedian-under-poisoning"]
+    poisoned = specs[2]
+    assert poisoned.attacks == ("model_poisoning(intensity=0.5)",)
+    assert (poisoned.rounds, poisoned.dataset, poisoned.storage, poisoned.min_clients) == (10, "digits", "local://checkpoints", 10)
+    assert specs[0].attacks == () and specs[0].malicious_fraction == 0
+
+
+def test_grid_expands_and_pairs_seeds():
+    specs = grid(strategies=["FedAvg", "Krum(f=2)"], attacks=["none", "sign_flip"], alphas=[0.1, math.inf], seeds=2, rounds=3, seed=7)
+    assert len(specs) == 16
+    assert {s.seed for s in specs} == {7, 8}
+    # the same repetition of every configuration shares its seed
+    assert {s.seed for s in specs if s.strategy == "FedAvg" and s.attacks == () and s.alpha == 0.1} == {7, 8}
+    clean = [s for s in specs if not s.attacks]
+    assert all(s.malicious_fraction == 0 for s in clean)
+    assert all(s.partition == "dirichlet" for s in specs)
+    assert specs[0].label == "FedAvg | none | α=0.1 | seed=7"
+    # the hash ignores the name, the seed changes it
+    a, b = specs[0], specs[0].model_copy(update={"name": "x"})
+    assert a.spec_hash == b.spec_hash
+    assert a.spec_hash != specs[1].spec_hash
+
+
+def test_matrix_form_in_toml(tmp_path):
+    f = tmp_path / "m.toml"
+    f.write_text('[shared]\nrounds = 2\n\n[matrix]\nstrategies = ["FedAvg", "FedMedian"]\nattacks = ["none", {type = "ipm", epsilon = 10.0}]\nalphas = [0.5, inf]\nseeds = [0, 5]\n')
+    specs = load_experiment(f)
+    assert len(specs) == 16
+    assert {s.attack_label for s in specs} == {"none", "ipm(epsilon=10.0)"}
+    assert {s.alpha_label for s in specs} == {"0.5", "inf"}
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[[runs]]\nname = "a"\nstrategy = "Krumm"\n', r"run 1 \('a'\), key 'strategy': Unknown strategy component 'Krumm'"),
+        ('[[runs]]\nname = "a"\nrounds = 3\nfoo = 1\n', r"run 1 \('a'\), key 'foo': unknown key; expected one of: name, dataset"),
+        ('[[runs]]\npartition = "circles"\n', r"key 'partition': Input should be 'iid', 'shard', 'dirichlet' or 'pathological', got 'circles'"),
+        ('[[runs]]\npartition = "dirichlet"\n', r"Expected alpha for the dirichlet partition, got none"),
+        ('[[runs]]\nattacks = ["sign_flip"]\n', r"Expected malicious_fraction > 0 with attacks \['sign_flip'\], got 0"),
+        ('[[runs]]\nmodel_id = "resnet"\n', r"key 'model_id': Unknown model_id 'resnet'"),
+        ('[runs]\nx = 1\n', r"expected \[\[runs\]\] to be an array of tables"),
+        ('[shared]\nrounds = 1\n', r"no runs: add \[\[runs\]\] or a \[matrix\]"),
+        ('[sharde]\nrounds = 1\n', r"unknown top-level key 'sharde'"),
+        ('[[runs]\nname = 1\n', r"malformed TOML"),
+        ('[[runs]]\nname = "a"\n[[runs]]\nname = "a"\n', r"runs 1 and 2 are both named 'a'"),
+        ('[matrix]\nstrategy = ["FedAvg"]\n', r"unknown key 'strategy' in \[matrix\]"),
+        ('[[runs]]\nstrategy = "Krum(f=2)"\nattacks = [{type = "alie", z = "big"}]\nmalicious_fraction = 0.2\n', r"key 'attacks': Expected a number for alie.z"),
+    ],
+)
+def test_bad_experiments_name_the_file_the_run_and_the_key(tmp_path, toml, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(toml)
+    with pytest.raises(SpecError, match=message) as info:
+        load_experiment(f)
+    assert str(f) in str(info.value)
+
+
+def test_runspec_is_strict_and_canonical():
+    s = RunSpec(strategy={"name": "krum", "f": 2}, attacks=[{"type": "SignFlip", "scale": 2}], malicious_fraction=0.2)
+    assert s.strategy == "Krum(f=2)" and s.attacks == ("sign_flip(scale=2.0)",)
+    with pytest.raises(ValueError, match="min_clients <= num_clients"):
+        RunSpec(num_clients=5, min_clients=6)

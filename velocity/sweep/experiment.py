@@ -1,0 +1,167 @@
+"""Turning experiment files, CLI flags and Python grids into one list of ``RunSpec``.
+
+TOML layout::
+
+    [shared]                      # keys every run starts from
+    dataset = "digits"
+    rounds = 10
+
+    [[runs]]                      # explicit runs override shared keys
+    name = "fedavg-under-poisoning"
+    strategy = "FedAvg"
+    malicious_fraction = 0.2
+    [[runs.attacks]]
+    type = "model_poisoning"
+    intensity = 0.5
+
+    [matrix]                      # and/or a grid expanded over shared
+    strategies = ["FedAvg", "FedMedian"]
+    attacks = ["none", "sign_flip"]
+    alphas = [0.1, 1.0, inf]
+    seeds = 3                     # a count (seed, seed+1, ...) or a list
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pydantic import ValidationError
+
+from velocity.sweep.spec import RunSpec
+
+TOP_LEVEL_KEYS = ("shared", "runs", "matrix")
+MATRIX_KEYS = ("strategies", "attacks", "alphas", "seeds")
+
+
+class SpecError(ValueError):
+    """A spec that cannot run; the message names the source, the run and the key."""
+
+
+def _explain(err: ValidationError, where: str) -> SpecError:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(run)"
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            known = ", ".join(RunSpec.model_fields)
+            msg = f"unknown key; expected one of: {known}"
+        elif e["type"] in ("literal_error",):
+            msg = f"{msg}, got {e['input']!r}"
+        lines.append(f"{where}, key '{key}': {msg}")
+    return SpecError("\n".join(lines))
+
+
+def build_spec(values: dict[str, Any], where: str) -> RunSpec:
+    """Validate one run's keys; errors say where the run came from."""
+    try:
+        return RunSpec(**values)
+    except ValidationError as e:
+        raise _explain(e, where) from None
+    except (ValueError, TypeError) as e:
+        raise SpecError(f"{where}: {e}") from None
+
+
+def _seeds(seeds: int | Sequence[int], base: int) -> list[int]:
+    if isinstance(seeds, bool):
+        raise SpecError(f"Expected seeds as a count or a list of integers, got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise SpecError(f"Expected seeds >= 1, got {seeds}")
+        return [base + r for r in range(seeds)]
+    return [int(s) for s in seeds]
+
+
+def _attack_sets(attacks: Iterable[Any]) -> list[Any]:
+    """Each grid entry is one attack (text or table), a list of attacks, or "none"."""
+    out = []
+    for a in attacks:
+        if isinstance(a, str) and a.strip().lower() == "none":
+            out.append([])
+        else:
+            out.append(a)
+    return out
+
+
+def grid(
+    *,
+    strategies: Sequence[Any] = ("FedAvg",),
+    attacks: Sequence[Any] = ("none",),
+    alphas: Sequence[float | None] = (None,),
+    seeds: int | Sequence[int] = 1,
+    malicious_fraction: float = 0.2,
+    where: str = "grid",
+    **shared: Any,
+) -> list[RunSpec]:
+    """Expand strategies × attacks × alphas × seeds over the shared keys.
+
+    Repetition r of every configuration uses seed ``shared seed + r``, so all strategies see the
+    same partitions, initial models and malicious clients (a paired comparison). Clean runs
+    (attack "none") keep ``malicious_fraction = 0``.
+    """
+    base_seed = int(shared.pop("seed", 0))
+    specs = []
+    for strategy, attack, alpha, seed in itertools.product(strategies, _attack_sets(attacks), alphas, _seeds(seeds, base_seed)):
+        values = {**shared, "strategy": strategy, "attacks": attack, "seed": seed}
+        if alpha is not None:
+            values["alpha"] = alpha
+        values["malicious_fraction"] = malicious_fraction if attack else 0.0
+        specs.append(build_spec(values, f"{where}, run {len(specs) + 1}"))
+    return specs
+
+
+def load_experiment(path: str | PathLike[str]) -> list[RunSpec]:
+    """Read a TOML experiment file into validated runs."""
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"{p}: no such experiment file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{p}: malformed TOML: {e}") from None
+    for key in doc:
+        if key not in TOP_LEVEL_KEYS:
+            raise SpecError(f"{p}: unknown top-level key '{key}'; expected {', '.join(TOP_LEVEL_KEYS)}")
+    shared = doc.get("shared", {})
+    if not isinstance(shared, dict):
+        raise SpecError(f"{p}: expected [shared] to be a table")
+    specs: list[RunSpec] = []
+    runs = doc.get("runs", [])
+    if not isinstance(runs, list):
+        raise SpecError(f"{p}: expected [[runs]] to be an array of tables")
+    for i, run in enumerate(runs, 1):
+        where = f"{p}, run {i}" + (f" ('{run['name']}')" if isinstance(run, dict) and "name" in run else "")
+        specs.append(build_spec({**shared, **run}, where))
+    if "matrix" in doc:
+        matrix = doc["matrix"]
+        for key in matrix:
+            if key not in MATRIX_KEYS:
+                raise SpecError(f"{p}: unknown key '{key}' in [matrix]; expected {', '.join(MATRIX_KEYS)}")
+        specs += grid(**{k: v for k, v in matrix.items()}, where=f"{p}, matrix", **shared)
+    if not specs:
+        raise SpecError(f"{p}: no runs: add [[runs]] or a [matrix]")
+    _check_unique_labels(specs, str(p))
+    return specs
+
+
+def _check_unique_labels(specs: list[RunSpec], where: str) -> None:
+    seen: dict[str, int] = {}
+    for i, s in enumerate(specs, 1):
+        if s.label in seen:
+            raise SpecError(f"{where}: runs {seen[s.label]} and {i} are both named '{s.label}'; names must be unique")
+        seen[s.label] = i
+
+
+def parse_alpha(text: str) -> float:
+    """CLI form of α: a number, or inf/iid."""
+    t = text.strip().lower()
+    if t in ("inf", "iid", "infinity"):
+        return math.inf
+    try:
+        return float(t)
+    except ValueError:
+        raise SpecError(f"Expected α as a number or inf, got {text!r}") from None

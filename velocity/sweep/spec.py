@@ -1,0 +1,136 @@
+"""The validated description of one run: ``RunSpec``.
+
+TOML files, CLI flags and Python grids all end as a list of ``RunSpec`` objects; everything
+downstream (the pool, the files, the comparison) reads only that list. Names and parameters are
+checked against the Rust registry when the spec is built, so a typo fails before anything runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from velocity.models import parse_model_id
+from velocity.specs import parse_attacks, parse_strategy
+
+Partition = Literal["iid", "shard", "dirichlet", "pathological"]
+Topology = Literal["federated", "decentralised"]
+
+
+def _as_value_error(fn: Any, value: Any) -> Any:
+    """pydantic attaches the key name only to ValueErrors; the core raises TypeError for values
+    of the wrong type, so convert them."""
+    try:
+        return fn(value)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
+class RunSpec(BaseModel):
+    """One federated run: data and partition, model, local training, strategy, attacks, seed.
+
+    Key names are the same in TOML, Python and the CLI. Unknown keys are errors.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    name: str | None = Field(None, description="run name; derived from strategy/attack/α/seed when omitted")
+    dataset: str = Field("digits", description="built-in set (blobs, digits, synthetic-mnist), local path or hub name")
+    model_id: str = Field("mlp", description="logreg, mlp[-h1-h2...], cnn28, cnn32")
+    partition: Partition = "iid"
+    alpha: float | None = Field(None, gt=0, description="Dirichlet concentration; inf is iid")
+    shards_per_client: int | None = Field(None, ge=1)
+    classes_per_client: int | None = Field(None, ge=1)
+    min_partition_size: int = Field(10, ge=0)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    num_clients: int = Field(10, ge=1, description="size of the federation")
+    min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
+    rounds: int = Field(10, ge=0)
+    local_epochs: int = Field(1, ge=1)
+    lr: float = Field(0.05, gt=0)
+    batch_size: int = Field(32, ge=1)
+    momentum: float = Field(0.0, ge=0, lt=1, description="local SGD momentum")
+    weight_decay: float = Field(0.0, ge=0)
+    client_momentum: float = Field(0.0, ge=0, lt=1, description="worker momentum across rounds")
+    malicious_fraction: float = Field(0.0, ge=0, le=1)
+    strategy: str = Field("FedAvg", description='"Krum(f=2)", "NNM(f=2) + Krum(f=2)", or a table')
+    attacks: tuple[str, ...] = Field((), description="attacks, each text or a table with `type`")
+    topology: Topology = "federated"
+    seed: int = Field(0, ge=0)
+    storage: str | None = Field(None, description="URI for the final checkpoint, e.g. local://checkpoints")
+    batched: bool = Field(True, description="train the sampled clients together with torch.func")
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _canonical_strategy(cls, value: Any) -> str:
+        return str(_as_value_error(parse_strategy, value))
+
+    @field_validator("attacks", mode="before")
+    @classmethod
+    def _canonical_attacks(cls, value: Any) -> tuple[str, ...]:
+        return tuple(str(a) for a in _as_value_error(parse_attacks, value))
+
+    @field_validator("model_id")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        _as_value_error(parse_model_id, value)
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alpha_implies_dirichlet(cls, data: Any) -> Any:
+        # `alpha` alone (as from --alphas) means a Dirichlet partition.
+        if isinstance(data, dict) and data.get("alpha") is not None and "partition" not in data:
+            data = {**data, "partition": "dirichlet"}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunSpec:
+        if self.partition == "dirichlet" and self.alpha is None:
+            raise ValueError("Expected alpha for the dirichlet partition, got none")
+        if self.partition == "shard" and self.shards_per_client is None:
+            raise ValueError("Expected shards_per_client for the shard partition, got none")
+        if self.partition == "pathological" and self.classes_per_client is None:
+            raise ValueError("Expected classes_per_client for the pathological partition, got none")
+        if self.min_clients is not None and self.min_clients > self.num_clients:
+            raise ValueError(f"Expected min_clients <= num_clients = {self.num_clients}, got {self.min_clients}")
+        if self.attacks and self.malicious_fraction == 0:
+            raise ValueError(f"Expected malicious_fraction > 0 with attacks {list(self.attacks)}, got 0: no client would attack")
+        return self
+
+    @property
+    def attack_label(self) -> str:
+        return " + ".join(self.attacks) if self.attacks else "none"
+
+    @property
+    def alpha_label(self) -> str:
+        if self.partition != "dirichlet" or self.alpha is None:
+            return self.partition
+        return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}"
+
+    @property
+    def label(self) -> str:
+        """The run's name, or one derived from what distinguishes it."""
+        if self.name:
+            return self.name
+        return f"{self.strategy} | {self.attack_label} | α={self.alpha_label} | seed={self.seed}"
+
+    @property
+    def config_key(self) -> str:
+        """Identifies the configuration without the seed: repeated seeds share it."""
+        return json.dumps(self._identity(exclude={"seed"}), sort_keys=True)
+
+    @property
+    def spec_hash(self) -> str:
+        """Hash of everything that changes the numbers (not the name or the storage URI)."""
+        return hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def _identity(self, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
+        data = self.model_dump(mode="json", exclude={"name", "storage", *exclude})
+        if data.get("alpha") is not None and math.isinf(self.alpha or 0):
+            data["alpha"] = "inf"
+        return data
