@@ -1,0 +1,255 @@
+"""The data layer: partitions, built-in sets, local files through Hugging Face ``datasets``, the
+decode cache, and the errors a user meets."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+
+from velocity.data import (
+    FederatedDataset,
+    label_counts,
+    list_builtin_datasets,
+    load_federated,
+    partition,
+)
+from velocity.data import sources as data_sources
+
+LABELS = np.repeat(np.arange(10), 100)  # 1000 examples, 10 balanced classes
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("VELOCITY_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def _assert_exact_cover(parts, n):
+    joined = np.concatenate(parts)
+    assert len(joined) == n and len(np.unique(joined)) == n, "every example goes to exactly one client"
+
+
+# --- partitions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs"),
+    [("iid", {}), ("dirichlet", {"alpha": 0.3}), ("shard", {"shards_per_client": 2}), ("pathological", {"classes_per_client": 3})],
+)
+def test_every_partition_covers_the_data_once_and_is_seeded(method, kwargs):
+    a = partition(LABELS, 10, method, seed=1, **kwargs)
+    b = partition(LABELS, 10, method, seed=1, **kwargs)
+    c = partition(LABELS, 10, method, seed=2, **kwargs)
+    assert len(a) == 10
+    _assert_exact_cover(a, len(LABELS))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(p.dtype == np.int64 and np.all(np.diff(p) > 0) for p in a)
+
+
+def test_iid_is_balanced():
+    sizes = [len(p) for p in partition(LABELS, 7, "iid")]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_dirichlet_skew_grows_as_alpha_shrinks():
+    def dominant_share(alpha):
+        counts = label_counts(LABELS, partition(LABELS, 10, "dirichlet", alpha=alpha, seed=0, min_partition_size=1), 10)
+        return float((counts.max(axis=1) / counts.sum(axis=1)).mean())
+
+    shares = [dominant_share(a) for a in (0.05, 0.5, 100.0)]
+    assert shares[0] > shares[1] > shares[2]
+    assert shares[0] > 0.55 and shares[2] < 0.2  # measured: 0.63 at α = 0.05
+
+
+def test_dirichlet_respects_min_partition_size_and_inf_is_iid():
+    parts = partition(LABELS, 20, "dirichlet", alpha=0.1, min_partition_size=20, seed=0)
+    assert min(len(p) for p in parts) >= 20
+    inf = partition(LABELS, 10, "dirichlet", alpha=math.inf, seed=0)
+    iid = partition(LABELS, 10, "iid", seed=0)
+    assert all(np.array_equal(x, y) for x, y in zip(inf, iid))
+
+
+def test_shard_and_pathological_limit_the_classes_per_client():
+    counts = label_counts(LABELS, partition(LABELS, 10, "shard", shards_per_client=2, seed=0), 10)
+    assert ((counts > 0).sum(axis=1) <= 2).all()
+    counts = label_counts(LABELS, partition(LABELS, 10, "pathological", classes_per_client=3, seed=0), 10)
+    assert ((counts > 0).sum(axis=1) == 3).all()
+    assert (counts.sum(axis=0) == 100).all(), "every class is used"
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ((10, "zipf"), {}, "Unknown partition 'zipf'; expected one of"),
+        ((0, "iid"), {}, "Expected num_clients as an integer >= 1, got 0"),
+        ((2000, "iid"), {}, "Expected num_clients <= 1000"),
+        ((10, "dirichlet"), {}, "Expected alpha > 0 for the dirichlet partition, got None"),
+        ((10, "dirichlet"), {"alpha": -1.0}, "Expected alpha > 0"),
+        ((10, "shard"), {}, "Expected shards_per_client >= 1"),
+        ((10, "shard"), {"shards_per_client": 200}, "Expected at most 1000 shards"),
+        ((10, "pathological"), {"classes_per_client": 11}, "Expected classes_per_client <= 10"),
+        ((100, "dirichlet"), {"alpha": 0.01, "min_partition_size": 50}, "raise alpha, lower min_partition_size"),
+    ],
+)
+def test_partition_errors_say_what_was_expected(args, kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        partition(LABELS, *args, **kwargs)
+
+
+# --- built-in sets and load_federated ---------------------------------------------------------
+
+
+def test_builtin_sets_are_listed_and_load():
+    assert set(list_builtin_datasets()) == {"blobs", "digits", "synthetic-mnist"}
+    data = load_federated("digits", num_clients=5, seed=0)
+    assert isinstance(data, FederatedDataset)
+    assert data.input_shape == (1, 8, 8) and data.num_classes == 10 and data.num_clients == 5
+    assert len(data.y_train) + len(data.y_test) == 1797
+    assert abs(len(data.y_test) / 1797 - 0.2) < 0.01
+    assert data.label_counts.sum() == len(data.y_train)
+    x, y = data.client(2)
+    assert len(x) == len(y) == len(data.client_indices[2])
+    assert "5 clients (iid)" in data.summary()
+
+
+def test_builtin_options_and_fixed_data_across_seeds():
+    a = load_federated("blobs(classes=4, dim=6, per_class=50)", num_clients=4, seed=0)
+    b = load_federated("blobs(classes=4, dim=6, per_class=50)", num_clients=4, seed=1)
+    assert a.input_shape == (6,) and a.num_classes == 4
+    # The seed moves who holds what, not the data set or its test split.
+    assert np.array_equal(a.x_test.numpy(), b.x_test.numpy())
+    assert not all(np.array_equal(p, q) for p, q in zip(a.client_indices, b.client_indices))
+    other = load_federated("blobs(classes=4, dim=6, per_class=50, seed=3)", num_clients=4, seed=0)
+    assert not np.array_equal(a.x_test.numpy(), other.x_test.numpy())
+
+
+def test_synthetic_mnist_is_mnist_shaped():
+    data = load_federated("synthetic-mnist(samples=500)", num_clients=5, partition="dirichlet", alpha=1.0, seed=0)
+    assert data.input_shape == (1, 28, 28)
+    assert float(data.x_train.min()) >= 0.0 and float(data.x_train.max()) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("blobs(classes=4", "Expected keyword arguments like blobs"),
+        ("blobs(4)", "Expected keyword arguments like blobs"),
+        ("blobs(colours=3)", "Unknown option for the built-in data set 'blobs'.*expected: classes, dim"),
+        ("", "Expected a data set name or path"),
+        ("./no/such/file.parquet", "Expected an existing file or folder"),
+    ],
+)
+def test_bad_sources_are_named(source, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        load_federated(source, num_clients=2)
+
+
+def test_hub_failure_explains_the_offline_way(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(ValueError, match=r"Could not load 'someone/mnist' from the Hugging Face hub \(ConnectionError.*built-in set"):
+        load_federated("someone/mnist", num_clients=2)
+
+
+def test_bad_test_fraction():
+    with pytest.raises(ValueError, match=r"Expected test_fraction in \(0, 1\), got 1.5"):
+        load_federated("digits", num_clients=2, test_fraction=1.5)
+
+
+# --- local files through datasets -------------------------------------------------------------
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _image_table(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    images = [{"bytes": _png((rng.random((6, 6)) * 255).astype(np.uint8)), "path": None} for _ in range(n)]
+    return images, labels
+
+
+def test_local_parquet_with_images_and_a_test_split(tmp_path):
+    import datasets
+
+    images, labels = _image_table(60)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=3)})
+    train = datasets.Dataset.from_dict({"image": images[:45], "label": labels[:45]}, features=features)
+    test = datasets.Dataset.from_dict({"image": images[45:], "label": labels[45:]}, features=features)
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    train.to_parquet(str(folder / "train.parquet"))
+    data = load_federated(str(folder / "train.parquet"), num_clients=3, seed=0)
+    assert data.input_shape == (1, 6, 6) and data.num_classes == 3
+    assert len(data.y_train) == 36 and len(data.y_test) == 9  # 20% split off
+    assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
+
+    # A save_to_disk directory with its own test split uses it.
+    datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "saved"))
+    saved = load_federated(str(tmp_path / "saved"), num_clients=3, seed=0)
+    assert len(saved.y_train) == 45 and len(saved.y_test) == 15
+
+
+def test_local_csv_tabular_with_string_labels_is_standardised(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["f1,f2,species"] + [f"{rng.normal(5, 2):.4f},{rng.normal(-3, 1):.4f},{['setosa', 'virginica'][i % 2]}" for i in range(80)]
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="Could not find the inputs and labels"):
+        load_federated(str(path), num_clients=2)  # 'species' is not a label column name
+    path.write_text("\n".join(rows).replace("species", "label") + "\n")
+    data = load_federated(str(path), num_clients=2, seed=0)
+    assert data.input_shape == (2,) and data.num_classes == 2
+    assert abs(float(data.x_train.mean())) < 0.2 and abs(float(data.x_train.std()) - 1.0) < 0.2
+
+
+def test_pixel_columns_become_square_images(tmp_path):
+    import polars as pl
+
+    rng = np.random.default_rng(0)
+    table = {f"pixel{i}": rng.integers(0, 256, size=40) for i in range(16)}
+    table["label"] = np.arange(40) % 4
+    pl.DataFrame(table).write_parquet(tmp_path / "pixels.parquet")
+    data = load_federated(str(tmp_path / "pixels.parquet"), num_clients=2, seed=0)
+    assert data.input_shape == (1, 4, 4) and data.num_classes == 4
+    assert float(data.x_train.max()) <= 1.0
+
+
+def test_image_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("cat", "dog"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray((rng.random((5, 5, 3)) * 255).astype(np.uint8)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    data = load_federated(str(tmp_path / "imgs"), num_clients=2, seed=0)
+    assert data.input_shape == (3, 5, 5) and data.num_classes == 2
+
+
+def test_decoded_sets_are_cached_and_an_edit_invalidates(tmp_path, monkeypatch):
+    import polars as pl
+
+    path = tmp_path / "t.parquet"
+    pl.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) ** 2, "label": np.arange(30) % 2}).write_parquet(path)
+    calls = []
+    real_decode = data_sources.decode
+    monkeypatch.setattr(data_sources, "decode", lambda s: calls.append(s) or real_decode(s))
+    load_federated(str(path), num_clients=2)
+    load_federated(str(path), num_clients=2)
+    assert len(calls) == 1, "the second load reads the cache"
+    pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0), "label": np.arange(40) % 2}).write_parquet(path)
+    data = load_federated(str(path), num_clients=2)
+    assert len(calls) == 2 and len(data.y_train) + len(data.y_test) == 40
