@@ -7,6 +7,7 @@ import sys
 import time
 
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.table import Table
 
 from velocity.registry import ComponentInfo, list_attacks, list_strategies
@@ -81,6 +82,115 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+GRID_FLAGS = {
+    # flag: (RunSpec key, type, help)
+    "--dataset": ("dataset", str, "built-in set (blobs, digits, synthetic-mnist), local path or hub name"),
+    "--model": ("model_id", str, "logreg, mlp[-h1-h2...], cnn28, cnn32"),
+    "--partition": ("partition", str, "iid, shard, dirichlet, pathological (--alphas implies dirichlet)"),
+    "--clients": ("num_clients", int, "size of the federation"),
+    "--min-clients": ("min_clients", int, "clients trained per round (all when omitted)"),
+    "--rounds": ("rounds", int, "federated rounds per run"),
+    "--local-epochs": ("local_epochs", int, "local epochs per round"),
+    "--lr": ("lr", float, "local learning rate"),
+    "--batch-size": ("batch_size", int, "local batch size"),
+    "--malicious-fraction": ("malicious_fraction", float, "share of malicious clients in attacked runs (default 0.2)"),
+    "--storage": ("storage", str, "fsspec URI for final checkpoints, e.g. local://checkpoints"),
+    "--seed": ("seed", int, "seed of the first repetition; repetition r uses seed + r for every configuration"),
+}
+
+
+def _sweep_specs(args: argparse.Namespace) -> list:
+    from velocity.sweep import grid, load_experiment
+    from velocity.sweep.experiment import SpecError, parse_alpha
+
+    shared = {key: getattr(args, key) for key, _, _ in GRID_FLAGS.values() if getattr(args, key) is not None}
+    grid_given = [f for f, (key, _, _) in GRID_FLAGS.items() if getattr(args, key) is not None]
+    grid_given += [f"--{k}" for k in ("strategies", "attacks", "alphas", "seeds") if getattr(args, k) is not None]
+    if args.experiment:
+        if grid_given:
+            raise SpecError(f"Expected either an experiment file or grid flags, got both ({', '.join(grid_given)}): put them in the file")
+        return load_experiment(args.experiment)
+    alphas = tuple(parse_alpha(a) for a in args.alphas) if args.alphas else (None,)
+    return grid(
+        strategies=args.strategies or ("FedAvg",),
+        attacks=args.attacks or ("none",),
+        alphas=alphas,
+        seeds=args.seeds or 1,
+        where="command line",
+        **shared,
+    )
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from velocity.sweep import Sweep
+
+    specs = _sweep_specs(args)
+    sweep = Sweep(specs, out=args.out, parallel=args.parallel)
+    console.print(f"[bold]{len(specs)} runs[/bold], {sweep.parallel} in parallel → {sweep.out}")
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=args.quiet,
+    )
+    tasks = [progress.add_task(s.label, total=s.rounds, state="queued") for s in specs]
+
+    def on_round(row: dict) -> None:
+        progress.update(tasks[row["index"]], completed=row["round"], state=f"loss {row['global_loss']:.4f} acc {row['accuracy']:.3f}")
+
+    sweep.on_round(on_round)
+    try:
+        with progress:
+            sweep.start()
+            while sweep.running:
+                for task, (label, status) in zip(tasks, sweep.run_status()):
+                    if status != "running" and status != "queued":
+                        progress.update(task, state=status if status != "finished" else progress.tasks[task].fields["state"] + " ✓")
+                    elif status == "running" and progress.tasks[task].fields["state"] == "queued":
+                        progress.update(task, state="running")
+                sweep.wait(timeout=0.25)
+            sweep.wait()
+    except KeyboardInterrupt:
+        console.print("[yellow]Cancelling: stopping the workers…[/yellow]")
+        sweep.cancel()
+        console.print(f"Cancelled. Every finished round is kept in {sweep.out}; run the same sweep into the same --out to resume.")
+        return 130
+    comparison = sweep.comparison()
+    console.print(Markdown((sweep.out / "comparison.md").read_text()))
+    failed = comparison["failed"]
+    if failed:
+        console.print(f"[red]{len(failed)} run(s) failed:[/red]")
+        for f in failed:
+            console.print(f"  {f['run']}: {f['error']}")
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from velocity.sweep.report import load_results, write_comparison
+
+    folder = Path(args.dir)
+    results = load_results(folder) if folder.is_dir() else []
+    if not results:
+        raise ValueError(f"Expected a sweep folder with run folders holding config.json, got {folder}")
+    previous = folder / "comparison.json"
+    timing = {}
+    if previous.exists():
+        import json
+
+        timing = json.loads(previous.read_text()).get("timing", {})
+    comparison = write_comparison(folder, results, wall_s=timing.get("wall_s"), parallel=timing.get("parallel"))
+    console.print(Markdown((folder / "comparison.md").read_text()))
+    return 1 if comparison["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from velocity import __version__
 
@@ -103,6 +213,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run a strategy × attack × heterogeneity matrix in parallel",
+        description="Run an experiment file, or a grid given by flags, in parallel; writes per-run files and a comparison.",
+    )
+    p.add_argument("experiment", nargs="?", help="a TOML experiment file ([shared], [[runs]], [matrix])")
+    p.add_argument("--strategies", type=_csv, help='comma-separated, e.g. FedAvg,FedMedian,"Krum(f=2)"')
+    p.add_argument("--attacks", type=_csv, help="comma-separated attacks; 'none' for the clean baseline")
+    p.add_argument("--alphas", type=_csv, help="comma-separated Dirichlet α values; inf is iid")
+    p.add_argument("--seeds", type=int, help="repetitions per configuration")
+    for flag, (key, typ, text) in GRID_FLAGS.items():
+        p.add_argument(flag, dest=key, type=typ, help=text)
+    p.add_argument("--parallel", type=int, help="runs at once (default: min(cores, runs))")
+    p.add_argument("--out", help="output folder (default: out/<timestamp>-sweep)")
+    p.add_argument("--quiet", action="store_true", help="no live progress")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="rebuild a sweep's comparison from its files")
+    p.add_argument("dir", help="the sweep's output folder")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

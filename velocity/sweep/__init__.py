@@ -2,5 +2,6 @@
 
 from velocity.sweep.experiment import SpecError, grid, load_experiment
 from velocity.sweep.spec import RunSpec
+from velocity.sweep.sweep import Sweep
 
-__all__ = ["RunSpec", "SpecError", "grid", "load_experiment"]
+__all__ = ["RunSpec", "SpecError", "Sweep", "grid", "load_experiment"]

@@ -36,7 +36,8 @@ class RunSpec(BaseModel):
     Key names are the same in TOML, Python and the CLI. Unknown keys are errors.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # inf (α = inf, iid) survives JSON round trips as "Infinity" (config.json, worker messages).
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, ser_json_inf_nan="strings")
 
     name: str | None = Field(None, description="run name; derived from strategy/attack/α/seed when omitted")
     dataset: str = Field("digits", description="built-in set (blobs, digits, synthetic-mnist), local path or hub name")
@@ -100,7 +101,25 @@ class RunSpec(BaseModel):
             raise ValueError(f"Expected min_clients <= num_clients = {self.num_clients}, got {self.min_clients}")
         if self.attacks and self.malicious_fraction == 0:
             raise ValueError(f"Expected malicious_fraction > 0 with attacks {list(self.attacks)}, got 0: no client would attack")
+        self._check_strategy_fits()
         return self
+
+    def _check_strategy_fits(self) -> None:
+        """Dry-run the strategy on an n × 1 matrix with the round's n and the worst-case f, so an
+        impossible combination (Krum with n ≤ 2f + 2, trimming everything) fails before any run."""
+        import numpy as np
+
+        from velocity.aggregation import aggregate
+
+        n = self.min_clients or self.num_clients
+        f = min(n, round(self.malicious_fraction * self.num_clients))
+        try:
+            aggregate(np.zeros((n, 1), np.float32), self.strategy, f=f)
+        except (ValueError, TypeError) as e:
+            raise ValueError(
+                f"{self.strategy} cannot aggregate {n} clients per round with up to {f} malicious "
+                f"(num_clients = {self.num_clients}, min_clients = {self.min_clients}, malicious_fraction = {self.malicious_fraction}): {e}"
+            ) from None
 
     @property
     def attack_label(self) -> str:

@@ -1,0 +1,249 @@
+"""Sweeps end to end: the TOML and flag forms produce every file; failures, dead workers, cancel
+and resume lose nothing; a dask executor runs a sweep unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from velocity.cli import main as cli_main
+from velocity.sweep import RunSpec, SpecError, Sweep, load_experiment
+from velocity.sweep.files import read_rounds_csv
+
+# Tiny, fast runs: 4 blob classes, an MLP with 16 hidden units.
+FAST = {"dataset": "blobs(classes=4, dim=8, per_class=60)", "model_id": "mlp-16", "num_clients": 6, "lr": 0.1}
+
+EXPERIMENT = """
+[shared]
+model_id = "mlp-16"
+dataset = "blobs(classes=4, dim=8, per_class=60)"
+storage = "local://{storage}"
+rounds = 3
+num_clients = 6
+min_clients = 5
+seed = 0
+
+[[runs]]
+name = "baseline-fedavg"
+strategy = "FedAvg"
+
+[[runs]]
+name = "fedmedian-baseline"
+strategy = "FedMedian"
+
+[[runs]]
+name = "fedavg-under-poisoning"
+strategy = "FedAvg"
+malicious_fraction = 0.2
+[[runs.attacks]]
+type = "model_poisoning"
+intensity = 0.5
+"""
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_toml_experiment_writes_every_file(tmp_path):
+    toml = tmp_path / "experiment.toml"
+    toml.write_text(EXPERIMENT.format(storage=tmp_path / "ckpt"))
+    out = tmp_path / "sweep"
+    assert cli_main(["sweep", str(toml), "--out", str(out), "--quiet"]) == 0
+
+    for name in ("baseline-fedavg", "fedmedian-baseline", "fedavg-under-poisoning"):
+        run = out / name
+        config = json.loads((run / "config.json").read_text())
+        assert config["name"] == name and config["min_clients"] == 5
+        rows = read_rounds_csv(run / "rounds.csv")
+        assert [r["round"] for r in rows] == [1, 2, 3]
+        assert all(r["num_clients"] == 5 for r in rows)
+        summary = _summary(run)
+        assert summary["status"] == "finished" and summary["rounds_completed"] == 3
+        assert summary["final_loss"] == pytest.approx(rows[-1]["global_loss"])
+        ckpt = Path(summary["checkpoint"].removeprefix("local://").removeprefix("file://"))
+        assert ckpt.exists() and ckpt.parent == tmp_path / "ckpt"
+        from safetensors.torch import load_file
+
+        assert load_file(ckpt), "the checkpoint holds the model tensors"
+    poisoned = read_rounds_csv(out / "fedavg-under-poisoning" / "rounds.csv")
+    assert all("model_poisoning" in r["attacks"] for r in poisoned)
+
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["runs"] == 3 and manifest["packages"]["torch"] and manifest["host"]["cpus_available"] >= 1
+    assert len(manifest["sweep_spec_hash"]) == 16
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert [e["rank"] for e in comparison["ranking"]] == [1, 2, 3]
+    assert comparison["winner"] in {"baseline-fedavg", "fedmedian-baseline", "fedavg-under-poisoning"}
+    attacked = next(e for e in comparison["ranking"] if e["run"] == "fedavg-under-poisoning")
+    clean = next(e for e in comparison["ranking"] if e["run"] == "baseline-fedavg")
+    assert attacked["loss_change_vs_clean"] == pytest.approx(attacked["final_loss"] - clean["final_loss"])
+    assert comparison["most_robust"] == "FedAvg"  # the only strategy with an attacked run and a clean twin
+    md = (out / "comparison.md").read_text()
+    assert "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s)" in md
+    assert "**Winner:**" in md and "**Most robust under attack:** FedAvg" in md
+    assert "3 runs, " in md and "serial would be" in md and "× speedup)" in md
+
+    # `velocity report` rebuilds the same comparison from the files.
+    (out / "comparison.md").unlink()
+    assert cli_main(["report", str(out)]) == 0
+    assert (out / "comparison.md").read_text() == md
+
+
+def test_flag_sweep_with_seeds_reports_mean_and_interval(tmp_path, capsys):
+    out = tmp_path / "flags"
+    argv = ["sweep", "--strategies", "FedAvg,FedMedian", "--attacks", "none,sign_flip", "--alphas", "1,inf", "--seeds", "2"]
+    argv += ["--rounds", "2", "--clients", "6", "--dataset", FAST["dataset"], "--model", "mlp-16", "--out", str(out), "--quiet"]
+    assert cli_main(argv) == 0
+    runs = sorted(p.name for p in out.iterdir() if p.is_dir())
+    assert len(runs) == 16
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert len(comparison["ranking"]) == 8, "one row per configuration, seeds pooled"
+    assert all(e["seeds"] == [0, 1] and e["final_loss_ci95"] is not None for e in comparison["ranking"])
+    means = [e["final_accuracy"] for e in comparison["ranking"]]
+    assert means == sorted(means, reverse=True), "ranked on the mean"
+    assert {e["alpha"] for e in comparison["ranking"]} == {"1", "inf"}
+    assert "mean ± the half-width of a 95% Student-t interval" in (out / "comparison.md").read_text()
+    # Paired seeds: repetition r of every configuration shares the partition and the malicious clients.
+    configs = [json.loads((out / r / "config.json").read_text()) for r in runs]
+    assert {c["seed"] for c in configs} == {0, 1}
+
+
+def test_bad_specs_fail_before_anything_runs(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[shared]\nrounds = 3\n[[runs]\nname = 'x'\n")
+    with pytest.raises(SpecError, match="malformed TOML"):
+        load_experiment(bad)
+    bad.write_text('[[runs]]\nname = "typo"\nstrategy = "FedMedain"\n')
+    with pytest.raises(SpecError, match=r"run 1 \('typo'\), key 'strategy': .*FedMedain.*FedMedian"):
+        load_experiment(bad)
+    bad.write_text('[[runs]]\nname = "tight"\nstrategy = "Krum"\nnum_clients = 10\nmalicious_fraction = 0.4\nattacks = ["sign_flip"]\n')
+    with pytest.raises(SpecError, match=r"Krum cannot aggregate 10 clients per round with up to 4 malicious.*Expected n > 2f \+ 2"):
+        load_experiment(bad)
+    bad.write_text('[[runs]]\nname = "k"\nrounds = 3\nlearning_rate = 0.1\n')
+    with pytest.raises(SpecError, match="key 'learning_rate': unknown key; expected one of: name, dataset"):
+        load_experiment(bad)
+    out = tmp_path / "never"
+    assert cli_main(["sweep", "--strategies", "Krum(f=3)", "--clients", "8", "--out", str(out), "--quiet"]) == 2
+    assert not out.exists(), "nothing ran, nothing was written"
+    assert cli_main(["sweep", str(bad), "--rounds", "3"]) == 2  # a file and grid flags at once
+
+
+def test_a_run_that_raises_is_recorded_and_the_others_finish(tmp_path, capsys):
+    out = tmp_path / "fails"
+    specs = [RunSpec(name="ok", rounds=2, **FAST), RunSpec(name="broken", rounds=2, **{**FAST, "dataset": str(tmp_path / "missing.parquet")})]
+    sweep = Sweep(specs, out=out, parallel=2).run()
+    assert sweep.status == {"finished": 1, "failed": 1}
+    broken = _summary(out / "broken")
+    assert broken["status"] == "failed" and "FileNotFoundError" in broken["error"] and "missing.parquet" in broken["error"]
+    assert "Traceback" in broken["traceback"]
+    comparison = sweep.comparison()
+    assert [f["run"] for f in comparison["failed"]] == ["broken"]
+    assert comparison["winner"] == "ok"
+    assert "## Failed runs" in (out / "comparison.md").read_text()
+
+
+def test_cli_exits_non_zero_and_names_the_failed_run(tmp_path, capsys):
+    toml = tmp_path / "e.toml"
+    toml.write_text(
+        f'[shared]\ndataset = "{FAST["dataset"]}"\nmodel_id = "mlp-16"\nnum_clients = 6\nrounds = 2\n'
+        f'[[runs]]\nname = "fine"\n[[runs]]\nname = "nofile"\ndataset = "{tmp_path / "nope.csv"}"\n'
+    )
+    assert cli_main(["sweep", str(toml), "--out", str(tmp_path / "o"), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "1 run(s) failed" in printed and "nofile" in printed
+
+
+def _kill_whenever_started(sweep: Sweep, index: int, stop: threading.Event, killed: list[int]) -> None:
+    while not stop.is_set():
+        pid = sweep._pids.get(index)
+        if pid and pid not in killed:
+            time.sleep(0.3)  # let it write a round or two
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        time.sleep(0.02)
+
+
+def test_a_worker_that_dies_is_recorded_and_the_others_are_rerun(tmp_path):
+    out = tmp_path / "dies"
+    specs = [RunSpec(name="victim", rounds=400, **FAST), RunSpec(name="bystander", rounds=3, **FAST), RunSpec(name="later", rounds=3, **FAST)]
+    sweep = Sweep(specs, out=out, parallel=2)
+    stop, killed = threading.Event(), []
+    killer = threading.Thread(target=_kill_whenever_started, args=(sweep, 0, stop, killed), daemon=True)
+    killer.start()
+    try:
+        sweep.start().wait(timeout=240)
+    finally:
+        stop.set()
+    assert not sweep.running
+    statuses = dict(sweep.run_status())
+    assert statuses == {"victim": "failed", "bystander": "finished", "later": "finished"}
+    assert len(killed) >= 1
+    victim = _summary(out / "victim")
+    assert "worker process died" in victim["error"]
+    assert victim["rounds_completed"] == len(read_rounds_csv(out / "victim" / "rounds.csv"))
+    assert _summary(out / "bystander")["rounds_completed"] == 3
+
+
+def test_cancel_stops_the_pool_and_keeps_finished_rounds(tmp_path):
+    out = tmp_path / "cancel"
+    specs = [RunSpec(name=f"long-{k}", rounds=500, seed=k, **FAST) for k in range(3)]
+    sweep = Sweep(specs, out=out, parallel=2).start()
+    deadline = time.time() + 60
+    while len(sweep.results) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert len(sweep.results) >= 3, "rounds stream in while runs are going"
+    sweep.cancel()
+    assert not sweep.running
+    statuses = [st for _, st in sweep.run_status()]
+    assert statuses.count("cancelled") == 3 or (statuses.count("cancelled") >= 2 and "finished" not in statuses[2:])
+    for k in range(2):
+        summary = _summary(out / f"long-{k}")
+        assert summary["status"] == "cancelled"
+        kept = read_rounds_csv(out / f"long-{k}" / "rounds.csv")
+        assert summary["rounds_completed"] == len(kept) and 0 < len(kept) < 500
+    assert (out / "comparison.json").exists()
+
+
+def test_rerunning_into_the_same_folder_resumes(tmp_path):
+    out = tmp_path / "resume"
+    specs = [RunSpec(name="a", rounds=2, **FAST), RunSpec(name="b", rounds=2, **FAST)]
+    Sweep(specs, out=out, parallel=2).run()
+    first = _summary(out / "a")
+    changed = [specs[0], RunSpec(name="b", rounds=3, **FAST)]  # b's spec changed: it runs again
+    again = Sweep(changed, out=out, parallel=2).run()
+    summaries = again.summaries()
+    assert summaries[0].get("resumed") is True and summaries[0]["elapsed_s"] == first["elapsed_s"]
+    assert not summaries[1].get("resumed") and summaries[1]["rounds_completed"] == 3
+    assert len(again.results.filter(again.results["run"] == "a")) == 2, "resumed runs bring their rounds from the files"
+
+
+def test_add_queues_into_a_running_sweep_and_callbacks_see_every_round(tmp_path):
+    seen = []
+    sweep = Sweep([RunSpec(name="first", rounds=3, **FAST)], out=tmp_path / "add", parallel=1)
+    sweep.on_round(seen.append).start()
+    sweep.add(RunSpec(name="second", rounds=2, **FAST))
+    sweep.wait(timeout=120)
+    assert sweep.status == {"finished": 2}
+    assert sorted((r["run"], r["round"]) for r in seen) == [("first", 1), ("first", 2), ("first", 3), ("second", 1), ("second", 2)]
+    df = sweep.results
+    assert df.columns[:3] == ["run", "index", "strategy"] and len(df) == 5
+
+
+def test_dask_executor_runs_a_sweep_and_streams_rounds(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        streamed = []
+        specs = [RunSpec(name="d1", rounds=2, **FAST), RunSpec(name="d2", rounds=2, strategy="FedMedian", **FAST)]
+        sweep = Sweep(specs, out=tmp_path / "dask", executor=client.get_executor(), parallel=2)
+        sweep.on_round(streamed.append).run()
+    assert sweep.status == {"finished": 2}
+    assert len(streamed) == 4
+    assert set(sweep._pids) == {0, 1}, "'started' events arrived live from the dask workers"
+    assert all(_summary(tmp_path / "dask" / n)["status"] == "finished" for n in ("d1", "d2"))

@@ -1,0 +1,91 @@
+"""Files of a sweep, written so that nothing is lost: every file is written to a temporary
+name and renamed into place, so a reader (or a crash) never sees half a file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+ROUND_COLUMNS = (
+    "round",
+    "num_clients",
+    "num_malicious",
+    "global_loss",
+    "accuracy",
+    "attack_distance",
+    "attacks",
+    "train_ms",
+    "aggregate_ms",
+    "eval_ms",
+    "round_ms",
+)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf are not JSON: write them as null / "inf" so other tools can read the files."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+    if isinstance(value, Mapping):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=ROUND_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def read_rounds_csv(path: Path) -> list[dict[str, Any]]:
+    """Rows of a rounds.csv with numbers parsed (empty cells → NaN)."""
+    if not path.exists():
+        return []
+    out = []
+    with path.open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            parsed: dict[str, Any] = {}
+            for k, v in row.items():
+                if k == "attacks":
+                    parsed[k] = v
+                elif k in ("round", "num_clients", "num_malicious"):
+                    parsed[k] = int(v)
+                else:
+                    parsed[k] = float(v) if v != "" else math.nan
+            out.append(parsed)
+    return out

@@ -1,0 +1,113 @@
+"""What runs inside a worker process: one RunSpec, start to finish.
+
+This module is imported by the pool's workers (spawn/forkserver), so everything here is a
+plain top-level function of a package module, never a closure or a notebook-defined function.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Protocol
+
+from velocity.sweep.files import atomic_write_json, atomic_write_text, rounds_csv
+from velocity.sweep.spec import RunSpec
+
+
+class EventSink(Protocol):
+    def put(self, item: Any) -> None: ...
+
+
+def configure_threads(threads: int) -> None:
+    """Size torch's and the Rust core's thread pools so workers × threads ≤ cores.
+
+    Must run before the first kernel call in the process (rayon reads the variable once)."""
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass  # already set in this process
+
+
+def save_checkpoint(model: Any, storage: str, run_name: str, meta: dict[str, str]) -> str:
+    """Write the global model as safetensors under ``storage`` (an fsspec URI, e.g.
+    ``local://checkpoints`` or ``file:///data/ckpt``); returns the URI written."""
+    import fsspec
+    from safetensors.torch import save
+
+    fs, root = fsspec.core.url_to_fs(storage)
+    safe_name = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in run_name)
+    path = f"{root.rstrip('/')}/{safe_name}.safetensors"
+    fs.makedirs(root, exist_ok=True)
+    blob = save({k: v.detach().contiguous() for k, v in model.state_dict().items()}, metadata=meta)
+    tmp = path + ".tmp"
+    with fs.open(tmp, "wb") as f:
+        f.write(blob)
+    fs.mv(tmp, path)
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return f"{protocol}://{path}"
+
+
+def execute_run(spec_json: str, run_dir: str, index: int, events: EventSink | None, threads: int) -> dict[str, Any]:
+    """Run one spec, streaming an event per round and keeping rounds.csv current on disk.
+
+    Returns the summary (also written to summary.json). A failure is recorded in summary.json
+    with its error and traceback and returned with ``status = "failed"``; it never raises, so
+    one bad run cannot take the sweep down.
+    """
+    configure_threads(threads)
+    spec = RunSpec.model_validate_json(spec_json)
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+
+    def emit(kind: str, **payload: Any) -> None:
+        if events is not None:
+            events.put({"type": kind, "index": index, "run": spec.label, **payload})
+
+    emit("started", pid=os.getpid())
+    summary: dict[str, Any] = {"run": spec.label, "index": index, "spec_hash": spec.spec_hash}
+    try:
+        from velocity.runs import build_server
+
+        server, data_name = build_server(spec)
+        summary["dataset"] = data_name
+
+        def on_round(record: Any) -> None:
+            row = record.to_dict()
+            row["attacks"] = ";".join(f"{a['name']}={a['strength']}" for a in row["attacks"])
+            rows.append(row)
+            atomic_write_text(out / "rounds.csv", rounds_csv(rows))
+            emit("round", **{k: row[k] for k in ("round", "global_loss", "accuracy", "attack_distance", "num_malicious", "round_ms")})
+
+        server.run(spec.rounds, on_round=on_round)
+        if spec.storage:
+            summary["checkpoint"] = save_checkpoint(server.model, spec.storage, spec.label, {"spec_hash": spec.spec_hash})
+        summary.update(status="finished", initial_loss=server.initial_loss, initial_accuracy=server.initial_accuracy)
+    except Exception as e:  # recorded, not raised: the other runs go on
+        summary.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+    summary.update(_metrics(rows), rounds_completed=len(rows), elapsed_s=time.perf_counter() - start)
+    atomic_write_text(out / "rounds.csv", rounds_csv(rows))
+    atomic_write_json(out / "summary.json", summary)
+    emit(summary["status"], summary=summary)
+    return summary
+
+
+def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    if not rows:
+        return {"final_loss": None, "final_accuracy": None, "mean_loss": None, "mean_accuracy": None}
+    losses = [r["global_loss"] for r in rows]
+    accs = [r["accuracy"] for r in rows]
+    return {
+        "final_loss": losses[-1],
+        "final_accuracy": accs[-1],
+        "mean_loss": sum(losses) / len(losses),
+        "mean_accuracy": sum(accs) / len(accs),
+    }
