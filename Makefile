@@ -17,7 +17,7 @@ $(STAMP): $(SOURCES)
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/velocity demo
+	$(VENV)/bin/velocity sweep examples/robustness.toml --out out/demo
 
 test: test-rust test-python
 
@@ -30,6 +30,7 @@ test-python: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]" --no-build-isolation || $(PY) -m pip install --quiet "flwr>=1.20" "byzfl>=0.0.10" "torch>=2.4"
 	$(PY) benchmarks/bench_kernels.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) target

@@ -247,3 +247,9 @@ def test_dask_executor_runs_a_sweep_and_streams_rounds(tmp_path):
     assert len(streamed) == 4
     assert set(sweep._pids) == {0, 1}, "'started' events arrived live from the dask workers"
     assert all(_summary(tmp_path / "dask" / n)["status"] == "finished" for n in ("d1", "d2"))
+
+
+@pytest.mark.parametrize("name", ["robustness.toml", "experiment.toml"])
+def test_shipped_examples_are_valid(name):
+    specs = load_experiment(Path(__file__).parents[1] / "examples" / name)
+    assert specs and len({s.label for s in specs}) == len(specs)

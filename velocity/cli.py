@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.table import Table
 
 from velocity.registry import ComponentInfo, list_attacks, list_strategies
@@ -50,38 +48,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from velocity.demo import run_demo
-
-    start = time.perf_counter()
-    console.print(
-        f"[bold]VelocityFL demo[/bold]: softmax regression on built-in Gaussian blobs, {args.clients} clients "
-        f"(Dirichlet α={args.alpha}), {args.malicious} malicious, {args.rounds} rounds"
-    )
-    rows = run_demo(
-        strategies=args.strategies,
-        attacks=args.attacks,
-        num_clients=args.clients,
-        num_malicious=args.malicious,
-        rounds=args.rounds,
-        alpha=args.alpha,
-        seed=args.seed,
-    )
-    table = Table(title="Final test accuracy (measured)")
-    table.add_column("strategy")
-    for a in args.attacks:
-        table.add_column(a, justify="right")
-    for s in dict.fromkeys(r["strategy"] for r in rows):
-        cells = []
-        for a in args.attacks:
-            r = next(r for r in rows if r["strategy"] == s and r["attack"] == a)
-            cells.append(f"{r['final_accuracy']:.3f}")
-        table.add_row(s, *cells)
-    console.print(table)
-    console.print(f"{len(rows)} runs in {time.perf_counter() - start:.1f} s")
-    return 0
-
-
 GRID_FLAGS = {
     # flag: (RunSpec key, type, help)
     "--dataset": ("dataset", str, "built-in set (blobs, digits, synthetic-mnist), local path or hub name"),
@@ -119,6 +85,34 @@ def _sweep_specs(args: argparse.Namespace) -> list:
         where="command line",
         **shared,
     )
+
+
+def _print_comparison(comp: dict, folder) -> None:
+    """A compact terminal view of comparison.md (the file has every column)."""
+    from velocity.sweep.report import _fmt
+
+    named = any(not e["run"].startswith(e["strategy"] + " | ") for e in comp["ranking"])
+    table = Table(title=f"Comparison ({folder}/comparison.md)")
+    for col in ["#", *(["run"] if named else []), "strategy", "attack", "α", "final acc", "final loss", "Δ loss vs clean"]:
+        table.add_column(col, justify="right" if col in ("#", "final acc", "final loss", "Δ loss vs clean") else "left")
+    for e in comp["ranking"]:
+        table.add_row(
+            str(e["rank"]),
+            *([e["run"]] if named else []),
+            e["strategy"],
+            e["attack"],
+            e["alpha"],
+            _fmt(e["final_accuracy"], e["final_accuracy_ci95"], 3),
+            _fmt(e["final_loss"], e["final_loss_ci95"], 3),
+            _fmt(e["loss_change_vs_clean"], digits=3),
+        )
+    console.print(table)
+    console.print(f"[bold]Winner:[/bold] {comp['winner'] or 'none (no run finished)'}")
+    if comp["robustness"]:
+        console.print("[bold]Most robust under attack[/bold] (mean final-loss change against its clean baseline): " + ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.3f}" for r in comp["robustness"]))
+    t = comp["timing"]
+    if t.get("wall_s"):
+        console.print(f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s (serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -161,7 +155,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console.print(f"Cancelled. Every finished round is kept in {sweep.out}; run the same sweep into the same --out to resume.")
         return 130
     comparison = sweep.comparison()
-    console.print(Markdown((sweep.out / "comparison.md").read_text()))
+    _print_comparison(comparison, sweep.out)
     failed = comparison["failed"]
     if failed:
         console.print(f"[red]{len(failed)} run(s) failed:[/red]")
@@ -187,7 +181,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
         timing = json.loads(previous.read_text()).get("timing", {})
     comparison = write_comparison(folder, results, wall_s=timing.get("wall_s"), parallel=timing.get("parallel"))
-    console.print(Markdown((folder / "comparison.md").read_text()))
+    _print_comparison(comparison, folder)
     return 1 if comparison["failed"] else 0
 
 
@@ -201,18 +195,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list the registered strategies or attacks with their parameters")
     p.add_argument("what", choices=["strategies", "attacks"])
     p.set_defaults(func=cmd_list)
-
-    from velocity.demo import DEFAULT_ATTACKS, DEFAULT_STRATEGIES
-
-    p = sub.add_parser("demo", help="strategy × attack grid on built-in offline data")
-    p.add_argument("--strategies", type=_csv, default=DEFAULT_STRATEGIES, help="comma-separated strategies")
-    p.add_argument("--attacks", type=_csv, default=DEFAULT_ATTACKS, help="comma-separated attacks ('none' for clean)")
-    p.add_argument("--clients", type=int, default=10)
-    p.add_argument("--malicious", type=int, default=3)
-    p.add_argument("--rounds", type=int, default=15)
-    p.add_argument("--alpha", type=float, default=0.3)
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(
         "sweep",

@@ -91,6 +91,14 @@ def _baseline_key(spec: RunSpec) -> str:
     return spec.model_copy(update={"attacks": (), "malicious_fraction": 0.0}).config_key
 
 
+def _loss_change(attacked: dict[str, Any], clean: dict[str, Any]) -> float:
+    """Final-loss change against the clean twin; a finished run whose loss diverged (NaN) counts
+    as +inf, the least robust, rather than dropping out of the robustness ranking."""
+    if attacked["finished"] and math.isnan(attacked["final_loss"]) and not math.isnan(clean["final_loss"]):
+        return math.inf
+    return attacked["final_loss"] - clean["final_loss"]
+
+
 def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel: int | None) -> dict[str, Any]:
     entries = _group(results)
     specs = {r.spec.config_key: r.spec for r in results}
@@ -105,7 +113,7 @@ def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel
     for i, e in enumerate(ranked, 1):
         e["rank"] = i
         twin = clean.get(_baseline_key(specs[e["config_key"]])) if e["attack"] != "none" else None
-        e["loss_change_vs_clean"] = None if twin is None else e["final_loss"] - twin["final_loss"]
+        e["loss_change_vs_clean"] = None if twin is None else _loss_change(e, twin)
         e["accuracy_change_vs_clean"] = None if twin is None else e["final_accuracy"] - twin["final_accuracy"]
 
     robustness: dict[str, list[float]] = {}
