@@ -58,12 +58,16 @@ pub struct AttackContext<'a> {
 }
 
 /// ALIE's default z (Baruch et al., NeurIPS 2019, Algorithm 3): s = ⌊n/2⌋ + 1 − f supporters
-/// are needed, z = Φ⁻¹((n − s)/n). `s` is kept ≥ 1 so z stays finite when f ≥ n/2.
+/// are needed, z = Φ⁻¹((n − s)/n). `s` is kept in 1..n−1 so z stays finite (f ≥ n/2 or tiny
+/// rounds); with n = 1 there is nobody to hide among and z = 0 (the honest mean).
 pub fn alie_z(n: usize, f: usize) -> Result<f64> {
     if n == 0 || f > n {
         return Err(VflError::expected("ALIE's n and f", "0 <= f <= n and n >= 1", format!("n = {n}, f = {f}")));
     }
-    let s = (n / 2 + 1).saturating_sub(f).max(1);
+    if n == 1 {
+        return Ok(0.0);
+    }
+    let s = (n / 2 + 1).saturating_sub(f).clamp(1, n - 1);
     let p = (n - s) as f64 / n as f64;
     let normal = StdNormal::new(0.0, 1.0).map_err(|e| VflError::value(e.to_string()))?;
     Ok(normal.inverse_cdf(p))

@@ -94,6 +94,9 @@ impl OwnedMatrix {
     }
 
     pub fn from_rows(rows: &[Vec<f32>]) -> Result<Self> {
+        if rows.is_empty() {
+            return Err(VflError::expected("the update matrix", "at least one row (client)", "0 rows"));
+        }
         let d = rows.first().map_or(0, |r| r.len());
         if let Some((i, r)) = rows.iter().enumerate().find(|(_, r)| r.len() != d) {
             return Err(VflError::expected(format!("row {i}"), format!("{d} values"), r.len()));
@@ -127,6 +130,11 @@ pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
         }
     }
     let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
+    if !s.is_finite() {
+        // The f32 lanes overflowed (or the input is not finite): redo in f64, which tells
+        // a huge finite row (finite result) from an infinite one.
+        return a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    }
     for (x, y) in ra.iter().zip(rb) {
         let t = (x - y) as f64;
         s += t * t;
@@ -146,6 +154,9 @@ pub fn sq_norm(a: &[f32]) -> f64 {
         }
     }
     let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
+    if !s.is_finite() {
+        return a.iter().map(|&x| (x as f64).powi(2)).sum(); // f32 lanes overflowed: redo in f64
+    }
     for &x in ra {
         s += (x as f64) * (x as f64);
     }

@@ -284,6 +284,10 @@ fn literal(v: &str) -> Result<Json> {
             if let Ok(i) = v.parse::<i64>() {
                 Json::from(i)
             } else if let Ok(x) = v.parse::<f64>() {
+                if x.is_nan() {
+                    // JSON has no NaN: it would turn into null, i.e. "use the default".
+                    return Err(VflError::value(format!("Expected a number, got {v}")));
+                }
                 Json::from(x)
             } else {
                 let unquoted = v.trim_matches(|c| c == '"' || c == '\'');

@@ -51,6 +51,9 @@ impl Strategy {
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
     ) -> Result<Vec<f32>> {
+        if x.n() == 0 || x.d() == 0 {
+            return Err(VflError::expected("updates", "at least one row and one column", format!("{} × {}", x.n(), x.d())));
+        }
         let w = check_weights(weights, x.n())?;
         if non_finite == NonFinite::Reject && !self.accepts_non_finite() {
             if let Some((i, j, v)) = x.first_non_finite() {
@@ -93,8 +96,9 @@ fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {
     if let Some((i, v)) = w.iter().enumerate().find(|(_, v)| !v.is_finite() || **v < 0.0) {
         return Err(VflError::expected(format!("weights[{i}]"), "a finite value >= 0", v));
     }
-    if w.iter().sum::<f64>() <= 0.0 {
-        return Err(VflError::expected("weights", "a positive total", 0));
+    let total: f64 = w.iter().sum();
+    if total <= 0.0 || !total.is_finite() {
+        return Err(VflError::expected("weights", "a positive, finite total", total));
     }
     Ok(w.to_vec())
 }

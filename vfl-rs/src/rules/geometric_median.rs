@@ -5,7 +5,7 @@
 //! and takes their weighted mean. ν = 1e-6 by default as in RFA's code; ByzFL uses ν = 0.1 and only
 //! 3 iterations, which behaves like the mean when updates are smaller than ν.
 
-use crate::matrix::{row_dists_to, weighted_mean, Matrix};
+use crate::matrix::{row_dists_to, sq_dist_par, sq_norm_par, weighted_mean, Matrix};
 
 /// Returns the estimate and the number of iterations run.
 pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize) {
@@ -18,10 +18,17 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
     while iters < max_iter {
         iters += 1;
         let beta: Vec<f64> = alpha.iter().zip(&dists).map(|(a, d)| a / d.max(nu)).collect();
-        z = weighted_mean(x, &beta);
+        let next = weighted_mean(x, &beta);
+        let moved = sq_dist_par(&next, &z).sqrt();
+        z = next;
         dists = row_dists_to(x, &z);
         let new_obj = smoothed_objective(&alpha, &dists, nu);
-        let converged = (obj - new_obj).abs() <= tol * new_obj.abs().max(f64::MIN_POSITIVE);
+        // RFA's stop (relative change of the objective), and also a small step relative to the
+        // nearest point: one huge outlier dominates the objective, whose relative change then
+        // looks converged while z is still far from the honest points.
+        let nearest = dists.iter().copied().fold(f64::INFINITY, f64::min);
+        let scale = nearest.max(sq_norm_par(&z).sqrt()).max(nu);
+        let converged = (obj - new_obj).abs() <= tol * new_obj.abs().max(f64::MIN_POSITIVE) && moved <= tol.sqrt() * scale;
         obj = new_obj;
         if converged {
             break;

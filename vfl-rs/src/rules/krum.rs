@@ -40,7 +40,10 @@ pub fn multi_krum_select(dists: &[f64], n: usize, f: usize, m: usize) -> Vec<usi
 pub fn multi_krum(x: Matrix, w: &[f64], dists: &[f64], f: usize, m: usize) -> Vec<f32> {
     let chosen = multi_krum_select(dists, x.n(), f, m);
     let sub = x.select_rows(&chosen);
-    let sw: Vec<f64> = chosen.iter().map(|&i| w[i]).collect();
+    let mut sw: Vec<f64> = chosen.iter().map(|&i| w[i]).collect();
+    if sw.iter().sum::<f64>() <= 0.0 {
+        sw.fill(1.0); // only zero-weight rows were selected: average them rather than 0/0
+    }
     weighted_mean(sub.view(), &sw)
 }
 

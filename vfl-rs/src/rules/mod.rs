@@ -63,17 +63,19 @@ impl Rule {
         match self {
             Rule::TrimmedMean { f, beta } => {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
-                if n <= 2 * trim {
-                    return Err(VflError::expected("TrimmedMean", format!("n > 2·trim = {}", 2 * trim), format!("n = {n}")));
+                if n <= trim.saturating_mul(2) {
+                    return Err(VflError::expected("TrimmedMean", format!("n > 2·trim = {}", trim.saturating_mul(2)), format!("n = {n}")));
                 }
             }
             Rule::Krum { f } | Rule::MultiKrum { f, .. } => {
                 let name = if matches!(self, Rule::Krum { .. }) { "Krum" } else { "MultiKrum" };
                 let f = resolve_f(name, *f, f_default)?;
-                if n <= 2 * f + 2 {
+                // Saturating: a huge f must fail the check, not wrap around it.
+                let bound = f.saturating_mul(2).saturating_add(2);
+                if n <= bound {
                     return Err(VflError::expected(
                         format!("{name} with f = {f}"),
-                        format!("n > 2f + 2 = {}", 2 * f + 2),
+                        format!("n > 2f + 2 = {bound}"),
                         format!("n = {n}"),
                     ));
                 }
@@ -85,10 +87,11 @@ impl Rule {
             }
             Rule::Bulyan { f } => {
                 let f = resolve_f("Bulyan", *f, f_default)?;
-                if n < 4 * f + 3 {
+                let bound = f.saturating_mul(4).saturating_add(3);
+                if n < bound {
                     return Err(VflError::expected(
                         format!("Bulyan with f = {f}"),
-                        format!("n >= 4f + 3 = {}", 4 * f + 3),
+                        format!("n >= 4f + 3 = {bound}"),
                         format!("n = {n}"),
                     ));
                 }

@@ -1,0 +1,362 @@
+//! Model-update attacks (hand cases), ALIE's z, adaptive attacks and the registered data attacks.
+
+mod common;
+
+use common::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use vfl::attacks::{alie_z, AttackContext, AttackOutcome, UpdateAttack};
+use vfl::orchestrator::{Orchestrator, OrchestratorConfig, RoundSummary};
+use vfl::params::{Default as ParamDefault, ParamType};
+use vfl::registry::{lookup, registry_json, Kind, REGISTRY};
+use vfl::{parse_attack, OwnedMatrix};
+
+fn attack_of(value: serde_json::Value) -> UpdateAttack {
+    let c = parse_attack(&value).unwrap_or_else(|e| panic!("{value}: {e}"));
+    UpdateAttack::from_config(&c).unwrap().expect("an update attack")
+}
+
+/// Apply a non-adaptive attack to a copy of `x`; client ids are the row indices unless given.
+fn run(text: &str, x: &OwnedMatrix, malicious: &[usize], ids: Option<&[usize]>, seed: u64) -> (OwnedMatrix, AttackOutcome) {
+    let honest: Vec<usize> = (0..x.n).filter(|i| !malicious.contains(i)).collect();
+    let default_ids: Vec<usize> = (0..x.n).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut ctx = AttackContext {
+        honest: &honest,
+        malicious,
+        client_ids: ids.unwrap_or(&default_ids),
+        rng: &mut rng,
+        defence: None,
+    };
+    let mut out = x.clone();
+    let outcome = attack_of(json!(text)).apply(&mut out, &mut ctx).unwrap_or_else(|e| panic!("{text}: {e}"));
+    (out, outcome)
+}
+
+/// Honest rows (1, 10) and (3, 10): mean (2, 10), population std (1, 0). Rows 2 and 3 are malicious.
+fn four_rows() -> OwnedMatrix {
+    mat(&[&[1.0, 10.0], &[3.0, 10.0], &[10.0, 0.0], &[-2.0, 4.0]])
+}
+
+#[test]
+fn honest_rows_are_never_touched() {
+    let x = four_rows();
+    for a in ["gaussian_noise", "sign_flip", "scaling", "model_poisoning", "ipm", "alie", "mimic", "sybil", "nan", "inf"] {
+        let (out, _) = run(a, &x, &[2, 3], None, 1);
+        assert_eq!(&out.data[..4], &x.data[..4], "{a} changed an honest row");
+    }
+}
+
+#[test]
+fn no_malicious_rows_is_a_no_op() {
+    let x = four_rows();
+    for a in ["gaussian_noise", "sign_flip", "ipm", "alie", "nan"] {
+        let (out, outcome) = run(a, &x, &[], None, 1);
+        assert_eq!(out, x);
+        assert_eq!(outcome.strength, None);
+    }
+}
+
+#[test]
+fn gaussian_noise_statistics() {
+    // Two honest rows of zeros, two malicious rows of 5s, d = 100 000; σ = 2.
+    let d = 100_000;
+    let mut x = OwnedMatrix::zeros(4, d);
+    x.data[2 * d..].iter_mut().for_each(|v| *v = 5.0);
+    let (out, outcome) = run("gaussian_noise(sigma=2.0)", &x, &[2, 3], None, 42);
+    assert_eq!(outcome.strength, Some(2.0));
+    let noise: Vec<Vec<f64>> = (2..4).map(|r| out.row(r).iter().map(|&v| v as f64 - 5.0).collect()).collect();
+    for e in &noise {
+        // Sample mean: standard error 2/√d ≈ 0.006; sample std: standard error ≈ 0.0045.
+        let mean = e.iter().sum::<f64>() / d as f64;
+        let sd = (e.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64).sqrt();
+        assert!(mean.abs() < 0.03, "mean {mean}");
+        assert!((sd - 2.0).abs() < 0.03, "sd {sd}");
+    }
+    // The two malicious rows draw independent noise (correlation ≈ 0 ± 0.003).
+    let corr = noise[0].iter().zip(&noise[1]).map(|(a, b)| a * b).sum::<f64>() / (d as f64 * 4.0);
+    assert!(corr.abs() < 0.02, "correlation {corr}");
+    // Seeded: the same seed repeats the noise, another seed changes it.
+    assert_eq!(run("gaussian_noise(sigma=2.0)", &x, &[2, 3], None, 42).0, out);
+    assert_ne!(run("gaussian_noise(sigma=2.0)", &x, &[2, 3], None, 43).0, out);
+    // σ = 0 adds nothing.
+    assert_eq!(run("gaussian_noise(sigma=0.0)", &x, &[2, 3], None, 42).0, x);
+}
+
+#[test]
+fn sign_flip_and_scaling() {
+    let x = four_rows();
+    // sign_flip(scale=2): −2·x. Default scale 1: −x.
+    let (out, o) = run("sign_flip(scale=2.0)", &x, &[2, 3], None, 0);
+    assert_eq!(&out.data[4..], &[-20.0, -0.0, 4.0, -8.0]);
+    assert_eq!(o.strength, Some(2.0));
+    assert_eq!(&run("sign_flip", &x, &[2], None, 0).0.data[4..6], &[-10.0, -0.0]);
+    // scaling(factor=3): 3·x. Default factor 10.
+    assert_eq!(&run("scaling(factor=3.0)", &x, &[2, 3], None, 0).0.data[4..], &[30.0, 0.0, -6.0, 12.0]);
+    assert_eq!(&run("scaling", &x, &[3], None, 0).0.data[6..], &[-20.0, 40.0]);
+}
+
+#[test]
+fn model_poisoning_blends_with_the_boosted_reversal() {
+    // n = 4, f = 2, honest mean μ = (2, 10), boost n/f = 2.
+    // intensity 0.5 on row (10, 0): 0.5·(10, 0) − 0.5·2·(2, 10) = (3, −10).
+    let x = four_rows();
+    let (out, o) = run("model_poisoning(intensity=0.5)", &x, &[2, 3], None, 0);
+    assert_eq!(out.row(2), &[3.0, -10.0]);
+    // Row (−2, 4): 0.5·(−2, 4) − (2, 10) = (−3, −8).
+    assert_eq!(out.row(3), &[-3.0, -8.0]);
+    assert_eq!(o.strength, Some(0.5));
+    // Default intensity 1: −(n/f)·μ = (−4, −20) for both rows.
+    let (out, _) = run("model_poisoning", &x, &[2, 3], None, 0);
+    assert_eq!(&out.data[4..], &[-4.0, -20.0, -4.0, -20.0]);
+    // intensity 0 sends the own update.
+    assert_eq!(run("model_poisoning(intensity=0.0)", &x, &[2, 3], None, 0).0, x);
+}
+
+#[test]
+fn ipm_sends_minus_epsilon_times_the_honest_mean() {
+    // μ = (2, 10): ε = 0.5 → (−1, −5); default ε = 0.1 → (−0.2, −1).
+    let x = four_rows();
+    let (out, o) = run("ipm(epsilon=0.5)", &x, &[2, 3], None, 0);
+    assert_eq!(&out.data[4..], &[-1.0, -5.0, -1.0, -5.0]);
+    assert_eq!(o.strength, Some(0.5));
+    let (out, _) = run("ipm", &x, &[2, 3], None, 0);
+    assert_close(&out.data[4..], &[-0.2, -1.0, -0.2, -1.0], 1e-6);
+}
+
+#[test]
+fn alie_with_explicit_z() {
+    // μ − z·σ with μ = (2, 10), σ = (1, 0) (population std): z = 1.5 → (0.5, 10).
+    let x = four_rows();
+    let (out, o) = run("alie(z=1.5)", &x, &[2, 3], None, 0);
+    assert_eq!(&out.data[4..], &[0.5, 10.0, 0.5, 10.0]);
+    assert_eq!(o.strength, Some(1.5));
+    // A negative z pushes the other way: (2 + 1, 10).
+    assert_eq!(&run("alie(z=-1.0)", &x, &[2, 3], None, 0).0.data[4..6], &[3.0, 10.0]);
+}
+
+#[test]
+fn alie_with_z_from_n_and_f() {
+    // n = 5, f = 2: s = ⌊5/2⌋ + 1 − 2 = 1, z = Φ⁻¹(4/5) = 0.841621.
+    // Honest rows 1, 2, 3: μ = 2, population σ = √(2/3).
+    let x = col(&[1.0, 2.0, 3.0, 50.0, -50.0]);
+    let (out, o) = run("alie", &x, &[3, 4], None, 0);
+    let z = 0.841_621_233_572_914_4;
+    assert!((o.strength.unwrap() - z).abs() < 1e-9, "{:?}", o.strength);
+    let want = 2.0 - z * (2.0f64 / 3.0).sqrt();
+    assert_close(&out.data[3..], &[want, want], 1e-6);
+}
+
+#[test]
+fn alie_z_matches_baruch_et_al() {
+    // z = Φ⁻¹((n − s)/n) with s = ⌊n/2⌋ + 1 − f (Baruch et al. 2019); Φ⁻¹ from Python's
+    // statistics.NormalDist().inv_cdf.
+    let cases = [
+        (20, 4, 0.385_320_466_407_567_6),  // s = 7,  Φ⁻¹(13/20)
+        (10, 3, 0.524_400_512_708_040_7),  // s = 3,  Φ⁻¹(0.7)
+        (5, 2, 0.841_621_233_572_914_4),   // s = 1,  Φ⁻¹(0.8)
+        (100, 20, 0.495_850_347_347_453),  // s = 31, Φ⁻¹(0.69)
+        (50, 24, 1.750_686_071_252_169_5), // s = 2,  Φ⁻¹(0.96)
+        (10, 0, -0.253_347_103_135_799_8), // s = 6,  Φ⁻¹(0.4): negative when f = 0
+        (4, 4, 0.674_489_750_196_081_7),   // s = 3 − 4 < 1 is kept at 1: Φ⁻¹(3/4)
+    ];
+    for (n, f, want) in cases {
+        let z = alie_z(n, f).unwrap();
+        assert!((z - want).abs() < 1e-7, "alie_z({n}, {f}) = {z}, want {want}");
+    }
+}
+
+#[test]
+fn alie_z_is_finite_for_one_client() {
+    // n = 1: s = 1, (n − s)/n = 0 → −inf. In a round with a single (malicious) client, σ = 0 and
+    // μ − (−inf)·0 = NaN.
+    assert!(alie_z(1, 1).unwrap().is_finite(), "{:?}", alie_z(1, 1));
+    let (out, _) = run("alie", &col(&[3.0]), &[0], None, 0);
+    assert!(out.data[0].is_finite(), "{:?}", out.data);
+}
+
+#[test]
+fn mimic_copies_one_honest_client() {
+    // Rows have client ids 7, 1, 3, 9; rows 0..3 honest, row 3 malicious.
+    let x = col(&[70.0, 10.0, 30.0, 90.0]);
+    let ids = [7, 1, 3, 9];
+    let (out, o) = run("mimic(target=1)", &x, &[3], Some(&ids), 0);
+    assert_eq!(out.data, vec![70.0, 10.0, 30.0, 10.0]);
+    assert_eq!(o.strength, Some(1.0));
+    // A target that is not an honest client of the round (9 is malicious, 5 absent): a seeded
+    // random honest client.
+    for target in [9, 5] {
+        let (out, o) = run(&format!("mimic(target={target})"), &x, &[3], Some(&ids), 0);
+        let src = o.strength.unwrap() as usize;
+        let row = ids.iter().position(|&i| i == src).unwrap();
+        assert!(row < 3 && out.data[3] == x.data[row], "copied {src}: {:?}", out.data);
+    }
+    // No target: seeded, so repeatable.
+    let a = run("mimic", &x, &[3], Some(&ids), 5);
+    assert_eq!(a, run("mimic", &x, &[3], Some(&ids), 5));
+}
+
+#[test]
+fn sybil_nan_and_inf() {
+    let x = four_rows();
+    // sybil: both malicious rows send the mean of their own updates ((10,0) + (−2,4))/2 = (4, 2).
+    assert_eq!(&run("sybil", &x, &[2, 3], None, 0).0.data[4..], &[4.0, 2.0, 4.0, 2.0]);
+    let (out, _) = run("nan", &x, &[2, 3], None, 0);
+    assert!(out.data[4..].iter().all(|v| v.is_nan()));
+    let (out, _) = run("inf", &x, &[3], None, 0);
+    assert_eq!(&out.data[4..], &[10.0, 0.0, f32::INFINITY, f32::INFINITY]);
+}
+
+#[test]
+fn every_client_malicious_uses_their_own_updates_as_reference() {
+    // No honest rows: ipm's μ is the mean of the attackers' own rows, (1, 2) → −(1, 2).
+    let x = mat(&[&[0.0, 0.0], &[2.0, 4.0]]);
+    assert_eq!(run("ipm(epsilon=1.0)", &x, &[0, 1], None, 0).0.data, vec![-1.0, -2.0, -1.0, -2.0]);
+}
+
+// ------------------------------------------------------------------ adaptive attacks
+
+fn one_round(strategy: &str, attack: serde_json::Value, x: &OwnedMatrix, malicious: &[usize], seed: u64) -> RoundSummary {
+    let mut o = Orchestrator::new(OrchestratorConfig {
+        strategy: spec(strategy),
+        attacks: vec![parse_attack(&attack).unwrap()],
+        num_clients: x.n,
+        malicious: Some(malicious.to_vec()),
+        num_malicious: 0,
+        seed,
+    })
+    .unwrap();
+    o.step(x.view(), None, None).unwrap_or_else(|e| panic!("{strategy} / {attack}: {e}")).clone()
+}
+
+/// The line search's grid: `steps` log-spaced values in [lower, upper] (same formula as the library).
+fn grid(lower: f64, upper: f64, steps: usize) -> Vec<f64> {
+    let (ll, lu) = (lower.ln(), upper.ln());
+    (0..steps).map(|k| (ll + (lu - ll) * k as f64 / (steps - 1) as f64).exp()).collect()
+}
+
+const DEFENCES: &[&str] = &[
+    "FedAvg",
+    "Krum",
+    "MultiKrum",
+    "FedMedian",
+    "TrimmedMean",
+    "Bulyan",
+    "GeometricMedian",
+    "CenteredClipping(tau=1.0)",
+    "NNM + Krum",
+    "Bucketing(s=2) + FedMedian",
+    "ARC + FedAvg",
+];
+
+#[test]
+fn adaptive_ipm_is_at_least_as_strong_as_every_fixed_epsilon() {
+    // n = 15, f = 3 (rows 12..15), honest updates N(1, 1); f comes from the round (Bulyan needs 15).
+    let x = gaussian(15, 40, 1.0, 1.0, 3);
+    let mal = [12, 13, 14];
+    for def in DEFENCES {
+        let adaptive = one_round(def, json!("adaptive_ipm(lower=0.1, upper=100.0, steps=4)"), &x, &mal, 9);
+        let chosen = adaptive.attacks[0].strength.unwrap();
+        let mut best = f64::NEG_INFINITY;
+        // The grid {0.1, 1, 10, 100} and the default ε = 0.1.
+        for eps in grid(0.1, 100.0, 4).into_iter().chain([0.1]) {
+            let fixed = one_round(def, json!({"type": "ipm", "epsilon": eps}), &x, &mal, 9);
+            assert!(
+                adaptive.attack_distance >= fixed.attack_distance,
+                "{def}: adaptive (ε = {chosen}) {} < ipm(ε = {eps}) {}",
+                adaptive.attack_distance,
+                fixed.attack_distance
+            );
+            best = best.max(fixed.attack_distance);
+        }
+        // The line search replays the round's aggregation exactly: it reaches the best candidate.
+        assert_eq!(adaptive.attack_distance, best, "{def}");
+    }
+}
+
+#[test]
+fn adaptive_alie_is_at_least_as_strong_as_every_fixed_z_on_its_grid() {
+    let x = gaussian(15, 40, 1.0, 1.0, 4);
+    let mal = [0, 5, 10];
+    for def in DEFENCES {
+        let adaptive = one_round(def, json!("adaptive_alie(lower=0.1, upper=10.0, steps=5)"), &x, &mal, 2);
+        let chosen = adaptive.attacks[0].strength.unwrap();
+        assert!(grid(0.1, 10.0, 5).contains(&chosen), "{def}: chose {chosen}");
+        for z in grid(0.1, 10.0, 5) {
+            let fixed = one_round(def, json!({"type": "alie", "z": z}), &x, &mal, 2);
+            assert!(
+                adaptive.attack_distance >= fixed.attack_distance,
+                "{def}: adaptive (z = {chosen}) {} < alie(z = {z}) {}",
+                adaptive.attack_distance,
+                fixed.attack_distance
+            );
+        }
+    }
+}
+
+#[test]
+fn adaptive_attacks_beat_the_default_strengths() {
+    // With the default grids (12 steps), compare against ipm's ε = 0.1 and ALIE's z = Φ⁻¹ formula
+    // (n = 15, f = 3 → s = 5, z = Φ⁻¹(2/3) ≈ 0.43, which is not on the grid).
+    let x = gaussian(15, 40, 1.0, 1.0, 5);
+    let mal = [1, 2, 3];
+    for def in DEFENCES {
+        let ai = one_round(def, json!("adaptive_ipm"), &x, &mal, 1).attack_distance;
+        let fi = one_round(def, json!("ipm"), &x, &mal, 1).attack_distance;
+        assert!(ai >= fi, "{def}: adaptive_ipm {ai} < ipm {fi}");
+        let aa = one_round(def, json!("adaptive_alie"), &x, &mal, 1).attack_distance;
+        let fa = one_round(def, json!("alie"), &x, &mal, 1).attack_distance;
+        assert!(aa >= fa * (1.0 - 1e-6), "{def}: adaptive_alie {aa} < alie {fa}");
+    }
+}
+
+#[test]
+fn adaptive_attacks_need_a_defence_and_a_valid_range() {
+    let x = four_rows();
+    let honest = [0, 1];
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let mut ctx = AttackContext { honest: &honest, malicious: &[2, 3], client_ids: &[0, 1, 2, 3], rng: &mut rng, defence: None };
+    let e = attack_of(json!("adaptive_ipm")).apply(&mut x.clone(), &mut ctx).unwrap_err().to_string();
+    assert_contains(&e, "Adaptive attacks need the defence");
+    let c = parse_attack(&json!("adaptive_alie(lower=2.0, upper=1.0)")).unwrap();
+    let e = UpdateAttack::from_config(&c).unwrap_err().to_string();
+    assert_eq!(e, "Expected less than upper = 1 for adaptive_alie.lower, got 2");
+}
+
+// ------------------------------------------------------------------ registry
+
+#[test]
+fn data_attacks_are_registered_with_their_parameters() {
+    let lf = lookup("label_flipping", "attack", Kind::is_attack).unwrap();
+    assert_eq!(lf.kind, Kind::DataAttack);
+    assert!(lf.params.is_empty());
+    let t = lookup("targeted_label_flipping", "attack", Kind::is_attack).unwrap();
+    assert_eq!(t.kind, Kind::DataAttack);
+    let names: Vec<&str> = t.params.iter().map(|p| p.name).collect();
+    assert_eq!(names, ["source", "target"]);
+    for p in t.params {
+        assert_eq!(p.ty, ParamType::Int);
+        assert!(matches!(p.default, ParamDefault::Required), "{} should be required", p.name);
+        assert!(p.check("targeted_label_flipping", &json!(-1)).is_err());
+    }
+    // Parsed as attacks, but they have no update-attack implementation (the trainer runs them).
+    let c = parse_attack(&json!({"type": "targeted_label_flipping", "source": 3, "target": 5})).unwrap();
+    assert_eq!(c.to_string(), "targeted_label_flipping(source=3, target=5)");
+    assert_eq!(UpdateAttack::from_config(&c).unwrap(), None);
+    assert_eq!(UpdateAttack::from_config(&parse_attack(&json!("label_flipping")).unwrap()).unwrap(), None);
+    let e = parse_attack(&json!("targeted_label_flipping(source=3)")).unwrap_err().to_string();
+    assert_contains(&e, "targeted_label_flipping requires the parameter 'target'");
+    // And they appear in the exported registry.
+    let j = registry_json();
+    let names: Vec<&str> = j.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"label_flipping") && names.contains(&"targeted_label_flipping"));
+}
+
+#[test]
+fn every_registered_update_attack_is_implemented_under_its_name() {
+    for c in REGISTRY.iter().filter(|c| c.kind == Kind::UpdateAttack) {
+        let a = attack_of(json!(c.name));
+        assert_eq!(a.name(), c.name);
+    }
+}

@@ -1,0 +1,85 @@
+//! Results are bit-identical whatever the size of the rayon pool (matrix.rs splits work by column
+//! blocks that depend on d only). n = 20, d = 300 000 is large enough to be split into many blocks.
+
+mod common;
+
+use common::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use vfl::attacks::{AttackContext, UpdateAttack};
+use vfl::{parse_attack, NonFinite, OwnedMatrix, Strategy};
+
+const N: usize = 20;
+const D: usize = 300_000;
+
+fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+}
+
+/// Two rounds with one Strategy (so CenteredClipping's carried centre is covered too).
+fn two_rounds(text: &str, x: &OwnedMatrix, w: &[f64]) -> Vec<Vec<u32>> {
+    let mut s = Strategy::new(spec(text)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(17);
+    (0..2)
+        .map(|_| bits(&s.aggregate(x.view(), Some(w), Some(3), &mut rng, NonFinite::Reject).unwrap()))
+        .collect()
+}
+
+#[test]
+fn aggregation_is_identical_with_1_and_4_threads() {
+    // Honest N(0.1, 1) rows with three outliers, unequal weights.
+    let mut x = gaussian(N, D, 0.1, 1.0, 2024);
+    for r in 17..20 {
+        x.row_mut(r).iter_mut().for_each(|v| *v = *v * 5.0 - 3.0);
+    }
+    let w: Vec<f64> = (0..N).map(|i| 1.0 + i as f64).collect();
+    for text in [
+        "FedAvg",
+        "FedMedian",
+        "TrimmedMean(f=3)",
+        "Krum(f=3)",
+        "MultiKrum(f=3)",
+        "Bulyan(f=4)",
+        "GeometricMedian",
+        "CenteredClipping(tau=1.0, iters=3)",
+        "NNM(f=3) + FedAvg",
+        "Bucketing(s=3) + FedMedian",
+        "ARC(f=3) + FedAvg",
+        "Clipping(c=100.0) + FedAvg",
+    ] {
+        let one = in_pool(1, || two_rounds(text, &x, &w));
+        let four = in_pool(4, || two_rounds(text, &x, &w));
+        assert!(one == four, "{text}: results differ between 1 and 4 threads");
+        assert!(one[0].iter().all(|&b| f32::from_bits(b).is_finite()), "{text}");
+    }
+}
+
+#[test]
+fn attacks_and_server_steps_are_identical_with_1_and_4_threads() {
+    let x = gaussian(N, D, 0.1, 1.0, 7);
+    let honest: Vec<usize> = (0..16).collect();
+    let malicious: Vec<usize> = (16..20).collect();
+    let ids: Vec<usize> = (0..N).collect();
+    for text in ["gaussian_noise(sigma=2.0)", "alie", "ipm", "model_poisoning", "sybil"] {
+        let attack = UpdateAttack::from_config(&parse_attack(&json!(text)).unwrap()).unwrap().unwrap();
+        let run = || {
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let mut ctx = AttackContext { honest: &honest, malicious: &malicious, client_ids: &ids, rng: &mut rng, defence: None };
+            let mut m = x.clone();
+            attack.apply(&mut m, &mut ctx).unwrap();
+            bits(&m.data)
+        };
+        assert!(in_pool(1, run) == in_pool(4, run), "{text}: results differ between 1 and 4 threads");
+    }
+    for text in ["FedAvgM", "FedAdam", "FedYogi", "FedAdagrad"] {
+        let run = || {
+            let mut s = Strategy::new(spec(text)).unwrap();
+            let mut w = vec![0f32; D];
+            s.server_step(&mut w, x.row(0)).unwrap();
+            s.server_step(&mut w, x.row(1)).unwrap();
+            bits(&w)
+        };
+        assert!(in_pool(1, run) == in_pool(4, run), "{text}: results differ between 1 and 4 threads");
+    }
+}

@@ -1,0 +1,209 @@
+//! The round orchestrator: malicious clients, attacks, f from the round, server step, history.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use vfl::orchestrator::{Orchestrator, OrchestratorConfig, RoundSummary};
+use vfl::{parse_attack, OwnedMatrix};
+
+fn orch(strategy: &str, attacks: &[&str], num_clients: usize, malicious: Option<Vec<usize>>, num_malicious: usize, seed: u64) -> Orchestrator {
+    Orchestrator::new(OrchestratorConfig {
+        strategy: spec(strategy),
+        attacks: attacks.iter().map(|a| parse_attack(&json!(a)).unwrap()).collect(),
+        num_clients,
+        malicious,
+        num_malicious,
+        seed,
+    })
+    .unwrap()
+}
+
+fn new_err(num_clients: usize, malicious: Option<Vec<usize>>, num_malicious: usize, attacks: Vec<vfl::ComponentConfig>) -> String {
+    let cfg = OrchestratorConfig { strategy: spec("FedAvg"), attacks, num_clients, malicious, num_malicious, seed: 0 };
+    match Orchestrator::new(cfg) {
+        Ok(_) => panic!("expected an error"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn step(o: &mut Orchestrator, x: &OwnedMatrix) -> RoundSummary {
+    o.step(x.view(), None, None).unwrap().clone()
+}
+
+#[test]
+fn malicious_clients_are_drawn_from_the_seed() {
+    let a = orch("FedAvg", &[], 20, None, 5, 11).malicious_clients();
+    assert_eq!(a.len(), 5);
+    assert!(a.iter().all(|&i| i < 20) && a.windows(2).all(|w| w[0] < w[1]), "{a:?}");
+    assert_eq!(orch("FedAvg", &[], 20, None, 5, 11).malicious_clients(), a);
+    let others: Vec<Vec<usize>> = (12..17).map(|s| orch("FedAvg", &[], 20, None, 5, s).malicious_clients()).collect();
+    assert!(others.iter().any(|o| *o != a), "five other seeds all drew {a:?}");
+    // An explicit list wins over num_malicious.
+    assert_eq!(orch("FedAvg", &[], 20, Some(vec![3, 1]), 5, 11).malicious_clients(), vec![1, 3]);
+}
+
+#[test]
+fn a_sign_flip_round_by_hand() {
+    // Clients 0..4 send 1, 2, 3, 4; client 3 is malicious and sends −4 instead.
+    // FedAvg = (1 + 2 + 3 − 4)/4 = 0.5; honest mean = 2; attack distance 1.5.
+    let mut o = orch("FedAvg", &["sign_flip"], 4, Some(vec![3]), 0, 0);
+    let s = step(&mut o, &col(&[1.0, 2.0, 3.0, 4.0]));
+    assert_eq!((s.round, s.num_clients, s.num_malicious), (1, 4, 1));
+    assert_eq!(s.malicious_clients, vec![3]);
+    assert_eq!(s.attacks.len(), 1);
+    assert_eq!((s.attacks[0].name, s.attacks[0].strength), ("sign_flip", Some(1.0)));
+    assert!((s.attack_distance - 1.5).abs() < 1e-6);
+    assert!((s.honest_mean_norm - 2.0).abs() < 1e-6);
+    assert!((s.aggregate_norm - 0.5).abs() < 1e-6);
+    assert!(s.aggregate_finite);
+    assert!(s.kernel_ms >= 0.0 && s.global_loss.is_nan() && s.accuracy.is_nan());
+    // The global model starts at 0 and moves by the aggregate.
+    assert_eq!(o.global_model().unwrap(), &[0.5]);
+}
+
+#[test]
+fn client_ids_select_who_is_in_the_round() {
+    // Federation of 10, malicious {2, 7}; this round samples clients 7, 0, 5: one malicious.
+    let mut o = orch("FedAvg", &["ipm(epsilon=1.0)"], 10, Some(vec![2, 7]), 0, 0);
+    let x = col(&[100.0, 2.0, 4.0]);
+    let s = o.step(x.view(), None, Some(&[7, 0, 5])).unwrap().clone();
+    assert_eq!((s.num_malicious, s.malicious_clients.clone()), (1, vec![7]));
+    // ipm(ε = 1): row 0 becomes −mean(2, 4) = −3 → FedAvg (−3 + 2 + 4)/3 = 1; honest mean 3.
+    assert!((s.attack_distance - 2.0).abs() < 1e-6, "{}", s.attack_distance);
+    // A round with no malicious client runs no attack.
+    let s = o.step(x.view(), None, Some(&[1, 3, 4])).unwrap().clone();
+    assert_eq!(s.num_malicious, 0);
+    assert!(s.attacks.is_empty());
+    assert_eq!(s.attack_distance, 0.0);
+}
+
+#[test]
+fn f_defaults_to_the_number_of_malicious_clients_in_the_round() {
+    // Krum without f: with 2 malicious clients among 7 it runs as Krum(f=2); among 6 it needs n > 6.
+    let x = col(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let mut o = orch("Krum", &[], 10, Some(vec![0, 1]), 0, 0);
+    assert!(o.step(x.view(), None, None).is_ok());
+    let y = col(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    let e = o.step(y.view(), None, None).unwrap_err().to_string();
+    assert_eq!(e, "Expected n > 2f + 2 = 6 for Krum with f = 2, got n = 6");
+    // A failed round is not recorded.
+    assert_eq!(o.history().len(), 1);
+    // TrimmedMean without f over the same round trims 2 per side: mean of {2, 3, 4} = 3.
+    let mut o = orch("TrimmedMean", &[], 10, Some(vec![0, 1]), 0, 0);
+    step(&mut o, &col(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    assert_eq!(o.global_model().unwrap(), &[3.0]);
+}
+
+#[test]
+fn server_optimiser_moves_the_global_model_across_rounds() {
+    // FedAvgM(server_lr=1, momentum=0.5): Δ = 2 then 2 → v = 2, 3 → w = 2, 5.
+    let mut o = orch("FedAvgM(server_lr=1.0, momentum=0.5)", &[], 3, None, 0, 0);
+    let x = col(&[1.0, 2.0, 3.0]);
+    step(&mut o, &x);
+    assert_eq!(o.global_model().unwrap(), &[2.0]);
+    step(&mut o, &x);
+    assert_eq!(o.global_model().unwrap(), &[5.0]);
+    // A model set by the caller is the starting point.
+    let mut o = orch("FedAvg", &[], 3, None, 0, 0);
+    o.set_global_model(vec![10.0]).unwrap();
+    step(&mut o, &x);
+    assert_eq!(o.global_model().unwrap(), &[12.0]);
+    let e = o.step(mat(&[&[1.0, 2.0]]).view(), None, Some(&[0])).unwrap_err().to_string();
+    assert_eq!(e, "Expected 1 parameters (the global model) for the update size, got 2");
+}
+
+#[test]
+fn centered_clipping_state_persists_across_orchestrator_rounds() {
+    // One client at (3, 4), τ = 1: the aggregate walks 1 per round along (0.6, 0.8) and the plain
+    // server step adds it: w = (0.6, 0.8), then + (1.2, 1.6) = (1.8, 2.4).
+    let mut o = orch("CenteredClipping(tau=1.0)", &[], 1, None, 0, 0);
+    let x = mat(&[&[3.0, 4.0]]);
+    step(&mut o, &x);
+    step(&mut o, &x);
+    assert_close(o.global_model().unwrap(), &[1.8, 2.4], 1e-5);
+}
+
+#[test]
+fn a_nan_attack_poisons_fedavg_but_not_the_median() {
+    let x = col(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+    let mut o = orch("FedAvg", &["nan"], 5, Some(vec![4]), 0, 0);
+    let s = step(&mut o, &x);
+    assert!(!s.aggregate_finite && s.attack_distance.is_nan());
+    assert!(o.global_model().unwrap()[0].is_nan());
+    let mut o = orch("FedMedian", &["nan"], 5, Some(vec![4]), 0, 0);
+    let s = step(&mut o, &x);
+    // Median of {1, 2, 3, 4, NaN} = 3 (NaN sorts last); honest mean 2.5.
+    assert!(s.aggregate_finite);
+    assert_eq!(o.global_model().unwrap(), &[3.0]);
+    assert!((s.attack_distance - 0.5).abs() < 1e-6);
+}
+
+#[test]
+fn runs_are_reproducible_and_rounds_use_fresh_randomness() {
+    let x = gaussian(6, 200, 0.0, 1.0, 1);
+    let run = || {
+        let mut o = orch("Bucketing(s=2) + FedMedian", &["gaussian_noise(sigma=3.0)"], 6, None, 2, 99);
+        let a = step(&mut o, &x);
+        let b = step(&mut o, &x);
+        (o.global_model().unwrap().to_vec(), a.attack_distance, b.attack_distance)
+    };
+    let (w, d1, d2) = run();
+    assert_eq!(run(), (w.clone(), d1, d2));
+    // Round 2 draws new noise and a new shuffle for the same input.
+    assert_ne!(d1, d2);
+}
+
+#[test]
+fn data_attacks_leave_the_updates_alone() {
+    // The trainer runs label flipping; the orchestrator records it but changes no row.
+    let mut o = orch("FedAvg", &["label_flipping", "targeted_label_flipping(source=1, target=7)"], 3, Some(vec![0]), 0, 0);
+    assert_eq!(o.attack_configs().len(), 2);
+    let s = step(&mut o, &col(&[3.0, 1.0, 2.0]));
+    assert!(s.attacks.is_empty());
+    assert_eq!(o.global_model().unwrap(), &[2.0]);
+}
+
+#[test]
+fn metrics_are_reported_by_the_caller() {
+    let mut o = orch("FedAvg", &[], 2, None, 0, 0);
+    assert_eq!(o.report_metrics(1.0, None, None).unwrap_err().to_string(), "Expected a finished round to report metrics for, got none yet");
+    let x = col(&[1.0, 2.0]);
+    step(&mut o, &x);
+    step(&mut o, &x);
+    // Not yet reported: null in JSON.
+    let j: serde_json::Value = serde_json::from_str(&o.history_json()).unwrap();
+    assert!(j[0]["global_loss"].is_null() && j[1]["accuracy"].is_null());
+    o.report_metrics(0.5, Some(0.9), Some(1)).unwrap();
+    o.report_metrics(0.25, None, None).unwrap();
+    let h = o.history();
+    assert_eq!((h[0].global_loss, h[0].accuracy), (0.5, 0.9));
+    assert_eq!(h[1].global_loss, 0.25);
+    assert!(h[1].accuracy.is_nan());
+    assert_eq!(o.report_metrics(1.0, None, Some(3)).unwrap_err().to_string(), "Expected 1..=2 for round, got 3");
+    assert_eq!(o.report_metrics(1.0, None, Some(0)).unwrap_err().to_string(), "Expected 1..=2 for round, got 0");
+    let j: serde_json::Value = serde_json::from_str(&o.history_json()).unwrap();
+    assert_eq!(j[0]["global_loss"], json!(0.5));
+    assert_eq!(j[1]["round"], json!(2));
+}
+
+#[test]
+fn configuration_and_step_errors() {
+    assert_eq!(new_err(0, None, 0, vec![]), "Expected at least 1 for num_clients, got 0");
+    assert_eq!(new_err(5, Some(vec![1, 5]), 0, vec![]), "Expected ids below num_clients = 5 for malicious client ids, got 5");
+    assert_eq!(new_err(5, None, 6, vec![]), "Expected at most num_clients = 5 for num_malicious, got 6");
+    let bad = spec("Krum(f=1)").rule;
+    assert_eq!(new_err(5, None, 0, vec![bad]), "Expected an attack, got the Rule Krum");
+    let bad_range = parse_attack(&json!("adaptive_ipm(lower=3.0, upper=2.0)")).unwrap();
+    assert_eq!(new_err(5, None, 1, vec![bad_range]), "Expected less than upper = 2 for adaptive_ipm.lower, got 3");
+
+    let mut o = orch("FedAvg", &[], 5, None, 0, 0);
+    let x = col(&[1.0, 2.0]);
+    let e = |o: &mut Orchestrator, ids: &[usize]| o.step(x.view(), None, Some(ids)).unwrap_err().to_string();
+    assert_eq!(e(&mut o, &[0]), "Expected 2 ids (one per update row) for client_ids, got 1");
+    assert_eq!(e(&mut o, &[1, 1]), "Expected distinct client ids, got 1 twice");
+    assert_eq!(e(&mut o, &[0, 5]), "Expected ids below num_clients = 5 for client ids, got 5");
+    assert_eq!(o.step(x.view(), Some(&[1.0]), None).unwrap_err().to_string(), "Expected 2 values (one per update row) for weights, got 1 values");
+    assert_eq!(o.set_global_model(vec![]).unwrap_err().to_string(), "Expected at least one parameter for the global model, got 0");
+    assert!(o.history().is_empty());
+}
