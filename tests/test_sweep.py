@@ -253,3 +253,26 @@ def test_dask_executor_runs_a_sweep_and_streams_rounds(tmp_path):
 def test_shipped_examples_are_valid(name):
     specs = load_experiment(Path(__file__).parents[1] / "examples" / name)
     assert specs and len({s.label for s in specs}) == len(specs)
+
+
+def test_ctrl_c_on_the_command_stops_cleanly_and_keeps_rounds(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "velocity.cli", "sweep", "--strategies", "FedAvg,FedMedian,TrimmedMean", "--rounds", "2000"]
+    cmd += ["--clients", "6", "--dataset", FAST["dataset"], "--model", "mlp-16", "--parallel", "2", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and sum(len(read_rounds_csv(p)) for p in out.glob("*/rounds.csv")) < 4:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
+    printed, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, printed
+    assert "Every finished round is kept" in printed
+    summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
+    assert {s["status"] for s in summaries} == {"cancelled"} and len(summaries) >= 2
+    for s in summaries:
+        run_dir = next(p.parent for p in out.glob("*/summary.json") if json.loads(p.read_text()) == s)
+        assert s["rounds_completed"] == len(read_rounds_csv(run_dir / "rounds.csv"))
+    assert sum(s["rounds_completed"] for s in summaries) >= 4

@@ -7,6 +7,8 @@ plain top-level function of a package module, never a closure or a notebook-defi
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -62,6 +64,9 @@ def execute_run(spec_json: str, run_dir: str, index: int, events: EventSink | No
     one bad run cannot take the sweep down.
     """
     configure_threads(threads)
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C reaches the whole process group; the parent decides what stops (and records it).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     spec = RunSpec.model_validate_json(spec_json)
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
