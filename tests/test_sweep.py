@@ -276,3 +276,35 @@ def test_ctrl_c_on_the_command_stops_cleanly_and_keeps_rounds(tmp_path):
         run_dir = next(p.parent for p in out.glob("*/summary.json") if json.loads(p.read_text()) == s)
         assert s["rounds_completed"] == len(read_rounds_csv(run_dir / "rounds.csv"))
     assert sum(s["rounds_completed"] for s in summaries) >= 4
+
+
+def test_a_sweep_mixes_federated_and_decentralised_runs(tmp_path):
+    toml = tmp_path / "mixed.toml"
+    toml.write_text(
+        f'[shared]\ndataset = "{FAST["dataset"]}"\nmodel_id = "mlp-16"\nnum_clients = 7\nrounds = 3\nlr = 0.1\nbatch_size = 16\n'
+        'malicious_fraction = 0.28\nattacks = ["sign_flip"]\n'
+        '[[runs]]\nname = "federated-median"\nstrategy = "FedMedian"\n'
+        '[[runs]]\nname = "monna"\ntopology = "decentralised"\nstrategy = "nearest_neighbour"\nclient_momentum = 0.9\n'
+        '[[runs]]\nname = "gossip"\ntopology = "decentralised"\nstrategy = "FedAvg"\n'
+        '[[runs]]\nname = "gossip-clean"\ntopology = "decentralised"\nstrategy = "FedAvg"\nattacks = []\nmalicious_fraction = 0.0\n'
+    )
+    out = tmp_path / "mixed"
+    assert cli_main(["sweep", str(toml), "--out", str(out), "--quiet"]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert {e["run"] for e in comparison["ranking"]} == {"federated-median", "monna", "gossip", "gossip-clean"}
+    for name in ("monna", "gossip"):
+        rows = read_rounds_csv(out / name / "rounds.csv")
+        assert [r["num_malicious"] for r in rows] == [2, 2, 2] and all("sign_flip" in r["attacks"] for r in rows)
+    gossip = next(e for e in comparison["ranking"] if e["run"] == "gossip")
+    assert gossip["loss_change_vs_clean"] is not None, "the decentralised clean twin is found"
+
+
+def test_decentralised_specs_are_checked():
+    with pytest.raises(ValueError, match="Expected topology 'decentralised' for strategy 'nearest_neighbour'"):
+        RunSpec(strategy="nearest_neighbour")
+    with pytest.raises(ValueError, match=r"Expected n − f > f for a decentralised run, got n = 10, f = 5"):
+        RunSpec(topology="decentralised", strategy="nearest_neighbour", malicious_fraction=0.5, attacks=["sign_flip"])
+    with pytest.raises(ValueError, match="Expected an update attack for a decentralised run"):
+        RunSpec(topology="decentralised", malicious_fraction=0.2, attacks=["label_flipping"])
+    with pytest.raises(ValueError, match="Krum cannot aggregate the 7 models a worker receives with f = 3"):
+        RunSpec(topology="decentralised", strategy="Krum", malicious_fraction=0.3, attacks=["ipm"])

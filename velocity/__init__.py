@@ -14,6 +14,8 @@ from velocity.specs import AttackSpec, StrategySpec, parse_attack, parse_attacks
 __all__ = [
     "AttackSpec",
     "ComponentInfo",
+    "MonnaSimulation",
+    "MonnaStep",
     "Orchestrator",
     "ParamInfo",
     "RoundSummary",
@@ -29,3 +31,14 @@ __all__ = [
     "parse_attacks",
     "parse_strategy",
 ]
+
+# Torch-backed parts load on first use, so `import velocity` stays light.
+_LAZY = {"MonnaSimulation": "velocity.decentralised", "MonnaStep": "velocity.decentralised"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'velocity' has no attribute {name!r}")

@@ -36,6 +36,14 @@ def apply_attack(
 
 def alie_z(n: int, f: int) -> float: ...
 
+def nearest_neighbour_mix(
+    models: npt.NDArray[np.float32],
+    received: list[list[int]],
+    keep: int,
+) -> npt.NDArray[np.float32]:
+    """Row w: the mean of the ``keep`` rows of ``received[w]`` (row indices into the C-contiguous
+    ``models``, the worker's own first) closest to its first row, itself included (GIL released)."""
+
 class Orchestrator:
     def __init__(
         self,

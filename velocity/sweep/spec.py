@@ -15,9 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from velocity.models import parse_model_id
+from velocity.registry import get_component
 from velocity.specs import parse_attacks, parse_strategy
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
+#: Decentralised-only aggregators (MoNNA); any registered rule also works on a received set.
+DECENTRALISED_AGGREGATORS = ("nearest_neighbour",)
 Topology = Literal["federated", "decentralised"]
 
 
@@ -56,9 +59,12 @@ class RunSpec(BaseModel):
     batch_size: int = Field(32, ge=1)
     momentum: float = Field(0.0, ge=0, lt=1, description="local SGD momentum")
     weight_decay: float = Field(0.0, ge=0)
-    client_momentum: float = Field(0.0, ge=0, lt=1, description="worker momentum across rounds")
+    client_momentum: float = Field(0.0, ge=0, lt=1, description="worker momentum across rounds (MoNNA's β when decentralised)")
     malicious_fraction: float = Field(0.0, ge=0, le=1)
-    strategy: str = Field("FedAvg", description='"Krum(f=2)", "NNM(f=2) + Krum(f=2)", or a table')
+    strategy: str = Field(
+        "FedAvg",
+        description='"Krum(f=2)", "NNM(f=2) + Krum(f=2)", or a table; decentralised runs also take "nearest_neighbour" (MoNNA)',
+    )
     attacks: tuple[str, ...] = Field((), description="attacks, each text or a table with `type`")
     topology: Topology = "federated"
     seed: int = Field(0, ge=0)
@@ -68,6 +74,8 @@ class RunSpec(BaseModel):
     @field_validator("strategy", mode="before")
     @classmethod
     def _canonical_strategy(cls, value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in ("nearest_neighbour", "nna", "monna"):
+            return "nearest_neighbour"
         return str(_as_value_error(parse_strategy, value))
 
     @field_validator("attacks", mode="before")
@@ -101,8 +109,40 @@ class RunSpec(BaseModel):
             raise ValueError(f"Expected min_clients <= num_clients = {self.num_clients}, got {self.min_clients}")
         if self.attacks and self.malicious_fraction == 0:
             raise ValueError(f"Expected malicious_fraction > 0 with attacks {list(self.attacks)}, got 0: no client would attack")
-        self._check_strategy_fits()
+        if self.topology == "decentralised":
+            self._check_decentralised()
+        else:
+            if self.strategy in DECENTRALISED_AGGREGATORS:
+                raise ValueError(f"Expected topology 'decentralised' for strategy '{self.strategy}' (MoNNA's aggregator), got 'federated'")
+            self._check_strategy_fits()
         return self
+
+    @property
+    def num_malicious(self) -> int:
+        return round(self.malicious_fraction * self.num_clients)
+
+    def _check_decentralised(self) -> None:
+        """MoNNA's conditions (Farhadkhani et al. 2023): an honest majority, one update attack."""
+        n, f = self.num_clients, self.num_malicious
+        if not n - f > f:
+            raise ValueError(f"Expected n − f > f for a decentralised run, got n = {n}, f = {f} (malicious_fraction = {self.malicious_fraction})")
+        if len(self.attacks) > 1:
+            raise ValueError(f"Expected at most one attack for a decentralised run, got {list(self.attacks)}")
+        if self.attacks:
+            from velocity.specs import parse_attack
+
+            kind = get_component(parse_attack(self.attacks[0]).name).kind
+            if kind != "update_attack":
+                raise ValueError(f"Expected an update attack for a decentralised run (workers exchange models), got {self.attacks[0]} ({kind})")
+        if self.strategy not in DECENTRALISED_AGGREGATORS:
+            import numpy as np
+
+            from velocity.aggregation import aggregate
+
+            try:  # the rule runs on each worker's n − f received models
+                aggregate(np.zeros((n - f, 1), np.float32), self.strategy, f=f)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{self.strategy} cannot aggregate the {n - f} models a worker receives with f = {f}: {e}") from None
 
     def _check_strategy_fits(self) -> None:
         """Dry-run the strategy on an n × 1 matrix with the round's n and the worst-case f, so an
@@ -112,7 +152,7 @@ class RunSpec(BaseModel):
         from velocity.aggregation import aggregate
 
         n = self.min_clients or self.num_clients
-        f = min(n, round(self.malicious_fraction * self.num_clients))
+        f = min(n, self.num_malicious)
         try:
             aggregate(np.zeros((n, 1), np.float32), self.strategy, f=f)
         except (ValueError, TypeError) as e:

@@ -6,6 +6,7 @@
 pub mod attacks;
 pub mod error;
 pub mod matrix;
+pub mod mixing;
 pub mod orchestrator;
 pub mod params;
 pub mod preagg;

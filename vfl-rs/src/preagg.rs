@@ -99,7 +99,7 @@ impl PreAggregator {
 
 /// Output row g = Σ c·x_j over the (j, c) pairs of `groups[g]`, computed one column block at a
 /// time so the source rows are read from cache.
-fn mix_rows(x: Matrix, groups: &[Vec<(usize, f64)>]) -> OwnedMatrix {
+pub(crate) fn mix_rows(x: Matrix, groups: &[Vec<(usize, f64)>]) -> OwnedMatrix {
     let d = x.d();
     let m = groups.len();
     let nblocks = d.div_ceil(COL_BLOCK);

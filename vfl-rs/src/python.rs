@@ -140,6 +140,23 @@ fn apply_attack<'py>(
     Ok((arr.into_pyarray(py), serde_json::to_string(&outcome).unwrap_or_default()))
 }
 
+/// Nearest-neighbour averaging for every worker at once (MoNNA's mixing, Farhadkhani et al.,
+/// ICML 2023): row w of the result is the mean of the `keep` rows of `received[w]` (indices into
+/// `models`, the worker's own first) closest to its first row, that row included.
+#[pyfunction]
+fn nearest_neighbour_mix<'py>(
+    py: Python<'py>,
+    models: PyReadonlyArray2<'py, f32>,
+    received: Vec<Vec<usize>>,
+    keep: usize,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let x = matrix(&models)?;
+    let m = py.allow_threads(|| crate::mixing::nearest_neighbour_mix(x, &received, keep))?;
+    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data)
+        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    Ok(arr.into_pyarray(py))
+}
+
 /// ALIE's default z for n clients of which f are malicious (Baruch et al., NeurIPS 2019).
 #[pyfunction]
 fn alie_z(n: usize, f: usize) -> PyResult<f64> {
@@ -240,6 +257,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(apply_attack, m)?)?;
     m.add_function(wrap_pyfunction!(alie_z, m)?)?;
+    m.add_function(wrap_pyfunction!(nearest_neighbour_mix, m)?)?;
     m.add_class::<PyOrchestrator>()?;
     Ok(())
 }
