@@ -14,18 +14,22 @@ from velocity.specs import AttackSpec, StrategySpec, parse_attack, parse_attacks
 __all__ = [
     "AttackSpec",
     "ComponentInfo",
+    "FederatedServer",
     "MonnaSimulation",
     "MonnaStep",
     "Orchestrator",
     "ParamInfo",
     "RoundSummary",
+    "RunSpec",
     "StrategySpec",
+    "Sweep",
     "__version__",
     "aggregate",
     "alie_z",
     "apply_attack",
     "get_component",
     "list_attacks",
+    "load_federated",
     "list_strategies",
     "parse_attack",
     "parse_attacks",
@@ -33,7 +37,14 @@ __all__ = [
 ]
 
 # Torch-backed parts load on first use, so `import velocity` stays light.
-_LAZY = {"MonnaSimulation": "velocity.decentralised", "MonnaStep": "velocity.decentralised"}
+_LAZY = {
+    "MonnaSimulation": "velocity.decentralised",
+    "MonnaStep": "velocity.decentralised",
+    "FederatedServer": "velocity.server",
+    "load_federated": "velocity.data",
+    "RunSpec": "velocity.sweep",
+    "Sweep": "velocity.sweep",
+}
 
 
 def __getattr__(name: str):
