@@ -55,14 +55,12 @@ impl Strategy {
             return Err(VflError::expected("updates", "at least one row and one column", format!("{} × {}", x.n(), x.d())));
         }
         let w = check_weights(weights, x.n())?;
-        if non_finite == NonFinite::Reject && !self.accepts_non_finite() {
-            if let Some((i, j, v)) = x.first_non_finite() {
-                return Err(VflError::value(format!(
-                    "Expected finite updates for {}, got {v} in row {i} at index {j}; \
-                     FedMedian, TrimmedMean, Krum, MultiKrum and Bulyan accept non-finite rows",
-                    self.spec
-                )));
-            }
+        let must_reject = non_finite == NonFinite::Reject && !self.accepts_non_finite();
+        // A plain weighted mean carries any NaN/inf of a weighted row into its result, so it is
+        // checked after one pass over the matrix instead of scanning it first (twice the reads).
+        let check_after = must_reject && self.pre.is_empty() && matches!(self.rule, Rule::Mean);
+        if must_reject && !check_after {
+            self.reject_non_finite(x)?;
         }
         // Fail on n/f before doing any pre-aggregation work, when the rule sees n rows.
         if self.pre.is_empty() {
@@ -76,9 +74,24 @@ impl Strategy {
             };
             owned = Some(p.apply(cur, cw, f_default, rng)?);
         }
-        match &owned {
+        let out = match &owned {
             Some((m, cw)) => self.rule.aggregate(m.view(), cw, f_default),
             None => self.rule.aggregate(x, &w, f_default),
+        }?;
+        if check_after && out.iter().any(|v| !v.is_finite()) {
+            self.reject_non_finite(x)?; // (finite rows whose mean overflows pass through as inf)
+        }
+        Ok(out)
+    }
+
+    fn reject_non_finite(&self, x: Matrix) -> Result<()> {
+        match x.first_non_finite() {
+            Some((i, j, v)) => Err(VflError::value(format!(
+                "Expected finite updates for {}, got {v} in row {i} at index {j}; \
+                 FedMedian, TrimmedMean, Krum, MultiKrum and Bulyan accept non-finite rows",
+                self.spec
+            ))),
+            None => Ok(()),
         }
     }
 
