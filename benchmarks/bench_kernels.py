@@ -533,7 +533,7 @@ def fmt_cell(r: Result | None) -> str:
     if r is None:
         return ""
     if r.status == "ok":
-        return fmt_time(r.seconds) + ("*" if r.reps == 1 else "")
+        return fmt_time(r.seconds) + ("*" if r.note.startswith("warm-up only") else "")
     return {"skip": "skipped", "err": "error"}.get(r.status, r.status)
 
 
@@ -648,7 +648,8 @@ def parse_ints(s: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="small subset: n=10,50, d=100,000, 3 reps, no 10M FedAvg")
+    p.add_argument("--quick", action="store_true",
+                   help="small subset: n=10,50, d=100,000, 3 reps, no 10M FedAvg (explicit flags win)")
     p.add_argument("--rules", default=",".join(RULES), help=f"comma list from {','.join(RULES)}")
     p.add_argument("--n", default="10,50,100", help="client counts (comma list)")
     p.add_argument("--d", default="100000,1000000", help="update sizes (comma list; 1e6 and 1_000_000 work)")
@@ -670,9 +671,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     args = p.parse_args(argv)
 
-    if args.quick:
-        args.n, args.d, args.big_d = "10,50", "100000", ""
-        args.repeat = min(args.repeat, 3)
+    if args.quick:  # only where the corresponding flag was left at its default
+        for name, value in (("n", "10,50"), ("d", "100000"), ("big_d", ""), ("repeat", 3)):
+            if getattr(args, name) == p.get_default(name):
+                setattr(args, name, value)
     rules = [RULES[r.strip()] for r in args.rules.split(",") if r.strip()]
     ns, ds = parse_ints(args.n), parse_ints(args.d)
     big_ds = [v for v in parse_ints(args.big_d) if v > 0] if args.big_d else []
