@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Protocol
 
-import numpy as np
 import torch
 
 from velocity.orchestrator import AttackOutcome
@@ -123,8 +122,8 @@ class DecentralisedRun:
         honest_mean = step.post_step_models.mean(dim=0)
         distance = float(torch.linalg.vector_norm(step.mixed_models - honest_mean, dim=1).mean())
         attacks: tuple[AttackOutcome, ...] = ()
-        if step.attack is not None:
-            attacks = tuple(AttackOutcome(a["name"], a.get("strength")) for a in _attack_list(step.attack))
+        if step.attack is not None:  # apply_attack's report: {"name": ..., "strength": ...}
+            attacks = (AttackOutcome(step.attack["name"], step.attack.get("strength")),)
         record = RoundRecord(
             round=step.step,
             client_ids=tuple(range(self.sim.num_honest)),
@@ -151,11 +150,3 @@ class DecentralisedRun:
             out.append(record)
         return out
 
-
-def _attack_list(outcome: Any) -> list[dict[str, Any]]:
-    """apply_attack's report as a list of {name, strength} dicts."""
-    if isinstance(outcome, dict):
-        items = outcome.get("attacks", [outcome])
-    else:
-        items = list(outcome)
-    return [a if isinstance(a, dict) else {"name": getattr(a, "name", str(a)), "strength": getattr(a, "strength", None)} for a in items]

@@ -135,31 +135,33 @@ class RunSpec(BaseModel):
             if kind != "update_attack":
                 raise ValueError(f"Expected an update attack for a decentralised run (workers exchange models), got {self.attacks[0]} ({kind})")
         if self.strategy not in DECENTRALISED_AGGREGATORS:
-            import numpy as np
-
-            from velocity.aggregation import aggregate
-
-            try:  # the rule runs on each worker's n − f received models
-                aggregate(np.zeros((n - f, 1), np.float32), self.strategy, f=f)
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"{self.strategy} cannot aggregate the {n - f} models a worker receives with f = {f}: {e}") from None
+            problem = self._dry_run(n - f, f)  # the rule runs on each worker's n − f received models
+            if problem:
+                raise ValueError(f"{self.strategy} cannot aggregate the {n - f} models a worker receives with f = {f}: {problem}")
 
     def _check_strategy_fits(self) -> None:
         """Dry-run the strategy on an n × 1 matrix with the round's n and the worst-case f, so an
         impossible combination (Krum with n ≤ 2f + 2, trimming everything) fails before any run."""
+        n = self.min_clients or self.num_clients
+        f = min(n, self.num_malicious)
+        problem = self._dry_run(n, f)
+        if problem:
+            raise ValueError(
+                f"{self.strategy} cannot aggregate {n} clients per round with up to {f} malicious "
+                f"(num_clients = {self.num_clients}, min_clients = {self.min_clients}, malicious_fraction = {self.malicious_fraction}): {problem}"
+            )
+
+    def _dry_run(self, n: int, f: int) -> str | None:
+        """The core's complaint when the strategy aggregates an n × 1 matrix with this f, if any."""
         import numpy as np
 
         from velocity.aggregation import aggregate
 
-        n = self.min_clients or self.num_clients
-        f = min(n, self.num_malicious)
         try:
             aggregate(np.zeros((n, 1), np.float32), self.strategy, f=f)
         except (ValueError, TypeError) as e:
-            raise ValueError(
-                f"{self.strategy} cannot aggregate {n} clients per round with up to {f} malicious "
-                f"(num_clients = {self.num_clients}, min_clients = {self.min_clients}, malicious_fraction = {self.malicious_fraction}): {e}"
-            ) from None
+            return str(e)
+        return None
 
     @property
     def attack_label(self) -> str:

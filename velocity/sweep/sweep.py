@@ -25,7 +25,7 @@ from velocity.sweep.files import atomic_write_json, read_json, read_rounds_csv
 from velocity.sweep.manifest import available_cpus, build_manifest
 from velocity.sweep.report import load_results, write_comparison
 from velocity.sweep.spec import RunSpec
-from velocity.sweep.worker import execute_run
+from velocity.sweep.worker import execute_run, round_metrics
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
@@ -281,10 +281,8 @@ class Sweep:
         """The worker could not write its summary (it died or was stopped): write it here,
         keeping every round that reached rounds.csv."""
         rows = read_rounds_csv(self.run_dir(i) / "rounds.csv")
-        summary: dict[str, Any] = {"run": self._specs[i].label, "index": i, "spec_hash": self._specs[i].spec_hash, "status": status, "error": error, "rounds_completed": len(rows)}
-        if rows:
-            losses = [r["global_loss"] for r in rows]
-            summary.update(final_loss=losses[-1], final_accuracy=rows[-1]["accuracy"], mean_loss=sum(losses) / len(losses))
+        summary: dict[str, Any] = {"run": self._specs[i].label, "index": i, "spec_hash": self._specs[i].spec_hash, "status": status, "error": error}
+        summary.update(round_metrics(rows), rounds_completed=len(rows))
         atomic_write_json(self.run_dir(i) / "summary.json", summary)
         self._finish(i, summary)
 

@@ -98,14 +98,15 @@ def execute_run(spec_json: str, run_dir: str, index: int, events: EventSink | No
         summary.update(status="finished", initial_loss=server.initial_loss, initial_accuracy=server.initial_accuracy)
     except Exception as e:  # recorded, not raised: the other runs go on
         summary.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
-    summary.update(_metrics(rows), rounds_completed=len(rows), elapsed_s=time.perf_counter() - start)
+    summary.update(round_metrics(rows), rounds_completed=len(rows), elapsed_s=time.perf_counter() - start)
     atomic_write_text(out / "rounds.csv", rounds_csv(rows))
     atomic_write_json(out / "summary.json", summary)
     emit(summary["status"], summary=summary)
     return summary
 
 
-def _metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Final and mean loss/accuracy of a run's rounds (None when it has none)."""
     if not rows:
         return {"final_loss": None, "final_accuracy": None, "mean_loss": None, "mean_accuracy": None}
     losses = [r["global_loss"] for r in rows]
