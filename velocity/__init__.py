@@ -23,6 +23,7 @@ __all__ = [
     "RunSpec",
     "StrategySpec",
     "Sweep",
+    "SweepPanel",
     "__version__",
     "aggregate",
     "alie_z",
@@ -36,7 +37,7 @@ __all__ = [
     "parse_strategy",
 ]
 
-# Torch-backed parts load on first use, so `import velocity` stays light.
+# Torch- and widget-backed parts load on first use, so `import velocity` stays light.
 _LAZY = {
     "MonnaSimulation": "velocity.decentralised",
     "MonnaStep": "velocity.decentralised",
@@ -44,6 +45,7 @@ _LAZY = {
     "load_federated": "velocity.data",
     "RunSpec": "velocity.sweep",
     "Sweep": "velocity.sweep",
+    "SweepPanel": "velocity.panel",
 }
 
 

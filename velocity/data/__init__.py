@@ -13,6 +13,7 @@ data and the test set and differ in who holds what.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ __all__ = [
     "list_builtin_datasets",
     "load_federated",
     "partition",
+    "partition_label_counts",
 ]
 
 #: The split that cuts a test set off a source that has none; fixed so every run of a data set
@@ -94,6 +96,56 @@ def _split_test(data: ArrayData, test_fraction: float) -> tuple[np.ndarray, np.n
     return x_tr, y_tr, x_te, y_te
 
 
+def _load(source: str, test_fraction: float) -> ArrayData:
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"Expected a data set name or path, got {source!r}")
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"Expected test_fraction in (0, 1), got {test_fraction!r}")
+    builtin = parse_builtin(source)
+    if builtin is not None:
+        name, kwargs = builtin
+        return load_builtin(name, {k: v for k, v in kwargs.items() if k != "seed"}, int(kwargs.get("seed", 0)))
+    return load_source(source)
+
+
+@functools.lru_cache(maxsize=8)
+def _training_labels(source: str, test_fraction: float) -> tuple[np.ndarray, int]:
+    data = _load(source, test_fraction)
+    _, y_tr, _, _ = _split_test(data, test_fraction)
+    y_tr = np.asarray(y_tr, dtype=np.int64)
+    y_tr.setflags(write=False)
+    return y_tr, data.num_classes
+
+
+def partition_label_counts(
+    source: str,
+    *,
+    num_clients: int,
+    partition: str = "iid",
+    alpha: float | None = None,
+    shards_per_client: int | None = None,
+    classes_per_client: int | None = None,
+    min_partition_size: int = 10,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> np.ndarray:
+    """The client × class label counts ``load_federated`` would give with these arguments,
+    without building tensors. The training labels are kept in memory per source, so moving a
+    slider over α re-partitions in milliseconds."""
+    labels, num_classes = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)
+    parts = _partition(
+        labels,
+        num_clients,
+        partition,
+        alpha=alpha,
+        shards_per_client=shards_per_client,
+        classes_per_client=classes_per_client,
+        min_partition_size=min_partition_size,
+        seed=seed,
+    )
+    return label_counts(labels, parts, num_classes)
+
+
 def load_federated(
     source: str,
     *,
@@ -125,16 +177,7 @@ def load_federated(
     seed
         Drives the partition.
     """
-    if not isinstance(source, str) or not source.strip():
-        raise ValueError(f"Expected a data set name or path, got {source!r}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"Expected test_fraction in (0, 1), got {test_fraction!r}")
-    builtin = parse_builtin(source)
-    if builtin is not None:
-        name, kwargs = builtin
-        data = load_builtin(name, {k: v for k, v in kwargs.items() if k != "seed"}, int(kwargs.get("seed", 0)))
-    else:
-        data = load_source(source)
+    data = _load(source, test_fraction)
     x_tr, y_tr, x_te, y_te = _split_test(data, test_fraction)
     parts = _partition(
         y_tr,

@@ -81,6 +81,7 @@ class Sweep:
         self._error: BaseException | None = None
         self._started_at: float | None = None
         self.wall_s: float | None = None
+        self._panel: Any = None
         for s in specs:
             self._append(s)
 
@@ -163,6 +164,27 @@ class Sweep:
         with self._lock:
             return dict(self._summaries)
 
+    def panel(self, **kwargs: Any) -> Any:
+        """The live notebook panel of this sweep (a ``velocity.panel.SweepPanel``); one per sweep,
+        so showing it twice shows the same state. ``display(sweep)`` shows it too."""
+        from velocity.panel import SweepPanel
+
+        if self._panel is None or self._panel._closed.is_set():
+            self._panel = SweepPanel(self, **kwargs)
+        return self._panel
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.panel()._repr_mimebundle_(**kwargs)
+
+    def _rows_snapshot(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._rows)
+
+    def _snapshot(self) -> tuple[list[RunSpec], list[str], dict[int, dict[str, Any]]]:
+        """Specs, statuses and summaries read together, so their lengths agree."""
+        with self._lock:
+            return list(self._specs), list(self._status), dict(self._summaries)
+
     # ------------------------------------------------------------------ control
     def start(self) -> Sweep:
         """Start the sweep in the background and return at once."""
@@ -190,7 +212,8 @@ class Sweep:
             i = self._append(s)
             if self._started_at is not None:
                 self._prepare(i)
-        if self._started_at is not None and not self.running and not self._cancel.is_set():
+        if self._started_at is not None and not self.running:
+            self._cancel.clear()  # runs added after a cancel() run again
             self._launch()
         return self
 

@@ -1,0 +1,213 @@
+"""What the panel shows, computed from a sweep: the run table, the status counts, the label
+distribution, and the runs its controls describe. Plain functions, no widget, so they are
+tested without a front end."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from velocity.panel.charts import ROUND_FIELDS, json_safe
+from velocity.sweep.experiment import SpecError, grid
+from velocity.sweep.report import clean_twin
+from velocity.sweep.spec import RunSpec
+
+#: RunSpec keys a panel run takes from the sweep's first run unchanged.
+_FIXED_KEYS = ("name", "strategy", "attacks", "alpha", "partition", "seed", "malicious_fraction", "num_clients", "rounds", "storage")
+
+
+@dataclass(frozen=True)
+class Controls:
+    """The panel's choices: what pressing Run queues."""
+
+    strategies: tuple[str, ...]
+    attacks: tuple[str, ...]
+    alpha: float | None  # None is iid
+    malicious_fraction: float
+    rounds: int
+    clients: int
+
+
+def alpha_of(spec: RunSpec) -> float | None:
+    """A spec's α as the slider sees it: None for iid (or any non-Dirichlet partition)."""
+    if spec.partition != "dirichlet" or spec.alpha is None or math.isinf(spec.alpha):
+        return None
+    return spec.alpha
+
+
+def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str, Any]:
+    """The partition arguments of ``base`` with the slider's α and the chosen client count."""
+    keys: dict[str, Any] = {"num_clients": clients, "min_partition_size": base.min_partition_size, "seed": base.seed}
+    if alpha is None:
+        keys["partition"] = "iid"
+    else:
+        keys.update(partition="dirichlet", alpha=alpha)
+    return keys
+
+
+def label_rows(counts: Any) -> list[dict[str, int]]:
+    """A client × class count matrix as rows for the label chart."""
+    return [
+        {"client": int(k), "class": int(c), "count": int(counts[k, c])}
+        for k in range(counts.shape[0])
+        for c in range(counts.shape[1])
+        if counts[k, c] > 0
+    ]
+
+
+def describe_partition(base: RunSpec, alpha: float | None, clients: int, counts: Any) -> str:
+    sizes = counts.sum(axis=1)
+    held = (counts > 0).sum(axis=1)
+    what = "iid" if alpha is None else f"Dirichlet α = {alpha:g}"
+    return (
+        f"{base.dataset} · {clients} clients · {what} (seed {base.seed}): {int(sizes.min())}–{int(sizes.max())} examples and "
+        f"{int(held.min())}–{int(held.max())} classes per client"
+    )
+
+
+def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[RunSpec]) -> tuple[list[RunSpec], list[str]]:
+    """The runs the controls describe, built on ``base`` (the sweep's first run): each chosen
+    strategy × attack at the chosen α, clients, rounds and malicious fraction.
+
+    Returns the new specs and, for every combination left out, why: it is already in the sweep,
+    or it is invalid (say Krum with too many malicious clients). A name that would clash with a
+    different run already in the sweep gets the differing settings appended."""
+    if not controls.strategies:
+        return [], ["Expected at least one strategy, got none"]
+    if not controls.attacks:
+        return [], ["Expected at least one attack (or 'none'), got none"]
+    shared = {k: v for k, v in base.model_dump().items() if k not in _FIXED_KEYS}
+    if shared.get("min_clients") is not None:
+        shared["min_clients"] = min(shared["min_clients"], controls.clients)
+    shared.update(partition_keys(base, controls.alpha, controls.clients))
+    shared["rounds"] = controls.rounds
+    alpha = shared.pop("alpha", None)
+    by_hash = {s.spec_hash for s in existing}
+    labels = {s.label for s in existing}
+    new: list[RunSpec] = []
+    skipped: list[str] = []
+    for strategy in controls.strategies:
+        for attack in controls.attacks:
+            where = f"{strategy} × {attack}"
+            try:
+                (spec,) = grid(
+                    strategies=[strategy],
+                    attacks=[attack],
+                    alphas=[alpha],
+                    seeds=[base.seed],
+                    malicious_fraction=controls.malicious_fraction,
+                    where=where,
+                    **{k: v for k, v in shared.items() if k != "seed"},
+                )
+            except (SpecError, ValueError) as e:
+                skipped.append(f"{where}: {e}")
+                continue
+            if spec.spec_hash in by_hash:
+                skipped.append(f"{where}: already in this sweep")
+                continue
+            if spec.label in labels:
+                spec = spec.model_copy(update={"name": f"{spec.label} | {_differences(spec, existing)}"})
+            by_hash.add(spec.spec_hash)
+            labels.add(spec.label)
+            new.append(spec)
+    return new, skipped
+
+
+def _differences(spec: RunSpec, existing: Sequence[RunSpec]) -> str:
+    """What sets ``spec`` apart from the run of the same name: clients, rounds, malicious share."""
+    other = next(s for s in existing if s.label == spec.label)
+    parts = [
+        f"{key}={getattr(spec, key)}"
+        for key in ("num_clients", "rounds", "malicious_fraction", "min_clients")
+        if getattr(spec, key) != getattr(other, key)
+    ]
+    return " ".join(parts) or f"#{spec.spec_hash[:6]}"
+
+
+def round_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``Sweep`` round row as the front end takes it (JSON-safe)."""
+    return {k: json_safe(row[k]) for k in ROUND_FIELDS}
+
+
+def run_table(
+    specs: Sequence[RunSpec],
+    statuses: Sequence[str],
+    summaries: dict[int, dict[str, Any]],
+    latest: dict[int, dict[str, Any]],
+    rounds_seen: dict[int, int],
+) -> list[dict[str, Any]]:
+    """One entry per run: its status, progress, latest (or final) accuracy and loss, the change
+    against its clean twin in this sweep (same settings, no attack, same seed), and its error."""
+    entries: list[dict[str, Any]] = []
+    for i, (spec, status) in enumerate(zip(specs, statuses)):
+        summary = summaries.get(i, {})
+        last = latest.get(i, {})
+        accuracy = summary.get("final_accuracy", last.get("accuracy"))
+        loss = summary.get("final_loss", last.get("global_loss"))
+        entries.append(
+            {
+                "index": i,
+                "run": spec.label,
+                "strategy": spec.strategy,
+                "attack": spec.attack_label,
+                "alpha": spec.alpha_label,
+                "seed": spec.seed,
+                "status": status,
+                "rounds_done": rounds_seen.get(i, 0),
+                "rounds_total": spec.rounds,
+                "accuracy": json_safe(accuracy),
+                "loss": json_safe(loss),
+                "accuracy_change": None,
+                "loss_change": None,
+                "error": summary.get("error") if status in ("failed", "cancelled") else None,
+            }
+        )
+    by_hash = {spec.spec_hash: i for i, spec in enumerate(specs)}
+    for i, spec in enumerate(specs):
+        if not spec.attacks:
+            continue
+        twin = by_hash.get(clean_twin(spec).spec_hash)
+        if twin is None:
+            continue
+        mine, clean = entries[i], entries[twin]
+        if mine["accuracy"] is not None and clean["accuracy"] is not None:
+            mine["accuracy_change"] = mine["accuracy"] - clean["accuracy"]
+        if mine["loss"] is not None and clean["loss"] is not None:  # a diverged (NaN) loss has none
+            mine["loss_change"] = mine["loss"] - clean["loss"]
+    return entries
+
+
+class RoundRate:
+    """Rounds per second over the last ``window`` seconds (or since the first round, if later)."""
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self._times: deque[float] = deque()
+        self._first: float | None = None
+
+    def add(self, n: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._first is None:
+            self._first = now
+        self._times.extend([now] * n)
+
+    def rate(self, now: float | None = None) -> float | None:
+        now = time.monotonic() if now is None else now
+        while self._times and self._times[0] < now - self.window:
+            self._times.popleft()
+        if self._first is None:
+            return None
+        span = min(self.window, now - self._first)
+        return len(self._times) / span if span > 0 else None
+
+
+def status_counts(statuses: Sequence[str], rounds: int, rate: float | None) -> dict[str, Any]:
+    counts: dict[str, Any] = {s: 0 for s in ("queued", "running", "finished", "failed", "cancelled")}
+    for s in statuses:
+        counts[s] = counts.get(s, 0) + 1
+    counts["rounds"] = rounds
+    counts["rounds_per_s"] = None if rate is None else round(rate, 2)
+    return counts

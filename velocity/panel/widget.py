@@ -1,0 +1,414 @@
+"""``SweepPanel``: the live notebook panel of a ``Sweep`` (an anywidget).
+
+Python owns the state; the front end (``widgets/``, bundled into ``velocity/static/``) renders
+it. One background thread, the panel's *feeder*, makes every change the panel itself makes:
+it takes round rows from the sweep's callback, sends them to the front end in batches a few
+times a second (``{"kind": "rows", "start", "rows"}``, appended to the charts' named data set)
+and refreshes the run table and the counts. Messages from the front end (Run, Stop, replay) and
+control changes (α, clients) are queued to the same thread, so nothing mutates the widget from
+two threads at once, and the kernel stays free for other cells while a sweep runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import queue
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import anywidget
+import traitlets
+
+from velocity.panel import charts
+from velocity.panel.state import (
+    Controls,
+    RoundRate,
+    alpha_of,
+    describe_partition,
+    label_rows,
+    partition_keys,
+    round_row,
+    run_table,
+    specs_from_controls,
+    status_counts,
+)
+
+if TYPE_CHECKING:
+    from velocity.sweep.spec import RunSpec
+    from velocity.sweep.sweep import Sweep
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+#: Rows per replay message, so a late view of a long sweep is not sent one huge message.
+REPLAY_CHUNK = 5000
+
+
+def _rule_names() -> list[str]:
+    from velocity.registry import list_strategies
+
+    return [c.name for c in list_strategies() if c.kind == "rule"]
+
+
+def _attack_names() -> list[str]:
+    from velocity.registry import list_attacks
+
+    # the nan/inf attacks only test input checking; they teach nothing in a panel
+    return ["none", *(c.name for c in list_attacks() if c.name not in ("nan", "inf"))]
+
+
+def _unique(items: Any) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+class SweepPanel(anywidget.AnyWidget):
+    """A live dashboard of a sweep: charts that grow round by round, a strategy × attack heatmap,
+    the label distribution of the chosen α, controls that queue new runs, and a ranking table.
+
+    >>> sweep = Sweep.from_grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip"])
+    >>> sweep.start()
+    >>> sweep.panel()     # or display(sweep)
+
+    Parameters
+    ----------
+    sweep
+        The sweep to show; started or not (Run starts it).
+    interval
+        Seconds between updates sent to the front end; rows arriving in between are batched.
+    """
+
+    _esm = STATIC / "panel.js"
+    _css = STATIC / "panel.css"
+
+    # ---- what Python shows
+    specs = traitlets.Dict(help="Vega-Lite spec per chart, each reading a named data set").tag(sync=True)
+    row_count = traitlets.Int(0, help="round rows sent to the front end so far").tag(sync=True)
+    runs = traitlets.List(help="the run table (velocity.panel.state.run_table)").tag(sync=True)
+    counts = traitlets.Dict(help="runs per status, rounds and rounds per second").tag(sync=True)
+    running = traitlets.Bool(False).tag(sync=True)
+    message = traitlets.Unicode("", help="what the last Run or Stop did").tag(sync=True)
+    label_rows = traitlets.List(help="client × class counts of the chosen partition").tag(sync=True)
+    label_note = traitlets.Unicode("").tag(sync=True)
+    strategy_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    attack_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    # ---- what the user chooses (two-way)
+    alpha = traitlets.Float(None, allow_none=True, help="Dirichlet α of new runs; None is iid").tag(sync=True)
+    strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    attacks = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    malicious_fraction = traitlets.Float(0.2).tag(sync=True)
+    rounds = traitlets.Int(10).tag(sync=True)
+    clients = traitlets.Int(10).tag(sync=True)
+    rank_by = traitlets.Enum(("accuracy", "loss"), "accuracy").tag(sync=True)
+
+    def __init__(self, sweep: Sweep, *, interval: float = 0.25, **kwargs: Any) -> None:
+        if not interval > 0:
+            raise ValueError(f"Expected interval > 0 seconds, got {interval!r}")
+        base = sweep.specs[0]
+        attacked = [s for s in sweep.specs if s.attacks]
+        super().__init__(
+            specs=charts.chart_specs(),
+            strategy_options=_unique([*(s.strategy for s in sweep.specs), *_rule_names()]),
+            attack_options=_unique([*(s.attack_label for s in sweep.specs), *_attack_names()]),
+            strategies=_unique(s.strategy for s in sweep.specs),
+            attacks=_unique(s.attack_label for s in sweep.specs),
+            alpha=alpha_of(base),
+            malicious_fraction=max((s.malicious_fraction for s in attacked), default=0.2),
+            rounds=base.rounds,
+            clients=base.num_clients,
+            **kwargs,
+        )
+        self.sweep = sweep
+        self.interval = interval
+        self._base: RunSpec = base
+        self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
+        self._incoming: deque[dict[str, Any]] = deque()  # filled by the sweep's event thread
+        self._seen: set[tuple[int, int]] = set()
+        self._latest: dict[int, dict[str, Any]] = {}
+        self._rounds_seen: dict[int, int] = {}
+        self._rate = RoundRate()
+        self._commands: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._labels_stale = True
+        self._closed = threading.Event()
+        self._flushed = threading.Condition()
+        self._flushes = 0
+        self._stopping: threading.Thread | None = None
+
+        sweep.on_round(self._on_round)  # first, then copy what already arrived: no row is missed
+        self._incoming.extend(sweep._rows_snapshot())
+        self.on_msg(self._on_front_end_message)
+        self.observe(self._on_partition_change, names=["alpha", "clients"])
+        self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
+        self._feeder.start()
+
+    # ------------------------------------------------------------------ validation
+    @traitlets.validate("alpha")
+    def _check_alpha(self, proposal: Any) -> float | None:
+        value = proposal["value"]
+        if value is None or math.isinf(value):
+            return None
+        if not value > 0:
+            raise traitlets.TraitError(f"Expected alpha > 0 or None (iid), got {value!r}")
+        return float(value)
+
+    @traitlets.validate("malicious_fraction")
+    def _check_fraction(self, proposal: Any) -> float:
+        value = proposal["value"]
+        if not 0 <= value < 1:
+            raise traitlets.TraitError(f"Expected malicious_fraction in [0, 1), got {value!r}")
+        return float(value)
+
+    @traitlets.validate("rounds", "clients")
+    def _check_positive(self, proposal: Any) -> int:
+        value = proposal["value"]
+        if value < 1:
+            raise traitlets.TraitError(f"Expected {proposal['trait'].name} >= 1, got {value!r}")
+        return int(value)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def controls(self) -> Controls:
+        return Controls(
+            strategies=tuple(self.strategies),
+            attacks=tuple(self.attacks),
+            alpha=self.alpha,
+            malicious_fraction=self.malicious_fraction,
+            rounds=self.rounds,
+            clients=self.clients,
+        )
+
+    def queue_runs(self) -> list[RunSpec]:
+        """What the Run button does: add the runs the controls describe to the sweep (starting it
+        if it is idle) and return them. Combinations already in the sweep, or invalid ones, are
+        left out and named in ``message``."""
+        new, skipped = specs_from_controls(self._base, self.controls, self.sweep.specs)
+        if self._label_problem is not None:
+            new, skipped = [], [self._label_problem]
+        if new:
+            if self._stopping is not None:
+                self._stopping.join()  # a Stop still under way must end before runs are added
+            self.sweep.add(new)
+            if not self.sweep.running:
+                self.sweep.start()
+        text = f"Queued {len(new)} run{'s' if len(new) != 1 else ''}." if new else "Queued nothing."
+        if skipped:
+            text += " Left out: " + "; ".join(skipped)
+        self._command("message", text)
+        return new
+
+    def stop(self) -> None:
+        """What the Stop button does: cancel the sweep (in the background; rounds already
+        finished stay on disk and in the charts)."""
+        if self._stopping is not None and self._stopping.is_alive():
+            return
+        self._stopping = threading.Thread(target=self.sweep.cancel, name="velocity-panel-stop", daemon=True)
+        self._stopping.start()
+        self._command("message", "Stopping: queued runs will not start, running ones are stopped.")
+
+    def sync(self, timeout: float = 10.0) -> SweepPanel:
+        """Wait until the feeder has applied everything that arrived before this call."""
+        with self._flushed:
+            target = self._flushes + 1
+            self._commands.put(("flush",))
+            if not self._flushed.wait_for(lambda: self._flushes >= target or self._closed.is_set(), timeout):
+                raise TimeoutError(f"Expected the panel to update within {timeout} s, it did not")
+        return self
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every round row sent to the charts, in arrival order."""
+        return list(self._rows)
+
+    def full_spec(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> dict[str, Any]:
+        """A chart's Vega-Lite spec with the current data filled in (``all``: every chart)."""
+        specs = dict(self.specs)
+        spec = charts.combined(specs) if chart == "all" else specs[chart]
+        return charts.with_data(spec, list(self._rows), list(self.label_rows))
+
+    def chart(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> Any:
+        """The chart with its current data as an Altair chart (``.save("x.png")``, ``.show()``…)."""
+        spec = self.full_spec(chart)
+        return _altair_class(spec).from_dict(spec, validate=False)
+
+    def save_chart(self, path: str | Path, chart: Literal["all", "progress", "heatmap", "labels"] = "all", *, scale: float = 2.0) -> Path:
+        """Save a chart with its current data as PNG or SVG (vl-convert: no browser, no network)."""
+        return charts.save_spec(self.full_spec(chart), path, scale=scale)
+
+    def save_html(self, path: str | Path) -> Path:
+        """A static snapshot of the whole panel as one self-contained HTML file (charts, table,
+        status; controls shown but inert). It loads nothing from the network."""
+        self.sync()
+        state = {
+            name: getattr(self, name)
+            for name in (
+                "specs", "runs", "counts", "running", "message", "label_rows", "label_note", "strategy_options",
+                "attack_options", "alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "rank_by",
+            )
+        }
+        bundle = base64.b64encode((STATIC / "panel.js").read_bytes()).decode("ascii")
+        payload = json.dumps({"state": state, "rows": self._rows}, allow_nan=False).replace("</", "<\\/")
+        page = SNAPSHOT_PAGE.format(
+            title=html.escape(f"VelocityFL sweep · {self.sweep.out}"),
+            css=(STATIC / "panel.css").read_text(encoding="utf-8"),
+            bundle=bundle,
+            payload=payload,
+        )
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(page, encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def close(self) -> None:
+        """Stop updating and close the widget (the sweep goes on)."""
+        self._closed.set()
+        self._commands.put(("close",))
+        super().close()
+
+    # ------------------------------------------------------------------ inputs (any thread)
+    def _on_round(self, row: dict[str, Any]) -> None:
+        if not self._closed.is_set():
+            self._incoming.append(row)
+
+    def _on_front_end_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        if not isinstance(content, dict):
+            return
+        kind = content.get("kind")
+        if kind == "replay":
+            self._command("replay", int(content.get("have", 0)))
+        elif kind == "run":
+            self._command("run")
+        elif kind == "stop":
+            self._command("stop")
+
+    def _on_partition_change(self, _change: Any) -> None:
+        self._labels_stale = True
+        self._command("labels")
+
+    def _command(self, *command: Any) -> None:
+        self._commands.put(command)
+
+    # ------------------------------------------------------------------ the feeder thread
+    _label_problem: str | None = None
+
+    def _feed(self) -> None:
+        next_flush = time.monotonic()
+        while not self._closed.is_set():
+            try:
+                command = self._commands.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                command = None
+            try:
+                if command is not None:
+                    self._handle(command)
+                if self._labels_stale:
+                    self._update_labels()
+                if command is not None and command[0] == "flush" or time.monotonic() >= next_flush:
+                    self._flush()
+                    next_flush = time.monotonic() + self.interval
+            except Exception as e:  # a panel problem must never stop the feeder
+                self.message = f"Panel error: {type(e).__name__}: {e}"
+
+    def _handle(self, command: tuple[Any, ...]) -> None:
+        kind = command[0]
+        if kind == "replay":
+            have = max(0, min(command[1], len(self._rows)))
+            rows = self._rows[have:]
+            for start in range(0, max(len(rows), 1), REPLAY_CHUNK):
+                self.send({"kind": "rows", "start": have + start, "rows": rows[start : start + REPLAY_CHUNK]})
+        elif kind == "run":
+            try:
+                self.queue_runs()
+            except Exception as e:
+                self.message = f"Run failed: {type(e).__name__}: {e}"
+        elif kind == "stop":
+            self.stop()
+        elif kind == "message":
+            self.message = command[1]
+
+    def _update_labels(self) -> None:
+        from velocity.data import partition_label_counts
+
+        self._labels_stale = False
+        alpha, clients = self.alpha, self.clients
+        keys = partition_keys(self._base, alpha, clients)
+        try:
+            counts = partition_label_counts(self._base.dataset, test_fraction=self._base.test_fraction, **keys)
+        except ValueError as e:
+            self._label_problem = f"the partition cannot be made: {e}"
+            self.label_rows = []
+            self.label_note = f"No partition: {e}"
+            return
+        self._label_problem = None
+        self.label_rows = label_rows(counts)
+        self.label_note = describe_partition(self._base, alpha, clients, counts)
+
+    def _flush(self) -> None:
+        new = []
+        while self._incoming:
+            row = self._incoming.popleft()
+            key = (row["index"], row["round"])
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            new.append(round_row(row))
+            self._latest[row["index"]] = row
+            self._rounds_seen[row["index"]] = self._rounds_seen.get(row["index"], 0) + 1
+        if new:
+            start = len(self._rows)
+            self._rows.extend(new)
+            self._rate.add(len(new))
+            self.send({"kind": "rows", "start": start, "rows": new})
+            self.row_count = len(self._rows)
+        specs, statuses, summaries = self.sweep._snapshot()
+        table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
+        if table != self.runs:
+            self.runs = table
+        counts = status_counts(statuses, len(self._rows), self._rate.rate())
+        if counts != self.counts:
+            self.counts = counts
+        running = self.sweep.running
+        if running != self.running:
+            self.running = running
+        with self._flushed:
+            self._flushes += 1
+            self._flushed.notify_all()
+
+
+def _altair_class(spec: dict[str, Any]) -> Any:
+    import altair as alt
+
+    for key, cls in (("vconcat", alt.VConcatChart), ("hconcat", alt.HConcatChart), ("layer", alt.LayerChart)):
+        if key in spec:
+            return cls
+    return alt.Chart
+
+
+SNAPSHOT_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ margin: 16px; background: #fff; }}
+{css}
+</style>
+</head>
+<body>
+<div id="velocity-panel"></div>
+<script type="application/json" id="velocity-panel-data">{payload}</script>
+<script type="text/plain" id="velocity-panel-bundle">{bundle}</script>
+<script type="module">
+const text = (id) => document.getElementById(id).textContent;
+const bytes = Uint8Array.from(atob(text("velocity-panel-bundle")), (c) => c.charCodeAt(0));
+const url = URL.createObjectURL(new Blob([bytes], {{ type: "text/javascript" }}));
+const panel = await import(url);
+const data = JSON.parse(text("velocity-panel-data"));
+panel.renderSnapshot(document.getElementById("velocity-panel"), data.state, data.rows);
+</script>
+</body>
+</html>
+"""

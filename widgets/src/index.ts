@@ -1,0 +1,364 @@
+// The notebook panel of a VelocityFL sweep (an anywidget ESM module).
+//
+// Python owns the state (traitlets, see velocity/panel/widget.py); this module renders it.
+// Round rows arrive as custom messages `{kind: "rows", start, rows}` and are inserted into the
+// named Vega data set "rounds" of the already-embedded charts: no re-embed per round.
+import embed from "vega-embed";
+import type { View } from "vega";
+import { changeset } from "vega";
+import {
+  IID_POSITION,
+  RowBatcher,
+  SLIDER_MAX,
+  alphaToSlider,
+  formatAlpha,
+  formatChange,
+  formatNumber,
+  newRows,
+  rankRuns,
+  sliderToAlpha,
+  statusLine,
+  type Counts,
+  type RankBy,
+  type RoundRow,
+  type RunEntry,
+} from "./logic";
+
+/** The part of anywidget's model this module uses (also implemented by the static snapshot). */
+export interface PanelModel {
+  get(name: string): any;
+  set(name: string, value: unknown): void;
+  save_changes(): void;
+  send(content: unknown): void;
+  on(event: string, callback: (...args: any[]) => void): void;
+  off(event: string, callback: (...args: any[]) => void): void;
+}
+
+type ChartName = "progress" | "heatmap" | "labels";
+const ROUNDS = "rounds";
+const LABELS = "labels";
+
+function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  for (const c of children) node.append(c);
+  return node;
+}
+
+/** The embedded Vega views, and the data sets each one reads. */
+class Charts {
+  private views = new Map<ChartName, View>();
+  private ready: Promise<void>;
+  inserted = 0;
+
+  constructor(
+    private readonly host: HTMLElement,
+    specs: Record<ChartName, object>,
+    private readonly onUpdate: () => void,
+  ) {
+    this.ready = Promise.all(
+      (Object.keys(specs) as ChartName[]).map(async (name) => {
+        const slot = host.querySelector(`[data-chart="${name}"]`) as HTMLElement;
+        const result = await embed(slot, specs[name] as any, {
+          renderer: "svg",
+          mode: "vega-lite",
+          // Export as PNG/SVG works offline; the editor links would need the network.
+          actions: { export: true, source: false, compiled: false, editor: false },
+        });
+        this.views.set(name, result.view);
+      }),
+    ).then(() => undefined);
+  }
+
+  private async change(dataset: string, rows: object[], replace: boolean): Promise<void> {
+    await this.ready;
+    const runs: Promise<unknown>[] = [];
+    for (const view of this.views.values()) {
+      let has = true;
+      try {
+        view.data(dataset);
+      } catch {
+        has = false; // this view does not read that data set
+      }
+      if (!has) continue;
+      const cs = replace ? changeset().remove(() => true).insert(rows) : changeset().insert(rows);
+      runs.push(view.change(dataset, cs).runAsync());
+    }
+    await Promise.all(runs);
+    this.onUpdate();
+  }
+
+  async insertRounds(rows: RoundRow[]): Promise<void> {
+    this.inserted += rows.length;
+    await this.change(ROUNDS, rows, false);
+    this.host.dataset.rowsDrawn = String(this.inserted);
+  }
+
+  replaceLabels(rows: object[]): Promise<void> {
+    return this.change(LABELS, rows, true);
+  }
+
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  finalize(): void {
+    for (const view of this.views.values()) view.finalize();
+  }
+}
+
+function checkboxGroup(name: string, options: string[], selected: string[], disabled: boolean, onChange: (values: string[]) => void): HTMLElement {
+  const group = h("div", { class: "vfl-choices", "data-control": name });
+  for (const option of options) {
+    const box = h("input", { type: "checkbox", value: option }) as HTMLInputElement;
+    box.checked = selected.includes(option);
+    box.disabled = disabled;
+    box.addEventListener("change", () => {
+      const values = Array.from(group.querySelectorAll<HTMLInputElement>("input:checked")).map((b) => b.value);
+      onChange(values);
+    });
+    group.append(h("label", { class: "vfl-chip" }, box, option));
+  }
+  return group;
+}
+
+function numberInput(name: string, value: number, attrs: Record<string, string>, disabled: boolean, onChange: (v: number) => void): HTMLInputElement {
+  const input = h("input", { type: "number", "data-control": name, ...attrs }) as HTMLInputElement;
+  input.value = String(value);
+  input.disabled = disabled;
+  input.addEventListener("change", () => {
+    const v = Number(input.value);
+    if (Number.isFinite(v)) onChange(v);
+  });
+  return input;
+}
+
+function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy): void {
+  body.replaceChildren();
+  for (const { entry, rank, leader } of rankRuns(runs, by)) {
+    const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
+    if (leader) row.classList.add("vfl-leader");
+    const progress = `${entry.status}${entry.rounds_total ? ` ${entry.rounds_done}/${entry.rounds_total}` : ""}`;
+    const name = h("td", { class: "vfl-run" }, `${entry.strategy}`, h("span", { class: "vfl-dim" }, ` · ${entry.attack} · α=${entry.alpha} · seed ${entry.seed}`));
+    if (entry.error) {
+      name.append(h("div", { class: "vfl-error" }, entry.error));
+      name.title = entry.error;
+    }
+    row.append(
+      h("td", { class: "vfl-rank" }, leader ? "★ 1" : rank === null ? "" : String(rank)),
+      name,
+      h("td", { class: `vfl-status-cell vfl-${entry.status}` }, progress),
+      h("td", { class: "vfl-num" }, formatNumber(entry.accuracy)),
+      h("td", { class: "vfl-num vfl-change" }, formatChange(entry.accuracy_change)),
+      h("td", { class: "vfl-num" }, formatNumber(entry.loss, 4)),
+      h("td", { class: "vfl-num vfl-change" }, formatChange(entry.loss_change, 4)),
+    );
+    body.append(row);
+  }
+}
+
+function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => void {
+  const isStatic = Boolean(model.get("static"));
+  const root = h("div", { class: "vfl-panel" });
+  el.append(root);
+
+  // ------------------------------------------------------------ status line
+  const status = h("div", { class: "vfl-status", "data-role": "status" });
+  const message = h("div", { class: "vfl-message", "data-role": "message" });
+  const updateStatus = () => {
+    status.textContent = statusLine((model.get("counts") ?? {}) as Counts);
+    const text = String(model.get("message") ?? "");
+    message.textContent = text;
+    message.hidden = text === "";
+    root.dataset.running = String(Boolean(model.get("running")));
+  };
+
+  // ------------------------------------------------------------ controls
+  const controls = h("div", { class: "vfl-controls" });
+  const slider = h("input", { type: "range", min: "0", max: String(SLIDER_MAX), step: "1", "data-control": "alpha" }) as HTMLInputElement;
+  const alphaText = h("span", { class: "vfl-alpha", "data-role": "alpha" });
+  const showAlpha = (alpha: number | null) => {
+    slider.value = String(alphaToSlider(alpha));
+    alphaText.textContent = formatAlpha(alpha);
+  };
+  slider.disabled = isStatic;
+  slider.addEventListener("input", () => {
+    const alpha = sliderToAlpha(Number(slider.value));
+    alphaText.textContent = formatAlpha(alpha);
+    model.set("alpha", alpha);
+    model.save_changes();
+  });
+  const iidBox = h("button", { type: "button", class: "vfl-small", "data-control": "iid" }, "iid") as HTMLButtonElement;
+  iidBox.disabled = isStatic;
+  iidBox.addEventListener("click", () => {
+    slider.value = String(IID_POSITION);
+    slider.dispatchEvent(new Event("input"));
+  });
+
+  const setAndSave = (name: string) => (value: unknown) => {
+    model.set(name, value);
+    model.save_changes();
+  };
+  const choiceSlot = h("div", { class: "vfl-choice-slot" });
+  const renderChoices = () => {
+    choiceSlot.replaceChildren(
+      h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "strategies"),
+        checkboxGroup("strategies", model.get("strategy_options") ?? [], model.get("strategies") ?? [], isStatic, setAndSave("strategies"))),
+      h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "attacks"),
+        checkboxGroup("attacks", model.get("attack_options") ?? [], model.get("attacks") ?? [], isStatic, setAndSave("attacks"))),
+    );
+  };
+  const fraction = numberInput("malicious_fraction", model.get("malicious_fraction"), { min: "0", max: "0.95", step: "0.05" }, isStatic, setAndSave("malicious_fraction"));
+  const rounds = numberInput("rounds", model.get("rounds"), { min: "1", step: "1" }, isStatic, setAndSave("rounds"));
+  const clients = numberInput("clients", model.get("clients"), { min: "1", step: "1" }, isStatic, setAndSave("clients"));
+  const runButton = h("button", { type: "button", class: "vfl-run-button", "data-action": "run" }, "Run") as HTMLButtonElement;
+  const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
+  runButton.disabled = isStatic;
+  runButton.addEventListener("click", () => model.send({ kind: "run" }));
+  stopButton.addEventListener("click", () => model.send({ kind: "stop" }));
+  const updateButtons = () => {
+    stopButton.disabled = isStatic || !model.get("running");
+  };
+  controls.append(
+    h("div", { class: "vfl-field vfl-alpha-field" }, h("span", { class: "vfl-label" }, "Dirichlet α"), slider, iidBox, alphaText),
+    choiceSlot,
+    h("div", { class: "vfl-field vfl-numbers" },
+      h("label", {}, h("span", { class: "vfl-label" }, "malicious"), fraction),
+      h("label", {}, h("span", { class: "vfl-label" }, "rounds"), rounds),
+      h("label", {}, h("span", { class: "vfl-label" }, "clients"), clients),
+      runButton, stopButton),
+  );
+
+  // ------------------------------------------------------------ charts
+  const chartsBox = h(
+    "div",
+    { class: "vfl-charts" },
+    h("div", { class: "vfl-chart", "data-chart": "progress" }),
+    h("div", { class: "vfl-chart-row" },
+      h("div", { class: "vfl-chart", "data-chart": "heatmap" }),
+      h("div", { class: "vfl-chart-col" }, h("div", { class: "vfl-chart", "data-chart": "labels" }), h("div", { class: "vfl-dim", "data-role": "label-note" }))),
+  );
+  const labelNote = chartsBox.querySelector('[data-role="label-note"]') as HTMLElement;
+  const charts = new Charts(chartsBox, model.get("specs"), () => undefined);
+
+  // ------------------------------------------------------------ ranking table
+  const rankSelect = h("select", { "data-control": "rank_by" }, h("option", { value: "accuracy" }, "accuracy"), h("option", { value: "loss" }, "loss")) as HTMLSelectElement;
+  rankSelect.value = model.get("rank_by") ?? "accuracy";
+  rankSelect.addEventListener("change", () => setAndSave("rank_by")(rankSelect.value));
+  const tbody = h("tbody");
+  const table = h(
+    "table",
+    { class: "vfl-table", "data-role": "ranking" },
+    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ vs clean", "loss", "Δ vs clean"].map((t) => h("th", {}, t)))),
+    tbody,
+  );
+  const updateTable = () => {
+    const by = (model.get("rank_by") ?? "accuracy") as RankBy;
+    rankSelect.value = by;
+    renderTable(tbody, (model.get("runs") ?? []) as RunEntry[], by);
+  };
+
+  root.append(
+    h("div", { class: "vfl-header" }, h("strong", {}, "VelocityFL sweep"), status),
+    message,
+    controls,
+    chartsBox,
+    h("div", { class: "vfl-table-head" }, h("strong", {}, "Ranking"), h("label", {}, " by ", rankSelect)),
+    table,
+  );
+
+  // ------------------------------------------------------------ streaming rows
+  let have = 0;
+  let replayAsked = false; // one replay request at a time: its answer covers every later gap
+  const askReplay = () => {
+    if (replayAsked) return;
+    replayAsked = true;
+    model.send({ kind: "replay", have });
+  };
+  const batcher = new RowBatcher((rows) => void charts.insertRounds(rows), 150);
+  const onMessage = (msg: any) => {
+    if (!msg || msg.kind !== "rows") return;
+    const { fresh, gapFrom } = newRows(have, msg.start, msg.rows as RoundRow[]);
+    if (gapFrom !== null) {
+      askReplay();
+      return;
+    }
+    replayAsked = false;
+    have += fresh.length;
+    root.dataset.rowsReceived = String(have);
+    batcher.push(fresh);
+  };
+  model.on("msg:custom", onMessage);
+
+  const updateLabels = () => {
+    void charts.replaceLabels((model.get("label_rows") ?? []) as object[]);
+    labelNote.textContent = String(model.get("label_note") ?? "");
+  };
+  const onAlpha = () => showAlpha(model.get("alpha"));
+  const onNumbers = () => {
+    fraction.value = String(model.get("malicious_fraction"));
+    rounds.value = String(model.get("rounds"));
+    clients.value = String(model.get("clients"));
+  };
+  const listeners: [string, () => void][] = [
+    ["change:counts", updateStatus],
+    ["change:message", updateStatus],
+    ["change:running", () => (updateStatus(), updateButtons())],
+    ["change:runs", updateTable],
+    ["change:rank_by", updateTable],
+    ["change:label_rows", updateLabels],
+    ["change:label_note", updateLabels],
+    ["change:alpha", onAlpha],
+    ["change:strategy_options", renderChoices],
+    ["change:attack_options", renderChoices],
+    ["change:strategies", renderChoices],
+    ["change:attacks", renderChoices],
+    ["change:malicious_fraction", onNumbers],
+    ["change:rounds", onNumbers],
+    ["change:clients", onNumbers],
+  ];
+  for (const [event, cb] of listeners) model.on(event, cb);
+
+  showAlpha(model.get("alpha"));
+  renderChoices();
+  updateStatus();
+  updateButtons();
+  updateTable();
+  void charts.whenReady().then(() => {
+    updateLabels();
+    root.dataset.chartsReady = "true";
+    // Messages sent before this view existed are lost: ask Python for every row from the start.
+    askReplay();
+  });
+
+  return () => {
+    model.off("msg:custom", onMessage);
+    for (const [event, cb] of listeners) model.off(event, cb);
+    batcher.drain();
+    charts.finalize();
+  };
+}
+
+/** A read-only model over saved state: what the static HTML snapshot renders with. */
+export function staticModel(state: Record<string, unknown>, rows: RoundRow[]): PanelModel {
+  const handlers = new Map<string, ((...args: any[]) => void)[]>();
+  return {
+    get: (name) => (name === "static" ? true : state[name]),
+    set: () => undefined,
+    save_changes: () => undefined,
+    on: (event, cb) => handlers.set(event, [...(handlers.get(event) ?? []), cb]),
+    off: (event, cb) => handlers.set(event, (handlers.get(event) ?? []).filter((x) => x !== cb)),
+    send: (content: any) => {
+      if (content?.kind === "replay") {
+        for (const cb of handlers.get("msg:custom") ?? []) cb({ kind: "rows", start: 0, rows });
+      }
+    },
+  };
+}
+
+/** Render a saved panel into `el` (used by `SweepPanel.save_html`). */
+export function renderSnapshot(el: HTMLElement, state: Record<string, unknown>, rows: RoundRow[]): () => void {
+  return render({ model: staticModel(state, rows), el });
+}
+
+export default { render };

@@ -1,0 +1,189 @@
+// Pure logic of the panel, kept apart from the DOM and Vega so vitest can check it directly.
+
+/** One round of one run, as Python sends it (a subset of `Sweep.results`' columns). */
+export interface RoundRow {
+  run: string;
+  index: number;
+  strategy: string;
+  attack: string;
+  alpha: string;
+  seed: number;
+  round: number;
+  global_loss: number | null;
+  accuracy: number | null;
+}
+
+/** One run in the ranking table (built by Python: velocity/panel/state.py). */
+export interface RunEntry {
+  index: number;
+  run: string;
+  strategy: string;
+  attack: string;
+  alpha: string;
+  seed: number;
+  status: string;
+  rounds_done: number;
+  rounds_total: number;
+  accuracy: number | null;
+  loss: number | null;
+  accuracy_change: number | null;
+  loss_change: number | null;
+  error: string | null;
+}
+
+export type RankBy = "accuracy" | "loss";
+
+// ---------------------------------------------------------------- the α slider
+// The slider is log-scaled over α ∈ [0.01, 100] with 20 steps per decade; one more stop past
+// the end means iid (α = ∞). Values are rounded to two significant digits (1, 1.1, 1.3, …, 8.9:
+// every stop a distinct value) so 0.01, 0.1, 0.2, 0.5, 1, 2, 5, 10 and 100
+// are exact stops.
+export const ALPHA_MIN_LOG10 = -2;
+export const ALPHA_MAX_LOG10 = 2;
+export const STEPS_PER_DECADE = 20;
+export const SLIDER_MAX = (ALPHA_MAX_LOG10 - ALPHA_MIN_LOG10) * STEPS_PER_DECADE + 1;
+export const IID_POSITION = SLIDER_MAX;
+
+export function roundSignificant(x: number, digits = 2): number {
+  if (x === 0 || !Number.isFinite(x)) return x;
+  const magnitude = Math.floor(Math.log10(Math.abs(x)));
+  const factor = Math.pow(10, digits - 1 - magnitude);
+  return Math.round(x * factor) / factor;
+}
+
+/** Slider position → α, or null for iid. */
+export function sliderToAlpha(position: number): number | null {
+  if (!Number.isFinite(position)) throw new Error(`Expected a finite slider position, got ${position}`);
+  const p = Math.round(Math.min(Math.max(position, 0), SLIDER_MAX));
+  if (p >= IID_POSITION) return null;
+  return roundSignificant(Math.pow(10, ALPHA_MIN_LOG10 + p / STEPS_PER_DECADE));
+}
+
+/** α (null or ∞ = iid) → the nearest slider position. */
+export function alphaToSlider(alpha: number | null): number {
+  if (alpha === null || alpha === Infinity) return IID_POSITION;
+  if (!(alpha > 0)) throw new Error(`Expected alpha > 0 or null (iid), got ${alpha}`);
+  const p = Math.round((Math.log10(alpha) - ALPHA_MIN_LOG10) * STEPS_PER_DECADE);
+  return Math.min(Math.max(p, 0), IID_POSITION - 1);
+}
+
+export function formatAlpha(alpha: number | null): string {
+  return alpha === null || alpha === Infinity ? "iid (α = ∞)" : `α = ${alpha}`;
+}
+
+// ---------------------------------------------------------------- streaming rows
+/**
+ * Which rows of a `{start, rows}` message are new to a view that already holds `have` rows.
+ * Rows are numbered by Python in arrival order, so a message may overlap what the view has
+ * (a replay) or leave a gap (the view missed a message before it rendered): then `gapFrom`
+ * says where the view must ask Python to replay from.
+ */
+export function newRows(have: number, start: number, rows: RoundRow[]): { fresh: RoundRow[]; gapFrom: number | null } {
+  if (start > have) return { fresh: [], gapFrom: have };
+  const skip = have - start;
+  return { fresh: skip >= rows.length ? [] : rows.slice(skip), gapFrom: null };
+}
+
+/**
+ * Collects rows and hands them on at most once per `intervalMs`, so a fast sweep costs the
+ * browser a few chart updates per second however many rounds arrive.
+ */
+export class RowBatcher {
+  private pending: RoundRow[] = [];
+  private timer: ReturnType<typeof setTimeout> | null = null;
+
+  constructor(
+    private readonly flush: (rows: RoundRow[]) => void,
+    private readonly intervalMs = 200,
+  ) {}
+
+  push(rows: RoundRow[]): void {
+    if (rows.length === 0) return;
+    this.pending.push(...rows);
+    if (this.timer === null) this.timer = setTimeout(() => this.drain(), this.intervalMs);
+  }
+
+  drain(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pending.length === 0) return;
+    const rows = this.pending;
+    this.pending = [];
+    this.flush(rows);
+  }
+
+  get size(): number {
+    return this.pending.length;
+  }
+}
+
+// ---------------------------------------------------------------- ranking
+function metric(entry: RunEntry, by: RankBy): number | null {
+  const v = by === "accuracy" ? entry.accuracy : entry.loss;
+  return v === null || !Number.isFinite(v) ? null : v;
+}
+
+/**
+ * Runs in ranking order: best accuracy first (or lowest loss), ties broken by the other metric
+ * and then the run name; runs with no value yet come next and failed runs last. The leader is
+ * the top run that has a value.
+ */
+export function rankRuns(runs: RunEntry[], by: RankBy): { entry: RunEntry; rank: number | null; leader: boolean }[] {
+  const failed = (e: RunEntry) => e.status === "failed";
+  const sign = by === "accuracy" ? -1 : 1;
+  const other: RankBy = by === "accuracy" ? "loss" : "accuracy";
+  const otherSign = -sign;
+  const sorted = [...runs].sort((a, b) => {
+    if (failed(a) !== failed(b)) return failed(a) ? 1 : -1;
+    const ma = metric(a, by);
+    const mb = metric(b, by);
+    if ((ma === null) !== (mb === null)) return ma === null ? 1 : -1;
+    if (ma !== null && mb !== null && ma !== mb) return sign * (ma - mb);
+    const oa = metric(a, other);
+    const ob = metric(b, other);
+    if (oa !== null && ob !== null && oa !== ob) return otherSign * (oa - ob);
+    return a.run < b.run ? -1 : a.run > b.run ? 1 : 0;
+  });
+  let rank = 0;
+  return sorted.map((entry) => {
+    const ranked = !failed(entry) && metric(entry, by) !== null;
+    if (ranked) rank += 1;
+    return { entry, rank: ranked ? rank : null, leader: ranked && rank === 1 };
+  });
+}
+
+// ---------------------------------------------------------------- formatting
+export function formatNumber(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
+  return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toFixed(digits);
+}
+
+export function formatChange(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return "";
+  const text = formatNumber(Math.abs(v), digits);
+  return v > 0 ? `+${text}` : v < 0 ? `−${text}` : `±${text}`;
+}
+
+export interface Counts {
+  queued?: number;
+  running?: number;
+  finished?: number;
+  failed?: number;
+  cancelled?: number;
+  rounds?: number;
+  rounds_per_s?: number | null;
+}
+
+export function statusLine(c: Counts): string {
+  const parts = [
+    `${c.queued ?? 0} queued`,
+    `${c.running ?? 0} running`,
+    `${c.finished ?? 0} done`,
+    `${c.failed ?? 0} failed`,
+  ];
+  if (c.cancelled) parts.push(`${c.cancelled} cancelled`);
+  parts.push(`${c.rounds ?? 0} rounds`);
+  if (c.rounds_per_s !== null && c.rounds_per_s !== undefined) parts.push(`${c.rounds_per_s.toFixed(1)} rounds/s`);
+  return parts.join(" · ");
+}
