@@ -1,5 +1,7 @@
 # Everything a fresh machine needs, in two targets: `make demo` and `make test`.
-# Both create .venv, build the Rust core into it (maturin) and install the Python dependencies.
+# Both create .venv, build the Rust core into it (maturin) and install the Python dependencies;
+# `make test` also installs the front end's npm packages. The browser test needs Debian's
+# chromium (.ci/run installs it; without it that test is skipped unless VELOCITY_REQUIRE_BROWSER=1).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.velocity-built
 SOURCES := pyproject.toml Cargo.toml vfl-rs/Cargo.toml $(shell find vfl-rs/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-rust test-python bench clean
+.PHONY: demo test test-rust test-js test-python bench clean
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,10 +21,21 @@ $(STAMP): $(SOURCES)
 demo: $(STAMP)
 	$(VENV)/bin/velocity sweep examples/robustness.toml --out out/demo
 
-test: test-rust test-python
+test: test-rust test-js test-python
 
 test-rust:
 	cargo test --workspace
+
+# The panel's front end: type check, vitest, and the bundle shipped in velocity/static/.
+widgets/node_modules/.package-lock.json: widgets/package.json widgets/package-lock.json
+	cd widgets && npm ci --no-audit --no-fund
+
+test-js: widgets/node_modules/.package-lock.json
+	cd widgets && npm run typecheck && npm test && npm run build
+
+# The chart specs the vitest tests render (tests/test_panel.py checks they are current).
+widgets/test/fixtures/specs.json: velocity/panel/charts.py $(STAMP)
+	$(PY) -c "import json, sys; from velocity.panel.charts import chart_specs; json.dump(chart_specs(), sys.stdout, indent=1, sort_keys=True); print()" > $@
 
 test-python: $(STAMP)
 	$(PY) -m pytest
@@ -33,4 +46,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target widgets/node_modules

@@ -190,8 +190,8 @@ class SweepPanel(anywidget.AnyWidget):
         if new:
             if self._stopping is not None:
                 self._stopping.join()  # a Stop still under way must end before runs are added
-            self.sweep.add(new)
-            if not self.sweep.running:
+            self.sweep.add(new)  # into the running sweep, or restarting a finished one
+            if not self.sweep.started:
                 self.sweep.start()
         text = f"Queued {len(new)} run{'s' if len(new) != 1 else ''}." if new else "Queued nothing."
         if skipped:

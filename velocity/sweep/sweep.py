@@ -78,6 +78,7 @@ class Sweep:
         self._pending: queue.Queue[int] = queue.Queue()
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._driving = False  # a driver thread is running or about to (guarded by _lock)
         self._error: BaseException | None = None
         self._started_at: float | None = None
         self.wall_s: float | None = None
@@ -138,6 +139,11 @@ class Sweep:
             return [(s.label, st) for s, st in zip(self._specs, self._status)]
 
     @property
+    def started(self) -> bool:
+        """Whether ``start()`` was called (the sweep may have finished since)."""
+        return self._started_at is not None
+
+    @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
@@ -188,7 +194,7 @@ class Sweep:
     # ------------------------------------------------------------------ control
     def start(self) -> Sweep:
         """Start the sweep in the background and return at once."""
-        if self.running:
+        if self._driving:
             raise RuntimeError("This sweep is already running")
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             raise RuntimeError(SCRIPT_GUARD_HELP)
@@ -208,13 +214,16 @@ class Sweep:
     def add(self, spec: RunSpec | Iterable[RunSpec]) -> Sweep:
         """Queue more runs; into the running sweep, or they run at the next ``start``/now if idle."""
         specs = [spec] if isinstance(spec, RunSpec) else list(spec)
-        for s in specs:
-            i = self._append(s)
-            if self._started_at is not None:
-                self._prepare(i)
-        if self._started_at is not None and not self.running:
-            self._cancel.clear()  # runs added after a cancel() run again
-            self._launch()
+        # Under the lock, the driver either sees these runs before it ends or has ended: never
+        # neither (a run queued while the driver was finishing would wait forever).
+        with self._lock:
+            for s in specs:
+                i = self._append(s)
+                if self._started_at is not None:
+                    self._prepare(i)
+            if self._started_at is not None and not self._driving:
+                self._cancel.clear()  # runs added after a cancel() run again
+                self._launch()
         return self
 
     def wait(self, timeout: float | None = None) -> Sweep:
@@ -255,8 +264,10 @@ class Sweep:
         self._pending.put(i)
 
     def _launch(self) -> None:
-        self._thread = threading.Thread(target=self._drive_safely, name="velocity-sweep", daemon=True)
-        self._thread.start()
+        with self._lock:
+            self._driving = True
+            self._thread = threading.Thread(target=self._drive_safely, name="velocity-sweep", daemon=True)
+            self._thread.start()
 
     def _row(self, i: int, event: dict[str, Any]) -> dict[str, Any]:
         s = self._specs[i]
@@ -311,9 +322,16 @@ class Sweep:
 
     def _drive_safely(self) -> None:
         try:
-            self._drive()
+            while True:
+                self._drive()
+                with self._lock:  # see add(): runs queued while _drive was finishing run now
+                    if self._cancel.is_set() or self._pending.empty():
+                        self._driving = False
+                        return
         except BaseException as e:  # surfaced by wait()
             self._error = e
+            with self._lock:
+                self._driving = False
 
     def _drive(self) -> None:
         ctx = multiprocessing.get_context("spawn")

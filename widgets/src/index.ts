@@ -5,7 +5,7 @@
 // named Vega data set "rounds" of the already-embedded charts: no re-embed per round.
 import embed from "vega-embed";
 import type { View } from "vega";
-import { changeset } from "vega";
+import { changeset, Error as LOG_ERRORS_ONLY } from "vega";
 import {
   IID_POSITION,
   RowBatcher,
@@ -62,6 +62,8 @@ class Charts {
         const result = await embed(slot, specs[name] as any, {
           renderer: "svg",
           mode: "vega-lite",
+          // an empty data set (before the first round) is expected, not worth a warning
+          logLevel: LOG_ERRORS_ONLY,
           // Export as PNG/SVG works offline; the editor links would need the network.
           actions: { export: true, source: false, compiled: false, editor: false },
         });

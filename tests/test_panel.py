@@ -1,0 +1,301 @@
+"""The notebook panel without a browser: its state, the event path from a running sweep to the
+messages the front end receives, the controls that queue runs, and the exports."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import traitlets
+
+from velocity import Sweep
+from velocity.data import partition_label_counts
+from velocity.panel import SweepPanel
+from velocity.panel.charts import chart_specs
+from velocity.panel.state import Controls, RoundRate, label_rows, run_table, specs_from_controls, status_counts
+from velocity.sweep.experiment import grid
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(dataset="blobs", model_id="logreg", num_clients=4, lr=0.5, seed=0)
+
+
+def _wait(condition: Any, timeout: float = 120.0, what: str = "condition") -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"Expected {what} within {timeout} s")
+        time.sleep(0.05)
+
+
+class Recorder:
+    """Stands in for the comm: keeps every custom message the panel sends."""
+
+    def __init__(self, panel: SweepPanel) -> None:
+        self.messages: list[dict[str, Any]] = []
+        panel.send = lambda content, buffers=None: self.messages.append(content)  # type: ignore[method-assign]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Rows as a view would hold them: each message must start where the last one ended."""
+        held: list[dict[str, Any]] = []
+        for m in self.messages:
+            assert m["kind"] == "rows"
+            assert m["start"] <= len(held), f"Expected no gap, got start {m['start']} with {len(held)} rows held"
+            held.extend(m["rows"][len(held) - m["start"] :])
+        return held
+
+
+# ---------------------------------------------------------------------------- pure state
+def test_specs_from_controls_builds_the_grid_on_the_first_run() -> None:
+    base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
+    controls = Controls(strategies=("FedAvg", "FedMedian"), attacks=("none", "sign_flip"), alpha=0.5, malicious_fraction=0.25, rounds=5, clients=4)
+    new, skipped = specs_from_controls(base, controls, [base])
+    assert skipped == []
+    assert [(s.strategy, s.attack_label) for s in new] == [("FedAvg", "none"), ("FedAvg", "sign_flip"), ("FedMedian", "none"), ("FedMedian", "sign_flip")]
+    for s in new:
+        assert (s.partition, s.alpha, s.rounds, s.num_clients, s.dataset, s.model_id, s.lr, s.seed) == ("dirichlet", 0.5, 5, 4, "blobs", "logreg", 0.5, 0)
+        assert s.malicious_fraction == (0.25 if s.attacks else 0.0)
+    iid, _ = specs_from_controls(base, Controls(("Krum",), ("none",), None, 0.25, 3, 8), [base])
+    assert (iid[0].partition, iid[0].alpha, iid[0].num_clients) == ("iid", None, 8)
+
+
+def test_specs_from_controls_leaves_out_duplicates_and_invalid_runs_and_says_why() -> None:
+    base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
+    controls = Controls(("FedAvg", "Krum"), ("none", "sign_flip"), None, 0.5, 3, 4)
+    new, skipped = specs_from_controls(base, controls, [base])
+    assert [(s.strategy, s.attack_label) for s in new] == [("FedAvg", "sign_flip"), ("Krum", "none")]
+    assert skipped[0] == "FedAvg × none: already in this sweep"
+    assert skipped[1].startswith("Krum × sign_flip: ") and "Krum cannot aggregate 4 clients" in skipped[1]
+    assert specs_from_controls(base, Controls((), ("none",), None, 0.2, 3, 4), [base]) == ([], ["Expected at least one strategy, got none"])
+    assert specs_from_controls(base, Controls(("FedAvg",), (), None, 0.2, 3, 4), [base])[1] == ["Expected at least one attack (or 'none'), got none"]
+
+
+def test_a_run_that_differs_only_in_rounds_gets_a_distinct_name() -> None:
+    base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
+    new, _ = specs_from_controls(base, Controls(("FedAvg",), ("none",), None, 0.2, 7, 4), [base])
+    assert new[0].label == f"{base.label} | rounds=7"
+    assert new[0].spec_hash != base.spec_hash
+
+
+def test_run_table_reports_progress_twins_and_errors() -> None:
+    specs = grid(strategies=["FedAvg"], attacks=["none", "sign_flip"], rounds=4, **FAST)
+    summaries = {0: {"final_accuracy": 0.9, "final_loss": 0.3}, 1: {"status": "failed", "error": "ValueError: boom", "final_accuracy": None, "final_loss": None}}
+    table = run_table(specs, ["finished", "failed"], summaries, {}, {0: 4, 1: 2})
+    assert table[0] | {"run": None} == {
+        "index": 0, "run": None, "strategy": "FedAvg", "attack": "none", "alpha": "iid", "seed": 0, "status": "finished",
+        "rounds_done": 4, "rounds_total": 4, "accuracy": 0.9, "loss": 0.3, "accuracy_change": None, "loss_change": None, "error": None,
+    }
+    assert (table[1]["status"], table[1]["error"], table[1]["accuracy_change"]) == ("failed", "ValueError: boom", None)
+    # live: the latest round stands in for the final value, and the change is against the clean twin
+    latest = {1: {"accuracy": 0.4, "global_loss": math.nan}}
+    table = run_table(specs, ["finished", "running"], {0: summaries[0]}, latest, {0: 4, 1: 3})
+    assert table[1]["accuracy"] == 0.4 and table[1]["accuracy_change"] == pytest.approx(-0.5)
+    assert table[1]["loss"] is None and table[1]["loss_change"] is None  # NaN travels as null
+    json.dumps(table, allow_nan=False)
+
+
+def test_round_rate_and_counts() -> None:
+    rate = RoundRate(window=5)
+    assert rate.rate(now=0) is None
+    rate.add(10, now=100)
+    rate.add(10, now=102)
+    assert rate.rate(now=104) == pytest.approx(20 / 4)
+    assert rate.rate(now=106.5) == pytest.approx(10 / 5)  # the first ten left the window
+    counts = status_counts(["queued", "running", "finished", "finished"], rounds=12, rate=2.0)
+    assert counts == {"queued": 1, "running": 1, "finished": 2, "failed": 0, "cancelled": 0, "rounds": 12, "rounds_per_s": 2.0}
+
+
+def test_label_rows_match_the_partition() -> None:
+    counts = partition_label_counts("blobs", num_clients=4, partition="dirichlet", alpha=0.1, seed=0)
+    rows = label_rows(counts)
+    assert sum(r["count"] for r in rows) == counts.sum()
+    assert all(r["count"] > 0 for r in rows)
+    rebuilt = np.zeros_like(counts)
+    for r in rows:
+        rebuilt[r["client"], r["class"]] = r["count"]
+    assert np.array_equal(rebuilt, counts)
+
+
+def test_the_front_end_test_fixture_is_the_current_chart_specs() -> None:
+    fixture = json.loads((ROOT / "widgets" / "test" / "fixtures" / "specs.json").read_text())
+    assert fixture == json.loads(json.dumps(chart_specs())), "run `make widgets/test/fixtures/specs.json`"
+
+
+def test_the_bundle_is_shipped_and_loads_nothing_from_the_network() -> None:
+    bundle = (ROOT / "velocity" / "static" / "panel.js").read_text(encoding="utf-8")
+    assert "export" in bundle and "renderSnapshot" in bundle
+    for cdn in ("cdn.jsdelivr.net", "esm.sh", "unpkg.com"):
+        assert cdn not in bundle
+
+
+# ---------------------------------------------------------------------------- a live panel
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A panel attached before its sweep starts; the sweep runs 2 × 2 runs of 3 rounds."""
+    sweep = Sweep.from_grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip(scale=4.0)"], rounds=3, out=tmp_path_factory.mktemp("panel"), parallel=2, **FAST)
+    panel = sweep.panel(interval=0.05)
+    recorder = Recorder(panel)
+    assert sweep.panel() is panel  # one panel per sweep
+    sweep.start().wait()
+    panel.sync()
+    yield sweep, panel, recorder
+    panel.close()
+
+
+def test_rows_stream_to_the_front_end_in_order_and_in_batches(live: Any) -> None:
+    sweep, panel, recorder = live
+    held = recorder.rows()
+    assert panel.row_count == len(held) == 4 * 3
+    assert {(r["run"], r["round"]) for r in held} == {(r["run"], r["round"]) for r in sweep.results.to_dicts()}
+    assert set(held[0]) == {"run", "index", "strategy", "attack", "alpha", "seed", "round", "global_loss", "accuracy"}
+    assert len(recorder.messages) < len(held), "Expected rows batched into fewer messages than rows"
+    assert [r["status"] for r in panel.runs] == ["finished"] * 4
+    assert panel.counts["finished"] == 4 and panel.counts["rounds"] == 12
+    assert panel.running is False
+    # each attacked run is compared with its clean twin
+    by_run = {r["run"]: r for r in panel.runs}
+    for r in panel.runs:
+        if r["attack"] != "none":
+            clean = next(c for c in panel.runs if c["strategy"] == r["strategy"] and c["attack"] == "none")
+            assert r["accuracy_change"] == pytest.approx(r["accuracy"] - clean["accuracy"])
+    assert by_run  # every run named
+
+
+def test_a_view_that_renders_late_gets_every_row_replayed(live: Any) -> None:
+    _, panel, recorder = live
+    before = len(recorder.messages)
+    panel._on_front_end_message(panel, {"kind": "replay", "have": 5}, [])
+    panel.sync()
+    reply = recorder.messages[before:]
+    assert reply == [{"kind": "rows", "start": 5, "rows": panel.rows[5:]}]
+
+
+def test_a_panel_opened_after_the_sweep_shows_every_round(live: Any, tmp_path: Path) -> None:
+    sweep, first, _ = live
+    late = SweepPanel(sweep, interval=0.05)
+    try:
+        late.sync()
+        assert late.row_count == 12
+        assert sorted((r["index"], r["round"]) for r in late.rows) == sorted((r["index"], r["round"]) for r in first.rows)
+    finally:
+        late.close()
+
+
+def test_controls_are_validated_with_clear_errors(live: Any) -> None:
+    _, panel, _ = live
+    with pytest.raises(traitlets.TraitError, match=r"Expected alpha > 0 or None \(iid\), got -1"):
+        panel.alpha = -1.0
+    with pytest.raises(traitlets.TraitError, match=r"Expected clients >= 1, got 0"):
+        panel.clients = 0
+    with pytest.raises(traitlets.TraitError, match=r"Expected malicious_fraction in \[0, 1\), got 1.5"):
+        panel.malicious_fraction = 1.5
+    panel.alpha = math.inf  # the same as iid
+    assert panel.alpha is None
+
+
+def test_moving_alpha_redraws_the_label_distribution(live: Any) -> None:
+    _, panel, _ = live
+    panel.alpha = 0.1
+    panel.sync()
+    expected = partition_label_counts("blobs", num_clients=4, partition="dirichlet", alpha=0.1, seed=0)
+    assert panel.label_rows == label_rows(expected)
+    assert "Dirichlet α = 0.1" in panel.label_note
+    panel.alpha = None
+    panel.sync()
+    assert "iid" in panel.label_note
+    assert len(panel.label_rows) == 4 * 10  # every client holds every one of the 10 classes
+
+
+def test_an_impossible_partition_is_shown_and_run_refuses_it(live: Any) -> None:
+    sweep, panel, _ = live
+    # blobs keeps 2400 training examples: 300 clients cannot hold min_partition_size = 10 each
+    panel.clients, panel.alpha = 300, 0.5
+    panel.sync()
+    assert panel.label_note.startswith("No partition: Expected a Dirichlet partition with at least min_partition_size = 10")
+    assert panel.label_rows == []
+    n = len(sweep.specs)
+    assert panel.queue_runs() == []
+    assert len(sweep.specs) == n
+    panel.sync()
+    assert panel.message.startswith("Queued nothing. Left out: the partition cannot be made")
+    panel.clients, panel.alpha = 4, None
+    panel.sync()
+    assert panel.label_note.startswith("blobs · 4 clients · iid")
+
+
+def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
+    sweep, panel, recorder = live
+    panel.strategies, panel.attacks, panel.alpha, panel.rounds = ["TrimmedMean"], ["none", "sign_flip(scale=4.0)"], 0.5, 2
+    panel.sync()
+    n = len(sweep.specs)
+    panel._on_front_end_message(panel, {"kind": "run"}, [])  # the Run button
+    _wait(lambda: len(sweep.specs) == n + 2, 30, "two runs queued")
+    panel.sync()
+    assert panel.message.startswith("Queued 2 runs.")
+    added = sweep.specs[n:]
+    assert [(s.strategy, s.attack_label, s.alpha, s.rounds) for s in added] == [
+        ("TrimmedMean", "none", 0.5, 2),
+        ("TrimmedMean", "sign_flip(scale=4.0)", 0.5, 2),
+    ]
+    sweep.wait()
+    panel.sync()
+    assert panel.counts["finished"] == n + 2
+    assert panel.row_count == 12 + 2 * 2 == len(recorder.rows())
+    # pressing Run again queues nothing and says so
+    assert panel.queue_runs() == []
+    panel.sync()
+    assert "already in this sweep" in panel.message
+
+
+def test_stop_cancels_and_run_works_again_after_it(tmp_path: Path) -> None:
+    sweep = Sweep.from_grid(strategies=["FedAvg"], attacks=["none"], rounds=200, out=tmp_path, parallel=1, **FAST)
+    panel = sweep.panel(interval=0.05)
+    try:
+        sweep.start()
+        _wait(lambda: len(sweep.results) >= 2, 120, "rounds of the long run")
+        panel._on_front_end_message(panel, {"kind": "stop"}, [])  # the Stop button
+        _wait(lambda: not sweep.running, 60, "the sweep to stop")
+        panel.sync()
+        assert panel.runs[0]["status"] == "cancelled" and panel.running is False
+        assert panel.runs[0]["rounds_done"] >= 2
+        panel.strategies, panel.rounds = ["FedMedian"], 2
+        assert [s.strategy for s in panel.queue_runs()] == ["FedMedian"]
+        sweep.wait()
+        panel.sync()
+        assert [r["status"] for r in panel.runs] == ["cancelled", "finished"]
+    finally:
+        panel.close()
+
+
+def test_display_of_a_sweep_is_its_panel(live: Any) -> None:
+    sweep, panel, _ = live
+    bundle = sweep._repr_mimebundle_()
+    data = bundle[0] if isinstance(bundle, tuple) else bundle  # (data, metadata) or data
+    view = data["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == panel.model_id
+
+
+def test_charts_export_to_png_svg_and_a_self_contained_html_page(live: Any, tmp_path: Path) -> None:
+    _, panel, _ = live
+    spec = panel.full_spec("progress")
+    assert len(spec["datasets"]["rounds"]) == panel.row_count
+    png = panel.save_chart(tmp_path / "panel.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = panel.save_chart(tmp_path / "heatmap.svg", "heatmap")
+    assert "<svg" in svg.read_text()[:200]
+    with pytest.raises(ValueError, match=r"Expected a chart file ending in \.png or \.svg, got 'x\.jpg'"):
+        panel.save_chart(tmp_path / "x.jpg")
+    assert panel.chart("labels").to_dict()["datasets"]["labels"] == panel.label_rows
+
+    page = panel.save_html(tmp_path / "panel.html").read_text()
+    data = json.loads(page.split('id="velocity-panel-data">', 1)[1].split("</script>", 1)[0])
+    assert len(data["rows"]) == panel.row_count and data["state"]["runs"] == panel.runs
+    head, rest = page.split('id="velocity-panel-bundle">', 1)
+    outside_bundle = head + rest.split("</script>", 1)[1]
+    # (the specs' "$schema" URLs name a version; nothing fetches them)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?https?:|@import|url\(\s*[\"']?https?:", outside_bundle), "Expected a page that loads nothing"

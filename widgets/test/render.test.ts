@@ -1,0 +1,171 @@
+// @vitest-environment jsdom
+// The panel rendered into a DOM with a stand-in for anywidget's model: rows stream into the
+// embedded charts without re-embedding them, the table ranks, and the controls write the model.
+import { describe, expect, it } from "vitest";
+import panel, { type PanelModel } from "../src/index";
+import type { RoundRow, RunEntry } from "../src/logic";
+
+// written by `make widgets/test/fixtures/specs.json`; tests/test_panel.py checks it is current
+import specs from "./fixtures/specs.json";
+
+class FakeModel implements PanelModel {
+  state: Record<string, unknown>;
+  sent: any[] = [];
+  saved: Record<string, unknown>[] = [];
+  private handlers = new Map<string, ((...args: any[]) => void)[]>();
+  constructor(state: Record<string, unknown>) {
+    this.state = { ...state };
+  }
+  get(name: string) {
+    return this.state[name];
+  }
+  set(name: string, value: unknown) {
+    this.state[name] = value;
+  }
+  save_changes() {
+    this.saved.push({ ...this.state });
+  }
+  send(content: unknown) {
+    this.sent.push(content);
+  }
+  on(event: string, cb: (...args: any[]) => void) {
+    this.handlers.set(event, [...(this.handlers.get(event) ?? []), cb]);
+  }
+  off(event: string, cb: (...args: any[]) => void) {
+    this.handlers.set(event, (this.handlers.get(event) ?? []).filter((x) => x !== cb));
+  }
+  emit(event: string, ...args: unknown[]) {
+    for (const cb of this.handlers.get(event) ?? []) cb(...args);
+  }
+  change(name: string, value: unknown) {
+    this.state[name] = value;
+    this.emit(`change:${name}`);
+  }
+}
+
+function rows(run: string, strategy: string, from: number, to: number): RoundRow[] {
+  const out: RoundRow[] = [];
+  for (let r = from; r <= to; r++) {
+    out.push({ run, index: 0, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r });
+  }
+  return out;
+}
+
+function entry(run: string, accuracy: number | null, status: string): RunEntry {
+  return {
+    index: 0, run, strategy: run, attack: "none", alpha: "iid", seed: 0, status, rounds_done: 3, rounds_total: 5,
+    accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null, error: status === "failed" ? "ValueError: boom" : null,
+  };
+}
+
+const until = async (check: () => boolean, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+function lineVertices(el: HTMLElement): number {
+  return Array.from(el.querySelectorAll('[data-chart="progress"] .mark-line path'))
+    .map((p) => ((p.getAttribute("d") ?? "").match(/[ML]/g) ?? []).length)
+    .reduce((a, b) => a + b, 0);
+}
+
+function mount() {
+  const model = new FakeModel({
+    specs,
+    runs: [entry("FedAvg", 0.7, "running"), entry("Krum", 0.9, "finished"), entry("Bulyan", null, "failed")],
+    counts: { queued: 0, running: 1, finished: 1, failed: 1, rounds: 0, rounds_per_s: null },
+    running: true,
+    message: "",
+    label_rows: [{ client: 0, class: 0, count: 5 }, { client: 1, class: 1, count: 7 }],
+    label_note: "blobs · 2 clients · iid",
+    strategy_options: ["FedAvg", "Krum", "Bulyan"],
+    attack_options: ["none", "sign_flip"],
+    alpha: null,
+    strategies: ["FedAvg"],
+    attacks: ["none"],
+    malicious_fraction: 0.2,
+    rounds: 5,
+    clients: 2,
+    rank_by: "accuracy",
+  });
+  const el = document.createElement("div");
+  document.body.append(el);
+  const cleanup = panel.render({ model, el });
+  return { model, el, cleanup };
+}
+
+describe("the rendered panel", () => {
+  it("asks for a replay once its charts are ready, then draws streamed rows incrementally", async () => {
+    const { model, el, cleanup } = mount();
+    await until(() => el.querySelector(".vfl-panel")?.getAttribute("data-charts-ready") === "true");
+    expect(model.sent).toEqual([{ kind: "replay", have: 0 }]);
+    const svgBefore = el.querySelector('[data-chart="progress"] svg');
+
+    model.emit("msg:custom", { kind: "rows", start: 0, rows: rows("a", "FedAvg", 1, 3) });
+    await until(() => lineVertices(el) === 2 * 3);
+    // a replay that overlaps adds only what is new
+    model.emit("msg:custom", { kind: "rows", start: 0, rows: rows("a", "FedAvg", 1, 5) });
+    await until(() => lineVertices(el) === 2 * 5);
+    model.emit("msg:custom", { kind: "rows", start: 5, rows: rows("b", "Krum", 1, 2) });
+    await until(() => lineVertices(el) === 2 * 7);
+    expect(el.querySelector(".vfl-panel")!.getAttribute("data-rows-received")).toBe("7");
+    // the same SVG element: the view was updated in place, not embedded again
+    expect(el.querySelector('[data-chart="progress"] svg')).toBe(svgBefore);
+    // the heatmap reads the same rows: one cell per strategy × attack
+    await until(() => el.querySelectorAll('[data-chart="heatmap"] .mark-rect.role-mark path').length === 2);
+
+    // a gap (a message lost before the view existed) asks for a replay from where it is
+    model.sent = [];
+    model.emit("msg:custom", { kind: "rows", start: 20, rows: rows("c", "Krum", 1, 1) });
+    expect(model.sent).toEqual([{ kind: "replay", have: 7 }]);
+    model.emit("msg:custom", { kind: "rows", start: 21, rows: rows("c", "Krum", 2, 2) });
+    expect(model.sent.length).toBe(1); // one request until it is answered
+    cleanup();
+  });
+
+  it("ranks the runs, marks the leader and shows a failed run's error", async () => {
+    const { model, el, cleanup } = mount();
+    const table = () => Array.from(el.querySelectorAll('[data-role="ranking"] tbody tr')) as HTMLTableRowElement[];
+    expect(table().map((tr) => tr.dataset.run)).toEqual(["Krum", "FedAvg", "Bulyan"]);
+    expect(table()[0].classList.contains("vfl-leader")).toBe(true);
+    expect(table()[2].textContent).toContain("ValueError: boom");
+    model.change("runs", [entry("FedAvg", 0.95, "finished"), entry("Krum", 0.9, "finished")]);
+    expect(table().map((tr) => tr.dataset.run)).toEqual(["FedAvg", "Krum"]);
+    model.change("rank_by", "loss");
+    expect(table()[0].cells[0].textContent).toBe("★ 1");
+    expect(el.querySelector('[data-role="status"]')!.textContent).toBe("0 queued · 1 running · 1 done · 1 failed · 0 rounds");
+    cleanup();
+  });
+
+  it("writes the controls to the model and sends Run and Stop", () => {
+    const { model, el, cleanup } = mount();
+    const slider = el.querySelector('input[data-control="alpha"]') as HTMLInputElement;
+    expect(slider.value).toBe("81"); // iid
+    slider.value = "20";
+    slider.dispatchEvent(new Event("input"));
+    expect(model.state.alpha).toBe(0.1);
+    expect(el.querySelector('[data-role="alpha"]')!.textContent).toBe("α = 0.1");
+    (el.querySelector('[data-control="iid"]') as HTMLButtonElement).click();
+    expect(model.state.alpha).toBeNull();
+
+    const krum = el.querySelector('[data-control="strategies"] input[value="Krum"]') as HTMLInputElement;
+    krum.click();
+    expect(model.state.strategies).toEqual(["FedAvg", "Krum"]);
+    const rounds = el.querySelector('input[data-control="rounds"]') as HTMLInputElement;
+    rounds.value = "12";
+    rounds.dispatchEvent(new Event("change"));
+    expect(model.state.rounds).toBe(12);
+
+    (el.querySelector('[data-action="run"]') as HTMLButtonElement).click();
+    (el.querySelector('[data-action="stop"]') as HTMLButtonElement).click();
+    expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([{ kind: "run" }, { kind: "stop" }]);
+
+    // Python moving α moves the slider
+    model.change("alpha", 10);
+    expect(slider.value).toBe("60");
+    cleanup();
+  });
+});
