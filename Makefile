@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.velocity-built
 SOURCES := pyproject.toml Cargo.toml vfl-rs/Cargo.toml $(shell find vfl-rs/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-rust test-js test-python bench clean
+.PHONY: demo test test-rust test-js test-python test-notebooks bench clean
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): $(SOURCES)
 demo: $(STAMP)
 	$(VENV)/bin/velocity sweep examples/robustness.toml --out out/demo
 
-test: test-rust test-js test-python
+test: test-rust test-js test-python test-notebooks
 
 test-rust:
 	cargo test --workspace
@@ -39,6 +39,10 @@ widgets/test/fixtures/specs.json: velocity/panel/charts.py $(STAMP)
 
 test-python: $(STAMP)
 	$(PY) -m pytest
+
+# Every teaching notebook, top to bottom, on the built-in offline data.
+test-notebooks: $(STAMP)
+	$(PY) -m pytest --nbmake --nbmake-timeout=300 notebooks/
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bench]" --no-build-isolation || $(PY) -m pip install --quiet "flwr>=1.20" "byzfl>=0.0.10" "torch>=2.4"
