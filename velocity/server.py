@@ -12,8 +12,10 @@ import numpy as np
 import torch
 from torch.nn.utils import vector_to_parameters
 
+from velocity import extend
+from velocity.aggregation import apply_attack
 from velocity.models import build_model
-from velocity.orchestrator import AttackOutcome, Orchestrator
+from velocity.orchestrator import AttackOutcome, Orchestrator, RoundSummary
 from velocity.training import (
     ClientBatchPlan,
     LocalTrainingConfig,
@@ -123,9 +125,14 @@ class FederatedServer:
         num_clients = len(data.client_indices)
         if not 0.0 <= malicious_fraction <= 1.0:
             raise ValueError(f"Expected malicious_fraction in [0, 1], got {malicious_fraction!r}")
+        # Python rules and attacks (velocity.extend) run here; everything built in runs in the core.
+        self._python_rule = extend.get(strategy, "rule")
+        attack_list = [] if attacks is None else [attacks] if isinstance(attacks, (str, dict)) else list(attacks)
+        self._python_attacks = [c for c in (extend.get(a, "update_attack") for a in attack_list) if c is not None]
+        core_attacks = [a for a in attack_list if extend.get(a, "update_attack") is None]
         self.orchestrator = Orchestrator(
-            strategy,
-            attacks=attacks,
+            "FedAvg" if self._python_rule is not None else strategy,
+            attacks=core_attacks,
             num_clients=num_clients,
             num_malicious=round(malicious_fraction * num_clients),
             seed=seed,
@@ -176,12 +183,16 @@ class FederatedServer:
             updates = self._apply_client_momentum(ids, updates)
         t_train = time.perf_counter()
 
-        summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist())
+        if self._python_rule is None and not self._python_attacks:
+            summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist())
+        else:
+            summary = self._step_with_python(updates.numpy(), self._sizes[ids], ids, rnd)
         t_agg = time.perf_counter()
 
         vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self.model.parameters())
         loss, acc = evaluate(self.model, self.data.x_test, self.data.y_test)
-        self.orchestrator.report_metrics(loss, acc)
+        if self._python_rule is None:  # a Python rule's rounds are not in the core's history
+            self.orchestrator.report_metrics(loss, acc)
         end = time.perf_counter()
 
         record = RoundRecord(
@@ -200,6 +211,40 @@ class FederatedServer:
         )
         self.history.append(record)
         return record
+
+    def _step_with_python(self, x: np.ndarray, weights: np.ndarray, ids: np.ndarray, rnd: int) -> RoundSummary:
+        """A round with Python attacks (applied first, then the core's) and/or a Python rule."""
+        start = time.perf_counter()
+        malicious_set = set(self.orchestrator.malicious_clients)
+        malicious = [r for r, cid in enumerate(ids.tolist()) if cid in malicious_set]
+        rng = np.random.default_rng([self.seed, rnd, 0xA77AC])
+        outcomes: list[AttackOutcome] = []
+        for component in self._python_attacks:
+            x = extend.run_attack(component, x, malicious=malicious, rng=rng)
+            outcomes.append(AttackOutcome(component.name, None))
+        if self._python_rule is None:  # the core attacks and aggregates, with its state and history
+            summary = self.orchestrator.step(x, weights=weights, client_ids=ids.tolist())
+            return dataclasses.replace(summary, attacks=(*outcomes, *summary.attacks))
+
+        honest = [r for r in range(len(ids)) if r not in malicious] or malicious
+        honest_mean = x[honest].mean(axis=0)
+        if malicious:
+            for a in self.orchestrator.attacks:
+                if not a.is_data_attack:
+                    x, report = apply_attack(x, a, malicious=malicious, weights=weights, f=len(malicious), seed=int(rng.integers(2**63)))
+                    outcomes.append(AttackOutcome(report["name"], report.get("strength")))
+        t_attack = time.perf_counter()
+        aggregate = extend.run_rule(self._python_rule, np.ascontiguousarray(x, dtype=np.float32), f=len(malicious), weights=weights)
+        t_rule = time.perf_counter()
+        self.orchestrator.global_model = self.orchestrator.global_model + aggregate
+        ms = lambda a, b: (b - a) * 1e3  # noqa: E731
+        return RoundSummary(
+            round=rnd, num_clients=len(ids), num_malicious=len(malicious), malicious_clients=tuple(int(ids[r]) for r in malicious),
+            global_loss=float("nan"), accuracy=float("nan"), attacks=tuple(outcomes),
+            attack_distance=float(np.linalg.norm(aggregate - honest_mean)), honest_mean_norm=float(np.linalg.norm(honest_mean)),
+            aggregate_norm=float(np.linalg.norm(aggregate)), aggregate_finite=bool(np.isfinite(aggregate).all()),
+            attack_ms=ms(start, t_attack), aggregate_ms=ms(t_attack, t_rule), server_ms=ms(t_rule, time.perf_counter()), kernel_ms=0.0,
+        )
 
     def _apply_client_momentum(self, ids: np.ndarray, updates: torch.Tensor) -> torch.Tensor:
         """Each client's momentum persists across the rounds it takes part in (zero at first)."""

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from velocity import extend
 from velocity.models import parse_model_id
 from velocity.registry import get_component
 from velocity.specs import parse_attacks, parse_strategy
@@ -76,12 +77,22 @@ class RunSpec(BaseModel):
     def _canonical_strategy(cls, value: Any) -> str:
         if isinstance(value, str) and value.strip().lower() in ("nearest_neighbour", "nna", "monna"):
             return "nearest_neighbour"
+        if extend.get(value, "rule") is not None:
+            return value.strip()
         return str(_as_value_error(parse_strategy, value))
 
     @field_validator("attacks", mode="before")
     @classmethod
     def _canonical_attacks(cls, value: Any) -> tuple[str, ...]:
-        return tuple(str(a) for a in _as_value_error(parse_attacks, value))
+        items = [value] if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)) else list(value)
+        # Python attacks (velocity.extend) keep their name; the rest go through the core's parser.
+        out = []
+        for item in items:
+            if extend.get(item, "update_attack") is not None:
+                out.append(item.strip())
+            else:
+                out.extend(str(a) for a in _as_value_error(parse_attacks, item))
+        return tuple(out)
 
     @field_validator("model_id")
     @classmethod
@@ -128,6 +139,9 @@ class RunSpec(BaseModel):
             raise ValueError(f"Expected n − f > f for a decentralised run, got n = {n}, f = {f} (malicious_fraction = {self.malicious_fraction})")
         if len(self.attacks) > 1:
             raise ValueError(f"Expected at most one attack for a decentralised run, got {list(self.attacks)}")
+        python = [name for name in (self.strategy, *self.attacks) if extend.get(name) is not None]
+        if python:
+            raise ValueError(f"Expected built-in components in a decentralised run, got the Python ones {python} (they run in federated runs)")
         if self.attacks:
             from velocity.specs import parse_attack
 
@@ -157,8 +171,13 @@ class RunSpec(BaseModel):
 
         from velocity.aggregation import aggregate
 
+        zeros = np.zeros((n, 1), np.float32)
         try:
-            aggregate(np.zeros((n, 1), np.float32), self.strategy, f=f)
+            python_rule = extend.get(self.strategy, "rule")
+            if python_rule is not None:
+                extend.run_rule(python_rule, zeros, f=f, weights=np.ones(n))
+            else:
+                aggregate(zeros, self.strategy, f=f)
         except (ValueError, TypeError) as e:
             return str(e)
         return None
@@ -190,8 +209,15 @@ class RunSpec(BaseModel):
         """Hash of everything that changes the numbers (not the name or the storage URI)."""
         return hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode()).hexdigest()[:16]
 
+    @property
+    def python_components(self) -> list[str]:
+        """The names of the Python rules and attacks (velocity.extend) this run uses."""
+        return [name for name in (self.strategy, *self.attacks) if extend.get(name) is not None]
+
     def _identity(self, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         data = self.model_dump(mode="json", exclude={"name", "storage", *exclude})
         if data.get("alpha") is not None and math.isinf(self.alpha or 0):
             data["alpha"] = "inf"
+        if self.python_components:  # a changed Python rule is a different run
+            data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data

@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from velocity import extend
 from velocity.sweep.events import EventListener
 from velocity.sweep.experiment import SpecError, grid, load_experiment
 from velocity.sweep.files import atomic_write_json, read_json, read_rounds_csv
@@ -346,13 +347,13 @@ class Sweep:
             while not self._cancel.is_set():
                 if isolate and not in_flight:
                     i = isolate.pop(0)
-                    in_flight[executor.submit(execute_run, self._specs[i].model_dump_json(), str(self.run_dir(i)), i, events, threads)] = i
+                    in_flight[self._submit(executor, i, events, threads)] = i
                 while not isolate and len(in_flight) < self.parallel:
                     try:
                         i = self._pending.get_nowait()
                     except queue.Empty:
                         break
-                    in_flight[executor.submit(execute_run, self._specs[i].model_dump_json(), str(self.run_dir(i)), i, events, threads)] = i
+                    in_flight[self._submit(executor, i, events, threads)] = i
                 if not in_flight:
                     break
                 done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -386,6 +387,11 @@ class Sweep:
             if self._started_at is not None:
                 self.wall_s = time.perf_counter() - self._started_at
             write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel)
+
+    def _submit(self, executor: Executor, i: int, events: Any, threads: int) -> Future[Any]:
+        spec = self._specs[i]
+        python = extend.export(spec.python_components)  # the user's Python rules/attacks, by value
+        return executor.submit(execute_run, spec.model_dump_json(), str(self.run_dir(i)), i, events, threads, python)
 
     def _stop(self, executor: Executor, owned: bool, in_flight: dict[Future[Any], int], isolate: list[int]) -> None:
         for fut in in_flight:

@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Protocol
 
+from velocity import extend
 from velocity.sweep.files import atomic_write_json, atomic_write_text, rounds_csv
 from velocity.sweep.spec import RunSpec
 
@@ -56,17 +57,21 @@ def save_checkpoint(model: Any, storage: str, run_name: str, meta: dict[str, str
     return f"{protocol}://{path}"
 
 
-def execute_run(spec_json: str, run_dir: str, index: int, events: EventSink | None, threads: int) -> dict[str, Any]:
+def execute_run(
+    spec_json: str, run_dir: str, index: int, events: EventSink | None, threads: int, python_components: bytes | None = None
+) -> dict[str, Any]:
     """Run one spec, streaming an event per round and keeping rounds.csv current on disk.
 
     Returns the summary (also written to summary.json). A failure is recorded in summary.json
     with its error and traceback and returned with ``status = "failed"``; it never raises, so
-    one bad run cannot take the sweep down.
+    one bad run cannot take the sweep down. ``python_components`` carries the user's Python
+    rules and attacks (``velocity.extend.export``) to this process.
     """
     configure_threads(threads)
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C reaches the whole process group; the parent decides what stops (and records it).
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    extend.install(python_components)  # the user's Python rules/attacks, before the spec names them
     spec = RunSpec.model_validate_json(spec_json)
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
