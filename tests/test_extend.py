@@ -137,3 +137,13 @@ def test_a_sweep_ships_functions_defined_in_a_function_to_its_worker_processes(t
     assert set(rows["attack"]) == {"none", "push"} and len(rows) == 12
     comparison = sweep.comparison()
     assert {e["strategy"] for e in comparison["ranking"]} == {"FedAvg", "TrimmedByNorm"}
+
+
+def test_the_panel_offers_python_components(tmp_path: Path) -> None:
+    extend.rule("PyMean")(weighted_mean)
+    extend.attack("flip")(lambda updates, *, malicious, rng: -updates[malicious])
+    panel = Sweep.from_grid(strategies=["FedAvg"], dataset="blobs", model_id="logreg", num_clients=4, out=tmp_path).panel()
+    try:
+        assert "PyMean" in panel.strategy_options and "flip" in panel.attack_options
+    finally:
+        panel.close()

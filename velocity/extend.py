@@ -99,6 +99,11 @@ def attack(name: str | None = None) -> Callable[[AttackFn], AttackFn]:
     return decorate
 
 
+def names(kind: str) -> list[str]:
+    """The registered Python components of ``kind`` ("rule" or "update_attack")."""
+    return [c.name for c in _REGISTRY.values() if c.kind == kind]
+
+
 def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 

@@ -49,16 +49,18 @@ REPLAY_CHUNK = 5000
 
 
 def _rule_names() -> list[str]:
+    from velocity import extend
     from velocity.registry import list_strategies
 
-    return [c.name for c in list_strategies() if c.kind == "rule"]
+    return [*(c.name for c in list_strategies() if c.kind == "rule"), *extend.names("rule")]
 
 
 def _attack_names() -> list[str]:
+    from velocity import extend
     from velocity.registry import list_attacks
 
     # the nan/inf attacks only test input checking; they teach nothing in a panel
-    return ["none", *(c.name for c in list_attacks() if c.name not in ("nan", "inf"))]
+    return ["none", *(c.name for c in list_attacks() if c.name not in ("nan", "inf")), *extend.names("update_attack")]
 
 
 def _unique(items: Any) -> list[str]:
