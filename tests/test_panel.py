@@ -215,10 +215,11 @@ def test_an_impossible_partition_is_shown_and_run_refuses_it(live: Any) -> None:
     sweep, panel, _ = live
     # blobs keeps 2400 training examples: 300 clients cannot hold min_partition_size = 10 each
     panel.clients, panel.alpha = 300, 0.5
+    n = len(sweep.specs)
+    assert panel.queue_runs() == []  # refused at once, before the feeder redraws the labels
     panel.sync()
     assert panel.label_note.startswith("No partition: Expected a Dirichlet partition with at least min_partition_size = 10")
     assert panel.label_rows == []
-    n = len(sweep.specs)
     assert panel.queue_runs() == []
     assert len(sweep.specs) == n
     panel.sync()

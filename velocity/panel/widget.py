@@ -187,8 +187,9 @@ class SweepPanel(anywidget.AnyWidget):
         if it is idle) and return them. Combinations already in the sweep, or invalid ones, are
         left out and named in ``message``."""
         new, skipped = specs_from_controls(self._base, self.controls, self.sweep.specs)
-        if self._label_problem is not None:
-            new, skipped = [], [self._label_problem]
+        problem = self._partition_problem()
+        if problem is not None:
+            new, skipped = [], [f"the partition cannot be made: {problem}"]
         if new:
             if self._stopping is not None:
                 self._stopping.join()  # a Stop still under way must end before runs are added
@@ -294,8 +295,6 @@ class SweepPanel(anywidget.AnyWidget):
         self._commands.put(command)
 
     # ------------------------------------------------------------------ the feeder thread
-    _label_problem: str | None = None
-
     def _feed(self) -> None:
         next_flush = time.monotonic()
         while not self._closed.is_set():
@@ -331,20 +330,30 @@ class SweepPanel(anywidget.AnyWidget):
         elif kind == "message":
             self.message = command[1]
 
-    def _update_labels(self) -> None:
+    def _label_counts(self, alpha: float | None, clients: int) -> Any:
+        """The client × class counts of the chosen partition (labels cached per data set)."""
         from velocity.data import partition_label_counts
 
+        keys = partition_keys(self._base, alpha, clients)
+        return partition_label_counts(self._base.dataset, test_fraction=self._base.test_fraction, **keys)
+
+    def _partition_problem(self) -> str | None:
+        """Why the chosen α and client count give no partition (too few examples), if they don't."""
+        try:
+            self._label_counts(self.alpha, self.clients)
+        except ValueError as e:
+            return str(e)
+        return None
+
+    def _update_labels(self) -> None:
         self._labels_stale = False
         alpha, clients = self.alpha, self.clients
-        keys = partition_keys(self._base, alpha, clients)
         try:
-            counts = partition_label_counts(self._base.dataset, test_fraction=self._base.test_fraction, **keys)
+            counts = self._label_counts(alpha, clients)
         except ValueError as e:
-            self._label_problem = f"the partition cannot be made: {e}"
             self.label_rows = []
             self.label_note = f"No partition: {e}"
             return
-        self._label_problem = None
         self.label_rows = label_rows(counts)
         self.label_note = describe_partition(self._base, alpha, clients, counts)
 
