@@ -57,8 +57,8 @@ NOTEBOOK_CELLS = [
     "from velocity import Sweep\n"
     "sweep = Sweep.from_grid(strategies=['FedAvg', 'FedMedian'], attacks=['none', 'sign_flip(scale=4.0)'], rounds=8,\n"
     "                        dataset='digits', model_id='mlp', lr=0.1, momentum=0.9, num_clients=6, out='sweep-out', parallel=2)\n"
-    "sweep.start()\n"
-    "sweep",
+    "sweep",  # the panel first, so the test sees every state from empty to full
+    "sweep.start();",
 ]
 
 
@@ -131,24 +131,22 @@ def jupyterlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
         log.close()
 
 
-def _run_first_cell(page: Any, attempts: int = 4) -> None:
-    """Run the notebook's first cell with the toolbar's ▶ (the same in both front ends). Right
-    after a notebook opens, a run request can be dropped while its document model initialises
-    (the cell advances, nothing executes): then its prompt stays "[ ]" and we ask again."""
+def _run_cell(page: Any, index: int, attempts: int = 4) -> None:
+    """Run cell ``index`` with the toolbar's ▶ (the same in both front ends). Right after a
+    notebook opens, a run request can be dropped while its document model initialises (the cell
+    advances, nothing executes): then its prompt stays "[ ]" and we ask again."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    prompt = f"document.querySelectorAll('.jp-Notebook .jp-Cell')[{index}]?.querySelector('.jp-InputPrompt')?.textContent ?? ''"
     for _ in range(attempts):
-        page.click(".jp-Notebook .jp-Cell >> nth=0 >> .cm-content")
+        page.click(f".jp-Notebook .jp-Cell >> nth={index} >> .cm-content")
         page.click("[data-command='notebook:run-cell-and-select-next']")
         try:
-            page.wait_for_function(
-                "() => /\\[(\\*|\\d+)\\]/.test(document.querySelector('.jp-Notebook .jp-Cell .jp-InputPrompt')?.textContent ?? '')",
-                timeout=15_000,
-            )
+            page.wait_for_function(f"() => /\\[(\\*|\\d+)\\]/.test({prompt})", timeout=15_000)
             return
         except PlaywrightTimeout:
             continue
-    raise AssertionError(f"Expected the first cell to run, it did not after {attempts} attempts")
+    raise AssertionError(f"Expected cell {index} to run, it did not after {attempts} attempts")
 
 
 def _line_vertices(page: Any) -> int:
@@ -196,29 +194,33 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             page.goto(f"{jupyterlab['url']}/{jupyterlab['page']}")
             page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
             page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=90_000)  # the kernel is up
-            _run_first_cell(page)
-            page.wait_for_selector(".jp-Notebook .jp-OutputArea-output", timeout=120_000)
-
+            _run_cell(page, 0)
             page.wait_for_selector(".vfl-panel", timeout=120_000)
             panel_shown["yes"] = True
             page.wait_for_selector(".vfl-panel[data-charts-ready='true']", timeout=60_000)
             page.wait_for_function("() => (document.querySelector('[data-role=\"ranking\"] tbody')?.rows.length ?? 0) === 4", timeout=60_000)
-            # the charts grow while the runs go on
-            page.wait_for_function(
-                """() => Array.from(document.querySelectorAll('[data-chart="progress"] .mark-line path'))
-                     .some(p => ((p.getAttribute('d') || '').match(/L/g) || []).length >= 1)""",
-                timeout=120_000,
-            )
-            early = _line_vertices(page)
-            page.screenshot(path=str(ARTIFACTS / f"panel-{jupyterlab['name']}-live.png"), full_page=True)
-            page.wait_for_function(
-                "() => /0 queued · 0 running · 4 done/.test(document.querySelector('.vfl-panel [data-role=\"status\"]').textContent)", timeout=180_000
-            )
+            assert page.locator('.vfl-panel [data-role="status"]').text_content().startswith("4 queued · 0 running")
+            assert _line_vertices(page) == 0
+
+            _run_cell(page, 1)  # sweep.start(): watch the lines grow until every run is done
+            seen = [0]
+            done = re.compile(r"0 queued · 0 running · 4 done")
+            deadline = time.monotonic() + 180
+            while not done.search(page.locator('.vfl-panel [data-role="status"]').text_content()):
+                assert time.monotonic() < deadline, "Expected the 4 runs to finish within 180 s"
+                count = _line_vertices(page)
+                if count != seen[-1]:
+                    seen.append(count)
+                    if len(seen) == 3:
+                        page.screenshot(path=str(ARTIFACTS / f"panel-{jupyterlab['name']}-live.png"), full_page=True)
+                page.wait_for_timeout(100)
             page.wait_for_timeout(600)  # the last batch of rows
-            late = _line_vertices(page)
+            seen.append(_line_vertices(page))
             # two panels (accuracy, loss) × 4 runs × 8 rounds
-            assert late == 2 * 4 * 8, f"Expected 64 line vertices after 4 runs × 8 rounds, got {late}"
-            assert early < late, f"Expected the lines to grow as rounds arrive, got {early} vertices early and {late} at the end"
+            assert seen[-1] == 2 * 4 * 8, f"Expected 64 line vertices after 4 runs × 8 rounds, got {seen[-1]}"
+            assert seen == sorted(seen), f"Expected the lines only to grow, got vertex counts {seen}"
+            # here 3–4 intermediate states show up (e.g. [0, 10, 38, 56, 64]); at least one must
+            assert len(set(seen)) >= 3, f"Expected the lines to grow in steps as rounds arrive, got vertex counts {seen}"
             heat_cells = page.locator('[data-chart="heatmap"] .mark-rect.role-mark path').count()
             assert heat_cells == 4, f"Expected a 2 × 2 strategy × attack heatmap, got {heat_cells} cells"
 
