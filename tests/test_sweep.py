@@ -236,6 +236,19 @@ def test_add_queues_into_a_running_sweep_and_callbacks_see_every_round(tmp_path)
     assert df.columns[:3] == ["run", "index", "strategy"] and len(df) == 5
 
 
+def test_a_finished_sweep_restarts_for_added_runs_and_its_wall_time_skips_the_idle_gap(tmp_path):
+    began = time.perf_counter()
+    sweep = Sweep([RunSpec(name="first", rounds=1, **FAST)], out=tmp_path / "restart", parallel=1).run()
+    first_wall = sweep.wall_s
+    time.sleep(3.0)  # idle
+    sweep.add(RunSpec(name="later", rounds=1, **FAST))  # restarts the finished sweep
+    sweep.wait(timeout=120)
+    elapsed = time.perf_counter() - began
+    assert sweep.status == {"finished": 2}
+    assert first_wall < sweep.wall_s < elapsed - 2.5, (first_wall, sweep.wall_s, elapsed)
+    assert json.loads((tmp_path / "restart" / "comparison.json").read_text())["timing"]["runs"] == 2
+
+
 def test_dask_executor_runs_a_sweep_and_streams_rounds(tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:

@@ -82,7 +82,8 @@ class Sweep:
         self._driving = False  # a driver thread is running or about to (guarded by _lock)
         self._error: BaseException | None = None
         self._started_at: float | None = None
-        self.wall_s: float | None = None
+        self.wall_s: float | None = None  # seconds the sweep was running (summed over restarts)
+        self._busy_s = 0.0
         self._panel: Any = None
         for s in specs:
             self._append(s)
@@ -335,6 +336,7 @@ class Sweep:
                 self._driving = False
 
     def _drive(self) -> None:
+        driving_since = time.perf_counter()
         ctx = multiprocessing.get_context("spawn")
         listener = EventListener(self._handle_event)
         events = listener.sink
@@ -384,8 +386,9 @@ class Sweep:
             if owned:
                 executor.shutdown(wait=True, cancel_futures=True)
             listener.close()
-            if self._started_at is not None:
-                self.wall_s = time.perf_counter() - self._started_at
+            # A sweep restarted by add() counts only the time it was running, not the idle gaps.
+            self._busy_s += time.perf_counter() - driving_since
+            self.wall_s = self._busy_s
             write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel)
 
     def _submit(self, executor: Executor, i: int, events: Any, threads: int) -> Future[Any]:
