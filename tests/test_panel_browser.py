@@ -29,11 +29,12 @@ ARTIFACTS = Path(os.environ.get("VELOCITY_ARTIFACTS", Path(__file__).resolve().p
 pytestmark = pytest.mark.browser
 
 
-def _require_browser() -> None:
+def _require_browser(*modules: str) -> None:
+    """Chromium, Playwright and ``modules`` (the notebook server), or a skip (a failure in CI)."""
     missing = []
     if not Path(CHROMIUM).exists():
         missing.append(f"Chromium at {CHROMIUM}")
-    for module in ("playwright", "jupyterlab"):
+    for module in ("playwright", *modules):
         try:
             __import__(module)
         except ImportError:
@@ -72,14 +73,8 @@ FRONT_ENDS = {
 
 @pytest.fixture(params=sorted(FRONT_ENDS))
 def jupyterlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    _require_browser()
     module, page_path, app_flags = FRONT_ENDS[request.param]
-    try:
-        __import__(module)
-    except ImportError:
-        if os.environ.get("VELOCITY_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"the browser test needs the Python package {module} (VELOCITY_REQUIRE_BROWSER=1)")
-        pytest.skip(f"the browser test needs the Python package {module}")
+    _require_browser(module)
     root = tmp_path / "lab"
     root.mkdir()
     notebook = {

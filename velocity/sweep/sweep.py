@@ -147,7 +147,8 @@ class Sweep:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether the sweep's driver is at work (set under the lock that add() also takes)."""
+        return self._driving
 
     @property
     def results(self) -> Any:
