@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -23,29 +25,65 @@ def toy_data(n=600, shape=(1, 8, 8), classes=10, seed=0):
     return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
 
 
-@pytest.mark.parametrize(
-    "cfg",
-    [
-        LocalTrainingConfig(lr=0.1, batch_size=32),
-        LocalTrainingConfig(lr=0.05, batch_size=16, local_epochs=2, momentum=0.9, weight_decay=1e-3, mu=0.1),
-    ],
-)
-@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "cnn28"])
-def test_batched_training_matches_the_loop(cfg, model_id):
+CONFIGS = [
+    LocalTrainingConfig(lr=0.1, batch_size=32),
+    LocalTrainingConfig(lr=0.05, batch_size=16, local_epochs=2, momentum=0.9, weight_decay=1e-3, mu=0.1),
+]
+
+
+def _trainer_case(model_id: str, cfg: LocalTrainingConfig):
     shape = (1, 28, 28) if model_id == "cnn28" else (1, 8, 8)
     x, y = toy_data(n=300 if model_id == "cnn28" else 600, shape=shape)
     # uneven clients: the batched trainer must freeze clients whose own plan is done
     idx = np.array_split(np.arange(len(y)), 6)
     idx[2] = idx[2][:7]
     model = build_model(model_id, input_shape=shape, num_classes=10, seed=3)
+    plan = ClientBatchPlan.make(idx, cfg, seed=5, round=1, client_ids=range(6))
+    return model, x, y, plan
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "cnn28"])
+def test_batched_training_matches_the_loop(cfg, model_id):
+    """Same algorithm, same numbers: compared in float64, where the two paths' different
+    reduction orders (vmap-ed vs single kernels, masked vs plain means) leave differences near
+    float64's ε = 1.1e-16. With updates below 1, reductions over at most ~5·10⁴ terms (batch ×
+    positions) and at most 14 steps, rounding can reach √(5·10⁴)·14·ε ≈ 4e-13; 1e-12 allows that
+    and nothing else (a wrong mask, momentum or proximal term moves an update by ≥ lr·|g| ≈ 1e-4).
+    Measured here: at most 1.4e-16, with AVX-512 and with AVX2 kernels."""
+    model, x, y, plan = _trainer_case(model_id, cfg)
+    model, x = model.double(), x.double()
     g = flatten_params(model)
     g_before = g.clone()
-    plan = ClientBatchPlan.make(idx, cfg, seed=5, round=1, client_ids=range(6))
     looped = train_clients_loop(model, g, x, y, plan, cfg)
     batched = train_clients_batched(model, g, x, y, plan, cfg)
+    assert looped.dtype == batched.dtype == torch.float64
     assert torch.equal(g, g_before), "training must not write into the global model"
     assert looped.abs().max() > 1e-4, "clients must actually move"
-    torch.testing.assert_close(batched, looped, atol=2e-6, rtol=1e-4)
+    torch.testing.assert_close(batched, looped, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "cnn28"])
+def test_float32_training_stays_close_to_float64(cfg, model_id):
+    """Both trainers in float32 (what runs use) against the float64 loop, per client as the
+    relative error of the whole update row. The float64 test above checks that the two trainers
+    compute the same thing; this one checks that float32 does not change the result. Rounding
+    alone is small (ε = 6e-8, growing like √K over reductions of K ≲ 5·10⁴ terms: ≈ 1e-5 per
+    step), but the loss is not smooth: a rounding difference can flip a max-pool or ReLU decision,
+    which sends a gradient through another weight and moves it by up to lr·|g|. With oneDNN's
+    AVX-512 convolutions this flips a few decisions in cnn28's second step, 7.7e-4 of that row's
+    norm; 1e-2 allows about ten such flips, while a float32-only defect (a dtype cast, a mask in
+    the wrong precision) moves rows by a sizeable share of their norm. Measured here: logreg and
+    the MLP ≤ 2e-6 on every CPU; cnn28 2e-6 with AVX2 kernels, 7.7e-4 with AVX-512 ones."""
+    model, x, y, plan = _trainer_case(model_id, cfg)
+    g = flatten_params(model)
+    reference = train_clients_loop(copy.deepcopy(model).double(), g.double(), x.double(), y, plan, cfg)
+    for trainer in (train_clients_loop, train_clients_batched):
+        got = trainer(model, g, x, y, plan, cfg)
+        assert got.dtype == torch.float32
+        error = (got.double() - reference).norm(dim=1) / reference.norm(dim=1)
+        assert error.max() < 1e-2, (trainer.__name__, error.tolist())
 
 
 def test_batch_plan_is_seeded_per_client():

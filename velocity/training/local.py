@@ -60,15 +60,17 @@ class ClientBatchPlan:
 
 
 def flatten_params(model: nn.Module) -> torch.Tensor:
-    """The model's parameters as one float32 vector (the layout every update row uses)."""
+    """The model's parameters as one vector in their dtype (float32 for the registry's models),
+    in the layout every update row uses."""
     return parameters_to_vector(model.parameters()).detach()
 
 
 def train_clients_loop(
     model: nn.Module, global_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: ClientBatchPlan, cfg: LocalTrainingConfig
 ) -> torch.Tensor:
-    """Reference trainer: one client at a time. Returns the ``k × d`` updates (local − global)."""
-    updates = torch.empty(plan.num_clients, global_params.numel(), dtype=torch.float32)
+    """Reference trainer: one client at a time. Returns the ``k × d`` updates (local − global), in
+    the dtype of ``global_params`` (the model and data must share it)."""
+    updates = torch.empty(plan.num_clients, global_params.numel(), dtype=global_params.dtype)
     for i, batches in enumerate(plan.batches):
         local = copy.deepcopy(model)
         # vector_to_parameters makes the parameters views of the vector: clone so the in-place
@@ -104,7 +106,7 @@ def train_clients_batched(
     bsz = cfg.batch_size
     # Padded global indices and masks, (k, steps, bsz): one gather per step for every client.
     index = torch.zeros(k, steps, bsz, dtype=torch.int64)
-    mask = torch.zeros(k, steps, bsz, dtype=torch.float32)
+    mask = torch.zeros(k, steps, bsz, dtype=global_params.dtype)
     for i, batches in enumerate(plan.batches):
         for t, idx in enumerate(batches):
             index[i, t, : len(idx)] = idx
