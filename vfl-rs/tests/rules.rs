@@ -210,10 +210,29 @@ fn geometric_median_obtuse_triangle_is_the_obtuse_vertex() {
 }
 
 #[test]
+fn geometric_median_at_a_heavy_point_is_that_point() {
+    // (6,6) twice, (5,0) and (6,0): at (6,6) the other two pull with unit vectors (−1,−6)/√37 and
+    // (0,−1), each weighted 1/4: ‖pull‖ = ¼·‖(−0.164, −1.986)‖ ≈ 0.498 ≤ ½, the weight sitting at
+    // (6,6). So (6,6) is the geometric median. Weiszfeld crawls towards it (each step shrinks the
+    // distance by a factor ≈ 0.997) and was still at (5.97, 5.65) after 500 iterations; the
+    // optimality check of the nearest point returns (6,6) itself.
+    let x = mat(&[&[5.0, 0.0], &[6.0, 6.0], &[6.0, 0.0], &[6.0, 6.0]]);
+    assert_eq!(agg(&x, "GeometricMedian(nu=1e-9, tol=1e-10, max_iter=500)"), vec![6.0, 6.0]);
+    assert_eq!(agg(&x, "GeometricMedian"), vec![6.0, 6.0]);
+    // With ν larger than the points' spread the smoothed objective's minimiser is elsewhere (here
+    // the mean), so the check does not apply.
+    assert_close(&agg(&x, "GeometricMedian(nu=100.0, max_iter=1)"), &[5.75, 3.0], 1e-6);
+}
+
+#[test]
 fn geometric_median_one_weiszfeld_step() {
-    // Start at the mean 2 of {0, 1, 5}; distances 2, 1, 3; weights ∝ 1/2, 1, 1/3;
-    // z = (0·½ + 1·1 + 5·⅓) / (½ + 1 + ⅓) = (8/3)/(11/6) = 16/11.
-    assert_close(&agg(&col(&[0.0, 1.0, 5.0]), "GeometricMedian(max_iter=1)"), &[16.0 / 11.0], 1e-6);
+    // (0,0), (4,0), (0,4): every angle is below 120°, so no vertex is the median and one step is
+    // returned as it is. From the mean (4/3, 4/3) the distances are √32/3 and √80/3 (twice);
+    // weights ∝ 3/√32, 3/√80, 3/√80, so z = 4·(3/√80) / (3/√32 + 6/√80) per coordinate.
+    let x = mat(&[&[0.0, 0.0], &[4.0, 0.0], &[0.0, 4.0]]);
+    let (a, b) = (3.0 / 32f64.sqrt(), 3.0 / 80f64.sqrt());
+    let z = 4.0 * b / (a + 2.0 * b);
+    assert_close(&agg(&x, "GeometricMedian(max_iter=1)"), &[z, z], 1e-6);
 }
 
 #[test]

@@ -4,8 +4,18 @@
 //! Signal Processing 2022 (RFA). Each iteration re-weights the points by α_i / max(ν, ‖z − x_i‖)
 //! and takes their weighted mean. ν = 1e-6 by default as in RFA's code; ByzFL uses ν = 0.1 and only
 //! 3 iterations, which behaves like the mean when updates are smaller than ν.
+//!
+//! Weiszfeld's iteration crawls when the median is one of the points (a point, or several equal
+//! points, holding much of the weight): each step shrinks the distance by a factor close to 1, so
+//! the stop rule fires (or `max_iter` ends the loop) while the estimate is still visibly off. The
+//! final estimate is therefore checked against the optimality condition of its nearest point
+//! (Vardi & Zhang, "The multivariate L1-median and associated data depth", PNAS 2000): x_k is the
+//! geometric median when ‖Σ_{x_i ≠ x_k} α_i (x_i − x_k)/‖x_i − x_k‖‖ ≤ Σ_{x_i = x_k} α_i (the
+//! unique one when the inequality is strict), and is then returned exactly. Otherwise the last iterate is returned.
 
-use crate::matrix::{row_dists_to, sq_dist_par, sq_norm_par, weighted_mean, Matrix};
+use rayon::prelude::*;
+
+use crate::matrix::{row_dists_to, sq_dist_par, sq_norm_par, weighted_mean, Matrix, COL_BLOCK};
 
 /// Returns the estimate and the number of iterations run.
 pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize) {
@@ -34,7 +44,51 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
             break;
         }
     }
+    // A crawl towards a heavy point looks converged, or runs out of iterations: if the nearest
+    // point is optimal, it is the answer.
+    let closest = (0..dists.len()).min_by(|&a, &b| dists[a].total_cmp(&dists[b]));
+    if let Some(k) = closest.filter(|&k| is_geometric_median(x, &alpha, k, nu)) {
+        z = x.row(k).to_vec();
+    }
     (z, iters)
+}
+
+/// Vardi & Zhang's condition: is row `k` a minimiser of Σ α_i ‖z − x_i‖? Only asked when every
+/// other distinct row is at least ν away, so that the smoothed objective's minimiser is within ν
+/// of row `k` too (it sits at ν·‖pull‖/weight from it).
+fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64) -> bool {
+    let xk = x.row(k);
+    // In float64 throughout: at equality the two sides must compare exactly.
+    let dists: Vec<f64> = (0..x.n())
+        .into_par_iter()
+        .map(|i| x.row(i).iter().zip(xk).map(|(&v, &vk)| (v as f64 - vk as f64).powi(2)).sum::<f64>().sqrt())
+        .collect();
+    if dists.iter().any(|&d| d > 0.0 && d < nu) {
+        return false;
+    }
+    let at_k: f64 = alpha.iter().zip(&dists).filter(|(_, &d)| d == 0.0).map(|(a, _)| a).sum();
+    let pull: Vec<f64> = alpha.iter().zip(&dists).map(|(a, &d)| if d > 0.0 { a / d } else { 0.0 }).collect();
+    // ‖Σ pull_i (x_i − x_k)‖ in float64, per column block in a fixed order (thread-count invariant).
+    let d = x.d();
+    let blocks: Vec<f64> = (0..d.div_ceil(COL_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (c0, c1) = (b * COL_BLOCK, ((b + 1) * COL_BLOCK).min(d));
+            let mut acc = vec![0f64; c1 - c0];
+            for (i, &p) in pull.iter().enumerate() {
+                if p == 0.0 {
+                    continue;
+                }
+                for ((a, &v), &vk) in acc.iter_mut().zip(&x.row(i)[c0..c1]).zip(&xk[c0..c1]) {
+                    *a += p * (v as f64 - vk as f64);
+                }
+            }
+            acc.iter().map(|a| a * a).sum()
+        })
+        .collect();
+    // Strictly: at equality (two equal halves) every point between them is a median and the
+    // iterate is one; picking an end would turn float rounding into a jump.
+    blocks.iter().sum::<f64>().sqrt() < at_k * (1.0 - 1e-9)
 }
 
 /// Σ α_i g_ν(‖z − x_i‖) with the Huber-like smoothing g_ν(d) = d if d ≥ ν, else d²/(2ν) + ν/2.
