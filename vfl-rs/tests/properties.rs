@@ -14,6 +14,15 @@ use vfl::{aggregate, parse_attack, NonFinite, OwnedMatrix, Strategy as VflStrate
 
 const CASES: u32 = 64;
 
+/// The same cases on every run, so CI is not a lottery; `PROPTEST_RNG_SEED=<n>` explores others.
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::with_cases(CASES);
+    if matches!(c.rng_seed, proptest::test_runner::RngSeed::Random) {
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_0F_F1);
+    }
+    c
+}
+
 // ------------------------------------------------------------------ generators
 
 /// An `n × d` matrix with n in `ns`, d in 1..=dmax and values in [−100, 100].
@@ -138,7 +147,7 @@ fn run(x: &OwnedMatrix, text: &str, w: Option<&[f64]>) -> Vec<f32> {
 // ------------------------------------------------------------------ against the references
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(config())]
 
     #[test]
     fn fedavg_is_the_weighted_mean((x, w) in weighted(1..=20, 50)) {
@@ -197,7 +206,7 @@ proptest! {
 // ------------------------------------------------------------------ symmetry and fixed points
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(config())]
 
     #[test]
     fn symmetric_rules_ignore_the_row_order((x, p, y) in permuted(1..=20, 30), wseed in 0u64..1000) {
@@ -280,7 +289,7 @@ fn wild_case() -> impl Strategy<Value = (OwnedMatrix, Option<Vec<f64>>, Option<u
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(config())]
 
     #[test]
     fn every_strategy_returns_ok_or_err((x, w, f, seed) in wild_case()) {
