@@ -1,8 +1,12 @@
 """Hermetic convergence proofs: a real model, trained on real clients' data, aggregated by the
 Rust core and measured on a held-out test set — clean and under attack.
 
-Thresholds come from measured runs (seed 0, 2 CPU cores) with slack; each test says what was
-measured. The whole file runs in well under a minute.
+Each test says what was measured (seed 0). The same numbers came out with AVX-512 and with AVX2
+kernels (``ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2``): these MLPs run no convolution,
+and a rounding difference between CPUs, were there one, moves a run's accuracy by a few
+borderline test examples. So every threshold sits at least 10 test examples (digits: 360 test
+examples, 0.028; blobs: 200, 0.05) from what was measured, far from chance (0.10 / 0.25) and from
+the failures the attack tests expect. The whole file runs in well under a minute.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ def test_blobs_non_iid_four_clients_converges():
     assert losses[-1] < losses[0] / 2
     for prev, cur in zip(losses, losses[1:]):
         assert cur <= prev * 1.25, f"a round got more than 25% worse: {losses}"
-    assert history[-1].accuracy >= 0.85
+    assert history[-1].accuracy >= 0.80  # measured 0.865 (chance 0.25)
     assert history[-1].accuracy > history[0].accuracy
 
 
@@ -37,7 +41,7 @@ def test_digits_dirichlet_reaches_85_percent():
     data = load_federated("digits", num_clients=10, partition="dirichlet", alpha=0.5, seed=0)
     server = FederatedServer(data, model_id="mlp", strategy="FedAvg", local=FAST_SGD, seed=0)
     history = server.run(15)
-    assert history[-1].accuracy >= 0.85, [round(r.accuracy, 3) for r in history]
+    assert history[-1].accuracy >= 0.85, [round(r.accuracy, 3) for r in history]  # measured 0.911
     assert all(r.train_ms > 0 and r.aggregate_ms > 0 and r.eval_ms > 0 for r in history)
 
 

@@ -41,6 +41,8 @@ def test_batched_and_loop_servers_agree(data):
     cfg = LocalTrainingConfig(lr=0.1, batch_size=16, momentum=0.5)
     a = FederatedServer(data, model_id="mlp-8", local=cfg, batched=True, seed=1).run(3)
     b = FederatedServer(data, model_id="mlp-8", local=cfg, batched=False, seed=1).run(3)
+    # float32 trainers agree to ~1e-6 of an update (test_training); a test loss moves about as
+    # much. Measured: at most 6e-8 relative; a defect in either path moves it by far more than 1e-4.
     np.testing.assert_allclose([r.global_loss for r in a], [r.global_loss for r in b], rtol=1e-4)
 
 
