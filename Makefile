@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.velocity-built
 SOURCES := pyproject.toml Cargo.toml vfl-rs/Cargo.toml $(shell find vfl-rs/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test test-rust test-js test-python test-notebooks bench clean
+.PHONY: demo test lint test-rust test-js test-python test-notebooks bench clean
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,16 @@ $(STAMP): $(SOURCES)
 demo: $(STAMP)
 	$(VENV)/bin/velocity sweep examples/robustness.toml --out out/demo
 
-test: test-rust test-js test-python test-notebooks
+test: lint test-rust test-js test-python test-notebooks
+
+# Static gates: formatting and lints in both languages, and the type check of the package
+# (the front end's tsc runs in test-js).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
+	$(VENV)/bin/mypy
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 test-rust:
 	cargo test --workspace

@@ -58,13 +58,13 @@ if THREADS:
     for var in ("RAYON_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(THREADS)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import velocity  # noqa: E402
+import velocity
 
 try:  # Flower's server-side aggregation functions
     from flwr.server.strategy import aggregate as flwr_agg
-except Exception as exc:  # noqa: BLE001 - any import failure means "not available"
+except Exception as exc:
     flwr_agg = None
     FLWR_ERROR = f"{type(exc).__name__}: {exc}"
 else:
@@ -72,7 +72,7 @@ else:
 
 try:
     import byzfl
-except Exception as exc:  # noqa: BLE001
+except Exception as exc:
     byzfl = None
     BYZFL_ERROR = f"{type(exc).__name__}: {exc}"
 else:
@@ -80,7 +80,7 @@ else:
 
 try:
     import torch
-except Exception:  # noqa: BLE001
+except Exception:
     torch = None
 else:
     if THREADS:
@@ -118,8 +118,9 @@ class Case:
 
     def sliced(self, d: int) -> Case:
         """The same case on the first ``d`` columns (a contiguous copy), for cost probes."""
-        return Case(np.ascontiguousarray(self.x[:, :d]), self.counts, self.f, self.trim, self.beta,
-                    self.tau, self.cc_iters, dict(self.extra))
+        return Case(
+            np.ascontiguousarray(self.x[:, :d]), self.counts, self.f, self.trim, self.beta, self.tau, self.cc_iters, dict(self.extra)
+        )
 
 
 def flwr_results(c: Case, counts: np.ndarray | None = None) -> list[tuple[list[np.ndarray], int]]:
@@ -186,10 +187,7 @@ def np_bulyan(c: Case) -> np.ndarray:
     chosen: list[int] = []
     theta = n - 2 * f
     while len(chosen) < theta:
-        if len(remaining) == 1:
-            pos = 0
-        else:
-            pos = int(np.argmin(np_krum_scores(d2, np.asarray(remaining), f)))
+        pos = 0 if len(remaining) == 1 else int(np.argmin(np_krum_scores(d2, np.asarray(remaining), f)))
         chosen.append(remaining.pop(pos))
     sel = c.x[chosen]
     beta = theta - 2 * f
@@ -264,40 +262,86 @@ def _byz(name: str, **kw: Any) -> Callable[[Case, Any], Any]:
 RULES: dict[str, Rule] = {
     r.key: r
     for r in [
-        Rule("fedavg", "FedAvg", lambda c: "FedAvg", True, np_fedavg,
-             lambda c: flwr_agg.aggregate(flwr_results(c, c.counts)),
-             _byz("Average"),
-             mem={"numpy": 2.2, "flwr": 1.2, "byzfl": 0.1, "byzfl-torch": 0.1}),
-        Rule("median", "FedMedian", lambda c: "FedMedian", False, np_median,
-             lambda c: flwr_agg.aggregate_median(flwr_results(c)),
-             _byz("Median"),
-             mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 1.1, "byzfl-torch": 2.5}),
-        Rule("trimmed_mean", "TrimmedMean", lambda c: f"TrimmedMean(beta={c.beta})", False, np_trimmed_mean,
-             lambda c: flwr_agg.aggregate_trimmed_avg(flwr_results(c), proportiontocut=c.beta),
-             _byz("TrMean", f=lambda c: c.trim),
-             mem={"numpy": 2.1, "flwr": 3.1, "byzfl": 1.1, "byzfl-torch": 3.1}),
-        Rule("krum", "Krum", lambda c: f"Krum(f={c.f})", False, np_krum,
-             lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=0),
-             _byz("Krum", f=lambda c: c.f),
-             mem={"numpy": 0.1, "flwr": 1.1, "byzfl": 2.1, "byzfl-torch": 0.5}),
-        Rule("multikrum", "MultiKrum", lambda c: f"MultiKrum(f={c.f}, m={c.n - c.f})", False, np_multikrum,
-             lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=c.n - c.f),
-             _byz("MultiKrum", f=lambda c: c.f),
-             mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 3.1, "byzfl-torch": 1.5}),
-        Rule("bulyan", "Bulyan", lambda c: f"Bulyan(f={c.f})", False, np_bulyan,
-             lambda c: flwr_agg.aggregate_bulyan(flwr_results(c), num_malicious=c.f,
-                                                 aggregation_rule=flwr_agg.aggregate_krum, to_keep=0),
-             None,
-             mem={"numpy": 5.1, "flwr": 6.1}),
-        Rule("geomed", "GeometricMedian", lambda c: "GeometricMedian", False, np_geomed,
-             None,
-             _byz("GeometricMedian", nu=1e-6, T=lambda c: int(c.extra.get("weiszfeld_iters", 2)) + 1),
-             mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1}),
-        Rule("cclip", "CenteredClipping", lambda c: f"CenteredClipping(tau={c.tau}, iters={c.cc_iters})", False,
-             np_centered_clipping,
-             None,
-             _byz("CenteredClipping", tau=lambda c: float(c.tau), L=lambda c: c.cc_iters),
-             mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1}),
+        Rule(
+            "fedavg",
+            "FedAvg",
+            lambda c: "FedAvg",
+            True,
+            np_fedavg,
+            lambda c: flwr_agg.aggregate(flwr_results(c, c.counts)),
+            _byz("Average"),
+            mem={"numpy": 2.2, "flwr": 1.2, "byzfl": 0.1, "byzfl-torch": 0.1},
+        ),
+        Rule(
+            "median",
+            "FedMedian",
+            lambda c: "FedMedian",
+            False,
+            np_median,
+            lambda c: flwr_agg.aggregate_median(flwr_results(c)),
+            _byz("Median"),
+            mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 1.1, "byzfl-torch": 2.5},
+        ),
+        Rule(
+            "trimmed_mean",
+            "TrimmedMean",
+            lambda c: f"TrimmedMean(beta={c.beta})",
+            False,
+            np_trimmed_mean,
+            lambda c: flwr_agg.aggregate_trimmed_avg(flwr_results(c), proportiontocut=c.beta),
+            _byz("TrMean", f=lambda c: c.trim),
+            mem={"numpy": 2.1, "flwr": 3.1, "byzfl": 1.1, "byzfl-torch": 3.1},
+        ),
+        Rule(
+            "krum",
+            "Krum",
+            lambda c: f"Krum(f={c.f})",
+            False,
+            np_krum,
+            lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=0),
+            _byz("Krum", f=lambda c: c.f),
+            mem={"numpy": 0.1, "flwr": 1.1, "byzfl": 2.1, "byzfl-torch": 0.5},
+        ),
+        Rule(
+            "multikrum",
+            "MultiKrum",
+            lambda c: f"MultiKrum(f={c.f}, m={c.n - c.f})",
+            False,
+            np_multikrum,
+            lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=c.n - c.f),
+            _byz("MultiKrum", f=lambda c: c.f),
+            mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 3.1, "byzfl-torch": 1.5},
+        ),
+        Rule(
+            "bulyan",
+            "Bulyan",
+            lambda c: f"Bulyan(f={c.f})",
+            False,
+            np_bulyan,
+            lambda c: flwr_agg.aggregate_bulyan(flwr_results(c), num_malicious=c.f, aggregation_rule=flwr_agg.aggregate_krum, to_keep=0),
+            None,
+            mem={"numpy": 5.1, "flwr": 6.1},
+        ),
+        Rule(
+            "geomed",
+            "GeometricMedian",
+            lambda c: "GeometricMedian",
+            False,
+            np_geomed,
+            None,
+            _byz("GeometricMedian", nu=1e-6, T=lambda c: int(c.extra.get("weiszfeld_iters", 2)) + 1),
+            mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+        ),
+        Rule(
+            "cclip",
+            "CenteredClipping",
+            lambda c: f"CenteredClipping(tau={c.tau}, iters={c.cc_iters})",
+            False,
+            np_centered_clipping,
+            None,
+            _byz("CenteredClipping", tau=lambda c: float(c.tau), L=lambda c: c.cc_iters),
+            mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+        ),
     ]
 }
 
@@ -354,8 +398,9 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def measure(fns: dict[str, Callable[[], Any]], repeat: int, limit: float, budget: float,
-            log: Callable[[str], None] = lambda m: None) -> tuple[dict[str, Result], dict[str, np.ndarray]]:
+def measure(
+    fns: dict[str, Callable[[], Any]], repeat: int, limit: float, budget: float, log: Callable[[str], None] = lambda m: None
+) -> tuple[dict[str, Result], dict[str, np.ndarray]]:
     """Warm each call up once, then time them in turns (round-robin), so that every implementation
     sees the same machine load; a call slower than ``limit`` keeps its warm-up time only, and no
     call spends more than about ``budget`` seconds in timed repetitions. Returns the results and
@@ -369,7 +414,7 @@ def measure(fns: dict[str, Callable[[], Any]], repeat: int, limit: float, budget
         gc.collect()
         try:
             t, out = timed(fn)
-        except Exception as exc:  # noqa: BLE001 - a peer failing is a result, not a crash
+        except Exception as exc:
             first = str(exc).splitlines()[0][:120] if str(exc) else ""
             results[k] = Result("err", note=f"{type(exc).__name__}: {first}")
             log(f"  {k:12s} error: {results[k].note}")
@@ -388,8 +433,7 @@ def measure(fns: dict[str, Callable[[], Any]], repeat: int, limit: float, budget
             if r < want:
                 times[k].append(timed(fns[k])[0])
     for k, ts in times.items():
-        note = (f"{len(ts)} of {repeat} reps (warm-up {warm[k]:.1f} s, budget {budget:g} s)"
-                if len(ts) < repeat else "")
+        note = f"{len(ts)} of {repeat} reps (warm-up {warm[k]:.1f} s, budget {budget:g} s)" if len(ts) < repeat else ""
         results[k] = Result("ok", statistics.median(ts), len(ts), note, times=ts, warmup=warm[k])
     return results, outputs
 
@@ -434,7 +478,7 @@ class Predictor:
                     return None
                 try:
                     t, _ = timed(fn)
-                except Exception:  # noqa: BLE001 - the real call reports the error
+                except Exception:
                     return None
                 log(f"    probe {impl:12s} d={dp:>10,d}: {t:8.3f} s")
                 self.record(key, dp, t)
@@ -460,11 +504,12 @@ def make_case(n: int, d: int, seed: int, f_frac: float, beta: float, tau: float,
     f = max(1, int(f_frac * n))
     while n < 4 * f + 3 and f > 0:  # Bulyan's n >= 4f + 3 (the strictest requirement here)
         f -= 1
-    return Case(x, counts, f, int(math.floor(beta * n)), beta, tau, cc_iters)
+    return Case(x, counts, f, math.floor(beta * n), beta, tau, cc_iters)
 
 
-def run_cell(rule: Rule, c: Case, impls: list[str], args: argparse.Namespace, pred: Predictor,
-             log: Callable[[str], None]) -> dict[str, Result]:
+def run_cell(
+    rule: Rule, c: Case, impls: list[str], args: argparse.Namespace, pred: Predictor, log: Callable[[str], None]
+) -> dict[str, Result]:
     results: dict[str, Result] = {}
     fns: dict[str, Callable[[], Any]] = {}
     x_bytes = c.x.nbytes
@@ -476,8 +521,7 @@ def run_cell(rule: Rule, c: Case, impls: list[str], args: argparse.Namespace, pr
             continue
         need = rule.mem.get(impl, 1.0) * x_bytes
         if need > 0.6 * mem_available():
-            results[impl] = Result("skip", note=f"needs ~{need / 2**30:.1f} GiB, "
-                                                f"{mem_available() / 2**30:.1f} GiB available")
+            results[impl] = Result("skip", note=f"needs ~{need / 2**30:.1f} GiB, {mem_available() / 2**30:.1f} GiB available")
             log(f"  {impl:12s} skipped: {results[impl].note}")
             continue
         if impl not in ("velocity", "numpy"):
@@ -507,10 +551,16 @@ def run_cell(rule: Rule, c: Case, impls: list[str], args: argparse.Namespace, pr
 def bandwidth_cell(c: Case, args: argparse.Namespace) -> dict[str, float]:
     xs = c.x
     w = c.counts.astype(np.float64)
-    res, _ = measure({"numpy_sum": lambda: xs.sum(axis=0),
-                      "velocity": lambda: velocity.aggregate(xs, "FedAvg"),
-                      "velocity_weighted": lambda: velocity.aggregate(xs, "FedAvg", weights=w)},
-                     args.repeat, args.limit, args.budget)
+    res, _ = measure(
+        {
+            "numpy_sum": lambda: xs.sum(axis=0),
+            "velocity": lambda: velocity.aggregate(xs, "FedAvg"),
+            "velocity_weighted": lambda: velocity.aggregate(xs, "FedAvg", weights=w),
+        },
+        args.repeat,
+        args.limit,
+        args.budget,
+    )
     return {"bytes": float(xs.nbytes), **{k: r.seconds for k, r in res.items()}}
 
 
@@ -550,13 +600,14 @@ def best_peer(res: dict[str, Result], names: tuple[str, ...]) -> tuple[str, Resu
 
 def render_table(headers: list[str], rows: list[list[str]], markdown: bool, right: set[int]) -> str:
     if markdown:
-        out = ["| " + " | ".join(headers) + " |",
-               "|" + "|".join("---:" if i in right else ":---" for i in range(len(headers))) + "|"]
+        out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if i in right else ":---" for i in range(len(headers))) + "|"]
         out += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(out)
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "  ".join(c.rjust(w) if i in right else c.ljust(w)  # noqa: E731
-                                   for i, (c, w) in enumerate(zip(cells, widths)))
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
@@ -583,24 +634,48 @@ def agreement_table(cells: list[tuple[Rule, int, int, dict[str, Result]]], impls
         row = [rule.title, str(n), f"{d:,}"]
         for p in others:
             r = res.get(p)
-            row.append(f"{r.max_abs_diff:.2g}" if r is not None and math.isfinite(r.max_abs_diff) else
-                       (fmt_cell(r) if r is not None and r.status != "ok" else ""))
+            row.append(
+                f"{r.max_abs_diff:.2g}"
+                if r is not None and math.isfinite(r.max_abs_diff)
+                else (fmt_cell(r) if r is not None and r.status != "ok" else "")
+            )
         rows.append(row)
     return render_table(headers, rows, markdown, right=set(range(1, len(headers))))
 
 
 def bandwidth_table(bw: list[tuple[int, int, dict[str, float]]], markdown: bool) -> str:
-    headers = ["n", "d", "MiB read", "numpy x.sum(0)", "GB/s", "velocity FedAvg", "GB/s", "% of numpy",
-               "velocity FedAvg (weighted)", "% of numpy"]
+    headers = [
+        "n",
+        "d",
+        "MiB read",
+        "numpy x.sum(0)",
+        "GB/s",
+        "velocity FedAvg",
+        "GB/s",
+        "% of numpy",
+        "velocity FedAvg (weighted)",
+        "% of numpy",
+    ]
     rows = []
     for n, d, b in bw:
-        gbs = lambda t: b["bytes"] / t / 1e9  # noqa: E731
-        rows.append([str(n), f"{d:,}", f"{b['bytes'] / 2**20:.0f}",
-                     fmt_time(b["numpy_sum"]), f"{gbs(b['numpy_sum']):.2f}",
-                     fmt_time(b["velocity"]), f"{gbs(b['velocity']):.2f}",
-                     f"{100 * b['numpy_sum'] / b['velocity']:.0f}%",
-                     fmt_time(b["velocity_weighted"]),
-                     f"{100 * b['numpy_sum'] / b['velocity_weighted']:.0f}%"])
+
+        def gbs(t: float, b: dict = b) -> float:
+            return b["bytes"] / t / 1e9
+
+        rows.append(
+            [
+                str(n),
+                f"{d:,}",
+                f"{b['bytes'] / 2**20:.0f}",
+                fmt_time(b["numpy_sum"]),
+                f"{gbs(b['numpy_sum']):.2f}",
+                fmt_time(b["velocity"]),
+                f"{gbs(b['velocity']):.2f}",
+                f"{100 * b['numpy_sum'] / b['velocity']:.0f}%",
+                fmt_time(b["velocity_weighted"]),
+                f"{100 * b['numpy_sum'] / b['velocity_weighted']:.0f}%",
+            ]
+        )
     return render_table(headers, rows, markdown, right=set(range(len(headers))))
 
 
@@ -616,7 +691,7 @@ def environment() -> dict[str, str]:
             from importlib.metadata import version as v
 
             return v(mod)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return "not installed"
 
     cpu = platform.processor() or "?"
@@ -646,15 +721,12 @@ def parse_ints(s: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help="small subset: n=10,50, d=100,000, 3 reps, no 10M FedAvg (explicit flags win)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="small subset: n=10,50, d=100,000, 3 reps, no 10M FedAvg (explicit flags win)")
     p.add_argument("--rules", default=",".join(RULES), help=f"comma list from {','.join(RULES)}")
     p.add_argument("--n", default="10,50,100", help="client counts (comma list)")
     p.add_argument("--d", default="100000,1000000", help="update sizes (comma list; 1e6 and 1_000_000 work)")
-    p.add_argument("--big-d", default="10000000",
-                   help="extra d for FedAvg only (comma list; empty or 0 to skip)")
+    p.add_argument("--big-d", default="10000000", help="extra d for FedAvg only (comma list; empty or 0 to skip)")
     p.add_argument("--big-n", default="10,50,100", help="n for the --big-d FedAvg cases (memory permitting)")
     p.add_argument("--peers", default=",".join(PEERS), help=f"comma list from {','.join(PEERS)}")
     p.add_argument("--repeat", type=int, default=5, help="timed calls per measurement (median reported)")
@@ -664,8 +736,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--beta", type=float, default=0.1, help="TrimmedMean fraction trimmed per side")
     p.add_argument("--tau", type=float, default=1.0, help="CenteredClipping radius")
     p.add_argument("--cc-iters", type=int, default=3, help="CenteredClipping iterations")
-    p.add_argument("--threads", type=int, default=None,
-                   help="thread count for velocity (rayon), numpy's BLAS and torch (default: their own)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="thread count for velocity (rayon), numpy's BLAS and torch (default: their own)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", action="store_true", help="emit markdown tables")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
@@ -708,9 +781,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             return
         payload = {
-            "command": cmd, "environment": env,
-            "cells": [{"rule": r.title, "n": n, "d": d,
-                       "results": {k: vars(v) for k, v in res.items()}} for r, n, d, res in cells],
+            "command": cmd,
+            "environment": env,
+            "cells": [{"rule": r.title, "n": n, "d": d, "results": {k: vars(v) for k, v in res.items()}} for r, n, d, res in cells],
             "bandwidth": [{"n": n, "d": d, **b} for n, d, b in bw],
         }
         with open(args.json, "w") as fh:
@@ -750,8 +823,7 @@ def main(argv: list[str] | None = None) -> int:
     out.append(h("Median time per call; ratio = peer time / velocity time (>1: velocity faster)"))
     out.append(main_table(cells, impls, md))
     out.append("\n`*` one call only (the warm-up ran past the limit)." if md else "* one call only")
-    notes = [(r.title, n, d, impl, res.status, res.note) for r, n, d, rr in cells for impl, res in rr.items()
-             if res.note]
+    notes = [(r.title, n, d, impl, res.status, res.note) for r, n, d, rr in cells for impl, res in rr.items() if res.note]
     if notes:
         out.append(h("Skipped, failed or shortened measurements"))
         out += [f"- {t} n={n} d={d:,} {impl}: {st} — {note}" for t, n, d, impl, st, note in notes]
@@ -763,9 +835,11 @@ def main(argv: list[str] | None = None) -> int:
     gm = [c for c in cells if c[0].key == "geomed"]
     if gm:
         out.append(h("Notes"))
-        out.append("- GeometricMedian: velocity runs its defaults (nu=1e-6, tol=1e-6, max_iter=100); the numpy "
-                   "reference replicates that stopping rule; ByzFL runs a fixed T = (numpy iterations + 1) "
-                   "from zero, the same number of passes over x.")
+        out.append(
+            "- GeometricMedian: velocity runs its defaults (nu=1e-6, tol=1e-6, max_iter=100); the numpy "
+            "reference replicates that stopping rule; ByzFL runs a fixed T = (numpy iterations + 1) "
+            "from zero, the same number of passes over x."
+        )
     print("\n".join(out))
 
     write_json()

@@ -54,7 +54,7 @@ def flower_per_round(data, *, rounds: int) -> float:
 
         def fit(self, parameters, config):
             keys = list(self.model.state_dict())
-            self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in zip(keys, parameters)})
+            self.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in zip(keys, parameters, strict=True)})
             opt = torch.optim.SGD(self.model.parameters(), lr=LOCAL.lr)
             x, y = x_train[self.idx], y_train[self.idx]
             order = torch.randperm(len(y))
@@ -96,7 +96,9 @@ def main() -> None:
     args = ap.parse_args()
 
     print(f"{DATASET}, {MODEL}, batch {LOCAL.batch_size}, 1 local epoch, FedAvg; torch threads {torch.get_num_threads()}")
-    print("| clients | velocity batched (s/round) | velocity loop (s/round) | Flower simulation (s/round) | loop / batched | Flower / batched |")
+    print(
+        "| clients | velocity batched (s/round) | velocity loop (s/round) | Flower simulation (s/round) | loop / batched | Flower / batched |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     for n in args.clients:
         data = load_federated(DATASET, num_clients=n, seed=0)

@@ -46,7 +46,14 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
 
-    shared = {"dataset": args.dataset, "model_id": args.model, "rounds": args.rounds, "num_clients": args.clients, "lr": 0.1, "momentum": 0.9}
+    shared = {
+        "dataset": args.dataset,
+        "model_id": args.model,
+        "rounds": args.rounds,
+        "num_clients": args.clients,
+        "lr": 0.1,
+        "momentum": 0.9,
+    }
     one = [RunSpec(name="one", strategy="FedAvg", **shared)]
     two = [RunSpec(name="a", strategy="FedAvg", **shared), RunSpec(name="b", strategy="FedMedian", **shared)]
     timed_sweep(one)  # warm the file caches and the data set decode
@@ -57,7 +64,7 @@ def main() -> None:
         inproc.append(timed_in_process(one[0]))
     s, p, i = statistics.median(singles), statistics.median(pairs), statistics.median(inproc)
     print(f"{available_cpus()} cores; {args.dataset}, {args.model}, {args.clients} clients, {args.rounds} rounds; median of {args.repeat}")
-    print(f"| case | wall (s) |\n|---|---:|")
+    print("| case | wall (s) |\n|---|---:|")
     print(f"| one run, in this process (no pool) | {i:.2f} |")
     print(f"| sweep of 1 run | {s:.2f} |")
     print(f"| sweep of 2 runs, 2 parallel | {p:.2f} |")

@@ -13,12 +13,39 @@ from velocity.attacks import ALIE, SignFlip
 from velocity.strategies import NNM, FedAdam, Krum, TrimmedMean
 
 EXPECTED_STRATEGIES = {
-    "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian",
-    "CenteredClipping", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC",
+    "FedAvg",
+    "FedProx",
+    "FedMedian",
+    "TrimmedMean",
+    "Krum",
+    "MultiKrum",
+    "Bulyan",
+    "GeometricMedian",
+    "CenteredClipping",
+    "FedAvgM",
+    "FedAdam",
+    "FedYogi",
+    "FedAdagrad",
+    "NNM",
+    "Bucketing",
+    "Clipping",
+    "ARC",
 }
 EXPECTED_ATTACKS = {
-    "gaussian_noise", "sign_flip", "scaling", "model_poisoning", "ipm", "alie", "mimic", "sybil", "nan", "inf",
-    "adaptive_ipm", "adaptive_alie", "label_flipping", "targeted_label_flipping",
+    "gaussian_noise",
+    "sign_flip",
+    "scaling",
+    "model_poisoning",
+    "ipm",
+    "alie",
+    "mimic",
+    "sybil",
+    "nan",
+    "inf",
+    "adaptive_ipm",
+    "adaptive_alie",
+    "label_flipping",
+    "targeted_label_flipping",
 }
 
 
@@ -43,7 +70,10 @@ def test_registry_lists_every_component_with_parameters_and_reference():
         ("krum(f=2)", "Krum(f=2)"),
         ("nnm(f=1) + multi_krum(f=1, m=3)", "NNM(f=1) + MultiKrum(f=1, m=3)"),
         ({"name": "TrimmedMean", "beta": 0.1}, "TrimmedMean(beta=0.1)"),
-        ({"pre": [{"name": "Bucketing", "s": 3}], "rule": "FedMedian", "server": {"name": "FedYogi"}}, "Bucketing(s=3) + FedMedian + FedYogi"),
+        (
+            {"pre": [{"name": "Bucketing", "s": 3}], "rule": "FedMedian", "server": {"name": "FedYogi"}},
+            "Bucketing(s=3) + FedMedian + FedYogi",
+        ),
         ([{"type": "Clipping", "c": 2.5}, "FedAvg"], "Clipping(c=2.5) + FedAvg"),
         ("FedAdam", "FedAdam"),
         ("FedAdam(eta=0.1)", "FedAdam"),  # the default value is not repeated
@@ -163,7 +193,9 @@ def test_orchestrator_same_seed_same_numbers():
     rounds = [rng.normal(size=(8, 40)).astype(np.float32) for _ in range(3)]
 
     def run():
-        o = Orchestrator("Bucketing(s=2) + TrimmedMean(f=1) + FedAdam", attacks=["gaussian_noise(sigma=2.0)"], num_clients=8, num_malicious=2, seed=11)
+        o = Orchestrator(
+            "Bucketing(s=2) + TrimmedMean(f=1) + FedAdam", attacks=["gaussian_noise(sigma=2.0)"], num_clients=8, num_malicious=2, seed=11
+        )
         for r in rounds:
             o.step(r)
         return o.global_model, o.malicious_clients

@@ -42,11 +42,15 @@ def test_environment_follows_the_conda_format() -> None:
     assert env["channels"] == ["conda-forge"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     for spec in conda:
-        assert re.fullmatch(r"[a-z0-9_.-]+([<>=!]=?[0-9][\w.*]*(,[<>=!]=?[0-9][\w.*]*)*)?", spec), f"Expected a conda match spec, got {spec!r}"
+        assert re.fullmatch(r"[a-z0-9_.-]+([<>=!]=?[0-9][\w.*]*(,[<>=!]=?[0-9][\w.*]*)*)?", spec), (
+            f"Expected a conda match spec, got {spec!r}"
+        )
     names = {re.split(r"[<>=!]", s)[0] for s in conda}
     assert {"python", "pip", "rust", "maturin"} <= names, f"Expected python, pip, rust and maturin from conda-forge, got {sorted(names)}"
     python = next(s for s in conda if s.startswith("python"))
-    assert re.fullmatch(r"python=3\.1[1-9]", python), f"Expected Python pinned to 3.11 or later (repo2docker defaults to 3.10), got {python!r}"
+    assert re.fullmatch(r"python=3\.1[1-9]", python), (
+        f"Expected Python pinned to 3.11 or later (repo2docker defaults to 3.10), got {python!r}"
+    )
 
 
 def test_torch_comes_from_the_cpu_index() -> None:
@@ -62,7 +66,9 @@ def test_binder_installs_every_runtime_dependency_with_a_compatible_range() -> N
     missing = sorted(set(runtime) - set(binder))
     assert not missing, f"Expected binder/environment.yml to install every runtime dependency (postBuild uses --no-deps), missing {missing}"
     for name, req in runtime.items():
-        assert binder[name].specifier == req.specifier, f"Expected {name}{req.specifier} in binder/environment.yml as in pyproject.toml, got {binder[name]}"
+        assert binder[name].specifier == req.specifier, (
+            f"Expected {name}{req.specifier} in binder/environment.yml as in pyproject.toml, got {binder[name]}"
+        )
     for name in ("jupyterlab", "ipykernel"):
         assert name in binder, f"Expected {name} in binder/environment.yml"
     lab = {canonicalize_name(r.name): r for r in map(Requirement, project["optional-dependencies"]["lab"])}

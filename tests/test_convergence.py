@@ -11,6 +11,7 @@ the failures the attack tests expect. The whole file runs in well under a minute
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -24,14 +25,21 @@ FAST_SGD = LocalTrainingConfig(lr=0.1, batch_size=32, local_epochs=1, momentum=0
 
 def test_blobs_non_iid_four_clients_converges():
     # Each client holds mostly one class (Dirichlet α = 0.1 over 4 classes).
-    data = load_federated("blobs(classes=4, dim=10, per_class=250, spread=1.0)", num_clients=4, partition="dirichlet", alpha=0.1, min_partition_size=20, seed=0)
+    data = load_federated(
+        "blobs(classes=4, dim=10, per_class=250, spread=1.0)",
+        num_clients=4,
+        partition="dirichlet",
+        alpha=0.1,
+        min_partition_size=20,
+        seed=0,
+    )
     dominant = (data.label_counts.max(axis=1) / data.label_counts.sum(axis=1)).mean()
     assert dominant > 0.6, "the partition should be skewed"
     server = FederatedServer(data, model_id="mlp-32", strategy="FedAvg", local=LocalTrainingConfig(lr=0.05, batch_size=32), seed=0)
     history = server.run(8)
     losses = [server.initial_loss] + [r.global_loss for r in history]
     assert losses[-1] < losses[0] / 2
-    for prev, cur in zip(losses, losses[1:]):
+    for prev, cur in itertools.pairwise(losses):
         assert cur <= prev * 1.25, f"a round got more than 25% worse: {losses}"
     assert history[-1].accuracy >= 0.80  # measured 0.865 (chance 0.25)
     assert history[-1].accuracy > history[0].accuracy
@@ -51,7 +59,9 @@ def digits_iid():
 
 
 def final_accuracy(data, strategy, attack, fraction=0.2, rounds=15):
-    server = FederatedServer(data, model_id="mlp", strategy=strategy, attacks=attack, malicious_fraction=fraction if attack else 0.0, local=FAST_SGD, seed=0)
+    server = FederatedServer(
+        data, model_id="mlp", strategy=strategy, attacks=attack, malicious_fraction=fraction if attack else 0.0, local=FAST_SGD, seed=0
+    )
     return server.run(rounds)[-1].accuracy
 
 
@@ -93,5 +103,7 @@ def test_nan_attack_poisons_fedavg_and_not_the_median(digits_iid):
     server = FederatedServer(digits_iid, model_id="mlp", strategy="FedAvg", attacks="nan", malicious_fraction=0.2, local=FAST_SGD, seed=0)
     record = server.run_round()
     assert math.isnan(record.global_loss)  # measured, not a crash
-    robust = FederatedServer(digits_iid, model_id="mlp", strategy="FedMedian", attacks="nan", malicious_fraction=0.2, local=FAST_SGD, seed=0)
+    robust = FederatedServer(
+        digits_iid, model_id="mlp", strategy="FedMedian", attacks="nan", malicious_fraction=0.2, local=FAST_SGD, seed=0
+    )
     assert robust.run(5)[-1].accuracy > 0.5

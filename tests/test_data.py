@@ -44,8 +44,8 @@ def test_every_partition_covers_the_data_once_and_is_seeded(method, kwargs):
     c = partition(LABELS, 10, method, seed=2, **kwargs)
     assert len(a) == 10
     _assert_exact_cover(a, len(LABELS))
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c, strict=True))
     assert all(p.dtype == np.int64 and np.all(np.diff(p) > 0) for p in a)
 
 
@@ -69,7 +69,7 @@ def test_dirichlet_respects_min_partition_size_and_inf_is_iid():
     assert min(len(p) for p in parts) >= 20
     inf = partition(LABELS, 10, "dirichlet", alpha=math.inf, seed=0)
     iid = partition(LABELS, 10, "iid", seed=0)
-    assert all(np.array_equal(x, y) for x, y in zip(inf, iid))
+    assert all(np.array_equal(x, y) for x, y in zip(inf, iid, strict=True))
 
 
 def test_shard_and_pathological_limit_the_classes_per_client():
@@ -121,7 +121,7 @@ def test_builtin_options_and_fixed_data_across_seeds():
     assert a.input_shape == (6,) and a.num_classes == 4
     # The seed moves who holds what, not the data set or its test split.
     assert np.array_equal(a.x_test.numpy(), b.x_test.numpy())
-    assert not all(np.array_equal(p, q) for p, q in zip(a.client_indices, b.client_indices))
+    assert not all(np.array_equal(p, q) for p, q in zip(a.client_indices, b.client_indices, strict=True))
     other = load_federated("blobs(classes=4, dim=6, per_class=50, seed=3)", num_clients=4, seed=0)
     assert not np.array_equal(a.x_test.numpy(), other.x_test.numpy())
 
@@ -194,7 +194,7 @@ def test_local_parquet_with_images_and_a_test_split(tmp_path):
     data = load_federated(str(folder / "train.parquet"), num_clients=3, seed=0)
     assert data.input_shape == (1, 6, 6) and data.num_classes == 3
     assert len(data.y_train) == 36 and len(data.y_test) == 9  # 20% split off
-    assert 0.0 <= float(data.x_train.min()) and float(data.x_train.max()) <= 1.0
+    assert float(data.x_train.min()) >= 0.0 and float(data.x_train.max()) <= 1.0
 
     # A save_to_disk directory with its own test split uses it.
     datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "saved"))

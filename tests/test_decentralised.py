@@ -63,8 +63,18 @@ def test_simulation_mixes_0_10_20_and_byzantine_100_by_hand(aggregator):
     seen = {}
     for seed in range(40):
         sim = MonnaSimulation(
-            model=linear_1d(0.0), data=data, loss_fn=F.mse_loss, n=4, f=1, learning_rate=1.0, beta=0.0,
-            batch_size=None, attack="scaling", attack_kwargs={"factor": 10.0}, aggregator=aggregator, seed=seed,
+            model=linear_1d(0.0),
+            data=data,
+            loss_fn=F.mse_loss,
+            n=4,
+            f=1,
+            learning_rate=1.0,
+            beta=0.0,
+            batch_size=None,
+            attack="scaling",
+            attack_kwargs={"factor": 10.0},
+            aggregator=aggregator,
+            seed=seed,
         )
         (s,) = sim.run(1)
         assert s.step == 1
@@ -95,7 +105,10 @@ def test_beta_zero_step_of_a_linear_model_with_mse_by_hand():
     ]
     sim = MonnaSimulation(model=linear_1d(0.5, 0.0), data=data, loss_fn=F.mse_loss, n=2, f=0, learning_rate=0.1, beta=0.0, batch_size=None)
     (s,) = sim.run(1)
-    close = lambda a, b: torch.testing.assert_close(a, torch.tensor(b), rtol=1e-6, atol=1e-6)  # noqa: E731
+
+    def close(a, b):
+        torch.testing.assert_close(a, torch.tensor(b), rtol=1e-6, atol=1e-6)
+
     close(s.losses, [11.125, 0.625])
     close(s.gradients, [[-10.5, -6.5], [-0.5, -1.5]])
     close(s.momentum, [[-10.5, -6.5], [-0.5, -1.5]])
@@ -108,8 +121,15 @@ def test_beta_zero_step_of_a_linear_model_with_mse_by_hand():
 
 def test_momentum_formula_exactly_for_beta_one_half():
     sim = MonnaSimulation(
-        model=nn.Linear(3, 2), data=toy_workers(6), n=8, f=2, learning_rate=0.3, beta=0.5, batch_size=5,
-        attack="alie", seed=4,
+        model=nn.Linear(3, 2),
+        data=toy_workers(6),
+        n=8,
+        f=2,
+        learning_rate=0.3,
+        beta=0.5,
+        batch_size=5,
+        attack="alie",
+        seed=4,
     )
     theta = sim.models
     m = torch.zeros_like(theta)
@@ -142,7 +162,17 @@ def test_batched_gradients_match_a_loop_over_workers():
 @pytest.mark.parametrize("reach", ["all", "sampled"])
 def test_received_sets(reach):
     n, f = 10, 3
-    sim = MonnaSimulation(model=nn.Linear(3, 2), data=toy_workers(n - f), n=n, f=f, learning_rate=0.1, attack="ipm", byzantine_reach=reach, batch_size=4, seed=2)
+    sim = MonnaSimulation(
+        model=nn.Linear(3, 2),
+        data=toy_workers(n - f),
+        n=n,
+        f=f,
+        learning_rate=0.1,
+        attack="ipm",
+        byzantine_reach=reach,
+        batch_size=4,
+        seed=2,
+    )
     counts = []
     for s in sim.run(30):
         r = s.received
@@ -166,13 +196,22 @@ def test_received_sets(reach):
 
 
 def test_run_returns_steps_from_one_and_is_reproducible():
-    kw = dict(model=nn.Linear(3, 2), data=toy_workers(5), n=7, f=2, learning_rate=0.2, attack="gaussian_noise", byzantine_reach="sampled", batch_size=6)
+    kw = {
+        "model": nn.Linear(3, 2),
+        "data": toy_workers(5),
+        "n": 7,
+        "f": 2,
+        "learning_rate": 0.2,
+        "attack": "gaussian_noise",
+        "byzantine_reach": "sampled",
+        "batch_size": 6,
+    }
     a = MonnaSimulation(**kw, seed=9)
     assert a.run(0) == []
     steps = a.run(3) + a.run(2)
     assert [s.step for s in steps] == [1, 2, 3, 4, 5] and all(isinstance(s, MonnaStep) for s in steps)
     b = MonnaSimulation(**kw, seed=9).run(5)
-    for s, t in zip(steps, b):
+    for s, t in zip(steps, b, strict=True):
         assert torch.equal(s.mixed_models, t.mixed_models) and torch.equal(s.received, t.received)
     # results are copies: editing one does not touch the simulation
     before = a.models
@@ -183,8 +222,17 @@ def test_run_returns_steps_from_one_and_is_reproducible():
 
 def test_registered_aggregation_rules_mix_each_received_set():
     data = toy_workers(7)
-    sim = MonnaSimulation(model=nn.Linear(3, 2), data=data, n=10, f=3, learning_rate=0.1, attack="sign_flip",
-                          aggregator="TrimmedMean", aggregator_kwargs={"f": 3}, seed=0)
+    sim = MonnaSimulation(
+        model=nn.Linear(3, 2),
+        data=data,
+        n=10,
+        f=3,
+        learning_rate=0.1,
+        attack="sign_flip",
+        aggregator="TrimmedMean",
+        aggregator_kwargs={"f": 3},
+        seed=0,
+    )
     (s,) = sim.run(1)
     models = torch.cat([s.post_step_models, s.byzantine_models]).numpy()
     for w, row in enumerate(s.received.numpy()):
@@ -231,7 +279,7 @@ def test_monna_keeps_learning_under_sign_flip_while_averaging_collapses():
     ("change", "exc", "message"),
     [
         ({"f": -1}, ValueError, r"Expected an integer >= 0 for f, got -1"),
-        ({"n": 6, "f": 3}, ValueError, r"Expected n − f > f \(an honest majority\) for n = 6 with f = 3, got n − f = 3"),
+        ({"n": 6, "f": 3}, ValueError, r"Expected n − f > f \(an honest majority\) for a decentralised run, got n = 6, f = 3"),
         ({"beta": 1.0}, ValueError, r"Expected a value in \[0, 1\) for beta, got 1.0"),
         ({"beta": -0.1}, ValueError, r"Expected a value in \[0, 1\) for beta, got -0.1"),
         ({"learning_rate": 0.0}, ValueError, r"Expected a value > 0 for learning_rate, got 0.0"),
@@ -249,7 +297,7 @@ def test_monna_keeps_learning_under_sign_flip_while_averaging_collapses():
     ],
 )
 def test_bad_arguments_are_errors(change, exc, message):
-    kw = dict(model=nn.Linear(3, 2), data=toy_workers(5), n=7, f=2, learning_rate=0.1, attack="sign_flip")
+    kw = {"model": nn.Linear(3, 2), "data": toy_workers(5), "n": 7, "f": 2, "learning_rate": 0.1, "attack": "sign_flip"}
     kw.update(change)
     with pytest.raises(exc, match=message):
         MonnaSimulation(**kw)
@@ -275,7 +323,9 @@ def test_kernel_errors_cross_as_value_errors():
 @pytest.mark.parametrize("aggregator", ["nearest_neighbour", "average", "nna", "gossip"])
 def test_f_zero_needs_no_attack_and_mixes_everyone(reach, aggregator):
     # f = 0: every worker hears all n − 1 others and keeps all n models, whatever the rule
-    sim = MonnaSimulation(model=nn.Linear(3, 2), data=toy_workers(4), n=4, f=0, learning_rate=0.1, byzantine_reach=reach, aggregator=aggregator)
+    sim = MonnaSimulation(
+        model=nn.Linear(3, 2), data=toy_workers(4), n=4, f=0, learning_rate=0.1, byzantine_reach=reach, aggregator=aggregator
+    )
     (s,) = sim.run(1)
     assert s.received.shape == (4, 4) and s.byzantine_models.shape == (0, sim.dim) and s.attack is None
     torch.testing.assert_close(s.mixed_models, s.post_step_models.mean(0, keepdim=True).expand(4, -1))

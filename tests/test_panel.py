@@ -22,7 +22,7 @@ from velocity.panel.state import Controls, RoundRate, label_rows, run_table, spe
 from velocity.sweep.experiment import grid
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(dataset="blobs", model_id="logreg", num_clients=4, lr=0.5, seed=0)
+FAST = {"dataset": "blobs", "model_id": "logreg", "num_clients": 4, "lr": 0.5, "seed": 0}
 
 
 def _wait(condition: Any, timeout: float = 120.0, what: str = "condition") -> None:
@@ -53,12 +53,28 @@ class Recorder:
 # ---------------------------------------------------------------------------- pure state
 def test_specs_from_controls_builds_the_grid_on_the_first_run() -> None:
     base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
-    controls = Controls(strategies=("FedAvg", "FedMedian"), attacks=("none", "sign_flip"), alpha=0.5, malicious_fraction=0.25, rounds=5, clients=4)
+    controls = Controls(
+        strategies=("FedAvg", "FedMedian"), attacks=("none", "sign_flip"), alpha=0.5, malicious_fraction=0.25, rounds=5, clients=4
+    )
     new, skipped = specs_from_controls(base, controls, [base])
     assert skipped == []
-    assert [(s.strategy, s.attack_label) for s in new] == [("FedAvg", "none"), ("FedAvg", "sign_flip"), ("FedMedian", "none"), ("FedMedian", "sign_flip")]
+    assert [(s.strategy, s.attack_label) for s in new] == [
+        ("FedAvg", "none"),
+        ("FedAvg", "sign_flip"),
+        ("FedMedian", "none"),
+        ("FedMedian", "sign_flip"),
+    ]
     for s in new:
-        assert (s.partition, s.alpha, s.rounds, s.num_clients, s.dataset, s.model_id, s.lr, s.seed) == ("dirichlet", 0.5, 5, 4, "blobs", "logreg", 0.5, 0)
+        assert (s.partition, s.alpha, s.rounds, s.num_clients, s.dataset, s.model_id, s.lr, s.seed) == (
+            "dirichlet",
+            0.5,
+            5,
+            4,
+            "blobs",
+            "logreg",
+            0.5,
+            0,
+        )
         assert s.malicious_fraction == (0.25 if s.attacks else 0.0)
     iid, _ = specs_from_controls(base, Controls(("Krum",), ("none",), None, 0.25, 3, 8), [base])
     assert (iid[0].partition, iid[0].alpha, iid[0].num_clients) == ("iid", None, 8)
@@ -72,7 +88,9 @@ def test_specs_from_controls_leaves_out_duplicates_and_invalid_runs_and_says_why
     assert skipped[0] == "FedAvg × none: already in this sweep"
     assert skipped[1].startswith("Krum × sign_flip: ") and "Krum cannot aggregate 4 clients" in skipped[1]
     assert specs_from_controls(base, Controls((), ("none",), None, 0.2, 3, 4), [base]) == ([], ["Expected at least one strategy, got none"])
-    assert specs_from_controls(base, Controls(("FedAvg",), (), None, 0.2, 3, 4), [base])[1] == ["Expected at least one attack (or 'none'), got none"]
+    assert specs_from_controls(base, Controls(("FedAvg",), (), None, 0.2, 3, 4), [base])[1] == [
+        "Expected at least one attack (or 'none'), got none"
+    ]
 
 
 def test_a_run_that_differs_only_in_rounds_gets_a_distinct_name() -> None:
@@ -84,11 +102,26 @@ def test_a_run_that_differs_only_in_rounds_gets_a_distinct_name() -> None:
 
 def test_run_table_reports_progress_twins_and_errors() -> None:
     specs = grid(strategies=["FedAvg"], attacks=["none", "sign_flip"], rounds=4, **FAST)
-    summaries = {0: {"final_accuracy": 0.9, "final_loss": 0.3}, 1: {"status": "failed", "error": "ValueError: boom", "final_accuracy": None, "final_loss": None}}
+    summaries = {
+        0: {"final_accuracy": 0.9, "final_loss": 0.3},
+        1: {"status": "failed", "error": "ValueError: boom", "final_accuracy": None, "final_loss": None},
+    }
     table = run_table(specs, ["finished", "failed"], summaries, {}, {0: 4, 1: 2})
     assert table[0] | {"run": None} == {
-        "index": 0, "run": None, "strategy": "FedAvg", "attack": "none", "alpha": "iid", "seed": 0, "status": "finished",
-        "rounds_done": 4, "rounds_total": 4, "accuracy": 0.9, "loss": 0.3, "accuracy_change": None, "loss_change": None, "error": None,
+        "index": 0,
+        "run": None,
+        "strategy": "FedAvg",
+        "attack": "none",
+        "alpha": "iid",
+        "seed": 0,
+        "status": "finished",
+        "rounds_done": 4,
+        "rounds_total": 4,
+        "accuracy": 0.9,
+        "loss": 0.3,
+        "accuracy_change": None,
+        "loss_change": None,
+        "error": None,
     }
     assert (table[1]["status"], table[1]["error"], table[1]["accuracy_change"]) == ("failed", "ValueError: boom", None)
     # live: the latest round stands in for the final value, and the change is against the clean twin
@@ -137,7 +170,14 @@ def test_the_bundle_is_shipped_and_loads_nothing_from_the_network() -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A panel attached before its sweep starts; the sweep runs 2 × 2 runs of 3 rounds."""
-    sweep = Sweep.from_grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip(scale=4.0)"], rounds=3, out=tmp_path_factory.mktemp("panel"), parallel=2, **FAST)
+    sweep = Sweep.from_grid(
+        strategies=["FedAvg", "FedMedian"],
+        attacks=["none", "sign_flip(scale=4.0)"],
+        rounds=3,
+        out=tmp_path_factory.mktemp("panel"),
+        parallel=2,
+        **FAST,
+    )
     panel = sweep.panel(interval=0.05)
     recorder = Recorder(panel)
     assert sweep.panel() is panel  # one panel per sweep
@@ -200,6 +240,21 @@ def test_a_panel_opened_after_the_sweep_shows_every_round(live: Any, tmp_path: P
         assert sorted((r["index"], r["round"]) for r in late.rows) == sorted((r["index"], r["round"]) for r in first.rows)
     finally:
         late.close()
+
+
+def test_the_sweep_and_its_panel_meet_through_public_seams(live: Any) -> None:
+    """The panel reads the sweep through rows() and snapshot(); the sweep asks its panel whether
+    it is closed (a closed panel is replaced by a fresh one)."""
+    sweep, panel, _ = live
+    rows = sweep.rows()
+    assert rows == sweep.results.to_dicts() and rows is not sweep.rows()
+    specs, statuses, summaries = sweep.snapshot()
+    assert len(specs) == len(statuses) == len(summaries) == 4 and statuses == ["finished"] * 4
+    assert set(sweep.worker_pids()) == {0, 1, 2, 3} and all(pid > 0 for pid in sweep.worker_pids().values())
+    extra = SweepPanel(sweep, interval=0.05)
+    assert not extra.closed
+    extra.close()
+    assert extra.closed and sweep.panel() is panel
 
 
 def test_controls_are_validated_with_clear_errors(live: Any) -> None:
@@ -315,4 +370,6 @@ def test_charts_export_to_png_svg_and_a_self_contained_html_page(live: Any, tmp_
     head, rest = page.split('id="velocity-panel-bundle">', 1)
     outside_bundle = head + rest.split("</script>", 1)[1]
     # (the specs' "$schema" URLs name a version; nothing fetches them)
-    assert not re.search(r"(src|href)\s*=\s*[\"']?https?:|@import|url\(\s*[\"']?https?:", outside_bundle), "Expected a page that loads nothing"
+    assert not re.search(r"(src|href)\s*=\s*[\"']?https?:|@import|url\(\s*[\"']?https?:", outside_bundle), (
+        "Expected a page that loads nothing"
+    )

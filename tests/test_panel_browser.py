@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -65,8 +66,15 @@ NOTEBOOK_CELLS = [
 
 #: The front ends the panel is tested in: (server module, the notebook's page, its own flags).
 FRONT_ENDS = {
-    "jupyterlab": ("jupyterlab", "lab/tree/panel.ipynb", ["--LabApp.extension_manager=readonly", "--LabApp.news_url=None",
-                                                          "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]),
+    "jupyterlab": (
+        "jupyterlab",
+        "lab/tree/panel.ipynb",
+        [
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+    ),
     "notebook7": ("notebook", "notebooks/panel.ipynb", []),
 }
 
@@ -78,8 +86,14 @@ def jupyterlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
     root = tmp_path / "lab"
     root.mkdir()
     notebook = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [], "source": src} for i, src in enumerate(NOTEBOOK_CELLS)],
-        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}, "language_info": {"name": "python"}},
+        "cells": [
+            {"cell_type": "code", "execution_count": None, "id": f"cell{i}", "metadata": {}, "outputs": [], "source": src}
+            for i, src in enumerate(NOTEBOOK_CELLS)
+        ],
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
         "nbformat": 4,
         "nbformat_minor": 5,
     }
@@ -95,14 +109,27 @@ def jupyterlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
     }
-    log = open(tmp_path / "jupyterlab.log", "w")
+    log = open(tmp_path / "jupyterlab.log", "w")  # noqa: SIM115 (closed in the finally below, after the fixture yields)
     server = subprocess.Popen(
         [
-            sys.executable, "-m", module, "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
-            "--IdentityProvider.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-            f"--ServerApp.root_dir={root}", "--allow-root", *app_flags,
+            sys.executable,
+            "-m",
+            module,
+            "--no-browser",
+            f"--port={port}",
+            "--ServerApp.ip=127.0.0.1",
+            "--IdentityProvider.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            f"--ServerApp.root_dir={root}",
+            "--allow-root",
+            *app_flags,
         ],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -114,7 +141,7 @@ def jupyterlab(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
                     log.flush()
-                    raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                    raise RuntimeError("JupyterLab did not start:\n" + (tmp_path / "jupyterlab.log").read_text()[-3000:]) from None
                 time.sleep(0.3)
         yield {"url": url, "root": root, "log": tmp_path / "jupyterlab.log", "page": page_path, "name": request.param}
     finally:
@@ -179,7 +206,9 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             page.on("pageerror", lambda e: (console.append(f"pageerror: {e}"), panel_shown["yes"] and panel_errors.append(str(e))))
 
             def only_local(route: Any) -> None:
-                if re.match(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", route.request.url) or route.request.url.startswith(("data:", "blob:")):
+                if re.match(r"^(https?|wss?)://(127\.0\.0\.1|localhost)[:/]", route.request.url) or route.request.url.startswith(
+                    ("data:", "blob:")
+                ):
                     route.continue_()
                 else:
                     outside.append(route.request.url)
@@ -193,7 +222,9 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             page.wait_for_selector(".vfl-panel", timeout=120_000)
             panel_shown["yes"] = True
             page.wait_for_selector(".vfl-panel[data-charts-ready='true']", timeout=60_000)
-            page.wait_for_function("() => (document.querySelector('[data-role=\"ranking\"] tbody')?.rows.length ?? 0) === 4", timeout=60_000)
+            page.wait_for_function(
+                "() => (document.querySelector('[data-role=\"ranking\"] tbody')?.rows.length ?? 0) === 4", timeout=60_000
+            )
             assert page.locator('.vfl-panel [data-role="status"]').text_content().startswith("4 queued · 0 running")
             assert _line_vertices(page) == 0
 
@@ -230,16 +261,22 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             note = page.locator('.vfl-panel [data-role="label-note"]')
             assert "iid" in note.text_content()
             page.locator('.vfl-panel input[data-control="alpha"]').fill("20")  # 20 stops = one decade above 0.01
-            page.wait_for_function("() => /α = 0\\.1 /.test(document.querySelector('.vfl-panel [data-role=\"label-note\"]').textContent)", timeout=20_000)
+            page.wait_for_function(
+                "() => /α = 0\\.1 /.test(document.querySelector('.vfl-panel [data-role=\"label-note\"]').textContent)", timeout=20_000
+            )
             assert page.locator('.vfl-panel [data-role="alpha"]').text_content() == "α = 0.1"
             bars_skewed = page.locator('[data-chart="labels"] .mark-rect.role-mark path').count()
             assert bars_skewed < bars_iid, f"Expected fewer client × class bars at α = 0.1 than iid, got {bars_skewed} vs {bars_iid}"
 
             # Run queues the chosen strategies × attacks at α = 0.1 into the same sweep
             page.click('.vfl-panel button[data-action="run"]')
-            page.wait_for_function("() => /Queued 4 runs/.test(document.querySelector('.vfl-panel [data-role=\"message\"]').textContent)", timeout=30_000)
+            page.wait_for_function(
+                "() => /Queued 4 runs/.test(document.querySelector('.vfl-panel [data-role=\"message\"]').textContent)", timeout=30_000
+            )
             page.wait_for_function("() => document.querySelector('[data-role=\"ranking\"] tbody').rows.length === 8", timeout=30_000)
-            page.wait_for_function("() => document.querySelectorAll('[data-role=\"ranking\"] tbody tr[data-run*=\"α=0.1\"]').length === 4", timeout=30_000)
+            page.wait_for_function(
+                '() => document.querySelectorAll(\'[data-role="ranking"] tbody tr[data-run*="α=0.1"]\').length === 4', timeout=30_000
+            )
             page.wait_for_function(
                 """() => Array.from(document.querySelectorAll('[data-role="ranking"] tbody tr[data-run*="α=0.1"]'))
                      .some(tr => tr.dataset.status === 'running' || tr.dataset.status === 'finished')""",
@@ -269,8 +306,17 @@ def test_the_html_snapshot_renders_offline(tmp_path: Path) -> None:
 
     from velocity import Sweep
 
-    sweep = Sweep.from_grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip"], rounds=3, out=tmp_path / "sweep",
-                            dataset="blobs", model_id="logreg", num_clients=4, lr=0.5, parallel=2)
+    sweep = Sweep.from_grid(
+        strategies=["FedAvg", "FedMedian"],
+        attacks=["none", "sign_flip"],
+        rounds=3,
+        out=tmp_path / "sweep",
+        dataset="blobs",
+        model_id="logreg",
+        num_clients=4,
+        lr=0.5,
+        parallel=2,
+    )
     panel = sweep.panel(interval=0.05)
     sweep.run()
     page_file = panel.save_html(tmp_path / "panel.html")

@@ -187,7 +187,15 @@ def test_static_clipping_bounds_the_norms(x, c):
 
 
 # ---------------------------------------------------------------- properties
-ORDER_FREE = ["FedAvg", "FedMedian", "TrimmedMean(f=1)", "GeometricMedian", "CenteredClipping(tau=5)", "Clipping(c=3) + FedAvg", "ARC(f=1) + FedAvg"]
+ORDER_FREE = [
+    "FedAvg",
+    "FedMedian",
+    "TrimmedMean(f=1)",
+    "GeometricMedian",
+    "CenteredClipping(tau=5)",
+    "Clipping(c=3) + FedAvg",
+    "ARC(f=1) + FedAvg",
+]
 ALL_RULES = [*ORDER_FREE, "Krum(f=1)", "MultiKrum(f=1)", "Bulyan(f=1)", "NNM(f=1) + FedAvg", "Bucketing(s=2) + FedMedian"]
 
 

@@ -21,8 +21,13 @@ def data():
     x[torch.arange(n), y] += 2.0  # learnable
     idx = np.array_split(np.random.default_rng(0).permutation(300), 10)
     return SimpleNamespace(
-        x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:],
-        client_indices=[np.sort(i) for i in idx], num_classes=classes, input_shape=(6,),
+        x_train=x[:300],
+        y_train=y[:300],
+        x_test=x[300:],
+        y_test=y[300:],
+        client_indices=[np.sort(i) for i in idx],
+        num_classes=classes,
+        input_shape=(6,),
     )
 
 
@@ -47,16 +52,18 @@ def test_batched_and_loop_servers_agree(data):
 
 
 def test_data_attacks_poison_only_malicious_clients(data):
+    labels_before = data.y_train.clone()
     s = FederatedServer(data, model_id="logreg", attacks="label_flipping", malicious_fraction=0.3, seed=0)
+    s.run(1)
     mal = s.malicious_clients
     assert len(mal) == 3
     for cid, idx in enumerate(data.client_indices):
-        original, used = data.y_train[idx], s._y_train[idx]
+        original, used = labels_before[idx], s._y_train[idx]
         if cid in mal:
             assert torch.equal(used, 3 - original)
         else:
             assert torch.equal(used, original)
-    assert torch.equal(data.y_train, data.y_train.clone())  # the data set itself is untouched
+    assert torch.equal(data.y_train, labels_before)  # the data set itself is untouched
 
 
 def test_fedprox_mu_reaches_the_clients(data):
@@ -94,3 +101,24 @@ def test_impossible_n_for_f_is_a_clear_error(data):
     s = FederatedServer(data, model_id="logreg", strategy="Krum", attacks="sign_flip", malicious_fraction=0.4, seed=0)
     with pytest.raises(ValueError, match=r"Expected n > 2f \+ 2 = 10 for Krum with f = 4, got n = 10"):
         s.run_round()
+
+
+@pytest.mark.parametrize("topology", ["federated", "decentralised"])
+def test_both_trainers_share_one_run_contract(topology):
+    """run(k) returns the k records it ran; history keeps them all (the federated server used to
+    return its whole history, the decentralised run only the new records)."""
+    from velocity.runs import build_server
+    from velocity.sweep.spec import RunSpec
+    from velocity.trainer import Trainer
+
+    spec = RunSpec(dataset="blobs", model_id="logreg", num_clients=5, topology=topology, strategy="FedAvg")
+    trainer, _ = build_server(spec)
+    assert isinstance(trainer, Trainer)
+    first = trainer.run(1)
+    seen = []
+    more = trainer.run(2, on_round=seen.append)
+    assert [r.round for r in first] == [1] and [r.round for r in more] == [2, 3] and seen == more
+    assert trainer.history == [*first, *more]
+    assert trainer.run(0) == []
+    with pytest.raises(ValueError, match=r"Expected rounds as an integer >= 0, got -1"):
+        trainer.run(-1)

@@ -137,7 +137,10 @@ def test_bad_specs_fail_before_anything_runs(tmp_path):
 
 def test_a_run_that_raises_is_recorded_and_the_others_finish(tmp_path, capsys):
     out = tmp_path / "fails"
-    specs = [RunSpec(name="ok", rounds=2, **FAST), RunSpec(name="broken", rounds=2, **{**FAST, "dataset": str(tmp_path / "missing.parquet")})]
+    specs = [
+        RunSpec(name="ok", rounds=2, **FAST),
+        RunSpec(name="broken", rounds=2, **{**FAST, "dataset": str(tmp_path / "missing.parquet")}),
+    ]
     sweep = Sweep(specs, out=out, parallel=2).run()
     assert sweep.status == {"finished": 1, "failed": 1}
     broken = _summary(out / "broken")
@@ -162,7 +165,7 @@ def test_cli_exits_non_zero_and_names_the_failed_run(tmp_path, capsys):
 
 def _kill_whenever_started(sweep: Sweep, index: int, stop: threading.Event, killed: list[int]) -> None:
     while not stop.is_set():
-        pid = sweep._pids.get(index)
+        pid = sweep.worker_pids().get(index)
         if pid and pid not in killed:
             time.sleep(0.3)  # let it write a round or two
             os.kill(pid, signal.SIGKILL)
@@ -172,7 +175,11 @@ def _kill_whenever_started(sweep: Sweep, index: int, stop: threading.Event, kill
 
 def test_a_worker_that_dies_is_recorded_and_the_others_are_rerun(tmp_path):
     out = tmp_path / "dies"
-    specs = [RunSpec(name="victim", rounds=400, **FAST), RunSpec(name="bystander", rounds=3, **FAST), RunSpec(name="later", rounds=3, **FAST)]
+    specs = [
+        RunSpec(name="victim", rounds=400, **FAST),
+        RunSpec(name="bystander", rounds=3, **FAST),
+        RunSpec(name="later", rounds=3, **FAST),
+    ]
     sweep = Sweep(specs, out=out, parallel=2)
     stop, killed = threading.Event(), []
     killer = threading.Thread(target=_kill_whenever_started, args=(sweep, 0, stop, killed), daemon=True)
@@ -251,14 +258,17 @@ def test_a_finished_sweep_restarts_for_added_runs_and_its_wall_time_skips_the_id
 
 def test_dask_executor_runs_a_sweep_and_streams_rounds(tmp_path):
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         streamed = []
         specs = [RunSpec(name="d1", rounds=2, **FAST), RunSpec(name="d2", rounds=2, strategy="FedMedian", **FAST)]
         sweep = Sweep(specs, out=tmp_path / "dask", executor=client.get_executor(), parallel=2)
         sweep.on_round(streamed.append).run()
     assert sweep.status == {"finished": 2}
     assert len(streamed) == 4
-    assert set(sweep._pids) == {0, 1}, "'started' events arrived live from the dask workers"
+    assert set(sweep.worker_pids()) == {0, 1}, "'started' events arrived live from the dask workers"
     assert all(_summary(tmp_path / "dask" / n)["status"] == "finished" for n in ("d1", "d2"))
 
 
@@ -315,9 +325,17 @@ def test_a_sweep_mixes_federated_and_decentralised_runs(tmp_path):
 def test_decentralised_specs_are_checked():
     with pytest.raises(ValueError, match="Expected topology 'decentralised' for strategy 'nearest_neighbour'"):
         RunSpec(strategy="nearest_neighbour")
-    with pytest.raises(ValueError, match=r"Expected n − f > f for a decentralised run, got n = 10, f = 5"):
+    with pytest.raises(ValueError, match=r"Expected n − f > f \(an honest majority\) for a decentralised run, got n = 10, f = 5"):
         RunSpec(topology="decentralised", strategy="nearest_neighbour", malicious_fraction=0.5, attacks=["sign_flip"])
     with pytest.raises(ValueError, match="Expected an update attack for a decentralised run"):
         RunSpec(topology="decentralised", malicious_fraction=0.2, attacks=["label_flipping"])
     with pytest.raises(ValueError, match="Krum cannot aggregate the 7 models a worker receives with f = 3"):
         RunSpec(topology="decentralised", strategy="Krum", malicious_fraction=0.3, attacks=["ipm"])
+    # These two passed the spec and failed later in the worker: both fail before anything runs.
+    with pytest.raises(ValueError, match=r"Expected an aggregator without a server optimiser \(there is no server\), got FedAdam"):
+        RunSpec(topology="decentralised", strategy="FedAdam")
+    with pytest.raises(ValueError, match="Expected an attack for the f = 2 Byzantine workers"):
+        RunSpec(topology="decentralised", malicious_fraction=0.2)
+    # MoNNA's aliases name its mixer; gossip's name the mean
+    assert RunSpec(topology="decentralised", strategy="MoNNA").strategy == "nearest_neighbour"
+    assert RunSpec(topology="decentralised", strategy="gossip").strategy == "FedAvg"

@@ -39,7 +39,9 @@ def test_grid_expands_and_pairs_seeds():
 
 def test_matrix_form_in_toml(tmp_path):
     f = tmp_path / "m.toml"
-    f.write_text('[shared]\nrounds = 2\n\n[matrix]\nstrategies = ["FedAvg", "FedMedian"]\nattacks = ["none", {type = "ipm", epsilon = 10.0}]\nalphas = [0.5, inf]\nseeds = [0, 5]\n')
+    f.write_text(
+        '[shared]\nrounds = 2\n\n[matrix]\nstrategies = ["FedAvg", "FedMedian"]\nattacks = ["none", {type = "ipm", epsilon = 10.0}]\nalphas = [0.5, inf]\nseeds = [0, 5]\n'
+    )
     specs = load_experiment(f)
     assert len(specs) == 16
     assert {s.attack_label for s in specs} == {"none", "ipm(epsilon=10.0)"}
@@ -51,17 +53,23 @@ def test_matrix_form_in_toml(tmp_path):
     [
         ('[[runs]]\nname = "a"\nstrategy = "Krumm"\n', r"run 1 \('a'\), key 'strategy': Unknown strategy component 'Krumm'"),
         ('[[runs]]\nname = "a"\nrounds = 3\nfoo = 1\n', r"run 1 \('a'\), key 'foo': unknown key; expected one of: name, dataset"),
-        ('[[runs]]\npartition = "circles"\n', r"key 'partition': Input should be 'iid', 'shard', 'dirichlet' or 'pathological', got 'circles'"),
+        (
+            '[[runs]]\npartition = "circles"\n',
+            r"key 'partition': Input should be 'iid', 'shard', 'dirichlet' or 'pathological', got 'circles'",
+        ),
         ('[[runs]]\npartition = "dirichlet"\n', r"Expected alpha for the dirichlet partition, got none"),
         ('[[runs]]\nattacks = ["sign_flip"]\n', r"Expected malicious_fraction > 0 with attacks \['sign_flip'\], got 0"),
         ('[[runs]]\nmodel_id = "resnet"\n', r"key 'model_id': Unknown model_id 'resnet'"),
-        ('[runs]\nx = 1\n', r"expected \[\[runs\]\] to be an array of tables"),
-        ('[shared]\nrounds = 1\n', r"no runs: add \[\[runs\]\] or a \[matrix\]"),
-        ('[sharde]\nrounds = 1\n', r"unknown top-level key 'sharde'"),
-        ('[[runs]\nname = 1\n', r"malformed TOML"),
+        ("[runs]\nx = 1\n", r"expected \[\[runs\]\] to be an array of tables"),
+        ("[shared]\nrounds = 1\n", r"no runs: add \[\[runs\]\] or a \[matrix\]"),
+        ("[sharde]\nrounds = 1\n", r"unknown top-level key 'sharde'"),
+        ("[[runs]\nname = 1\n", r"malformed TOML"),
         ('[[runs]]\nname = "a"\n[[runs]]\nname = "a"\n', r"runs 1 and 2 are both named 'a'"),
         ('[matrix]\nstrategy = ["FedAvg"]\n', r"unknown key 'strategy' in \[matrix\]"),
-        ('[[runs]]\nstrategy = "Krum(f=2)"\nattacks = [{type = "alie", z = "big"}]\nmalicious_fraction = 0.2\n', r"key 'attacks': Expected a number for alie.z"),
+        (
+            '[[runs]]\nstrategy = "Krum(f=2)"\nattacks = [{type = "alie", z = "big"}]\nmalicious_fraction = 0.2\n',
+            r"key 'attacks': Expected a number for alie.z",
+        ),
     ],
 )
 def test_bad_experiments_name_the_file_the_run_and_the_key(tmp_path, toml, message):

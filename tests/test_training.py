@@ -13,6 +13,7 @@ from velocity.models import build_model, list_models, parse_model_id
 from velocity.training import (
     ClientBatchPlan,
     LocalTrainingConfig,
+    evaluate,
     flatten_params,
     poison_labels,
     train_clients_batched,
@@ -91,10 +92,10 @@ def test_batch_plan_is_seeded_per_client():
     cfg = LocalTrainingConfig(batch_size=8, local_epochs=2)
     a = ClientBatchPlan.make(idx, cfg, seed=1, round=3, client_ids=[4, 7, 9])
     b = ClientBatchPlan.make(idx[1:], cfg, seed=1, round=3, client_ids=[7, 9])
-    assert all(torch.equal(p, q) for p, q in zip(a.batches[1], b.batches[0]))  # same client, same batches
+    assert all(torch.equal(p, q) for p, q in zip(a.batches[1], b.batches[0], strict=True))  # same client, same batches
     c = ClientBatchPlan.make(idx, cfg, seed=1, round=4, client_ids=[4, 7, 9])
-    assert not all(torch.equal(p, q) for p, q in zip(a.batches[0], c.batches[0]))  # a new round reshuffles
-    for client, batches in zip(idx, a.batches):
+    assert not all(torch.equal(p, q) for p, q in zip(a.batches[0], c.batches[0], strict=True))  # a new round reshuffles
+    for client, batches in zip(idx, a.batches, strict=True):
         seen = torch.cat(batches).numpy()
         assert sorted(seen.tolist()) == sorted(np.concatenate([client, client]).tolist())  # every example, every epoch
         assert max(len(bt) for bt in batches) == 8
@@ -139,3 +140,12 @@ def test_model_registry():
 def test_local_config_validation(kwargs, message):
     with pytest.raises(ValueError, match=message):
         LocalTrainingConfig(**kwargs)
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_evaluation_restores_the_models_mode(mode):
+    model = build_model("mlp-8", input_shape=(4,), num_classes=3, seed=0).train(mode)
+    x, y = torch.randn(10, 4), torch.randint(0, 3, (10,))
+    loss, accuracy = evaluate(model, x, y)
+    assert model.training is mode
+    assert loss > 0 and 0 <= accuracy <= 1

@@ -8,6 +8,9 @@ __version__: str
 def registry() -> str:
     """Every registered component as a JSON list (name, kind, summary, reference, requires, params)."""
 
+def name_key(name: str) -> str:
+    """The key under which two names name the same component (case, ``_``, ``-`` and spaces ignored)."""
+
 def normalize_strategy(spec: str) -> str:
     """Validate a strategy given as JSON (text, table or list); return its canonical JSON."""
 
@@ -35,7 +38,6 @@ def apply_attack(
     """Apply one update attack to the listed rows of a copy; returns the matrix and the outcome JSON."""
 
 def alie_z(n: int, f: int) -> float: ...
-
 def nearest_neighbour_mix(
     models: npt.NDArray[np.float32],
     received: list[list[int]],

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from velocity import _core
-from velocity.specs import parse_attack, parse_strategy
+from velocity.specs import AttackLike, StrategyLike, parse_attack, parse_strategy
 
 
 def as_update_matrix(updates: Any, *, name: str = "updates") -> np.ndarray:
@@ -38,7 +38,7 @@ def as_weights(weights: Any, n: int) -> np.ndarray | None:
 
 def aggregate(
     updates: npt.ArrayLike,
-    strategy: Any = "FedAvg",
+    strategy: StrategyLike = "FedAvg",
     *,
     weights: npt.ArrayLike | None = None,
     f: int | None = None,
@@ -78,10 +78,10 @@ def aggregate(
 
 def apply_attack(
     updates: npt.ArrayLike,
-    attack: Any,
+    attack: AttackLike,
     *,
     malicious: list[int],
-    strategy: Any = "FedAvg",
+    strategy: StrategyLike = "FedAvg",
     weights: npt.ArrayLike | None = None,
     f: int | None = None,
     seed: int = 0,

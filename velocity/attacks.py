@@ -1,8 +1,8 @@
 """Typed constructors for every update attack and data attack, generated from the Rust registry.
 
-    >>> from velocity.attacks import ALIE, SignFlip
-    >>> str(SignFlip(scale=2.0))
-    'sign_flip(scale=2.0)'
+>>> from velocity.attacks import ALIE, SignFlip
+>>> str(SignFlip(scale=2.0))
+'sign_flip(scale=2.0)'
 """
 
 from __future__ import annotations

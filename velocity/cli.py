@@ -33,9 +33,7 @@ def _print_components(title: str, comps: list[ComponentInfo]) -> None:
     for col in ("name", "kind", "parameters", "requires", "summary / reference"):
         table.add_column(col)
     for c in comps:
-        params = "\n".join(
-            f"{p.name}: {p.type} = {p.default_text}" + (f" ({p.range_text})" if p.range_text else "") for p in c.params
-        )
+        params = "\n".join(f"{p.name}: {p.type} = {p.default_text}" + (f" ({p.range_text})" if p.range_text else "") for p in c.params)
         table.add_row(c.name, c.kind, params or "-", c.requires or "-", f"{c.summary}\n[dim]{c.reference}[/dim]")
     console.print(table)
 
@@ -109,10 +107,15 @@ def _print_comparison(comp: dict, folder) -> None:
     console.print(table)
     console.print(f"[bold]Winner:[/bold] {comp['winner'] or 'none (no run finished)'}")
     if comp["robustness"]:
-        console.print("[bold]Most robust under attack[/bold] (mean final-loss change against its clean baseline): " + ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.3f}" for r in comp["robustness"]))
+        console.print(
+            "[bold]Most robust under attack[/bold] (mean final-loss change against its clean baseline): "
+            + ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.3f}" for r in comp["robustness"])
+        )
     t = comp["timing"]
     if t.get("wall_s"):
-        console.print(f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s (serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)")
+        console.print(
+            f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s (serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)"
+        )
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -142,7 +145,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         with progress:
             sweep.start()
             while sweep.running:
-                for task, (label, status) in zip(tasks, sweep.run_status()):
+                for task, (_, status) in zip(tasks, sweep.run_status(), strict=True):
                     if status != "running" and status != "queued":
                         progress.update(task, state=status if status != "finished" else progress.tasks[task].fields["state"] + " ✓")
                     elif status == "running" and progress.tasks[task].fields["state"] == "queued":

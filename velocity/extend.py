@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,7 +53,16 @@ class PythonComponent:
     source_hash: str
 
 
+#: Keyed by the core's name key (case, ``_``, ``-`` and spaces ignored), as built-in names are.
 _REGISTRY: dict[str, PythonComponent] = {}
+#: Names that mean something besides the registry: no attack, and the decentralised mixers.
+_RESERVED = ("none", "nearest_neighbour", "nearest_neighbor", "nna", "monna", "average", "mean", "gossip")
+
+
+def _key(name: str) -> str:
+    from velocity import _core
+
+    return _core.name_key(name)
 
 
 def _source_hash(fn: Callable[..., Any]) -> str:
@@ -71,11 +81,13 @@ def _register(name: str, kind: str, fn: Callable[..., np.ndarray]) -> PythonComp
         raise ValueError(f"Expected a name made of letters, digits and underscores, got {name!r}")
     if not callable(fn):
         raise TypeError(f"Expected a function for {kind} '{name}', got {type(fn).__name__}")
-    builtin = {c.name.lower() for c in [*list_strategies(), *list_attacks()]} | {"none", "nearest_neighbour"}
-    if name.lower() in builtin:
-        raise ValueError(f"Expected a name that is not a built-in component, got '{name}' (choose another name)")
+    builtin = {_key(c.name): c.name for c in [*list_strategies(), *list_attacks()]} | {_key(n): n for n in _RESERVED}
+    if _key(name) in builtin:
+        raise ValueError(
+            f"Expected a name that is not a built-in component, got '{name}' (it names '{builtin[_key(name)]}'; names ignore case, _ and -)"
+        )
     component = PythonComponent(name, kind, fn, _source_hash(fn))
-    _REGISTRY[name] = component
+    _REGISTRY[_key(name)] = component
     return component
 
 
@@ -105,14 +117,15 @@ def names(kind: str) -> list[str]:
 
 
 def unregister(name: str) -> None:
-    _REGISTRY.pop(name, None)
+    _REGISTRY.pop(_key(name), None)
 
 
 def get(name: Any, kind: str | None = None) -> PythonComponent | None:
-    """The Python component called ``name`` (of ``kind``, if given), or None."""
+    """The Python component called ``name`` (matched as built-in names are: ignoring case, ``_``
+    and ``-``) of ``kind``, if given; or None."""
     if not isinstance(name, str):
         return None
-    component = _REGISTRY.get(name.strip())
+    component = _REGISTRY.get(_key(name))
     if component is None or (kind is not None and component.kind != kind):
         return None
     return component
@@ -142,7 +155,7 @@ def run_attack(component: PythonComponent, updates: np.ndarray, *, malicious: li
 
 def export(names: Iterable[str]) -> bytes | None:
     """The named Python components, pickled by value for a worker process (None if none)."""
-    chosen = {n: _REGISTRY[n] for n in names if n in _REGISTRY}
+    chosen = {_key(n): _REGISTRY[_key(n)] for n in names if _key(n) in _REGISTRY}
     if not chosen:
         return None
     import cloudpickle

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from velocity import _core
 from velocity.aggregation import as_update_matrix, as_weights
-from velocity.specs import AttackSpec, StrategySpec, parse_attacks, parse_strategy
+from velocity.specs import AttacksLike, AttackSpec, StrategyLike, StrategySpec, parse_attacks, parse_strategy
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +74,9 @@ class Orchestrator:
 
     def __init__(
         self,
-        strategy: Any = "FedAvg",
+        strategy: StrategyLike = "FedAvg",
         *,
-        attacks: Any = None,
+        attacks: AttacksLike = None,
         num_clients: int,
         num_malicious: int = 0,
         malicious: Sequence[int] | None = None,
@@ -140,4 +141,6 @@ class Orchestrator:
 
     def __repr__(self) -> str:
         attacks = ", ".join(map(str, self.attacks)) or "none"
-        return f"Orchestrator(strategy={self.strategy}, attacks=[{attacks}], num_clients={self.num_clients}, rounds={self._inner.num_rounds})"
+        return (
+            f"Orchestrator(strategy={self.strategy}, attacks=[{attacks}], num_clients={self.num_clients}, rounds={self._inner.num_rounds})"
+        )

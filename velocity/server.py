@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -16,6 +16,8 @@ from velocity import extend
 from velocity.aggregation import apply_attack
 from velocity.models import build_model
 from velocity.orchestrator import AttackOutcome, Orchestrator, RoundSummary
+from velocity.specs import AttacksLike, StrategyLike, attack_items
+from velocity.trainer import RoundRecord, Trainer
 from velocity.training import (
     ClientBatchPlan,
     LocalTrainingConfig,
@@ -25,6 +27,8 @@ from velocity.training import (
     train_clients_batched,
     train_clients_loop,
 )
+
+__all__ = ["FederatedData", "FederatedServer", "RoundRecord"]
 
 
 class FederatedData(Protocol):
@@ -39,30 +43,6 @@ class FederatedData(Protocol):
     input_shape: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class RoundRecord:
-    """One round as measured: the loss and accuracy of the new global model on the test set."""
-
-    round: int
-    client_ids: tuple[int, ...]
-    num_clients: int
-    num_malicious: int
-    global_loss: float
-    accuracy: float
-    attack_distance: float
-    attacks: tuple[AttackOutcome, ...]
-    train_ms: float
-    aggregate_ms: float
-    eval_ms: float
-    round_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["client_ids"] = list(self.client_ids)
-        d["attacks"] = [dataclasses.asdict(a) for a in self.attacks]
-        return d
-
-
 def _clients_per_round(value: int | float | None, num_clients: int) -> int:
     if value is None:
         return num_clients
@@ -75,7 +55,7 @@ def _clients_per_round(value: int | float | None, num_clients: int) -> int:
     raise ValueError(f"Expected clients_per_round as a count in 1..{num_clients} or a fraction in (0, 1], got {value!r}")
 
 
-class FederatedServer:
+class FederatedServer(Trainer):
     """Runs federated rounds on a partitioned data set with a PyTorch model.
 
     Parameters
@@ -108,8 +88,8 @@ class FederatedServer:
         data: FederatedData,
         *,
         model_id: str = "mlp",
-        strategy: Any = "FedAvg",
-        attacks: Any = None,
+        strategy: StrategyLike = "FedAvg",
+        attacks: AttacksLike = None,
         malicious_fraction: float = 0.0,
         clients_per_round: int | float | None = None,
         local: LocalTrainingConfig | None = None,
@@ -127,7 +107,7 @@ class FederatedServer:
             raise ValueError(f"Expected malicious_fraction in [0, 1], got {malicious_fraction!r}")
         # Python rules and attacks (velocity.extend) run here; everything built in runs in the core.
         self._python_rule = extend.get(strategy, "rule")
-        attack_list = [] if attacks is None else [attacks] if isinstance(attacks, (str, dict)) else list(attacks)
+        attack_list = attack_items(attacks)
         self._python_attacks = [c for c in (extend.get(a, "update_attack") for a in attack_list) if c is not None]
         core_attacks = [a for a in attack_list if extend.get(a, "update_attack") is None]
         self.orchestrator = Orchestrator(
@@ -145,12 +125,12 @@ class FederatedServer:
         self.clients_per_round = _clients_per_round(clients_per_round, num_clients)
         self.batched = batched
         self.seed = seed
-        self.model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed)
-        self.orchestrator.global_model = flatten_params(self.model).numpy()
+        self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed)
+        self.orchestrator.global_model = flatten_params(self._model).numpy()
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
         self._y_train = self._poisoned_labels()
-        self.initial_loss, self.initial_accuracy = evaluate(self.model, data.x_test, data.y_test)
+        self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
         self.history: list[RoundRecord] = []
 
     def _poisoned_labels(self) -> torch.Tensor:
@@ -163,6 +143,11 @@ class FederatedServer:
             idx = torch.from_numpy(np.asarray(self.data.client_indices[cid], dtype=np.int64))
             y[idx] = poison_labels(y[idx], attacks, self.data.num_classes)
         return y
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The global model (its parameters are the orchestrator's global model after each round)."""
+        return self._model
 
     @property
     def malicious_clients(self) -> list[int]:
@@ -178,7 +163,7 @@ class FederatedServer:
         )
         global_params = torch.from_numpy(self.orchestrator.global_model)
         train = train_clients_batched if self.batched else train_clients_loop
-        updates = train(self.model, global_params, self.data.x_train, self._y_train, plan, self.local)
+        updates = train(self._model, global_params, self.data.x_train, self._y_train, plan, self.local)
         if self.client_momentum > 0:
             updates = self._apply_client_momentum(ids, updates)
         t_train = time.perf_counter()
@@ -189,8 +174,8 @@ class FederatedServer:
             summary = self._step_with_python(updates.numpy(), self._sizes[ids], ids, rnd)
         t_agg = time.perf_counter()
 
-        vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self.model.parameters())
-        loss, acc = evaluate(self.model, self.data.x_test, self.data.y_test)
+        vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self._model.parameters())
+        loss, acc = evaluate(self._model, self.data.x_test, self.data.y_test)
         if self._python_rule is None:  # a Python rule's rounds are not in the core's history
             self.orchestrator.report_metrics(loss, acc)
         end = time.perf_counter()
@@ -237,13 +222,26 @@ class FederatedServer:
         aggregate = extend.run_rule(self._python_rule, np.ascontiguousarray(x, dtype=np.float32), f=len(malicious), weights=weights)
         t_rule = time.perf_counter()
         self.orchestrator.global_model = self.orchestrator.global_model + aggregate
-        ms = lambda a, b: (b - a) * 1e3  # noqa: E731
+
+        def ms(a: float, b: float) -> float:
+            return (b - a) * 1e3
+
         return RoundSummary(
-            round=rnd, num_clients=len(ids), num_malicious=len(malicious), malicious_clients=tuple(int(ids[r]) for r in malicious),
-            global_loss=float("nan"), accuracy=float("nan"), attacks=tuple(outcomes),
-            attack_distance=float(np.linalg.norm(aggregate - honest_mean)), honest_mean_norm=float(np.linalg.norm(honest_mean)),
-            aggregate_norm=float(np.linalg.norm(aggregate)), aggregate_finite=bool(np.isfinite(aggregate).all()),
-            attack_ms=ms(start, t_attack), aggregate_ms=ms(t_attack, t_rule), server_ms=ms(t_rule, time.perf_counter()), kernel_ms=0.0,
+            round=rnd,
+            num_clients=len(ids),
+            num_malicious=len(malicious),
+            malicious_clients=tuple(int(ids[r]) for r in malicious),
+            global_loss=float("nan"),
+            accuracy=float("nan"),
+            attacks=tuple(outcomes),
+            attack_distance=float(np.linalg.norm(aggregate - honest_mean)),
+            honest_mean_norm=float(np.linalg.norm(honest_mean)),
+            aggregate_norm=float(np.linalg.norm(aggregate)),
+            aggregate_finite=bool(np.isfinite(aggregate).all()),
+            attack_ms=ms(start, t_attack),
+            aggregate_ms=ms(t_attack, t_rule),
+            server_ms=ms(t_rule, time.perf_counter()),
+            kernel_ms=0.0,
         )
 
     def _apply_client_momentum(self, ids: np.ndarray, updates: torch.Tensor) -> torch.Tensor:
@@ -256,13 +254,3 @@ class FederatedServer:
             self._momentum[cid] = m
             out[row] = m
         return out
-
-    def run(self, rounds: int, *, on_round: Callable[[RoundRecord], None] | None = None) -> list[RoundRecord]:
-        """Run ``rounds`` more rounds; ``on_round`` is called with each finished round."""
-        if not isinstance(rounds, int) or rounds < 0:
-            raise ValueError(f"Expected rounds as an integer >= 0, got {rounds!r}")
-        for _ in range(rounds):
-            record = self.run_round()
-            if on_round is not None:
-                on_round(record)
-        return self.history

@@ -12,14 +12,12 @@ from __future__ import annotations
 import inspect
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from velocity import _core
 from velocity.registry import ComponentInfo
-
-StrategyLike = "str | Mapping[str, Any] | Sequence[Any] | StrategySpec | Component"
-AttackLike = "str | Mapping[str, Any] | AttackSpec | Component"
 
 
 def _jsonable(value: Any) -> Any:
@@ -122,6 +120,17 @@ class AttackSpec:
         return self.text
 
 
+#: What every function taking a strategy accepts: text (``"NNM(f=2) + Krum(f=2)"``), a table
+#: (``{"name": "Krum", "f": 2}`` or ``{"pre": [...], "rule": ..., "server": ...}``), a list of
+#: tables, a typed component (``Krum(f=2)``) or a parsed :class:`StrategySpec`.
+StrategyLike: TypeAlias = str | Mapping[str, Any] | Sequence[Any] | StrategySpec | Component
+#: What every function taking an attack accepts: text (``"alie(z=1.5)"``), a table
+#: (``{"type": "alie", "z": 1.5}``), a typed component (``ALIE(z=1.5)``) or a parsed :class:`AttackSpec`.
+AttackLike: TypeAlias = str | Mapping[str, Any] | AttackSpec | Component
+#: One attack, several, or none (``None``, ``"none"``, ``[]``).
+AttacksLike: TypeAlias = AttackLike | Sequence[AttackLike] | None
+
+
 def _component(d: Mapping[str, Any]) -> Component:
     return Component(d["name"], {k: _from_json_value(v) for k, v in d["params"].items()})
 
@@ -131,7 +140,7 @@ def _check_type(obj: Any, allowed: tuple[type, ...], what: str, example: str) ->
         raise TypeError(f"Expected {what} as text like {example}, a dict or a spec object, got {type(obj).__name__}: {obj!r}")
 
 
-def parse_strategy(strategy: Any) -> StrategySpec:
+def parse_strategy(strategy: StrategyLike) -> StrategySpec:
     """Validate a strategy given as text, a dict, a list of components or a spec object.
 
     >>> str(parse_strategy("nnm(f=1) + krum(f=1)"))
@@ -154,7 +163,7 @@ def parse_strategy(strategy: Any) -> StrategySpec:
     )
 
 
-def parse_attack(attack: Any) -> AttackSpec:
+def parse_attack(attack: AttackLike) -> AttackSpec:
     """Validate an attack given as text (``"alie(z=1.5)"``), a dict (``{"type": "alie", "z": 1.5}``) or a spec object."""
     if isinstance(attack, AttackSpec):
         return attack
@@ -166,13 +175,17 @@ def parse_attack(attack: Any) -> AttackSpec:
     return AttackSpec(text=c["text"], name=c["name"], kind=c["kind"], params=params)
 
 
-def parse_attacks(attacks: Any) -> list[AttackSpec]:
-    """A list of attacks; ``None``, ``"none"`` and ``[]`` mean no attack."""
-    if attacks is None or (isinstance(attacks, str) and attacks.strip().lower() in ("", "none")):
+def attack_items(attacks: AttacksLike) -> list[AttackLike]:
+    """The attacks given, as a list, not yet parsed; ``None``, ``"none"`` and ``[]`` mean none."""
+    if attacks is None:
         return []
-    if isinstance(attacks, (str, Mapping, AttackSpec, Component)):
-        attacks = [attacks]
-    return [parse_attack(a) for a in attacks if not (isinstance(a, str) and a.strip().lower() == "none")]
+    items = [attacks] if isinstance(attacks, (str, Mapping, AttackSpec, Component)) else list(attacks)
+    return [a for a in items if not (isinstance(a, str) and a.strip().lower() in ("", "none"))]
+
+
+def parse_attacks(attacks: AttacksLike) -> list[AttackSpec]:
+    """A list of attacks; ``None``, ``"none"`` and ``[]`` mean no attack."""
+    return [parse_attack(a) for a in attack_items(attacks)]
 
 
 _PY_TYPES = {"int": int, "float": float, "bool": bool}
@@ -232,11 +245,16 @@ def make_component_class(info: ComponentInfo) -> type[Component]:
         )
         for p in info.params
     ]
+    # help() and IDEs read the registry's keyword-only parameters from here
+    __init__.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig_params])  # type: ignore[attr-defined]
     cls = type(
         _class_name(info.name),
         (Component,),
-        {"__init__": __init__, "__doc__": _docstring(info), "__module__": "velocity.strategies" if info.kind not in ("update_attack", "data_attack") else "velocity.attacks"},
+        {
+            "__init__": __init__,
+            "__doc__": _docstring(info),
+            "__module__": "velocity.strategies" if info.kind not in ("update_attack", "data_attack") else "velocity.attacks",
+        },
     )
-    cls.__init__.__signature__ = inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY), *sig_params])  # type: ignore[attr-defined]
     cls.info = info  # type: ignore[attr-defined]
     return cls

@@ -5,8 +5,9 @@ runnable with no network."""
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,9 +80,9 @@ def parse_builtin(source: str) -> tuple[str, dict[str, Any]] | None:
         return name, {}
     try:
         call = ast.parse(text.replace(text.split("(", 1)[0], "f", 1), mode="eval").body
-        if not isinstance(call, ast.Call) or call.args:
+        if not isinstance(call, ast.Call) or call.args or any(kw.arg is None for kw in call.keywords):
             raise ValueError
-        kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords}
+        kwargs = {str(kw.arg): ast.literal_eval(kw.value) for kw in call.keywords}
     except (SyntaxError, ValueError):
         raise ValueError(f"Expected keyword arguments like {name}(key=value, ...), got {source!r}") from None
     return name, kwargs

@@ -85,7 +85,7 @@ def partition_pathological(labels: np.ndarray, num_clients: int, classes_per_cli
         if not ks:
             continue
         idx = rng.permutation(np.flatnonzero(labels == c))
-        for k, chunk in zip(ks, np.array_split(idx, len(ks))):
+        for k, chunk in zip(ks, np.array_split(idx, len(ks)), strict=True):
             parts[k].extend(chunk.tolist())
     return _finish(parts)
 

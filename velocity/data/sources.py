@@ -50,7 +50,10 @@ def _read_cache(key: str) -> ArrayData | None:
         return None
     meta = json.loads((d / "meta.json").read_text())
     arrays = {n: np.load(d / f"{n}.npy") if (d / f"{n}.npy").exists() else None for n in ("x", "y", "x_test", "y_test")}
-    return ArrayData(arrays["x"], arrays["y"], arrays["x_test"], arrays["y_test"], int(meta["num_classes"]))
+    x, y = arrays["x"], arrays["y"]
+    if x is None or y is None:  # a damaged cache entry: decode again
+        return None
+    return ArrayData(x, y, arrays["x_test"], arrays["y_test"], int(meta["num_classes"]))
 
 
 def _write_cache(key: str, data: ArrayData) -> None:
@@ -90,7 +93,7 @@ def _open(source: str) -> Any:
                 raise ValueError(f"Expected files of one format in {p}, got {sorted(builders)}")
             return datasets.load_dataset(builders.pop(), data_files=[str(f) for f in sorted(files)])
         return datasets.load_dataset("imagefolder", data_dir=str(p))
-    if source.startswith((".", "/", "~")) or os.sep in source and not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+    if source.startswith((".", "/", "~")) or (os.sep in source and not re.fullmatch(r"[\w.-]+/[\w.-]+", source)):
         raise FileNotFoundError(f"Expected an existing file or folder, got {source!r}")
     try:
         return datasets.load_dataset(source)
@@ -161,7 +164,7 @@ class _Columns:
         table = ds.select_columns(cols).with_format("numpy")
         x = np.stack([np.asarray(table[c], dtype=np.float32) for c in cols], axis=1)
         if self.pixels:
-            side = int(round(len(cols) ** 0.5))
+            side = round(len(cols) ** 0.5)
             if x.max(initial=0) > 1.0:
                 x = x / 255.0
             if side * side == len(cols):

@@ -133,4 +133,3 @@ def save_spec(spec: dict[str, Any], path: str | Path, *, scale: float = 2.0) -> 
     else:
         raise ValueError(f"Expected a chart file ending in .png or .svg, got '{path.name}'")
     return path
-

@@ -7,8 +7,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from velocity.panel.charts import ROUND_FIELDS, json_safe
 from velocity.sweep.experiment import SpecError, grid
@@ -142,7 +143,7 @@ def run_table(
     """One entry per run: its status, progress, latest (or final) accuracy and loss, the change
     against its clean twin in this sweep (same settings, no attack, same seed), and its error."""
     entries: list[dict[str, Any]] = []
-    for i, (spec, status) in enumerate(zip(specs, statuses)):
+    for i, (spec, status) in enumerate(zip(specs, statuses, strict=True)):
         summary = summaries.get(i, {})
         last = latest.get(i, {})
         accuracy = summary.get("final_accuracy", last.get("accuracy"))
@@ -205,7 +206,7 @@ class RoundRate:
 
 
 def status_counts(statuses: Sequence[str], rounds: int, rate: float | None) -> dict[str, Any]:
-    counts: dict[str, Any] = {s: 0 for s in ("queued", "running", "finished", "failed", "cancelled")}
+    counts: dict[str, Any] = dict.fromkeys(("queued", "running", "finished", "failed", "cancelled"), 0)
     for s in statuses:
         counts[s] = counts.get(s, 0) + 1
     counts["rounds"] = rounds

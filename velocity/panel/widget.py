@@ -89,11 +89,11 @@ class SweepPanel(anywidget.AnyWidget):
     # ---- what Python shows
     specs = traitlets.Dict(help="Vega-Lite spec per chart, each reading a named data set").tag(sync=True)
     row_count = traitlets.Int(0, help="round rows sent to the front end so far").tag(sync=True)
-    runs = traitlets.List(help="the run table (velocity.panel.state.run_table)").tag(sync=True)
+    runs: traitlets.List[dict[str, Any]] = traitlets.List(help="the run table (velocity.panel.state.run_table)").tag(sync=True)
     counts = traitlets.Dict(help="runs per status, rounds and rounds per second").tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
     message = traitlets.Unicode("", help="what the last Run or Stop did").tag(sync=True)
-    label_rows = traitlets.List(help="client × class counts of the chosen partition").tag(sync=True)
+    label_rows: traitlets.List[dict[str, Any]] = traitlets.List(help="client × class counts of the chosen partition").tag(sync=True)
     label_note = traitlets.Unicode("").tag(sync=True)
     strategy_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     attack_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -140,7 +140,7 @@ class SweepPanel(anywidget.AnyWidget):
         self._stopping: threading.Thread | None = None
 
         sweep.on_round(self._on_round)  # first, then copy what already arrived: no row is missed
-        self._incoming.extend(sweep._rows_snapshot())
+        self._incoming.extend(sweep.rows())
         self.on_msg(self._on_front_end_message)
         self.observe(self._on_partition_change, names=["alpha", "clients"])
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
@@ -247,8 +247,22 @@ class SweepPanel(anywidget.AnyWidget):
         state = {
             name: getattr(self, name)
             for name in (
-                "specs", "runs", "counts", "running", "message", "label_rows", "label_note", "strategy_options",
-                "attack_options", "alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "rank_by",
+                "specs",
+                "runs",
+                "counts",
+                "running",
+                "message",
+                "label_rows",
+                "label_note",
+                "strategy_options",
+                "attack_options",
+                "alpha",
+                "strategies",
+                "attacks",
+                "malicious_fraction",
+                "rounds",
+                "clients",
+                "rank_by",
             )
         }
         bundle = base64.b64encode((STATIC / "panel.js").read_bytes()).decode("ascii")
@@ -264,6 +278,11 @@ class SweepPanel(anywidget.AnyWidget):
         tmp.write_text(page, encoding="utf-8")
         tmp.replace(path)
         return path
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called (a closed panel no longer follows its sweep)."""
+        return self._closed.is_set()
 
     def close(self) -> None:
         """Stop updating and close the widget (the sweep goes on)."""
@@ -307,7 +326,7 @@ class SweepPanel(anywidget.AnyWidget):
                     self._handle(command)
                 if self._labels_stale:
                     self._update_labels()
-                if command is not None and command[0] == "flush" or time.monotonic() >= next_flush:
+                if (command is not None and command[0] == "flush") or time.monotonic() >= next_flush:
                     self._flush()
                     next_flush = time.monotonic() + self.interval
             except Exception as e:  # a panel problem must never stop the feeder
@@ -374,7 +393,7 @@ class SweepPanel(anywidget.AnyWidget):
             self._rate.add(len(new))
             self.send({"kind": "rows", "start": start, "rows": new})
             self.row_count = len(self._rows)
-        specs, statuses, summaries = self.sweep._snapshot()
+        specs, statuses, summaries = self.sweep.snapshot()
         table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
         if table != self.runs:
             self.runs = table

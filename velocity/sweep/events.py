@@ -9,10 +9,12 @@ that cannot connect keeps running and writing them.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Client, Connection, Listener
-from typing import Any, Callable
+from typing import Any
 
 _STOP = "__velocity_stop__"
 
@@ -91,10 +93,8 @@ class EventListener:
                     return
                 if self._closed.is_set():
                     continue
-                try:
+                with contextlib.suppress(Exception):  # a bad handler must not stop the stream
                     self._handler(event)
-                except Exception:  # a bad handler must not stop the stream
-                    pass
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop accepting; wait briefly for events already sent to be handled."""

@@ -26,9 +26,10 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
+from collections.abc import Iterable, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -78,7 +79,7 @@ def _seeds(seeds: int | Sequence[int], base: int) -> list[int]:
 
 def _attack_sets(attacks: Iterable[Any]) -> list[Any]:
     """Each grid entry is one attack (text or table), a list of attacks, or "none"."""
-    out = []
+    out: list[Any] = []
     for a in attacks:
         if isinstance(a, str) and a.strip().lower() == "none":
             out.append([])
@@ -104,7 +105,7 @@ def grid(
     (attack "none") keep ``malicious_fraction = 0``.
     """
     base_seed = int(shared.pop("seed", 0))
-    specs = []
+    specs: list[RunSpec] = []
     for strategy, attack, alpha, seed in itertools.product(strategies, _attack_sets(attacks), alphas, _seeds(seeds, base_seed)):
         values = {**shared, "strategy": strategy, "attacks": attack, "seed": seed}
         if alpha is not None:
@@ -141,7 +142,7 @@ def load_experiment(path: str | PathLike[str]) -> list[RunSpec]:
         for key in matrix:
             if key not in MATRIX_KEYS:
                 raise SpecError(f"{p}: unknown key '{key}' in [matrix]; expected {', '.join(MATRIX_KEYS)}")
-        specs += grid(**{k: v for k, v in matrix.items()}, where=f"{p}, matrix", **shared)
+        specs += grid(**dict(matrix.items()), where=f"{p}, matrix", **shared)
     if not specs:
         raise SpecError(f"{p}: no runs: add [[runs]] or a [matrix]")
     _check_unique_labels(specs, str(p))

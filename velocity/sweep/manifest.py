@@ -35,7 +35,9 @@ def available_cpus() -> int:
 def _git_commit() -> str | None:
     root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -62,7 +64,7 @@ def sweep_hash(specs: list[RunSpec]) -> str:
 
 
 def build_manifest(specs: list[RunSpec], *, parallel: int) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
@@ -73,7 +75,12 @@ def build_manifest(specs: list[RunSpec], *, parallel: int) -> dict[str, Any]:
         "cargo_lock_sha256": _lock_hash(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "host": {"cpus_available": available_cpus(), "cpu_count": os.cpu_count(), "memory_gib": _memory_gib(), "processor": platform.processor() or platform.machine()},
+        "host": {
+            "cpus_available": available_cpus(),
+            "cpu_count": os.cpu_count(),
+            "memory_gib": _memory_gib(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "packages": versions,
         "sweep_spec_hash": sweep_hash(specs),
         "runs": len(specs),

@@ -124,10 +124,8 @@ def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel
     for e in ranked:
         if e["loss_change_vs_clean"] is not None and not math.isnan(e["loss_change_vs_clean"]):
             robustness.setdefault(e["strategy"], []).append(e["loss_change_vs_clean"])
-    robust_table = sorted(
-        ({"strategy": s, "mean_loss_change": statistics.fmean(v), "attacked_runs": len(v)} for s, v in robustness.items()),
-        key=lambda d: d["mean_loss_change"],
-    )
+    means = sorted(((statistics.fmean(v), s, len(v)) for s, v in robustness.items()), key=lambda t: t[0])
+    robust_table = [{"strategy": s, "mean_loss_change": m, "attacked_runs": k} for m, s, k in means]
     serial = sum(r.metric("elapsed_s") for r in results if not math.isnan(r.metric("elapsed_s")))
     timing = {"runs": len(results), "parallel": parallel, "wall_s": wall_s, "serial_s": serial}
     if wall_s:
@@ -171,7 +169,9 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     lines.append("")
     if comp["robustness"]:
         best = comp["robustness"][0]
-        lines.append(f"**Most robust under attack:** {best['strategy']} (mean final-loss change against its own clean baseline: {best['mean_loss_change']:+.4f})")
+        lines.append(
+            f"**Most robust under attack:** {best['strategy']} (mean final-loss change against its own clean baseline: {best['mean_loss_change']:+.4f})"
+        )
         others = ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.4f}" for r in comp["robustness"][1:])
         if others:
             lines.append(f"Others: {others}")

@@ -15,13 +15,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from velocity import extend
+from velocity.decentralised.setup import mixer_name
+from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
-from velocity.registry import get_component
 from velocity.specs import parse_attacks, parse_strategy
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
-#: Decentralised-only aggregators (MoNNA); any registered rule also works on a received set.
-DECENTRALISED_AGGREGATORS = ("nearest_neighbour",)
 Topology = Literal["federated", "decentralised"]
 
 
@@ -75,10 +74,12 @@ class RunSpec(BaseModel):
     @field_validator("strategy", mode="before")
     @classmethod
     def _canonical_strategy(cls, value: Any) -> str:
-        if isinstance(value, str) and value.strip().lower() in ("nearest_neighbour", "nna", "monna"):
-            return "nearest_neighbour"
-        if extend.get(value, "rule") is not None:
-            return value.strip()
+        mixer = mixer_name(value)  # MoNNA's mixer keeps its name; gossip averaging is the mean, FedAvg
+        if mixer is not None:
+            return "nearest_neighbour" if mixer == "nearest_neighbour" else "FedAvg"
+        python = extend.get(value, "rule")
+        if python is not None:
+            return python.name
         return str(_as_value_error(parse_strategy, value))
 
     @field_validator("attacks", mode="before")
@@ -86,10 +87,11 @@ class RunSpec(BaseModel):
     def _canonical_attacks(cls, value: Any) -> tuple[str, ...]:
         items = [value] if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)) else list(value)
         # Python attacks (velocity.extend) keep their name; the rest go through the core's parser.
-        out = []
+        out: list[str] = []
         for item in items:
-            if extend.get(item, "update_attack") is not None:
-                out.append(item.strip())
+            python = extend.get(item, "update_attack")
+            if python is not None:
+                out.append(python.name)
             else:
                 out.extend(str(a) for a in _as_value_error(parse_attacks, item))
         return tuple(out)
@@ -123,7 +125,7 @@ class RunSpec(BaseModel):
         if self.topology == "decentralised":
             self._check_decentralised()
         else:
-            if self.strategy in DECENTRALISED_AGGREGATORS:
+            if self.strategy == "nearest_neighbour":
                 raise ValueError(f"Expected topology 'decentralised' for strategy '{self.strategy}' (MoNNA's aggregator), got 'federated'")
             self._check_strategy_fits()
         return self
@@ -133,25 +135,11 @@ class RunSpec(BaseModel):
         return round(self.malicious_fraction * self.num_clients)
 
     def _check_decentralised(self) -> None:
-        """MoNNA's conditions (Farhadkhani et al. 2023): an honest majority, one update attack."""
-        n, f = self.num_clients, self.num_malicious
-        if not n - f > f:
-            raise ValueError(f"Expected n − f > f for a decentralised run, got n = {n}, f = {f} (malicious_fraction = {self.malicious_fraction})")
-        if len(self.attacks) > 1:
-            raise ValueError(f"Expected at most one attack for a decentralised run, got {list(self.attacks)}")
-        python = [name for name in (self.strategy, *self.attacks) if extend.get(name) is not None]
-        if python:
-            raise ValueError(f"Expected built-in components in a decentralised run, got the Python ones {python} (they run in federated runs)")
-        if self.attacks:
-            from velocity.specs import parse_attack
-
-            kind = get_component(parse_attack(self.attacks[0]).name).kind
-            if kind != "update_attack":
-                raise ValueError(f"Expected an update attack for a decentralised run (workers exchange models), got {self.attacks[0]} ({kind})")
-        if self.strategy not in DECENTRALISED_AGGREGATORS:
-            problem = self._dry_run(n - f, f)  # the rule runs on each worker's n − f received models
-            if problem:
-                raise ValueError(f"{self.strategy} cannot aggregate the {n - f} models a worker receives with f = {f}: {problem}")
+        """MoNNA's conditions, checked by the same function MonnaSimulation uses."""
+        try:
+            validate_decentralised(n=self.num_clients, f=self.num_malicious, attacks=list(self.attacks), aggregator=self.strategy)
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{e} (num_clients = {self.num_clients}, malicious_fraction = {self.malicious_fraction})") from None
 
     def _check_strategy_fits(self) -> None:
         """Dry-run the strategy on an n × 1 matrix with the round's n and the worst-case f, so an

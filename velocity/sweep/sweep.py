@@ -9,15 +9,19 @@ skips runs that already finished with the same spec.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from velocity import extend
 from velocity.sweep.events import EventListener
@@ -30,9 +34,18 @@ from velocity.sweep.worker import execute_run, round_metrics
 
 RoundCallback = Callable[[dict[str, Any]], None]
 
+
+class SweepSnapshot(NamedTuple):
+    """A consistent view of a sweep's runs: ``statuses[i]`` and ``summaries[i]`` belong to ``specs[i]``."""
+
+    specs: list[RunSpec]
+    statuses: list[str]
+    summaries: dict[int, dict[str, Any]]
+
+
 SCRIPT_GUARD_HELP = (
     "A sweep's worker processes start fresh and import the main script again; a script that starts a sweep "
-    "must do so under `if __name__ == \"__main__\":` (as with any Python process pool). Notebooks and the "
+    'must do so under `if __name__ == "__main__":` (as with any Python process pool). Notebooks and the '
     "`velocity sweep` command need nothing."
 )
 
@@ -108,7 +121,12 @@ class Sweep:
         **shared: Any,
     ) -> Sweep:
         """strategies × attacks × alphas × seeds over the shared RunSpec keys."""
-        return cls(grid(strategies=strategies, attacks=attacks, alphas=alphas, seeds=seeds, **shared), out=out, parallel=parallel, executor=executor)
+        return cls(
+            grid(strategies=strategies, attacks=attacks, alphas=alphas, seeds=seeds, **shared),
+            out=out,
+            parallel=parallel,
+            executor=executor,
+        )
 
     def _append(self, spec: RunSpec) -> int:
         with self._lock:
@@ -138,7 +156,7 @@ class Sweep:
 
     def run_status(self) -> list[tuple[str, str]]:
         with self._lock:
-            return [(s.label, st) for s, st in zip(self._specs, self._status)]
+            return [(s.label, st) for s, st in zip(self._specs, self._status, strict=True)]
 
     @property
     def started(self) -> bool:
@@ -158,9 +176,18 @@ class Sweep:
         with self._lock:
             rows = list(self._rows)
         schema = {
-            "run": pl.Utf8, "index": pl.Int64, "strategy": pl.Utf8, "attack": pl.Utf8, "alpha": pl.Utf8, "seed": pl.Int64,
-            "round": pl.Int64, "global_loss": pl.Float64, "accuracy": pl.Float64, "attack_distance": pl.Float64,
-            "num_malicious": pl.Int64, "round_ms": pl.Float64,
+            "run": pl.Utf8,
+            "index": pl.Int64,
+            "strategy": pl.Utf8,
+            "attack": pl.Utf8,
+            "alpha": pl.Utf8,
+            "seed": pl.Int64,
+            "round": pl.Int64,
+            "global_loss": pl.Float64,
+            "accuracy": pl.Float64,
+            "attack_distance": pl.Float64,
+            "num_malicious": pl.Int64,
+            "round_ms": pl.Float64,
         }
         return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
@@ -173,26 +200,33 @@ class Sweep:
         with self._lock:
             return dict(self._summaries)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """Every round row received so far, in arrival order (a copy; ``results`` as dicts)."""
+        with self._lock:
+            return list(self._rows)
+
+    def snapshot(self) -> SweepSnapshot:
+        """Specs, statuses and summaries read together, so their lengths agree."""
+        with self._lock:
+            return SweepSnapshot(list(self._specs), list(self._status), dict(self._summaries))
+
+    def worker_pids(self) -> dict[int, int]:
+        """Run index → the process id of the worker that started it (from its "started" event;
+        on a dask cluster, a process on the worker's machine)."""
+        with self._lock:
+            return dict(self._pids)
+
     def panel(self, **kwargs: Any) -> Any:
         """The live notebook panel of this sweep (a ``velocity.panel.SweepPanel``); one per sweep,
         so showing it twice shows the same state. ``display(sweep)`` shows it too."""
         from velocity.panel import SweepPanel
 
-        if self._panel is None or self._panel._closed.is_set():
+        if self._panel is None or self._panel.closed:
             self._panel = SweepPanel(self, **kwargs)
         return self._panel
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.panel()._repr_mimebundle_(**kwargs)
-
-    def _rows_snapshot(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self._rows)
-
-    def _snapshot(self) -> tuple[list[RunSpec], list[str], dict[int, dict[str, Any]]]:
-        """Specs, statuses and summaries read together, so their lengths agree."""
-        with self._lock:
-            return list(self._specs), list(self._status), dict(self._summaries)
 
     # ------------------------------------------------------------------ control
     def start(self) -> Sweep:
@@ -275,9 +309,18 @@ class Sweep:
     def _row(self, i: int, event: dict[str, Any]) -> dict[str, Any]:
         s = self._specs[i]
         return {
-            "run": s.label, "index": i, "strategy": s.strategy, "attack": s.attack_label, "alpha": s.alpha_label, "seed": s.seed,
-            "round": event["round"], "global_loss": event["global_loss"], "accuracy": event["accuracy"],
-            "attack_distance": event["attack_distance"], "num_malicious": event["num_malicious"], "round_ms": event["round_ms"],
+            "run": s.label,
+            "index": i,
+            "strategy": s.strategy,
+            "attack": s.attack_label,
+            "alpha": s.alpha_label,
+            "seed": s.seed,
+            "round": event["round"],
+            "global_loss": event["global_loss"],
+            "accuracy": event["accuracy"],
+            "attack_distance": event["attack_distance"],
+            "num_malicious": event["num_malicious"],
+            "round_ms": event["round_ms"],
         }
 
     def _handle_event(self, event: dict[str, Any]) -> None:
@@ -302,10 +345,8 @@ class Sweep:
             callbacks = list(self._callbacks)
         for row in new:
             for cb in callbacks:
-                try:
+                with contextlib.suppress(Exception):  # a bad callback must not stop the sweep
                     cb(row)
-                except Exception:  # a bad callback must not stop the sweep
-                    pass
 
     def _finish(self, i: int, summary: dict[str, Any]) -> None:
         # Events are a live view and may trail the result: the file has every round.
@@ -318,7 +359,13 @@ class Sweep:
         """The worker could not write its summary (it died or was stopped): write it here,
         keeping every round that reached rounds.csv."""
         rows = read_rounds_csv(self.run_dir(i) / "rounds.csv")
-        summary: dict[str, Any] = {"run": self._specs[i].label, "index": i, "spec_hash": self._specs[i].spec_hash, "status": status, "error": error}
+        summary: dict[str, Any] = {
+            "run": self._specs[i].label,
+            "index": i,
+            "spec_hash": self._specs[i].spec_hash,
+            "status": status,
+            "error": error,
+        }
         summary.update(round_metrics(rows), rounds_completed=len(rows))
         atomic_write_json(self.run_dir(i) / "summary.json", summary)
         self._finish(i, summary)
@@ -392,8 +439,26 @@ class Sweep:
             self.wall_s = self._busy_s
             write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel)
 
+    def _stop_workers(self, in_flight: dict[Future[Any], int], grace_s: float = 30.0) -> None:
+        """Running tasks cannot be cancelled through the futures API: stop the worker processes
+        that reported running them (each "started" event carries its pid). A run picked up but
+        not yet reported is stopped as soon as it reports; only this sweep's own pool is touched."""
+        stopped: set[int] = set()
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and not all(f.done() for f in in_flight):
+            pids = self.worker_pids()
+            for i in in_flight.values():
+                pid = pids.get(i)
+                if pid is not None and pid > 0 and pid not in stopped:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+                    stopped.add(pid)
+            wait(in_flight, timeout=0.05)
+
     def _submit(self, executor: Executor, i: int, events: Any, threads: int) -> Future[Any]:
         spec = self._specs[i]
+        with self._lock:  # a pid from an earlier attempt (a pool that broke) is not this one's
+            self._pids.pop(i, None)
         python = extend.export(spec.python_components)  # the user's Python rules/attacks, by value
         return executor.submit(execute_run, spec.model_dump_json(), str(self.run_dir(i)), i, events, threads, python)
 
@@ -401,9 +466,7 @@ class Sweep:
         for fut in in_flight:
             fut.cancel()
         if owned:
-            # Running tasks cannot be cancelled through the futures API: stop their processes.
-            for proc in list(getattr(executor, "_processes", {}).values()):
-                proc.terminate()
+            self._stop_workers(in_flight)
         for i in [*in_flight.values(), *isolate]:
             self._record_outside_worker(i, "cancelled", "cancelled by the user")
         while True:

@@ -6,6 +6,7 @@ plain top-level function of a package module, never a closure or a notebook-defi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -32,10 +33,8 @@ def configure_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set in this process
         torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass  # already set in this process
 
 
 def save_checkpoint(model: Any, storage: str, run_name: str, meta: dict[str, str]) -> str:

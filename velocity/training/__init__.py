@@ -8,9 +8,9 @@ from velocity.training.local import ClientBatchPlan, flatten_params, train_clien
 __all__ = [
     "ClientBatchPlan",
     "LocalTrainingConfig",
+    "evaluate",
     "flatten_params",
     "poison_labels",
-    "evaluate",
     "train_clients_batched",
     "train_clients_loop",
 ]

@@ -13,8 +13,8 @@ the training tensors) every client visits this round — so they compute the sam
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -49,7 +49,7 @@ class ClientBatchPlan:
         """Shuffle each client's examples every local epoch with a generator seeded by
         (seed, round, client id), so the plan does not depend on which other clients were sampled."""
         plans = []
-        for cid, idx in zip(client_ids, client_indices):
+        for cid, idx in zip(client_ids, client_indices, strict=True):
             rng = np.random.default_rng([seed, round, int(cid)])
             batches = []
             for _ in range(cfg.local_epochs):
@@ -83,7 +83,7 @@ def train_clients_loop(
             opt.zero_grad()
             loss = F.cross_entropy(local(x[idx]), y[idx])
             if cfg.mu > 0:
-                loss = loss + cfg.mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor))
+                loss = loss + cfg.mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
             loss.backward()
             opt.step()
         updates[i] = flatten_params(local) - global_params

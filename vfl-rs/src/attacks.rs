@@ -78,20 +78,20 @@ impl UpdateAttack {
     pub fn from_config(c: &ComponentConfig) -> Result<Option<Self>> {
         let p = &c.params;
         let range = |what: &str| -> Result<(f64, f64, usize)> {
-            let (lo, hi) = (p.f64("lower"), p.f64("upper"));
+            let (lo, hi) = (p.f64("lower")?, p.f64("upper")?);
             if lo >= hi {
                 return Err(VflError::expected(format!("{what}.lower"), format!("less than upper = {hi}"), lo));
             }
-            Ok((lo, hi, p.usize("steps")))
+            Ok((lo, hi, p.usize("steps")?))
         };
         Ok(Some(match c.name() {
-            "gaussian_noise" => UpdateAttack::GaussianNoise { sigma: p.f64("sigma") },
-            "sign_flip" => UpdateAttack::SignFlip { scale: p.f64("scale") },
-            "scaling" => UpdateAttack::Scaling { factor: p.f64("factor") },
-            "model_poisoning" => UpdateAttack::ModelPoisoning { intensity: p.f64("intensity") },
-            "ipm" => UpdateAttack::Ipm { epsilon: p.f64("epsilon") },
-            "alie" => UpdateAttack::Alie { z: p.opt_f64("z") },
-            "mimic" => UpdateAttack::Mimic { target: p.opt_usize("target") },
+            "gaussian_noise" => UpdateAttack::GaussianNoise { sigma: p.f64("sigma")? },
+            "sign_flip" => UpdateAttack::SignFlip { scale: p.f64("scale")? },
+            "scaling" => UpdateAttack::Scaling { factor: p.f64("factor")? },
+            "model_poisoning" => UpdateAttack::ModelPoisoning { intensity: p.f64("intensity")? },
+            "ipm" => UpdateAttack::Ipm { epsilon: p.f64("epsilon")? },
+            "alie" => UpdateAttack::Alie { z: p.opt_f64("z")? },
+            "mimic" => UpdateAttack::Mimic { target: p.opt_usize("target")? },
             "sybil" => UpdateAttack::Sybil,
             "nan" => UpdateAttack::Nan,
             "inf" => UpdateAttack::Inf,
@@ -156,9 +156,7 @@ impl UpdateAttack {
             UpdateAttack::ModelPoisoning { intensity } => {
                 let mu = rows_mean(x, reference);
                 let (a, boost) = (*intensity as f32, n as f32 / f as f32);
-                for_rows(x, ctx.malicious, &[], |row, _| {
-                    row.iter_mut().zip(&mu).for_each(|(v, m)| *v = (1.0 - a) * *v - a * boost * m)
-                });
+                for_rows(x, ctx.malicious, &[], |row, _| row.iter_mut().zip(&mu).for_each(|(v, m)| *v = (1.0 - a) * *v - a * boost * m));
                 outcome.strength = Some(*intensity);
             }
             UpdateAttack::Ipm { epsilon } => {
@@ -289,8 +287,8 @@ pub fn column_mean_std(x: &OwnedMatrix, rows: &[usize]) -> (Vec<f32>, Vec<f32>) 
                 s[j] += val as f64;
             }
         }
-        for j in 0..len {
-            s[j] /= k;
+        for sj in &mut s {
+            *sj /= k;
         }
         for &r in rows {
             for (j, &val) in v.row(r)[c0..c0 + len].iter().enumerate() {

@@ -18,12 +18,7 @@ pub type Result<T> = std::result::Result<T, VflError>;
 impl VflError {
     /// "Expected {expected} for {what}, got {got}" — the shape of every validation message.
     pub fn expected(what: impl AsRef<str>, expected: impl AsRef<str>, got: impl std::fmt::Display) -> Self {
-        VflError::Value(format!(
-            "Expected {} for {}, got {}",
-            expected.as_ref(),
-            what.as_ref(),
-            got
-        ))
+        VflError::Value(format!("Expected {} for {}, got {}", expected.as_ref(), what.as_ref(), got))
     }
 
     pub fn value(msg: impl Into<String>) -> Self {

@@ -32,11 +32,7 @@ impl<'a> Matrix<'a> {
             return Err(VflError::expected("the update matrix", "at least one column (parameter)", "0 columns"));
         }
         if data.len() != n * d {
-            return Err(VflError::expected(
-                "the update matrix buffer",
-                format!("{} values ({n} × {d})", n * d),
-                data.len(),
-            ));
+            return Err(VflError::expected("the update matrix buffer", format!("{} values ({n} × {d})", n * d), data.len()));
         }
         Ok(Matrix { data, n, d })
     }
@@ -178,11 +174,7 @@ pub fn sq_norm_par(a: &[f32]) -> f64 {
 /// Squared L2 distance of two long vectors, blockwise in parallel (deterministic).
 pub fn sq_dist_par(a: &[f32], b: &[f32]) -> f64 {
     let step = DIST_BLOCK * DIST_GROUP;
-    let partial: Vec<f64> = a
-        .par_chunks(step)
-        .zip(b.par_chunks(step))
-        .map(|(x, y)| sq_dist(x, y))
-        .collect();
+    let partial: Vec<f64> = a.par_chunks(step).zip(b.par_chunks(step)).map(|(x, y)| sq_dist(x, y)).collect();
     partial.iter().sum()
 }
 
@@ -258,8 +250,7 @@ pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
         let c0 = b * COL_BLOCK;
         let len = out_blk.len();
         let mut acc = vec![0f64; len];
-        for i in 0..n {
-            let ci = c[i];
+        for (i, &ci) in c.iter().enumerate().take(n) {
             if ci == 0.0 {
                 continue;
             }
@@ -320,7 +311,7 @@ mod tests {
         let dd = pairwise_sq_dists(m.view());
         assert_eq!(dd[1], 9.0);
         assert_eq!(dd[2], 1.0);
-        assert_eq!(dd[1 * 3 + 2], 4.0 + 4.0 + 4.0);
+        assert_eq!(dd[3 + 2], 4.0 + 4.0 + 4.0); // row 1, column 2
         assert_eq!(dd[2 * 3 + 1], 12.0);
     }
 

@@ -115,7 +115,9 @@ mod tests {
         let msg = |r: Result<OwnedMatrix>| r.unwrap_err().to_string();
         assert!(msg(nearest_neighbour_mix(x.view(), &[], 1)).contains("Expected at least one set"));
         assert!(msg(nearest_neighbour_mix(x.view(), &[vec![]], 1)).contains("got an empty set"));
-        assert!(msg(nearest_neighbour_mix(x.view(), &[vec![0, 3]], 1)).contains("Expected row indices below n = 3 for received set 0, got 3"));
+        assert!(
+            msg(nearest_neighbour_mix(x.view(), &[vec![0, 3]], 1)).contains("Expected row indices below n = 3 for received set 0, got 3")
+        );
         assert!(msg(nearest_neighbour_mix(x.view(), &[vec![0, 1]], 0)).contains("Expected 1 <= keep <= 2"));
         assert!(msg(nearest_neighbour_mix(x.view(), &[vec![0, 1]], 3)).contains("got 3"));
     }

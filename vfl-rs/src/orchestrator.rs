@@ -84,7 +84,11 @@ impl Orchestrator {
             }
             None => {
                 if cfg.num_malicious > cfg.num_clients {
-                    return Err(VflError::expected("num_malicious", format!("at most num_clients = {}", cfg.num_clients), cfg.num_malicious));
+                    return Err(VflError::expected(
+                        "num_malicious",
+                        format!("at most num_clients = {}", cfg.num_clients),
+                        cfg.num_malicious,
+                    ));
                 }
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, u64::MAX));
                 rand::seq::index::sample(&mut rng, cfg.num_clients, cfg.num_malicious).into_iter().collect()

@@ -176,23 +176,18 @@ impl ParamSpec {
 /// Validated values for one component, in declaration order. `None` means "derived".
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    owner: &'static str,
     pub(crate) values: Vec<(&'static str, Option<ParamValue>, bool)>,
 }
 
 impl Params {
     /// Validate `given` (a JSON object of name → value) against `specs`.
-    pub fn validate(owner: &str, specs: &'static [ParamSpec], given: &serde_json::Map<String, Json>) -> Result<Self> {
+    pub fn validate(owner: &'static str, specs: &'static [ParamSpec], given: &serde_json::Map<String, Json>) -> Result<Self> {
         for key in given.keys() {
             if !specs.iter().any(|s| s.name == key) {
                 let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
-                let expected = if known.is_empty() {
-                    "no parameters".to_string()
-                } else {
-                    format!("one of: {}", known.join(", "))
-                };
-                return Err(VflError::value(format!(
-                    "Unknown parameter '{key}' for {owner}: expected {expected}"
-                )));
+                let expected = if known.is_empty() { "no parameters".to_string() } else { format!("one of: {}", known.join(", ")) };
+                return Err(VflError::value(format!("Unknown parameter '{key}' for {owner}: expected {expected}")));
             }
         }
         let mut values = Vec::with_capacity(specs.len());
@@ -202,10 +197,7 @@ impl Params {
                     Default::Value(v) => values.push((spec.name, Some(v), false)),
                     Default::Derived => values.push((spec.name, None, false)),
                     Default::Required => {
-                        return Err(VflError::value(format!(
-                            "{owner} requires the parameter '{}' ({})",
-                            spec.name, spec.description
-                        )))
+                        return Err(VflError::value(format!("{owner} requires the parameter '{}' ({})", spec.name, spec.description)))
                     }
                 },
                 Some(raw) => {
@@ -217,39 +209,52 @@ impl Params {
                 }
             }
         }
-        Ok(Params { values })
+        Ok(Params { owner, values })
     }
 
-    fn get(&self, name: &str) -> Option<ParamValue> {
-        self.values.iter().find(|(n, _, _)| *n == name).and_then(|(_, v, _)| *v)
+    /// The value of a declared parameter (`None`: derived and not given). Reading a name the
+    /// component never declared is a defect in the reader: an error naming it, never NaN or 0.
+    fn get(&self, name: &str) -> Result<Option<ParamValue>> {
+        match self.values.iter().find(|(n, _, _)| *n == name) {
+            Some((_, v, _)) => Ok(*v),
+            None => {
+                let declared: Vec<&str> = self.values.iter().map(|(n, _, _)| *n).collect();
+                Err(VflError::value(format!(
+                    "{} has no parameter '{name}' (declared: {}): the registry and its kernel disagree",
+                    self.owner,
+                    if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                )))
+            }
+        }
     }
 
-    pub fn f64(&self, name: &str) -> f64 {
-        self.get(name).map_or(f64::NAN, ParamValue::as_f64)
+    fn required(&self, name: &str) -> Result<ParamValue> {
+        self.get(name)?.ok_or_else(|| VflError::value(format!("{}.{name} has no value: it is derived and was not given", self.owner)))
     }
 
-    pub fn opt_f64(&self, name: &str) -> Option<f64> {
-        self.get(name).map(ParamValue::as_f64)
+    /// A parameter with a value (given or defaulted).
+    pub fn f64(&self, name: &str) -> Result<f64> {
+        Ok(self.required(name)?.as_f64())
     }
 
-    pub fn usize(&self, name: &str) -> usize {
-        self.opt_usize(name).unwrap_or(0)
+    /// A parameter that may be derived (`None` when not given).
+    pub fn opt_f64(&self, name: &str) -> Result<Option<f64>> {
+        Ok(self.get(name)?.map(ParamValue::as_f64))
     }
 
-    pub fn opt_usize(&self, name: &str) -> Option<usize> {
-        self.get(name).map(|v| v.as_f64().max(0.0) as usize)
+    /// A count with a value (given or defaulted); the registry's bounds keep it >= 0.
+    pub fn usize(&self, name: &str) -> Result<usize> {
+        Ok(self.required(name)?.as_f64().max(0.0) as usize)
+    }
+
+    /// A count that may be derived (`None` when not given).
+    pub fn opt_usize(&self, name: &str) -> Result<Option<usize>> {
+        Ok(self.get(name)?.map(|v| v.as_f64().max(0.0) as usize))
     }
 
     /// Values the user gave explicitly, for the canonical text form.
     pub fn given(&self) -> impl Iterator<Item = (&'static str, ParamValue)> + '_ {
         self.values.iter().filter(|(_, _, g)| *g).filter_map(|(n, v, _)| v.map(|v| (*n, v)))
-    }
-
-    /// Set a parameter the orchestrator derives (e.g. `f`), marking it as not user-given.
-    pub fn derive(&mut self, name: &str, value: ParamValue) {
-        if let Some(slot) = self.values.iter_mut().find(|(n, v, _)| *n == name && v.is_none()) {
-            slot.1 = Some(value);
-        }
     }
 
     pub fn to_json(&self) -> Json {
@@ -258,5 +263,34 @@ impl Params {
             m.insert((*n).into(), v.map_or(Json::Null, ParamValue::to_json));
         }
         Json::Object(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::REGISTRY;
+
+    fn params_of(name: &str) -> Params {
+        let spec = REGISTRY.iter().find(|c| c.name == name).unwrap();
+        Params::validate(spec.name, spec.params, &serde_json::Map::new()).unwrap()
+    }
+
+    #[test]
+    fn reading_an_undeclared_name_fails_loudly() {
+        // A misspelt name in a kernel's from_config used to read as NaN (f64) or 0 (usize).
+        let p = params_of("CenteredClipping");
+        assert_eq!(p.f64("tau").unwrap(), 10.0);
+        let err = p.f64("taus").unwrap_err().to_string();
+        assert!(err.contains("CenteredClipping has no parameter 'taus' (declared: tau, iters)"), "{err}");
+        assert!(p.usize("iter").is_err() && p.opt_f64("radius").is_err() && p.opt_usize("f").is_err());
+    }
+
+    #[test]
+    fn a_derived_parameter_reads_as_none_or_fails_where_a_value_is_needed() {
+        let p = params_of("Krum");
+        assert_eq!(p.opt_usize("f").unwrap(), None);
+        let err = p.usize("f").unwrap_err().to_string();
+        assert!(err.contains("Krum.f has no value: it is derived"), "{err}");
     }
 }

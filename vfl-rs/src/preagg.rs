@@ -28,10 +28,10 @@ impl PreAggregator {
     pub fn from_config(c: &ComponentConfig) -> Result<Self> {
         let p = &c.params;
         Ok(match c.name() {
-            "NNM" => PreAggregator::Nnm { f: p.opt_usize("f") },
-            "Bucketing" => PreAggregator::Bucketing { s: p.usize("s") },
-            "Clipping" => PreAggregator::Clipping { c: p.f64("c") },
-            "ARC" => PreAggregator::Arc { f: p.opt_usize("f") },
+            "NNM" => PreAggregator::Nnm { f: p.opt_usize("f")? },
+            "Bucketing" => PreAggregator::Bucketing { s: p.usize("s")? },
+            "Clipping" => PreAggregator::Clipping { c: p.f64("c")? },
+            "ARC" => PreAggregator::Arc { f: p.opt_usize("f")? },
             other => return Err(VflError::value(format!("{other} is not a pre-aggregator"))),
         })
     }

@@ -45,9 +45,7 @@ fn attacks_from(text: &str) -> PyResult<Vec<crate::spec::ComponentConfig>> {
 
 fn matrix<'a>(arr: &'a PyReadonlyArray2<'_, f32>) -> PyResult<Matrix<'a>> {
     let shape = arr.shape();
-    let data = arr
-        .as_slice()
-        .map_err(|_| PyValueError::new_err("Expected a C-contiguous float32 update matrix, got a strided view"))?;
+    let data = arr.as_slice().map_err(|_| PyValueError::new_err("Expected a C-contiguous float32 update matrix, got a strided view"))?;
     Ok(Matrix::new(data, shape[0], shape[1])?)
 }
 
@@ -55,6 +53,13 @@ fn matrix<'a>(arr: &'a PyReadonlyArray2<'_, f32>) -> PyResult<Matrix<'a>> {
 #[pyfunction]
 fn registry() -> String {
     registry_json().to_string()
+}
+
+/// The key two component names share when they name the same component (case, `_`, `-` and
+/// spaces ignored): the core's one matching rule, for names registered from Python too.
+#[pyfunction]
+fn name_key(name: &str) -> String {
+    crate::registry::normalise(name)
 }
 
 /// Validate a strategy (JSON: a string like "Krum(f=2)", a table or a list) and return its canonical JSON.
@@ -135,8 +140,7 @@ fn apply_attack<'py>(
         let outcome = attack.apply(&mut m, &mut ctx)?;
         Ok((m, outcome))
     })?;
-    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok((arr.into_pyarray(py), serde_json::to_string(&outcome).unwrap_or_default()))
 }
 
@@ -152,8 +156,7 @@ fn nearest_neighbour_mix<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let x = matrix(&models)?;
     let m = py.allow_threads(|| crate::mixing::nearest_neighbour_mix(x, &received, keep))?;
-    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data)
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
+    let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(arr.into_pyarray(py))
 }
 
@@ -204,7 +207,7 @@ impl PyOrchestrator {
         let x = matrix(&updates)?;
         let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
         let inner = &mut self.inner;
-        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref()).map(|s| serde_json::to_string(s)))?;
+        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref()).map(serde_json::to_string))?;
         summary.map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
@@ -252,6 +255,7 @@ impl PyOrchestrator {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(registry, m)?)?;
+    m.add_function(wrap_pyfunction!(name_key, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_strategy, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_attack, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;

@@ -422,7 +422,8 @@ pub static REGISTRY: &[ComponentSpec] = &[
 ];
 
 /// Names compare ignoring case, `_`, `-` and spaces: `multi_krum`, `MultiKrum` and `multikrum` agree.
-fn normalise(name: &str) -> String {
+/// The one matching rule for every name: built-in components and the Python ones alike.
+pub fn normalise(name: &str) -> String {
     name.chars().filter(|c| !matches!(c, '_' | '-' | ' ')).flat_map(char::to_lowercase).collect()
 }
 

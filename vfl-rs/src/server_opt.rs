@@ -13,10 +13,34 @@ use crate::spec::ComponentConfig;
 pub enum ServerOptimizer {
     /// w ← w + Δ.
     Plain,
-    Momentum { lr: f64, beta: f64, v: Vec<f32> },
-    Adam { eta: f64, b1: f64, b2: f64, tau: f64, m: Vec<f32>, v: Vec<f32> },
-    Yogi { eta: f64, b1: f64, b2: f64, tau: f64, m: Vec<f32>, v: Vec<f32> },
-    Adagrad { eta: f64, b1: f64, tau: f64, m: Vec<f32>, v: Vec<f32> },
+    Momentum {
+        lr: f64,
+        beta: f64,
+        v: Vec<f32>,
+    },
+    Adam {
+        eta: f64,
+        b1: f64,
+        b2: f64,
+        tau: f64,
+        m: Vec<f32>,
+        v: Vec<f32>,
+    },
+    Yogi {
+        eta: f64,
+        b1: f64,
+        b2: f64,
+        tau: f64,
+        m: Vec<f32>,
+        v: Vec<f32>,
+    },
+    Adagrad {
+        eta: f64,
+        b1: f64,
+        tau: f64,
+        m: Vec<f32>,
+        v: Vec<f32>,
+    },
 }
 
 impl ServerOptimizer {
@@ -25,10 +49,10 @@ impl ServerOptimizer {
         let p = &c.params;
         let (m, v) = (Vec::new(), Vec::new());
         Ok(match c.name() {
-            "FedAvgM" => ServerOptimizer::Momentum { lr: p.f64("server_lr"), beta: p.f64("momentum"), v },
-            "FedAdam" => ServerOptimizer::Adam { eta: p.f64("eta"), b1: p.f64("beta_1"), b2: p.f64("beta_2"), tau: p.f64("tau"), m, v },
-            "FedYogi" => ServerOptimizer::Yogi { eta: p.f64("eta"), b1: p.f64("beta_1"), b2: p.f64("beta_2"), tau: p.f64("tau"), m, v },
-            "FedAdagrad" => ServerOptimizer::Adagrad { eta: p.f64("eta"), b1: p.f64("beta_1"), tau: p.f64("tau"), m, v },
+            "FedAvgM" => ServerOptimizer::Momentum { lr: p.f64("server_lr")?, beta: p.f64("momentum")?, v },
+            "FedAdam" => ServerOptimizer::Adam { eta: p.f64("eta")?, b1: p.f64("beta_1")?, b2: p.f64("beta_2")?, tau: p.f64("tau")?, m, v },
+            "FedYogi" => ServerOptimizer::Yogi { eta: p.f64("eta")?, b1: p.f64("beta_1")?, b2: p.f64("beta_2")?, tau: p.f64("tau")?, m, v },
+            "FedAdagrad" => ServerOptimizer::Adagrad { eta: p.f64("eta")?, b1: p.f64("beta_1")?, tau: p.f64("tau")?, m, v },
             other => return Err(VflError::value(format!("{other} is not a server optimiser"))),
         })
     }
@@ -55,8 +79,7 @@ impl ServerOptimizer {
                     *x += lr * *vi;
                 });
             }
-            ServerOptimizer::Adam { eta, b1, b2, tau, m, v }
-            | ServerOptimizer::Yogi { eta, b1, b2, tau, m, v } => {
+            ServerOptimizer::Adam { eta, b1, b2, tau, m, v } | ServerOptimizer::Yogi { eta, b1, b2, tau, m, v } => {
                 let (eta, b1, b2, tau) = (*eta as f32, *b1 as f32, *b2 as f32, *tau as f32);
                 init(m, 0.0);
                 init(v, tau * tau);
@@ -65,7 +88,13 @@ impl ServerOptimizer {
                     let g2 = g * g;
                     *vi = if yogi {
                         // sign(v − Δ²) with sign(0) = 0, as in the paper.
-                        let s = if *vi > g2 { 1.0 } else if *vi < g2 { -1.0 } else { 0.0 };
+                        let s = if *vi > g2 {
+                            1.0
+                        } else if *vi < g2 {
+                            -1.0
+                        } else {
+                            0.0
+                        };
                         *vi - (1.0 - b2) * g2 * s
                     } else {
                         b2 * *vi + (1.0 - b2) * g2

@@ -82,10 +82,7 @@ impl fmt::Display for StrategySpec {
 impl StrategySpec {
     pub fn parse(text: &str) -> Result<Self> {
         let parts = split_top_level(text, '+')?;
-        let comps = parts
-            .iter()
-            .map(|p| parse_component(p, "strategy component", Kind::is_strategy_part))
-            .collect::<Result<Vec<_>>>()?;
+        let comps = parts.iter().map(|p| parse_component(p, "strategy component", Kind::is_strategy_part)).collect::<Result<Vec<_>>>()?;
         Self::assemble(comps, text)
     }
 
@@ -102,9 +99,7 @@ impl StrategySpec {
             Json::Object(m) if m.contains_key("rule") || m.contains_key("pre") || m.contains_key("server") => {
                 for key in m.keys() {
                     if !matches!(key.as_str(), "pre" | "rule" | "server" | "text") {
-                        return Err(VflError::value(format!(
-                            "Unknown key '{key}' in a strategy table: expected pre, rule, server"
-                        )));
+                        return Err(VflError::value(format!("Unknown key '{key}' in a strategy table: expected pre, rule, server")));
                     }
                 }
                 let mut comps = Vec::new();
@@ -115,11 +110,7 @@ impl StrategySpec {
                             comps.push(component_from_json(v, "pre-aggregator", |k| k == Kind::PreAggregator)?);
                         }
                     }
-                    Some(other) => {
-                        return Err(VflError::type_error(format!(
-                            "Expected a list for the strategy's 'pre', got {other}"
-                        )))
-                    }
+                    Some(other) => return Err(VflError::type_error(format!("Expected a list for the strategy's 'pre', got {other}"))),
                 }
                 if let Some(rule) = m.get("rule").filter(|v| !v.is_null()) {
                     comps.push(component_from_json(rule, "aggregation rule", |k| k == Kind::Rule)?);
@@ -129,10 +120,9 @@ impl StrategySpec {
                 }
                 Self::assemble(comps, &value.to_string())
             }
-            Json::Object(_) => Self::assemble(
-                vec![component_from_json(value, "strategy component", Kind::is_strategy_part)?],
-                &value.to_string(),
-            ),
+            Json::Object(_) => {
+                Self::assemble(vec![component_from_json(value, "strategy component", Kind::is_strategy_part)?], &value.to_string())
+            }
             other => Err(VflError::type_error(format!(
                 "Expected a strategy as text like \"Krum(f=2)\", a table or a list of tables, got {other}"
             ))),
@@ -172,9 +162,7 @@ impl StrategySpec {
         let rule = match (rule, &server) {
             (Some(r), _) => r,
             // A server optimiser alone (e.g. "FedAdam") runs on the plain weighted mean.
-            (None, Some(_)) => {
-                ComponentConfig::build(lookup("FedAvg", "rule", |k| k == Kind::Rule)?, &Map::new())?
-            }
+            (None, Some(_)) => ComponentConfig::build(lookup("FedAvg", "rule", |k| k == Kind::Rule)?, &Map::new())?,
             (None, None) => {
                 return Err(VflError::value(format!(
                     "In strategy '{source}': expected an aggregation rule (e.g. FedAvg, Krum(f=2)), got only pre-aggregators"
@@ -208,9 +196,7 @@ fn component_from_json(value: &Json, what: &str, want: fn(Kind) -> bool) -> Resu
         Json::Object(m) => {
             let name = match (m.get("name"), m.get("type")) {
                 (Some(Json::String(n)), None) | (None, Some(Json::String(n))) => n.clone(),
-                (Some(_), Some(_)) => {
-                    return Err(VflError::value(format!("Expected 'name' or 'type' for a {what}, got both")))
-                }
+                (Some(_), Some(_)) => return Err(VflError::value(format!("Expected 'name' or 'type' for a {what}, got both"))),
                 _ => return Err(VflError::value(format!("Expected a 'name' (text) for a {what}, got {value}"))),
             };
             let spec = lookup(&name, what, want)?;
@@ -221,12 +207,7 @@ fn component_from_json(value: &Json, what: &str, want: fn(Kind) -> bool) -> Resu
                     "params" => match v {
                         Json::Object(pm) => given.extend(pm.clone()),
                         Json::Null => {}
-                        other => {
-                            return Err(VflError::type_error(format!(
-                                "Expected a table for {}.params, got {other}",
-                                spec.name
-                            )))
-                        }
+                        other => return Err(VflError::type_error(format!("Expected a table for {}.params, got {other}", spec.name))),
                     },
                     _ => {
                         given.insert(k.clone(), v.clone());
@@ -258,11 +239,7 @@ fn parse_component(text: &str, what: &str, want: fn(Kind) -> bool) -> Result<Com
     let mut given = Map::new();
     for arg in split_top_level(args, ',')?.into_iter().filter(|a| !a.trim().is_empty()) {
         let Some((k, v)) = arg.split_once('=') else {
-            return Err(VflError::value(format!(
-                "Expected keyword arguments like {}(f=2), got '{}' in '{t}'",
-                spec.name,
-                arg.trim()
-            )));
+            return Err(VflError::value(format!("Expected keyword arguments like {}(f=2), got '{}' in '{t}'", spec.name, arg.trim())));
         };
         let key = k.trim().to_string();
         if given.contains_key(&key) {

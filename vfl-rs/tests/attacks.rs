@@ -22,13 +22,7 @@ fn run(text: &str, x: &OwnedMatrix, malicious: &[usize], ids: Option<&[usize]>, 
     let honest: Vec<usize> = (0..x.n).filter(|i| !malicious.contains(i)).collect();
     let default_ids: Vec<usize> = (0..x.n).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut ctx = AttackContext {
-        honest: &honest,
-        malicious,
-        client_ids: ids.unwrap_or(&default_ids),
-        rng: &mut rng,
-        defence: None,
-    };
+    let mut ctx = AttackContext { honest: &honest, malicious, client_ids: ids.unwrap_or(&default_ids), rng: &mut rng, defence: None };
     let mut out = x.clone();
     let outcome = attack_of(json!(text)).apply(&mut out, &mut ctx).unwrap_or_else(|e| panic!("{text}: {e}"));
     (out, outcome)

@@ -21,9 +21,7 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
 fn two_rounds(text: &str, x: &OwnedMatrix, w: &[f64]) -> Vec<Vec<u32>> {
     let mut s = Strategy::new(spec(text)).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(17);
-    (0..2)
-        .map(|_| bits(&s.aggregate(x.view(), Some(w), Some(3), &mut rng, NonFinite::Reject).unwrap()))
-        .collect()
+    (0..2).map(|_| bits(&s.aggregate(x.view(), Some(w), Some(3), &mut rng, NonFinite::Reject).unwrap())).collect()
 }
 
 #[test]

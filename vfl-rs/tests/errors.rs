@@ -255,10 +255,7 @@ fn centered_clipping_and_server_state_keep_their_size() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     s.aggregate(mat(&[&[1.0, 2.0]]).view(), None, None, &mut rng, NonFinite::Reject).unwrap();
     let e = s.aggregate(mat(&[&[1.0, 2.0, 3.0]]).view(), None, None, &mut rng, NonFinite::Reject).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "Expected 2 parameters for CenteredClipping's update size (it keeps its centre across rounds), got 3"
-    );
+    assert_eq!(e.to_string(), "Expected 2 parameters for CenteredClipping's update size (it keeps its centre across rounds), got 3");
     let mut w = vec![0.0; 3];
     let e = Strategy::new(spec("FedAdam")).unwrap().server_step(&mut w, &[1.0, 2.0]).unwrap_err();
     assert_eq!(e.to_string(), "Expected 3 values (the global model) for the aggregated update, got 2");

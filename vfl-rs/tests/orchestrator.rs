@@ -7,7 +7,14 @@ use serde_json::json;
 use vfl::orchestrator::{Orchestrator, OrchestratorConfig, RoundSummary};
 use vfl::{parse_attack, OwnedMatrix};
 
-fn orch(strategy: &str, attacks: &[&str], num_clients: usize, malicious: Option<Vec<usize>>, num_malicious: usize, seed: u64) -> Orchestrator {
+fn orch(
+    strategy: &str,
+    attacks: &[&str],
+    num_clients: usize,
+    malicious: Option<Vec<usize>>,
+    num_malicious: usize,
+    seed: u64,
+) -> Orchestrator {
     Orchestrator::new(OrchestratorConfig {
         strategy: spec(strategy),
         attacks: attacks.iter().map(|a| parse_attack(&json!(a)).unwrap()).collect(),
@@ -203,7 +210,10 @@ fn configuration_and_step_errors() {
     assert_eq!(e(&mut o, &[0]), "Expected 2 ids (one per update row) for client_ids, got 1");
     assert_eq!(e(&mut o, &[1, 1]), "Expected distinct client ids, got 1 twice");
     assert_eq!(e(&mut o, &[0, 5]), "Expected ids below num_clients = 5 for client ids, got 5");
-    assert_eq!(o.step(x.view(), Some(&[1.0]), None).unwrap_err().to_string(), "Expected 2 values (one per update row) for weights, got 1 values");
+    assert_eq!(
+        o.step(x.view(), Some(&[1.0]), None).unwrap_err().to_string(),
+        "Expected 2 values (one per update row) for weights, got 1 values"
+    );
     assert_eq!(o.set_global_model(vec![]).unwrap_err().to_string(), "Expected at least one parameter for the global model, got 0");
     assert!(o.history().is_empty());
 }

@@ -18,7 +18,7 @@ const CASES: u32 = 64;
 fn config() -> ProptestConfig {
     let mut c = ProptestConfig::with_cases(CASES);
     if matches!(c.rng_seed, proptest::test_runner::RngSeed::Random) {
-        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_0F_F1);
+        c.rng_seed = proptest::test_runner::RngSeed::Fixed(0x5EED_0FF1);
     }
     c
 }
@@ -40,14 +40,15 @@ fn weighted(ns: std::ops::RangeInclusive<usize>, dmax: usize) -> impl Strategy<V
 
 /// A matrix, a permutation of its rows and the permuted matrix.
 fn permuted(ns: std::ops::RangeInclusive<usize>, dmax: usize) -> impl Strategy<Value = (OwnedMatrix, Vec<usize>, OwnedMatrix)> {
-    matrix(ns, dmax).prop_flat_map(|x| {
-        let idx: Vec<usize> = (0..x.n).collect();
-        (Just(x), Just(idx).prop_shuffle())
-    })
-    .prop_map(|(x, p)| {
-        let y = x.view().select_rows(&p);
-        (x, p, y)
-    })
+    matrix(ns, dmax)
+        .prop_flat_map(|x| {
+            let idx: Vec<usize> = (0..x.n).collect();
+            (Just(x), Just(idx).prop_shuffle())
+        })
+        .prop_map(|(x, p)| {
+            let y = x.view().select_rows(&p);
+            (x, p, y)
+        })
 }
 
 /// Ordinary values most of the time, with extremes, zeros, subnormals and non-finite values mixed in.
@@ -277,15 +278,14 @@ fn every_strategy() -> Vec<String> {
 }
 
 fn wild_case() -> impl Strategy<Value = (OwnedMatrix, Option<Vec<f64>>, Option<usize>, u64)> {
-    (1usize..=20, 1usize..=50)
-        .prop_flat_map(|(n, d)| {
-            (
-                pvec(wild_value(), n * d).prop_map(move |data| OwnedMatrix { data, n, d }),
-                prop::option::of(pvec(prop_oneof![Just(0.0), Just(1e-300), Just(1e300), 0.0f64..100.0], n)),
-                prop::option::of(0..=n + 1),
-                any::<u64>(),
-            )
-        })
+    (1usize..=20, 1usize..=50).prop_flat_map(|(n, d)| {
+        (
+            pvec(wild_value(), n * d).prop_map(move |data| OwnedMatrix { data, n, d }),
+            prop::option::of(pvec(prop_oneof![Just(0.0), Just(1e-300), Just(1e300), 0.0f64..100.0], n)),
+            prop::option::of(0..=n + 1),
+            any::<u64>(),
+        )
+    })
 }
 
 proptest! {

@@ -28,8 +28,8 @@ fn fedprox_aggregates_like_fedavg() {
     let x = mat(&[&[0.0, 10.0], &[1.0, 20.0], &[2.0, 30.0]]);
     let w = [10.0, 30.0, 60.0];
     assert_eq!(agg_w(&x, "FedProx(mu=0.5)", &w), agg_w(&x, "FedAvg", &w));
-    assert_eq!(spec("FedProx(mu=0.5)").rule.params.f64("mu"), 0.5);
-    assert_eq!(spec("FedProx").rule.params.f64("mu"), 0.01);
+    assert_eq!(spec("FedProx(mu=0.5)").rule.params.f64("mu").unwrap(), 0.5);
+    assert_eq!(spec("FedProx").rule.params.f64("mu").unwrap(), 0.01);
 }
 
 // ------------------------------------------------------------------ FedMedian
@@ -159,15 +159,7 @@ fn bulyan_hand_case() {
     // goes to the lower index).
     // Column 0 of the chosen rows {0,1,2,3,4}: median 2, the 3 closest {1,2,3} → 2.
     // Column 1 {0, 0.2, 0.1, 2.5, 0.5}: median 0.2, the 3 closest {0.2, 0.1, 0} → 0.1.
-    let x = mat(&[
-        &[0.0, 0.0],
-        &[1.0, 0.2],
-        &[2.0, 0.1],
-        &[3.0, 2.5],
-        &[4.0, 0.5],
-        &[100.0, 100.0],
-        &[-100.0, -100.0],
-    ]);
+    let x = mat(&[&[0.0, 0.0], &[1.0, 0.2], &[2.0, 0.1], &[3.0, 2.5], &[4.0, 0.5], &[100.0, 100.0], &[-100.0, -100.0]]);
     assert_close(&agg(&x, "Bulyan(f=1)"), &[2.0, 0.1], 1e-6);
     assert_close(&try_agg(&x, "Bulyan", None, Some(1)).unwrap(), &[2.0, 0.1], 1e-6);
 }
@@ -415,12 +407,16 @@ fn bucketing_averages_shuffled_buckets() {
     // Recover the pairs: with weights 1..4 every pair {i, j} has a distinct total.
     let mut pairs = Vec::new();
     for (g, &total) in bw.iter().enumerate() {
-        let pair: Vec<usize> = (0..4).flat_map(|i| (i + 1..4).map(move |j| (i, j))).find(|&(i, j)| {
-            w[i] + w[j] == total && {
-                let mean = (w[i] * x.data[i] as f64 + w[j] * x.data[j] as f64) / total;
-                (m.data[g] as f64 - mean).abs() < 1e-6
-            }
-        }).map(|(i, j)| vec![i, j]).unwrap_or_else(|| panic!("bucket {g}: {} (w {total}) is no pair", m.data[g]));
+        let pair: Vec<usize> = (0..4)
+            .flat_map(|i| (i + 1..4).map(move |j| (i, j)))
+            .find(|&(i, j)| {
+                w[i] + w[j] == total && {
+                    let mean = (w[i] * x.data[i] as f64 + w[j] * x.data[j] as f64) / total;
+                    (m.data[g] as f64 - mean).abs() < 1e-6
+                }
+            })
+            .map(|(i, j)| vec![i, j])
+            .unwrap_or_else(|| panic!("bucket {g}: {} (w {total}) is no pair", m.data[g]));
         pairs.extend(pair);
     }
     pairs.sort();

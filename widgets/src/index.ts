@@ -54,7 +54,6 @@ class Charts {
   constructor(
     private readonly host: HTMLElement,
     specs: Record<ChartName, object>,
-    private readonly onUpdate: () => void,
   ) {
     this.ready = Promise.all(
       (Object.keys(specs) as ChartName[]).map(async (name) => {
@@ -87,7 +86,6 @@ class Charts {
       runs.push(view.change(dataset, cs).runAsync());
     }
     await Promise.all(runs);
-    this.onUpdate();
   }
 
   async insertRounds(rows: RoundRow[]): Promise<void> {
@@ -241,7 +239,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
       h("div", { class: "vfl-chart-col" }, h("div", { class: "vfl-chart", "data-chart": "labels" }), h("div", { class: "vfl-dim", "data-role": "label-note" }))),
   );
   const labelNote = chartsBox.querySelector('[data-role="label-note"]') as HTMLElement;
-  const charts = new Charts(chartsBox, model.get("specs"), () => undefined);
+  const charts = new Charts(chartsBox, model.get("specs"));
 
   // ------------------------------------------------------------ ranking table
   const rankSelect = h("select", { "data-control": "rank_by" }, h("option", { value: "accuracy" }, "accuracy"), h("option", { value: "loss" }, "loss")) as HTMLSelectElement;

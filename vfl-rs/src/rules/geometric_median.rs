@@ -93,9 +93,5 @@ fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64) -> bool {
 
 /// Σ α_i g_ν(‖z − x_i‖) with the Huber-like smoothing g_ν(d) = d if d ≥ ν, else d²/(2ν) + ν/2.
 fn smoothed_objective(alpha: &[f64], dists: &[f64], nu: f64) -> f64 {
-    alpha
-        .iter()
-        .zip(dists)
-        .map(|(a, &d)| a * if d >= nu { d } else { d * d / (2.0 * nu) + nu / 2.0 })
-        .sum()
+    alpha.iter().zip(dists).map(|(a, &d)| a * if d >= nu { d } else { d * d / (2.0 * nu) + nu / 2.0 }).sum()
 }

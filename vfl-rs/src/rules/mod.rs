@@ -25,11 +25,8 @@ pub enum Rule {
 /// Resolve a rule's `f`: its own parameter, else the caller's default (the orchestrator passes
 /// the number of malicious clients in the round).
 pub(crate) fn resolve_f(name: &str, own: Option<usize>, default: Option<usize>) -> Result<usize> {
-    own.or(default).ok_or_else(|| {
-        VflError::value(format!(
-            "{name} needs f (the number of Byzantine clients): give it as {name}(f=...) or pass f"
-        ))
-    })
+    own.or(default)
+        .ok_or_else(|| VflError::value(format!("{name} needs f (the number of Byzantine clients): give it as {name}(f=...) or pass f")))
 }
 
 impl Rule {
@@ -39,21 +36,17 @@ impl Rule {
             "FedAvg" | "FedProx" => Rule::Mean,
             "FedMedian" => Rule::Median,
             "TrimmedMean" => {
-                let (f, beta) = (p.opt_usize("f"), p.opt_f64("beta"));
+                let (f, beta) = (p.opt_usize("f")?, p.opt_f64("beta")?);
                 if f.is_some() && beta.is_some() {
                     return Err(VflError::value("Expected either f or beta for TrimmedMean, got both"));
                 }
                 Rule::TrimmedMean { f, beta }
             }
-            "Krum" => Rule::Krum { f: p.opt_usize("f") },
-            "MultiKrum" => Rule::MultiKrum { f: p.opt_usize("f"), m: p.opt_usize("m") },
-            "Bulyan" => Rule::Bulyan { f: p.opt_usize("f") },
-            "GeometricMedian" => Rule::GeometricMedian {
-                nu: p.f64("nu"),
-                tol: p.f64("tol"),
-                max_iter: p.usize("max_iter"),
-            },
-            "CenteredClipping" => Rule::CenteredClipping { tau: p.f64("tau"), iters: p.usize("iters"), center: None },
+            "Krum" => Rule::Krum { f: p.opt_usize("f")? },
+            "MultiKrum" => Rule::MultiKrum { f: p.opt_usize("f")?, m: p.opt_usize("m")? },
+            "Bulyan" => Rule::Bulyan { f: p.opt_usize("f")? },
+            "GeometricMedian" => Rule::GeometricMedian { nu: p.f64("nu")?, tol: p.f64("tol")?, max_iter: p.usize("max_iter")? },
+            "CenteredClipping" => Rule::CenteredClipping { tau: p.f64("tau")?, iters: p.usize("iters")?, center: None },
             other => return Err(VflError::value(format!("{other} is not an aggregation rule"))),
         })
     }
@@ -73,11 +66,7 @@ impl Rule {
                 // Saturating: a huge f must fail the check, not wrap around it.
                 let bound = f.saturating_mul(2).saturating_add(2);
                 if n <= bound {
-                    return Err(VflError::expected(
-                        format!("{name} with f = {f}"),
-                        format!("n > 2f + 2 = {bound}"),
-                        format!("n = {n}"),
-                    ));
+                    return Err(VflError::expected(format!("{name} with f = {f}"), format!("n > 2f + 2 = {bound}"), format!("n = {n}")));
                 }
                 if let Rule::MultiKrum { m: Some(m), .. } = self {
                     if *m > n {
@@ -89,11 +78,7 @@ impl Rule {
                 let f = resolve_f("Bulyan", *f, f_default)?;
                 let bound = f.saturating_mul(4).saturating_add(3);
                 if n < bound {
-                    return Err(VflError::expected(
-                        format!("Bulyan with f = {f}"),
-                        format!("n >= 4f + 3 = {bound}"),
-                        format!("n = {n}"),
-                    ));
+                    return Err(VflError::expected(format!("Bulyan with f = {f}"), format!("n >= 4f + 3 = {bound}"), format!("n = {n}")));
                 }
             }
             _ => {}
@@ -136,7 +121,11 @@ impl Rule {
                 let d = x.d();
                 let v = center.get_or_insert_with(|| vec![0.0; d]);
                 if v.len() != d {
-                    return Err(VflError::expected("CenteredClipping's update size (it keeps its centre across rounds)", format!("{} parameters", v.len()), d));
+                    return Err(VflError::expected(
+                        "CenteredClipping's update size (it keeps its centre across rounds)",
+                        format!("{} parameters", v.len()),
+                        d,
+                    ));
                 }
                 centered_clipping::centered_clipping(x, w, v, *tau, *iters);
                 v.clone()

@@ -43,8 +43,9 @@ baseline the paper compares against.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -54,18 +55,13 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from velocity import _core
 from velocity.aggregation import aggregate, apply_attack
-from velocity.specs import AttackSpec, StrategySpec, parse_attack, parse_strategy
+from velocity.decentralised.setup import validate
+from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec
 
-__all__ = ["AGGREGATORS", "MonnaSimulation", "MonnaStep", "Reach", "nearest_neighbour_mix"]
+__all__ = ["MonnaSimulation", "MonnaStep", "Reach", "nearest_neighbour_mix"]
 
 Reach = Literal["all", "sampled"]
 _REACHES = ("all", "sampled")
-#: Mixing rules built in besides the registered aggregation rules.
-AGGREGATORS = {
-    "nearest_neighbour": "MoNNA's nearest-neighbour averaging: the mean of the n − 2f received models closest to the worker's own",
-    "average": "plain gossip averaging (decentralised SGD): the mean of every received model",
-}
-_ALIASES = {"nna": "nearest_neighbour", "nearest_neighbor": "nearest_neighbour", "mean": "average", "gossip": "average"}
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -138,7 +134,9 @@ def _worker_data(data: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
             raise TypeError(f"Expected an (x, y) pair for worker {k}'s data, got {type(pair).__name__}")
         x, y = (torch.as_tensor(v) for v in pair)
         if len(x) != len(y) or len(x) == 0:
-            raise ValueError(f"Expected as many labels as (at least one) examples for worker {k}, got {len(x)} examples and {len(y)} labels")
+            raise ValueError(
+                f"Expected as many labels as (at least one) examples for worker {k}, got {len(x)} examples and {len(y)} labels"
+            )
         out.append((x, y))
     return out
 
@@ -196,9 +194,9 @@ class MonnaSimulation:
         learning_rate: float,
         beta: float = 0.99,
         batch_size: int | None = 32,
-        attack: Any = None,
+        attack: AttackLike | None = None,
         attack_kwargs: Mapping[str, Any] | None = None,
-        aggregator: Any = "nearest_neighbour",
+        aggregator: StrategyLike = "nearest_neighbour",
         aggregator_kwargs: Mapping[str, Any] | None = None,
         byzantine_reach: Reach = "all",
         seed: int = 0,
@@ -207,12 +205,11 @@ class MonnaSimulation:
             raise TypeError(f"Expected model as a torch.nn.Module, got {type(model).__name__}")
         if not callable(loss_fn):
             raise TypeError(f"Expected loss_fn as a callable loss_fn(outputs, targets), got {type(loss_fn).__name__}")
-        for name, v in (("n", n), ("f", f), ("seed", seed)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
-                raise TypeError(f"Expected an integer for {name}, got {type(v).__name__}: {v!r}")
-        _check(f >= 0, "f", "an integer >= 0", f)
-        if not n - f > f:
-            raise ValueError(f"Expected n − f > f (an honest majority) for n = {n} with f = {f}, got n − f = {n - f}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"Expected an integer for seed, got {type(seed).__name__}: {seed!r}")
+        setup = validate(
+            n=n, f=f, attacks=self._attack_with_kwargs(attack, attack_kwargs), aggregator=aggregator, aggregator_kwargs=aggregator_kwargs
+        )
         _check(0 <= beta < 1, "beta", "a value in [0, 1)", beta)
         _check(learning_rate > 0, "learning_rate", "a value > 0", learning_rate)
         _check(byzantine_reach in _REACHES, "byzantine_reach", "'all' or 'sampled'", byzantine_reach)
@@ -226,10 +223,9 @@ class MonnaSimulation:
         self.loss_fn = loss_fn
         self.seed = int(seed)
 
-        self.attack: AttackSpec | None = self._parse_attack(attack, attack_kwargs)
-        if self.f > 0 and self.attack is None:
-            raise ValueError(f"Expected an attack for the f = {self.f} Byzantine workers (e.g. attack='sign_flip'), got None")
-        self.aggregator, self._strategy = self._parse_aggregator(aggregator, aggregator_kwargs)
+        self.attack: AttackSpec | None = setup.attack
+        self.aggregator: str = setup.aggregator
+        self._strategy: StrategySpec | None = setup.strategy
 
         # The model: a private copy; parameters are stacked per worker and fed to functional_call.
         self._module = copy.deepcopy(model)
@@ -254,7 +250,8 @@ class MonnaSimulation:
         self.step_count = 0
 
     # ------------------------------------------------------------------ configuration
-    def _parse_attack(self, attack: Any, kwargs: Mapping[str, Any] | None) -> AttackSpec | None:
+    @staticmethod
+    def _attack_with_kwargs(attack: AttackLike | None, kwargs: Mapping[str, Any] | None) -> AttackLike | None:
         if attack is None or (isinstance(attack, str) and attack.strip().lower() in ("", "none")):
             if kwargs:
                 raise ValueError(f"Expected attack_kwargs only with an attack, got {dict(kwargs)!r} and no attack")
@@ -262,33 +259,8 @@ class MonnaSimulation:
         if kwargs:
             if not isinstance(attack, str):
                 raise TypeError(f"Expected attack as a name when attack_kwargs are given, got {type(attack).__name__}")
-            attack = {"type": attack.strip(), **kwargs}
-        spec = parse_attack(attack)
-        if spec.is_data_attack:
-            raise ValueError(f"Expected an update attack (the Byzantine workers send models), got the data attack {spec.name!r}")
-        return spec
-
-    def _parse_aggregator(self, aggregator: Any, kwargs: Mapping[str, Any] | None) -> tuple[str, StrategySpec | None]:
-        if isinstance(aggregator, str):
-            key = aggregator.strip().lower()
-            key = _ALIASES.get(key, key)
-            if key in AGGREGATORS:
-                if kwargs:
-                    raise ValueError(f"Expected no aggregator_kwargs for {key!r} (its parameters follow from n and f), got {dict(kwargs)!r}")
-                return key, None
-        if kwargs:
-            if not isinstance(aggregator, str):
-                raise TypeError(f"Expected aggregator as a name when aggregator_kwargs are given, got {type(aggregator).__name__}")
-            aggregator = {"name": aggregator.strip(), **kwargs}
-        try:
-            spec = parse_strategy(aggregator)
-        except ValueError as e:
-            raise ValueError(f"Expected aggregator as one of {', '.join(AGGREGATORS)} or a registered aggregation strategy, got {aggregator!r}: {e}") from None
-        if spec.server is not None:
-            raise ValueError(f"Expected an aggregator without a server optimiser (there is no server), got {spec}")
-        # Surface constraints such as Krum's n > 2f + 2 now, on a received set's shape.
-        aggregate(np.zeros((self.num_honest, 1), np.float32), spec, f=self.f)
-        return str(spec), spec
+            return {"type": attack.strip(), **kwargs}
+        return attack
 
     def _load_data(self, data: list[tuple[torch.Tensor, torch.Tensor]], batch_size: int | None) -> None:
         k = self.num_honest
@@ -298,7 +270,9 @@ class MonnaSimulation:
         longest = max(sizes)
         if batch_size is None:
             if len(set(sizes)) != 1:
-                raise ValueError(f"Expected equal local data sizes for full-batch gradients (batch_size=None), got sizes from {min(sizes)} to {longest}")
+                raise ValueError(
+                    f"Expected equal local data sizes for full-batch gradients (batch_size=None), got sizes from {min(sizes)} to {longest}"
+                )
         elif batch_size > min(sizes):
             raise ValueError(f"Expected batch_size <= the smallest local data set ({min(sizes)} examples), got {batch_size}")
         x0, y0 = data[0]
@@ -306,7 +280,9 @@ class MonnaSimulation:
         self._y = torch.zeros((k, longest, *y0.shape[1:]), dtype=y0.dtype, device=self.device)
         for i, (x, y) in enumerate(data):
             if x.shape[1:] != x0.shape[1:] or y.shape[1:] != y0.shape[1:]:
-                raise ValueError(f"Expected every worker's examples shaped like worker 0's {tuple(x0.shape[1:])}, got {tuple(x.shape[1:])} for worker {i}")
+                raise ValueError(
+                    f"Expected every worker's examples shaped like worker 0's {tuple(x0.shape[1:])}, got {tuple(x.shape[1:])} for worker {i}"
+                )
             self._x[i, : len(y)] = x.to(self.device)
             self._y[i, : len(y)] = y.to(self.device)
         self._data_sizes = np.asarray(sizes)
@@ -317,7 +293,7 @@ class MonnaSimulation:
         """Stacked per-worker parameters, ``{name: (k, *shape)}``, from the ``k × d`` matrix."""
         k = theta.shape[0]
         chunks = torch.split(theta, self._sizes, dim=1)
-        return {name: c.reshape(k, *shape) for name, c, shape in zip(self._names, chunks, self._shapes)}
+        return {name: c.reshape(k, *shape) for name, c, shape in zip(self._names, chunks, self._shapes, strict=True)}
 
     def _loss(self, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.loss_fn(functional_call(self._module, (params, self._buffers), (x,)), y)
@@ -356,8 +332,10 @@ class MonnaSimulation:
             return nearest_neighbour_mix(models, received, keep=self.n - 2 * self.f)
         if self.aggregator == "average":
             return nearest_neighbour_mix(models, received, keep=self.n - self.f)
+        assert self._strategy is not None  # validate() gives a strategy for every other aggregator
         seed = int(self._rng(step, 3).integers(2**63))
-        return np.stack([aggregate(models[r], self._strategy, f=self.f, seed=seed) for r in received])
+        strategy = self._strategy
+        return np.stack([aggregate(models[r], strategy, f=self.f, seed=seed) for r in received])
 
     # ------------------------------------------------------------------ public API
     @torch.no_grad()
@@ -389,7 +367,10 @@ class MonnaSimulation:
 
         self._momentum, self._theta = momentum, mixed
         self.step_count = t
-        cpu = lambda v: v.detach().to("cpu", copy=True)  # noqa: E731
+
+        def cpu(v: torch.Tensor) -> torch.Tensor:
+            return v.detach().to("cpu", copy=True)
+
         return MonnaStep(
             step=t,
             gradients=cpu(g),
