@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from velocity.sweep import RunSpec, SpecError, grid, load_experiment
+from velocity.sweep.spec import DEFAULT_MALICIOUS_FRACTION
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "experiment.toml"
 
@@ -19,6 +20,29 @@ def test_the_example_experiment_loads():
     assert poisoned.attacks == ("model_poisoning(intensity=0.5)",)
     assert (poisoned.rounds, poisoned.dataset, poisoned.storage, poisoned.min_clients) == (10, "digits", "local://checkpoints", 10)
     assert specs[0].attacks == () and specs[0].malicious_fraction == 0
+
+
+def test_attacked_runs_get_the_same_default_share_from_toml_flags_and_python(tmp_path):
+    """The original spec's example, as written: [shared], four [[runs]], two of them attacked by
+    model poisoning with no malicious_fraction (it used to be refused in TOML while the command
+    line gave such runs 0.2)."""
+    f = tmp_path / "spec_example.toml"
+    f.write_text(
+        '[shared]\nmodel_id = "mlp"\ndataset = "digits"\nstorage = "local://checkpoints"\nrounds = 10\nnum_clients = 10\nmin_clients = 10\n'
+        '[[runs]]\nname = "baseline-fedavg"\nstrategy = "FedAvg"\n'
+        '[[runs]]\nname = "fedmedian-baseline"\nstrategy = "FedMedian"\n'
+        '[[runs]]\nname = "fedavg-under-poisoning"\nstrategy = "FedAvg"\n[[runs.attacks]]\ntype = "model_poisoning"\nintensity = 0.5\n'
+        '[[runs]]\nname = "fedmedian-under-poisoning"\nstrategy = "FedMedian"\n[[runs.attacks]]\ntype = "model_poisoning"\nintensity = 0.5\n'
+    )
+    specs = load_experiment(f)
+    assert [s.malicious_fraction for s in specs] == [0.0, 0.0, 0.2, 0.2]
+    assert [s.num_malicious for s in specs] == [0, 0, 2, 2]
+    flags = grid(strategies=["FedAvg"], attacks=["none", "model_poisoning(intensity=0.5)"])
+    assert [s.malicious_fraction for s in flags] == [0.0, 0.2]
+    assert RunSpec(attacks=["sign_flip"]).malicious_fraction == 0.2 == DEFAULT_MALICIOUS_FRACTION
+    assert RunSpec(attacks="none").malicious_fraction == 0.0
+    assert RunSpec(attacks=["sign_flip"], malicious_fraction=0.3).malicious_fraction == 0.3
+    assert [s.malicious_fraction for s in grid(attacks=["none", "ipm"], malicious_fraction=0.4)] == [0.0, 0.4]
 
 
 def test_grid_expands_and_pairs_seeds():
@@ -58,7 +82,10 @@ def test_matrix_form_in_toml(tmp_path):
             r"key 'partition': Input should be 'iid', 'shard', 'dirichlet' or 'pathological', got 'circles'",
         ),
         ('[[runs]]\npartition = "dirichlet"\n', r"Expected alpha for the dirichlet partition, got none"),
-        ('[[runs]]\nattacks = ["sign_flip"]\n', r"Expected malicious_fraction > 0 with attacks \['sign_flip'\], got 0"),
+        (
+            '[[runs]]\nattacks = ["sign_flip"]\nmalicious_fraction = 0.0\n',
+            r"Expected malicious_fraction > 0 with attacks \['sign_flip'\], got 0",
+        ),
         ('[[runs]]\nmodel_id = "resnet"\n', r"key 'model_id': Unknown model_id 'resnet'"),
         ("[runs]\nx = 1\n", r"expected \[\[runs\]\] to be an array of tables"),
         ("[shared]\nrounds = 1\n", r"no runs: add \[\[runs\]\] or a \[matrix\]"),

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from velocity.registry import ComponentInfo, list_attacks, list_strategies
 
@@ -28,47 +33,119 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(i for i in items if i)
 
 
-def _print_components(title: str, comps: list[ComponentInfo]) -> None:
-    table = Table(title=title, show_lines=True)
-    for col in ("name", "kind", "parameters", "requires", "summary / reference"):
-        table.add_column(col)
-    for c in comps:
-        params = "\n".join(f"{p.name}: {p.type} = {p.default_text}" + (f" ({p.range_text})" if p.range_text else "") for p in c.params)
-        table.add_row(c.name, c.kind, params or "-", c.requires or "-", f"{c.summary}\n[dim]{c.reference}[/dim]")
-    console.print(table)
+_KIND_TITLES = {
+    "rule": "Aggregation rules",
+    "pre_aggregator": "Pre-aggregators (before the rule: NNM(f=2) + Krum)",
+    "server_optimizer": "Server optimisers (after the rule: TrimmedMean + FedAdam)",
+    "update_attack": "Update attacks (the core replaces the malicious clients' updates)",
+    "data_attack": "Data attacks (the trainer poisons the malicious clients' data)",
+}
+
+
+def _print_components(comps: list[ComponentInfo], command: str) -> None:
+    """One line per component, grouped by kind, fitted to the terminal (80 columns when piped);
+    the details are one command away."""
+    name_w = max(len(c.name) for c in comps)
+    params_w = 16
+    summary_w = max(20, console.width - name_w - params_w - 6)
+    for kind, title in _KIND_TITLES.items():
+        group = [c for c in comps if c.kind == kind]
+        if not group:
+            continue
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+        table.add_column("name", width=name_w + 1, no_wrap=True)
+        table.add_column("parameters", width=params_w, no_wrap=True, overflow="ellipsis")
+        table.add_column("summary", width=summary_w, no_wrap=True, overflow="ellipsis")
+        for c in group:
+            table.add_row(c.name, ", ".join(p.name for p in c.params) or "-", c.summary)
+        console.print(table)
+    console.print(Text(f"velocity list {command} NAME: one component's parameters, requirement and paper", style="dim"))
+
+
+def _print_component(c: ComponentInfo) -> None:
+    """The full registry entry of one component (user text printed literally, never as markup)."""
+    console.print(Text.assemble((c.name, "bold"), f"  ({c.kind.replace('_', ' ')})"))
+    console.print(Text(c.summary))
+    if c.requires:
+        console.print(Text.assemble(("requires: ", "bold"), c.requires))
+    if c.params:
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="bold")
+        for col in ("parameter", "type", "default", "range", "meaning"):
+            table.add_column(col, overflow="fold")
+        for p in c.params:
+            table.add_row(p.name, p.type, p.default_text, p.range_text or "-", p.description)
+        console.print(table)
+    else:
+        console.print(Text("no parameters"))
+    console.print(Text.assemble(("reference: ", "bold"), c.reference))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    if args.what == "strategies":
-        _print_components("Aggregation strategies", list_strategies())
-    else:
-        _print_components("Attacks", list_attacks())
+    from velocity import _core
+
+    comps = list_strategies() if args.what == "strategies" else list_attacks()
+    if args.name is None:
+        _print_components(comps, args.what)
+        return 0
+    key = _core.name_key(args.name)
+    found = [c for c in comps if _core.name_key(c.name) == key]
+    if not found:
+        raise ValueError(f"Expected one of the {args.what}: {', '.join(c.name for c in comps)}; got {args.name!r}")
+    _print_component(found[0])
     return 0
 
 
-GRID_FLAGS = {
-    # flag: (RunSpec key, type, help)
-    "--dataset": ("dataset", str, "built-in set (blobs, digits, synthetic-mnist), local path or hub name"),
-    "--model": ("model_id", str, "logreg, mlp[-h1-h2...], cnn28, cnn32"),
-    "--partition": ("partition", str, "iid, shard, dirichlet, pathological (--alphas implies dirichlet)"),
-    "--clients": ("num_clients", int, "size of the federation"),
-    "--min-clients": ("min_clients", int, "clients trained per round (all when omitted)"),
-    "--rounds": ("rounds", int, "federated rounds per run"),
-    "--local-epochs": ("local_epochs", int, "local epochs per round"),
-    "--lr": ("lr", float, "local learning rate"),
-    "--batch-size": ("batch_size", int, "local batch size"),
-    "--malicious-fraction": ("malicious_fraction", float, "share of malicious clients in attacked runs (default 0.2)"),
-    "--storage": ("storage", str, "fsspec URI for final checkpoints, e.g. local://checkpoints"),
-    "--seed": ("seed", int, "seed of the first repetition; repetition r uses seed + r for every configuration"),
+#: RunSpec keys that are grid axes on the command line (comma-separated values, a run each),
+#: with their flags: the plural first, the key's own name as an alias.
+AXES = {
+    "strategy": ("--strategies", "--strategy"),
+    "attacks": ("--attacks",),
+    "alpha": ("--alphas", "--alpha"),
 }
+#: Short flags kept beside the keys' own.
+SHORT_FLAGS = {"model_id": ("--model",), "num_clients": ("--clients",)}
+
+
+#: How a flag's text becomes a RunSpec value of each type, and how help shows it.
+_VALUE_FLAGS: dict[Any, tuple[Callable[[str], Any], str]] = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT")}
+
+
+def spec_flag(key: str) -> str:
+    """The command-line flag of a RunSpec key: the same name, with dashes."""
+    return "--" + key.replace("_", "-")
+
+
+def _add_spec_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per RunSpec key (types, choices and help from RunSpec itself), so the command
+    line and TOML files keep one vocabulary."""
+    from velocity.sweep.spec import RunSpec
+
+    for key, field in RunSpec.model_fields.items():
+        if key in AXES:
+            continue
+        annotation = field.annotation
+        if get_origin(annotation) in (Union, UnionType):  # X | None: None means "not given"
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        text = field.description or key
+        if "default" not in text:
+            text += f" (default: {'none' if field.default is None else field.default})"
+        flags = (spec_flag(key), *SHORT_FLAGS.get(key, ()))
+        if annotation is bool:
+            p.add_argument(*flags, dest=key, action=argparse.BooleanOptionalAction, default=None, help=text)
+        elif get_origin(annotation) is Literal:
+            p.add_argument(*flags, dest=key, choices=get_args(annotation), default=None, help=text)
+        else:  # a key of another type needs a parser here: KeyError when the CLI is built
+            parse, metavar = _VALUE_FLAGS[annotation]
+            p.add_argument(*flags, dest=key, type=parse, default=None, metavar=metavar, help=text)
 
 
 def _sweep_specs(args: argparse.Namespace) -> list:
     from velocity.sweep import grid, load_experiment
     from velocity.sweep.experiment import SpecError, parse_alpha
+    from velocity.sweep.spec import RunSpec
 
-    shared = {key: getattr(args, key) for key, _, _ in GRID_FLAGS.values() if getattr(args, key) is not None}
-    grid_given = [f for f, (key, _, _) in GRID_FLAGS.items() if getattr(args, key) is not None]
+    shared = {key: getattr(args, key) for key in RunSpec.model_fields if key not in AXES and getattr(args, key) is not None}
+    grid_given = [spec_flag(key) for key in shared]
     grid_given += [f"--{k}" for k in ("strategies", "attacks", "alphas", "seeds") if getattr(args, k) is not None]
     if args.experiment:
         if grid_given:
@@ -79,7 +156,7 @@ def _sweep_specs(args: argparse.Namespace) -> list:
         strategies=args.strategies or ("FedAvg",),
         attacks=args.attacks or ("none",),
         alphas=alphas,
-        seeds=args.seeds or 1,
+        seeds=1 if args.seeds is None else args.seeds,
         where="command line",
         **shared,
     )
@@ -195,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"velocity {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list the registered strategies or attacks with their parameters")
+    p = sub.add_parser("list", help="list the registered strategies or attacks; name one for its parameters and paper")
     p.add_argument("what", choices=["strategies", "attacks"])
+    p.add_argument("name", nargs="?", help="a component's name (case, _ and - ignored) for its full entry")
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser(
@@ -205,12 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run an experiment file, or a grid given by flags, in parallel; writes per-run files and a comparison.",
     )
     p.add_argument("experiment", nargs="?", help="a TOML experiment file ([shared], [[runs]], [matrix])")
-    p.add_argument("--strategies", type=_csv, help='comma-separated, e.g. FedAvg,FedMedian,"Krum(f=2)"')
-    p.add_argument("--attacks", type=_csv, help="comma-separated attacks; 'none' for the clean baseline")
-    p.add_argument("--alphas", type=_csv, help="comma-separated Dirichlet α values; inf is iid")
-    p.add_argument("--seeds", type=int, help="repetitions per configuration")
-    for flag, (key, typ, text) in GRID_FLAGS.items():
-        p.add_argument(flag, dest=key, type=typ, help=text)
+    p.add_argument(*AXES["strategy"], dest="strategies", type=_csv, help='comma-separated, e.g. FedAvg,FedMedian,"Krum(f=2)"')
+    p.add_argument(*AXES["attacks"], dest="attacks", type=_csv, help="comma-separated attacks; 'none' for the clean baseline")
+    p.add_argument(*AXES["alpha"], dest="alphas", type=_csv, help="comma-separated Dirichlet α values; inf is iid")
+    p.add_argument("--seeds", type=int, help="repetitions per configuration; repetition r uses seed + r")
+    _add_spec_flags(p)
     p.add_argument("--parallel", type=int, help="runs at once (default: min(cores, runs))")
     p.add_argument("--out", help="output folder (default: out/<timestamp>-sweep)")
     p.add_argument("--quiet", action="store_true", help="no live progress")
@@ -227,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, TypeError) as e:
-        console.print(f"[red]error:[/red] {e}")
+        # one line, as written: the message may quote user text, which is never markup
+        console.print(Text.assemble(("error: ", "red"), str(e)), soft_wrap=True)
         return 2
 
 

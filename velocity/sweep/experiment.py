@@ -94,7 +94,7 @@ def grid(
     attacks: Sequence[Any] = ("none",),
     alphas: Sequence[float | None] = (None,),
     seeds: int | Sequence[int] = 1,
-    malicious_fraction: float = 0.2,
+    malicious_fraction: float | None = None,
     where: str = "grid",
     **shared: Any,
 ) -> list[RunSpec]:
@@ -102,7 +102,8 @@ def grid(
 
     Repetition r of every configuration uses seed ``shared seed + r``, so all strategies see the
     same partitions, initial models and malicious clients (a paired comparison). Clean runs
-    (attack "none") keep ``malicious_fraction = 0``.
+    (attack "none") keep ``malicious_fraction = 0``; attacked runs get ``malicious_fraction``, or
+    the default share (``DEFAULT_MALICIOUS_FRACTION``) when it is None.
     """
     base_seed = int(shared.pop("seed", 0))
     specs: list[RunSpec] = []
@@ -110,7 +111,10 @@ def grid(
         values = {**shared, "strategy": strategy, "attacks": attack, "seed": seed}
         if alpha is not None:
             values["alpha"] = alpha
-        values["malicious_fraction"] = malicious_fraction if attack else 0.0
+        if not attack:
+            values["malicious_fraction"] = 0.0
+        elif malicious_fraction is not None:
+            values["malicious_fraction"] = malicious_fraction
         specs.append(build_spec(values, f"{where}, run {len(specs) + 1}"))
     return specs
 

@@ -18,9 +18,12 @@ from velocity import extend
 from velocity.decentralised.setup import mixer_name
 from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
-from velocity.specs import parse_attacks, parse_strategy
+from velocity.specs import attack_items, parse_attacks, parse_strategy
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
+#: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
+#: Python alike); a run without attacks gets 0.
+DEFAULT_MALICIOUS_FRACTION = 0.2
 Topology = Literal["federated", "decentralised"]
 
 
@@ -45,29 +48,31 @@ class RunSpec(BaseModel):
     name: str | None = Field(None, description="run name; derived from strategy/attack/α/seed when omitted")
     dataset: str = Field("digits", description="built-in set (blobs, digits, synthetic-mnist), local path or hub name")
     model_id: str = Field("mlp", description="logreg, mlp[-h1-h2...], cnn28, cnn32")
-    partition: Partition = "iid"
+    partition: Partition = Field("iid", description="iid, dirichlet (set by alpha), shard or pathological")
     alpha: float | None = Field(None, gt=0, description="Dirichlet concentration; inf is iid")
-    shards_per_client: int | None = Field(None, ge=1)
-    classes_per_client: int | None = Field(None, ge=1)
-    min_partition_size: int = Field(10, ge=0)
-    test_fraction: float = Field(0.2, gt=0, lt=1)
+    shards_per_client: int | None = Field(None, ge=1, description="label-sorted shards per client (shard partition)")
+    classes_per_client: int | None = Field(None, ge=1, description="classes per client (pathological partition)")
+    min_partition_size: int = Field(10, ge=0, description="Dirichlet draws are redone until every client has this many examples")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out as the test set (when the source has no test split)")
     num_clients: int = Field(10, ge=1, description="size of the federation")
     min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
-    rounds: int = Field(10, ge=0)
-    local_epochs: int = Field(1, ge=1)
-    lr: float = Field(0.05, gt=0)
-    batch_size: int = Field(32, ge=1)
+    rounds: int = Field(10, ge=0, description="federated rounds (decentralised: steps of every worker)")
+    local_epochs: int = Field(1, ge=1, description="local epochs per round")
+    lr: float = Field(0.05, gt=0, description="local learning rate")
+    batch_size: int = Field(32, ge=1, description="local minibatch size")
     momentum: float = Field(0.0, ge=0, lt=1, description="local SGD momentum")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="local SGD weight decay")
     client_momentum: float = Field(0.0, ge=0, lt=1, description="worker momentum across rounds (MoNNA's β when decentralised)")
-    malicious_fraction: float = Field(0.0, ge=0, le=1)
+    malicious_fraction: float = Field(
+        0.0, ge=0, le=1, description=f"share of malicious clients (default {DEFAULT_MALICIOUS_FRACTION} with attacks, 0 without)"
+    )
     strategy: str = Field(
         "FedAvg",
         description='"Krum(f=2)", "NNM(f=2) + Krum(f=2)", or a table; decentralised runs also take "nearest_neighbour" (MoNNA)',
     )
     attacks: tuple[str, ...] = Field((), description="attacks, each text or a table with `type`")
-    topology: Topology = "federated"
-    seed: int = Field(0, ge=0)
+    topology: Topology = Field("federated", description="federated (a server) or decentralised (MoNNA / gossip)")
+    seed: int = Field(0, ge=0, description="drives the partition, model, malicious clients and batches")
     storage: str | None = Field(None, description="URI for the final checkpoint, e.g. local://checkpoints")
     batched: bool = Field(True, description="train the sampled clients together with torch.func")
 
@@ -104,10 +109,19 @@ class RunSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _alpha_implies_dirichlet(cls, data: Any) -> Any:
+    def _implied_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
         # `alpha` alone (as from --alphas) means a Dirichlet partition.
-        if isinstance(data, dict) and data.get("alpha") is not None and "partition" not in data:
+        if data.get("alpha") is not None and "partition" not in data:
             data = {**data, "partition": "dirichlet"}
+        # A run with attacks and no malicious share gets the default share.
+        if data.get("malicious_fraction") is None:
+            try:
+                attacked = bool(attack_items(data.get("attacks")))
+            except TypeError:
+                attacked = False  # not attacks at all: the field's own check says so
+            data = {**data, "malicious_fraction": DEFAULT_MALICIOUS_FRACTION if attacked else 0.0}
         return data
 
     @model_validator(mode="after")

@@ -91,8 +91,12 @@ class Sweep:
         self._lock = threading.RLock()
         self._pending: queue.Queue[int] = queue.Queue()
         self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._driving = False  # a driver thread is running or about to (guarded by _lock)
+        # Set while no driver thread is at work (changed under _lock). wait() and cancel() wait on
+        # this event, not on Thread.join(): on Python 3.11 a Ctrl-C that interrupts join() can
+        # mark a live thread as stopped, and the next join() would return while the driver is
+        # still recording the cancelled runs.
+        self._idle = threading.Event()
+        self._idle.set()
         self._error: BaseException | None = None
         self._started_at: float | None = None
         self.wall_s: float | None = None  # seconds the sweep was running (summed over restarts)
@@ -166,7 +170,7 @@ class Sweep:
     @property
     def running(self) -> bool:
         """Whether the sweep's driver is at work (set under the lock that add() also takes)."""
-        return self._driving
+        return not self._idle.is_set()
 
     @property
     def results(self) -> Any:
@@ -231,7 +235,7 @@ class Sweep:
     # ------------------------------------------------------------------ control
     def start(self) -> Sweep:
         """Start the sweep in the background and return at once."""
-        if self._driving:
+        if self.running:
             raise RuntimeError("This sweep is already running")
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             raise RuntimeError(SCRIPT_GUARD_HELP)
@@ -258,15 +262,14 @@ class Sweep:
                 i = self._append(s)
                 if self._started_at is not None:
                     self._prepare(i)
-            if self._started_at is not None and not self._driving:
+            if self._started_at is not None and not self.running:
                 self._cancel.clear()  # runs added after a cancel() run again
                 self._launch()
         return self
 
     def wait(self, timeout: float | None = None) -> Sweep:
         """Block until every queued run has ended (or ``timeout`` seconds)."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._idle.wait(timeout)
         if self._error is not None:
             raise RuntimeError(f"The sweep's driver failed: {self._error}") from self._error
         return self
@@ -274,8 +277,7 @@ class Sweep:
     def cancel(self) -> Sweep:
         """Stop: queued runs do not start, running ones are stopped; finished rounds stay on disk."""
         self._cancel.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._idle.wait()
         return self
 
     def comparison(self) -> dict[str, Any]:
@@ -302,9 +304,8 @@ class Sweep:
 
     def _launch(self) -> None:
         with self._lock:
-            self._driving = True
-            self._thread = threading.Thread(target=self._drive_safely, name="velocity-sweep", daemon=True)
-            self._thread.start()
+            self._idle.clear()
+            threading.Thread(target=self._drive_safely, name="velocity-sweep", daemon=True).start()
 
     def _row(self, i: int, event: dict[str, Any]) -> dict[str, Any]:
         s = self._specs[i]
@@ -376,12 +377,12 @@ class Sweep:
                 self._drive()
                 with self._lock:  # see add(): runs queued while _drive was finishing run now
                     if self._cancel.is_set() or self._pending.empty():
-                        self._driving = False
+                        self._idle.set()
                         return
         except BaseException as e:  # surfaced by wait()
             self._error = e
             with self._lock:
-                self._driving = False
+                self._idle.set()
 
     def _drive(self) -> None:
         driving_since = time.perf_counter()
