@@ -42,9 +42,13 @@ widgets/node_modules/.package-lock.json: widgets/package.json widgets/package-lo
 test-js: widgets/node_modules/.package-lock.json
 	cd widgets && npm run typecheck && npm test && npm run build
 
-# The chart specs the vitest tests render (tests/test_panel.py checks they are current).
+# The chart specs the vitest tests render, and the round row the front end's RoundRow type is
+# checked against (tests/test_panel.py checks both are current).
 widgets/test/fixtures/specs.json: velocity/panel/charts.py $(STAMP)
 	$(PY) -c "import json, sys; from velocity.panel.charts import chart_specs; json.dump(chart_specs(), sys.stdout, indent=1, sort_keys=True); print()" > $@
+
+widgets/test/fixtures/round_row.json: velocity/rounds.py $(STAMP)
+	$(PY) -c "import json, sys; from velocity.rounds import panel_row_fixture; json.dump(panel_row_fixture(), sys.stdout, indent=1); print()" > $@
 
 test-python: $(STAMP)
 	$(PY) -m pytest

@@ -19,6 +19,7 @@ from velocity.data import partition_label_counts
 from velocity.panel import SweepPanel
 from velocity.panel.charts import chart_specs
 from velocity.panel.state import Controls, RoundRate, label_rows, run_table, specs_from_controls, status_counts
+from velocity.rounds import panel_row_fixture
 from velocity.sweep.experiment import grid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,6 +160,11 @@ def test_the_front_end_test_fixture_is_the_current_chart_specs() -> None:
     assert fixture == json.loads(json.dumps(chart_specs())), "run `make widgets/test/fixtures/specs.json`"
 
 
+def test_the_front_end_test_fixture_is_the_current_round_row() -> None:
+    fixture = json.loads((ROOT / "widgets" / "test" / "fixtures" / "round_row.json").read_text())
+    assert fixture == panel_row_fixture(), "run `make widgets/test/fixtures/round_row.json`"
+
+
 def test_the_bundle_is_shipped_and_loads_nothing_from_the_network() -> None:
     bundle = (ROOT / "velocity" / "static" / "panel.js").read_text(encoding="utf-8")
     assert "export" in bundle and "renderSnapshot" in bundle
@@ -205,16 +211,17 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
     assert by_run  # every run named
 
 
-def test_rows_that_arrive_between_updates_go_in_one_message(live: Any) -> None:
-    sweep, _, _ = live
+def test_rows_that_arrive_between_updates_go_in_one_message(live: Any, tmp_path: Path) -> None:
+    finished, _, _ = live
+    template = finished.results.to_dicts()[0]
+    sweep = Sweep(finished.specs[:1], out=tmp_path / "burst")  # its rounds arrive by hand here
+    sweep._add_rounds(0, [{**template, "round": r} for r in range(1, 13)])
     panel = SweepPanel(sweep, interval=3600)  # no timed update: only sync() flushes
     try:
         panel.sync()
         recorder = Recorder(panel)
-        template = sweep.results.to_dicts()[0]
-        for r in range(100, 150):  # a burst of rounds from a fast run
-            panel._on_round({**template, "round": r})
-        panel._on_round({**template, "round": 100})  # a duplicate (event and file) is dropped
+        sweep._add_rounds(0, [{**template, "round": r} for r in range(100, 150)])  # a burst of rounds from a fast run
+        sweep._add_rounds(0, [{**template, "round": 100}])  # a duplicate (event and file) is dropped
         panel.sync()
         assert [(m["start"], len(m["rows"])) for m in recorder.messages] == [(12, 50)]
         assert panel.row_count == 62

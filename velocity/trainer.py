@@ -1,5 +1,5 @@
 """The contract a sweep worker drives, whatever the topology: rounds run one at a time and
-recorded as :class:`RoundRecord`.
+recorded as :class:`~velocity.rounds.RoundRecord`.
 
 :class:`velocity.server.FederatedServer` (a server and its clients) and
 :class:`velocity.runs.DecentralisedRun` (MoNNA or gossip averaging) both implement
@@ -8,39 +8,14 @@ recorded as :class:`RoundRecord`.
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from torch import nn
 
-from velocity.orchestrator import AttackOutcome
+from velocity.rounds import RoundRecord
 
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """One round as measured: the loss and accuracy of the new global model on the test set."""
-
-    round: int
-    client_ids: tuple[int, ...]
-    num_clients: int
-    num_malicious: int
-    global_loss: float
-    accuracy: float
-    attack_distance: float
-    attacks: tuple[AttackOutcome, ...]
-    train_ms: float
-    aggregate_ms: float
-    eval_ms: float
-    round_ms: float
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["client_ids"] = list(self.client_ids)
-        d["attacks"] = [dataclasses.asdict(a) for a in self.attacks]
-        return d
+__all__ = ["RoundRecord", "Trainer"]
 
 
 class Trainer(ABC):

@@ -7,7 +7,6 @@ export fills the same names from Python (Vega-Lite's top-level ``datasets``). On
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,9 +14,6 @@ ChartName = Literal["progress", "heatmap", "labels"]
 CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "labels")
 #: The named data sets the charts read; the front end inserts into these by name.
 ROUNDS, LABELS = "rounds", "labels"
-
-#: What a round row carries to the front end (a subset of ``Sweep.results``' columns).
-ROUND_FIELDS = ("run", "index", "strategy", "attack", "alpha", "seed", "round", "global_loss", "accuracy")
 
 
 def _alt() -> Any:
@@ -96,13 +92,6 @@ def label_chart() -> dict[str, Any]:
 def chart_specs() -> dict[str, dict[str, Any]]:
     """Every chart the panel draws, by name."""
     return {"progress": progress_chart(), "heatmap": heatmap_chart(), "labels": label_chart()}
-
-
-def json_safe(value: Any) -> Any:
-    """NaN and ±inf become None: JSON has no such numbers, and Vega treats null as missing."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def with_data(spec: dict[str, Any], rounds: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from velocity.panel.charts import ROUND_FIELDS, json_safe
+from velocity.rounds import json_number
 from velocity.sweep.experiment import SpecError, grid
 from velocity.sweep.report import clean_twin
 from velocity.sweep.spec import RunSpec
@@ -128,11 +128,6 @@ def _differences(spec: RunSpec, existing: Sequence[RunSpec]) -> str:
     return " ".join(parts) or f"#{spec.spec_hash[:6]}"
 
 
-def round_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A ``Sweep`` round row as the front end takes it (JSON-safe)."""
-    return {k: json_safe(row[k]) for k in ROUND_FIELDS}
-
-
 def run_table(
     specs: Sequence[RunSpec],
     statuses: Sequence[str],
@@ -159,8 +154,8 @@ def run_table(
                 "status": status,
                 "rounds_done": rounds_seen.get(i, 0),
                 "rounds_total": spec.rounds,
-                "accuracy": json_safe(accuracy),
-                "loss": json_safe(loss),
+                "accuracy": json_number(accuracy),
+                "loss": json_number(loss),
                 "accuracy_change": None,
                 "loss_change": None,
                 "error": summary.get("error") if status in ("failed", "cancelled") else None,

@@ -33,11 +33,11 @@ from velocity.panel.state import (
     describe_partition,
     label_rows,
     partition_keys,
-    round_row,
     run_table,
     specs_from_controls,
     status_counts,
 )
+from velocity.rounds import panel_row
 
 if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
@@ -128,7 +128,6 @@ class SweepPanel(anywidget.AnyWidget):
         self._base: RunSpec = base
         self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
         self._incoming: deque[dict[str, Any]] = deque()  # filled by the sweep's event thread
-        self._seen: set[tuple[int, int]] = set()
         self._latest: dict[int, dict[str, Any]] = {}
         self._rounds_seen: dict[int, int] = {}
         self._rate = RoundRate()
@@ -139,8 +138,7 @@ class SweepPanel(anywidget.AnyWidget):
         self._flushes = 0
         self._stopping: threading.Thread | None = None
 
-        sweep.on_round(self._on_round)  # first, then copy what already arrived: no row is missed
-        self._incoming.extend(sweep.rows())
+        sweep.on_round(self._on_round, replay=True)  # every round exactly once, however late the panel
         self.on_msg(self._on_front_end_message)
         self.observe(self._on_partition_change, names=["alpha", "clients"])
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
@@ -378,13 +376,9 @@ class SweepPanel(anywidget.AnyWidget):
 
     def _flush(self) -> None:
         new = []
-        while self._incoming:
+        while self._incoming:  # each round once: the sweep merges events and files
             row = self._incoming.popleft()
-            key = (row["index"], row["round"])
-            if key in self._seen:
-                continue
-            self._seen.add(key)
-            new.append(round_row(row))
+            new.append(panel_row(row))
             self._latest[row["index"]] = row
             self._rounds_seen[row["index"]] = self._rounds_seen.get(row["index"], 0) + 1
         if new:

@@ -13,19 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-ROUND_COLUMNS = (
-    "round",
-    "num_clients",
-    "num_malicious",
-    "global_loss",
-    "accuracy",
-    "attack_distance",
-    "attacks",
-    "train_ms",
-    "aggregate_ms",
-    "eval_ms",
-    "round_ms",
-)
+from velocity.rounds import ROUND_COLUMNS, parse_cell
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -66,7 +54,7 @@ def read_json(path: Path) -> Any:
 
 def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=ROUND_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[c.name for c in ROUND_COLUMNS], extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
@@ -74,19 +62,8 @@ def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def read_rounds_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a rounds.csv with numbers parsed (empty cells → NaN)."""
+    """Rows of a rounds.csv, each cell parsed as its column's kind (empty numbers → NaN)."""
     if not path.exists():
         return []
-    out = []
     with path.open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            parsed: dict[str, Any] = {}
-            for k, v in row.items():
-                if k == "attacks":
-                    parsed[k] = v
-                elif k in ("round", "num_clients", "num_malicious"):
-                    parsed[k] = int(v)
-                else:
-                    parsed[k] = float(v) if v != "" else math.nan
-            out.append(parsed)
-    return out
+        return [{k: parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]

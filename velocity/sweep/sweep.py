@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from velocity import extend
+from velocity.rounds import polars_schema, sweep_row
 from velocity.sweep.events import EventListener
 from velocity.sweep.experiment import SpecError, grid, load_experiment
 from velocity.sweep.files import atomic_write_json, read_json, read_rounds_csv
@@ -179,25 +180,21 @@ class Sweep:
 
         with self._lock:
             rows = list(self._rows)
-        schema = {
-            "run": pl.Utf8,
-            "index": pl.Int64,
-            "strategy": pl.Utf8,
-            "attack": pl.Utf8,
-            "alpha": pl.Utf8,
-            "seed": pl.Int64,
-            "round": pl.Int64,
-            "global_loss": pl.Float64,
-            "accuracy": pl.Float64,
-            "attack_distance": pl.Float64,
-            "num_malicious": pl.Int64,
-            "round_ms": pl.Float64,
-        }
+        schema = polars_schema()
         return pl.DataFrame(rows, schema=schema, orient="row") if rows else pl.DataFrame(schema=schema)
 
-    def on_round(self, callback: RoundCallback) -> Sweep:
-        """Call ``callback(row)`` for every round as it arrives (from the sweep's event thread)."""
-        self._callbacks.append(callback)
+    def on_round(self, callback: RoundCallback, *, replay: bool = False) -> Sweep:
+        """Call ``callback(row)`` for every round as it arrives (from the sweep's event thread).
+
+        With ``replay=True`` the rounds that arrived before are passed to it first (from this
+        thread): every round reaches it exactly once, whenever it subscribes. Rows are merged
+        once, here: an event and ``rounds.csv`` may both bring a round."""
+        with self._lock:
+            self._callbacks.append(callback)
+            earlier = list(self._rows) if replay else []
+        for row in earlier:
+            with contextlib.suppress(Exception):  # a bad callback must not stop the caller
+                callback(row)
         return self
 
     def summaries(self) -> dict[int, dict[str, Any]]:
@@ -307,27 +304,10 @@ class Sweep:
             self._idle.clear()
             threading.Thread(target=self._drive_safely, name="velocity-sweep", daemon=True).start()
 
-    def _row(self, i: int, event: dict[str, Any]) -> dict[str, Any]:
-        s = self._specs[i]
-        return {
-            "run": s.label,
-            "index": i,
-            "strategy": s.strategy,
-            "attack": s.attack_label,
-            "alpha": s.alpha_label,
-            "seed": s.seed,
-            "round": event["round"],
-            "global_loss": event["global_loss"],
-            "accuracy": event["accuracy"],
-            "attack_distance": event["attack_distance"],
-            "num_malicious": event["num_malicious"],
-            "round_ms": event["round_ms"],
-        }
-
     def _handle_event(self, event: dict[str, Any]) -> None:
         i = event["index"]
         if event["type"] == "round":
-            self._add_rounds(i, [event])
+            self._add_rounds(i, [event["row"]])
         elif event["type"] == "started":
             with self._lock:
                 self._pids[i] = event.get("pid", -1)
@@ -341,7 +321,7 @@ class Sweep:
             for r in rounds:
                 if (i, r["round"]) not in self._seen_rounds:
                     self._seen_rounds.add((i, r["round"]))
-                    new.append(self._row(i, r))
+                    new.append(sweep_row(self._specs[i], i, r))
             self._rows.extend(new)
             callbacks = list(self._callbacks)
         for row in new:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from velocity import extend
+from velocity.rounds import RoundRecord
 from velocity.sweep.files import atomic_write_json, atomic_write_text, rounds_csv
 from velocity.sweep.spec import RunSpec
 
@@ -89,12 +90,11 @@ def execute_run(
         server, data_name = build_server(spec)
         summary["dataset"] = data_name
 
-        def on_round(record: Any) -> None:
-            row = record.to_dict()
-            row["attacks"] = ";".join(f"{a['name']}={a['strength']}" for a in row["attacks"])
+        def on_round(record: RoundRecord) -> None:
+            row = record.row()
             rows.append(row)
             atomic_write_text(out / "rounds.csv", rounds_csv(rows))
-            emit("round", **{k: row[k] for k in ("round", "global_loss", "accuracy", "attack_distance", "num_malicious", "round_ms")})
+            emit("round", row=row)
 
         server.run(spec.rounds, on_round=on_round)
         if spec.storage:
