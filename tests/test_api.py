@@ -64,6 +64,33 @@ def test_registry_lists_every_component_with_parameters_and_reference():
     assert attacks["targeted_label_flipping"].param("source").required
 
 
+def test_every_registered_component_reaches_python_by_its_names_and_aliases():
+    """A registry entry (with its kernel) is all a component needs: the typed classes, the
+    specs, the command line and the decentralised setup pick it up from the registry."""
+    import velocity.attacks
+    import velocity.strategies
+    from velocity.cli import _KIND_TITLES
+    from velocity.registry import find_component, registry
+    from velocity.specs import parse_attack, parse_strategy
+
+    for c in registry():
+        assert c.kind in _KIND_TITLES, c.name  # velocity list shows its kind
+        for name in (c.name, *c.aliases, c.name.upper()):
+            assert find_component(name, c.kind) == c
+        if c.kind in ("rule", "pre_aggregator", "server_optimizer"):
+            assert any(getattr(cls, "info", None) == c for cls in vars(velocity.strategies).values()), c.name
+        elif c.kind in ("update_attack", "data_attack"):
+            assert any(getattr(cls, "info", None) == c for cls in vars(velocity.attacks).values()), c.name
+    # aliases work wherever names do, and canonicalise to the registered name
+    assert str(parse_strategy("FedTrimmedAvg(f=1) + FedAdam")) == "TrimmedMean(f=1) + FedAdam"
+    assert str(parse_strategy("NearestNeighbourMixing(f=1) + RFA")) == "NNM(f=1) + GeometricMedian"
+    assert parse_attack("ALittleIsEnough").name == "alie" and parse_attack("SignFlipping").name == "sign_flip"
+    assert velocity.RunSpec(strategy="CClip(tau=1.0)").strategy == "CenteredClipping(tau=1.0)"
+    assert velocity.RunSpec(topology="decentralised", strategy="MoNNA").strategy == "nearest_neighbour"
+    with pytest.raises(ValueError, match="'nearest_neighbour' is a Mixer, not a valid strategy component"):
+        parse_strategy("NNA")
+
+
 @pytest.mark.parametrize(
     ("given", "canonical"),
     [

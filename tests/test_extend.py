@@ -44,7 +44,7 @@ def test_names_match_as_the_cores_do() -> None:
         extend.rule("multi_krum")(weighted_mean)
     with pytest.raises(ValueError, match="got 'Sign_Flip' \\(it names 'sign_flip'"):
         extend.attack("Sign_Flip")(weighted_mean)
-    with pytest.raises(ValueError, match="got 'NNA' \\(it names 'nna'"):
+    with pytest.raises(ValueError, match="got 'NNA' \\(it names 'nearest_neighbour'"):
         extend.rule("NNA")(weighted_mean)
     extend.rule("MedianOfMeans")(weighted_mean)
     assert extend.get("median_of_means", "rule") is extend.get("MEDIAN-OF-MEANS") is not None

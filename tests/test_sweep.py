@@ -338,4 +338,4 @@ def test_decentralised_specs_are_checked():
         RunSpec(topology="decentralised", malicious_fraction=0.2)
     # MoNNA's aliases name its mixer; gossip's name the mean
     assert RunSpec(topology="decentralised", strategy="MoNNA").strategy == "nearest_neighbour"
-    assert RunSpec(topology="decentralised", strategy="gossip").strategy == "FedAvg"
+    assert RunSpec(topology="decentralised", strategy="gossip").strategy == "average"

@@ -17,6 +17,15 @@ def normalize_strategy(spec: str) -> str:
 def normalize_attack(spec: str) -> str:
     """Validate one attack given as JSON; return its canonical JSON."""
 
+def normalize_component(spec: str, kind: str) -> str:
+    """Validate one component of the registry's ``kind`` given as JSON; return its canonical JSON."""
+
+def component_name(name: str, kind: str) -> str:
+    """The registered name of the component of ``kind`` that ``name`` (or an alias) names."""
+
+def mixer_keep(mixer: str, n: int, f: int) -> int:
+    """How many of the ``n − f`` received models the decentralised mixer (JSON) averages."""
+
 def aggregate(
     updates: npt.NDArray[np.float32],
     strategy: str,

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from velocity.registry import ComponentInfo, list_attacks, list_strategies
+from velocity.registry import ComponentInfo, list_attacks, list_mixers, list_strategies
 
 console = Console()
 
@@ -39,6 +39,7 @@ _KIND_TITLES = {
     "server_optimizer": "Server optimisers (after the rule: TrimmedMean + FedAdam)",
     "update_attack": "Update attacks (the core replaces the malicious clients' updates)",
     "data_attack": "Data attacks (the trainer poisons the malicious clients' data)",
+    "mixer": "Decentralised mixers (topology = decentralised; any rule works too)",
 }
 
 
@@ -66,6 +67,8 @@ def _print_component(c: ComponentInfo) -> None:
     """The full registry entry of one component (user text printed literally, never as markup)."""
     console.print(Text.assemble((c.name, "bold"), f"  ({c.kind.replace('_', ' ')})"))
     console.print(Text(c.summary))
+    if c.aliases:
+        console.print(Text.assemble(("also named: ", "bold"), ", ".join(c.aliases)))
     if c.requires:
         console.print(Text.assemble(("requires: ", "bold"), c.requires))
     if c.params:
@@ -83,12 +86,12 @@ def _print_component(c: ComponentInfo) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from velocity import _core
 
-    comps = list_strategies() if args.what == "strategies" else list_attacks()
+    comps = [*list_strategies(), *list_mixers()] if args.what == "strategies" else list_attacks()
     if args.name is None:
         _print_components(comps, args.what)
         return 0
     key = _core.name_key(args.name)
-    found = [c for c in comps if _core.name_key(c.name) == key]
+    found = [c for c in comps if key in {_core.name_key(n) for n in (c.name, *c.aliases)}]
     if not found:
         raise ValueError(f"Expected one of the {args.what}: {', '.join(c.name for c in comps)}; got {args.name!r}")
     _print_component(found[0])

@@ -55,8 +55,8 @@ class PythonComponent:
 
 #: Keyed by the core's name key (case, ``_``, ``-`` and spaces ignored), as built-in names are.
 _REGISTRY: dict[str, PythonComponent] = {}
-#: Names that mean something besides the registry: no attack, and the decentralised mixers.
-_RESERVED = ("none", "nearest_neighbour", "nearest_neighbor", "nna", "monna", "average", "mean", "gossip")
+#: A name that means something besides the registry: no attack.
+_RESERVED = ("none",)
 
 
 def _key(name: str) -> str:
@@ -75,13 +75,13 @@ def _source_hash(fn: Callable[..., Any]) -> str:
 
 
 def _register(name: str, kind: str, fn: Callable[..., np.ndarray]) -> PythonComponent:
-    from velocity.registry import list_attacks, list_strategies
+    from velocity.registry import registry
 
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"Expected a name made of letters, digits and underscores, got {name!r}")
     if not callable(fn):
         raise TypeError(f"Expected a function for {kind} '{name}', got {type(fn).__name__}")
-    builtin = {_key(c.name): c.name for c in [*list_strategies(), *list_attacks()]} | {_key(n): n for n in _RESERVED}
+    builtin = {_key(n): c.name for c in registry() for n in (c.name, *c.aliases)} | {_key(n): n for n in _RESERVED}
     if _key(name) in builtin:
         raise ValueError(
             f"Expected a name that is not a built-in component, got '{name}' (it names '{builtin[_key(name)]}'; names ignore case, _ and -)"

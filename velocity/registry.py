@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from velocity import _core
 
-Kind = Literal["rule", "pre_aggregator", "server_optimizer", "update_attack", "data_attack"]
+Kind = Literal["rule", "pre_aggregator", "server_optimizer", "update_attack", "data_attack", "mixer"]
 ParamType = Literal["int", "float", "bool"]
 
 
@@ -56,9 +56,11 @@ class ParamInfo:
 
 @dataclass(frozen=True, slots=True)
 class ComponentInfo:
-    """A registered component: name, kind, one-line summary, paper and parameters."""
+    """A registered component: name (and the other names users know it by), kind, one-line
+    summary, paper and parameters."""
 
     name: str
+    aliases: tuple[str, ...]
     kind: Kind
     summary: str
     reference: str
@@ -79,7 +81,7 @@ def registry() -> tuple[ComponentInfo, ...]:
     out = []
     for c in json.loads(_core.registry()):
         params = tuple(ParamInfo(**p) for p in c.pop("params"))
-        out.append(ComponentInfo(params=params, **c))
+        out.append(ComponentInfo(params=params, aliases=tuple(c.pop("aliases")), **c))
     return tuple(out)
 
 
@@ -91,6 +93,17 @@ def list_strategies() -> list[ComponentInfo]:
 def list_attacks() -> list[ComponentInfo]:
     """Update attacks (applied by the core) and data attacks (applied by the trainer)."""
     return [c for c in registry() if c.kind in ("update_attack", "data_attack")]
+
+
+def list_mixers() -> list[ComponentInfo]:
+    """How a decentralised worker may combine the models it receives (besides any rule)."""
+    return [c for c in registry() if c.kind == "mixer"]
+
+
+def find_component(name: str, kind: Kind) -> ComponentInfo:
+    """The component of ``kind`` that ``name`` names: matched as the core matches (case, ``_`` and
+    ``-`` ignored; aliases such as ``RFA`` or ``FedTrimmedAvg`` too). ``ValueError`` otherwise."""
+    return get_component(_core.component_name(name, kind))
 
 
 def get_component(name: str) -> ComponentInfo:

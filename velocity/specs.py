@@ -219,13 +219,8 @@ def _docstring(info: ComponentInfo) -> str:
 
 def _validated_params(info: ComponentInfo, kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
     """Validate one component's parameters through the core (the only validator)."""
-    comp = {"name": info.name, **kwargs}
-    if info.kind in ("update_attack", "data_attack"):
-        return parse_attack(comp).params
-    if info.kind == "pre_aggregator":
-        return parse_strategy([comp, {"name": "FedAvg"}]).pre[0].params
-    spec = parse_strategy([comp])
-    return spec.server.params if info.kind == "server_optimizer" and spec.server else spec.rule.params
+    canonical = json.loads(_core.normalize_component(json.dumps(_jsonable({"name": info.name, **kwargs})), info.kind))
+    return {k: _from_json_value(v) for k, v in canonical["params"].items()}
 
 
 def make_component_class(info: ComponentInfo) -> type[Component]:

@@ -13,29 +13,22 @@ from typing import Any
 
 import numpy as np
 
+from velocity.registry import find_component, list_mixers
 from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec, attack_items, parse_attack, parse_strategy
 
-#: Mixing rules built in besides the registered aggregation rules.
-AGGREGATORS = {
-    "nearest_neighbour": "MoNNA's nearest-neighbour averaging: the mean of the n − 2f received models closest to the worker's own",
-    "average": "plain gossip averaging (decentralised SGD): the mean of every received model",
-}
-ALIASES = {
-    "nna": "nearest_neighbour",
-    "monna": "nearest_neighbour",
-    "nearest_neighbor": "nearest_neighbour",
-    "mean": "average",
-    "gossip": "average",
-}
+#: The decentralised mixers of the registry (``velocity list strategies`` shows them) and what they do.
+AGGREGATORS = {c.name: c.summary for c in list_mixers()}
 
 
 def mixer_name(name: Any) -> str | None:
-    """The built-in mixer ``name`` stands for (``"nna"`` → ``"nearest_neighbour"``), or None."""
+    """The mixer ``name`` stands for, matched by the core (``"MoNNA"`` → ``"nearest_neighbour"``,
+    ``"gossip"`` → ``"average"``), or None when it names no mixer."""
     if not isinstance(name, str):
         return None
-    key = name.strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    return key if key in AGGREGATORS else None
+    try:
+        return find_component(name.strip(), "mixer").name
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

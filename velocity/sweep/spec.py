@@ -79,9 +79,9 @@ class RunSpec(BaseModel):
     @field_validator("strategy", mode="before")
     @classmethod
     def _canonical_strategy(cls, value: Any) -> str:
-        mixer = mixer_name(value)  # MoNNA's mixer keeps its name; gossip averaging is the mean, FedAvg
+        mixer = mixer_name(value)  # a decentralised mixer ("MoNNA", "gossip"): its registry name
         if mixer is not None:
-            return "nearest_neighbour" if mixer == "nearest_neighbour" else "FedAvg"
+            return mixer
         python = extend.get(value, "rule")
         if python is not None:
             return python.name
@@ -139,8 +139,10 @@ class RunSpec(BaseModel):
         if self.topology == "decentralised":
             self._check_decentralised()
         else:
-            if self.strategy == "nearest_neighbour":
-                raise ValueError(f"Expected topology 'decentralised' for strategy '{self.strategy}' (MoNNA's aggregator), got 'federated'")
+            if mixer_name(self.strategy) is not None:
+                raise ValueError(
+                    f"Expected topology 'decentralised' for strategy '{self.strategy}' (a decentralised mixer), got 'federated'"
+                )
             self._check_strategy_fits()
         return self
 

@@ -12,6 +12,37 @@ use rayon::prelude::*;
 use crate::error::{Result, VflError};
 use crate::matrix::{argsort_by_key, sq_dist_par, Matrix, OwnedMatrix};
 use crate::preagg::mix_rows;
+use crate::spec::ComponentConfig;
+
+/// A decentralised mixer of the registry: how many of the `n − f` received models it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mixer {
+    /// MoNNA's NNA: the `n − 2f` closest to the worker's own.
+    NearestNeighbour,
+    /// Gossip averaging: all `n − f`.
+    Average,
+}
+
+impl Mixer {
+    pub fn from_config(c: &ComponentConfig) -> Result<Self> {
+        Ok(match c.name() {
+            "nearest_neighbour" => Mixer::NearestNeighbour,
+            "average" => Mixer::Average,
+            other => return Err(VflError::value(format!("{other} is not a decentralised mixer"))),
+        })
+    }
+
+    /// How many received models a worker averages, with `n` workers of which `f` are Byzantine.
+    pub fn keep(self, n: usize, f: usize) -> Result<usize> {
+        if n.saturating_sub(f) <= f {
+            return Err(VflError::expected("a decentralised run", "n − f > f (an honest majority)", format!("n = {n}, f = {f}")));
+        }
+        Ok(match self {
+            Mixer::NearestNeighbour => n - 2 * f,
+            Mixer::Average => n - f,
+        })
+    }
+}
 
 /// For each received set (row indices into `models`, the worker's own model first), the mean of
 /// the `keep` rows of that set closest in L2 distance to its first row, that row included.

@@ -13,9 +13,10 @@ use serde_json::Value as Json;
 use crate::attacks::{AttackContext, Defence, UpdateAttack};
 use crate::error::VflError;
 use crate::matrix::Matrix;
+use crate::mixing::Mixer;
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
-use crate::registry::registry_json;
-use crate::spec::{parse_attack, StrategySpec};
+use crate::registry::{registry_json, Kind};
+use crate::spec::{parse_attack, parse_component_of, StrategySpec};
 use crate::strategy::Strategy;
 
 impl From<VflError> for PyErr {
@@ -75,6 +76,40 @@ fn normalize_attack(spec: &str) -> PyResult<String> {
     let mut out = a.to_json();
     out["text"] = Json::from(a.to_string());
     Ok(out.to_string())
+}
+
+/// Validate one component of `kind` (the registry's kind names: "rule", "pre_aggregator",
+/// "server_optimizer", "update_attack", "data_attack", "mixer") given as JSON text or a table;
+/// returns its canonical JSON.
+#[pyfunction]
+fn normalize_component(spec: &str, kind: &str) -> PyResult<String> {
+    let kind = parse_kind(kind)?;
+    let c = parse_component_of(&json(spec, "the component")?, kind)?;
+    let mut out = c.to_json();
+    out["text"] = Json::from(c.to_string());
+    Ok(out.to_string())
+}
+
+/// The registered name of the component of `kind` that `name` (or an alias) names.
+#[pyfunction]
+fn component_name(name: &str, kind: &str) -> PyResult<String> {
+    let kind = parse_kind(kind)?;
+    Ok(crate::registry::lookup(name, kind.role(), |k| k == kind)?.name.to_string())
+}
+
+fn parse_kind(kind: &str) -> PyResult<Kind> {
+    serde_json::from_value(Json::from(kind)).map_err(|_| {
+        PyValueError::new_err(format!(
+            "Expected a component kind (rule, pre_aggregator, server_optimizer, update_attack, data_attack, mixer), got {kind:?}"
+        ))
+    })
+}
+
+/// How many of the `n − f` received models a decentralised mixer averages.
+#[pyfunction]
+fn mixer_keep(mixer: &str, n: usize, f: usize) -> PyResult<usize> {
+    let c = parse_component_of(&json(mixer, "the mixer")?, Kind::Mixer)?;
+    Ok(Mixer::from_config(&c)?.keep(n, f)?)
 }
 
 /// Aggregate an `n × d` float32 matrix with a strategy.
@@ -257,6 +292,9 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(registry, m)?)?;
     m.add_function(wrap_pyfunction!(name_key, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_strategy, m)?)?;
+    m.add_function(wrap_pyfunction!(normalize_component, m)?)?;
+    m.add_function(wrap_pyfunction!(mixer_keep, m)?)?;
+    m.add_function(wrap_pyfunction!(component_name, m)?)?;
     m.add_function(wrap_pyfunction!(normalize_attack, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(apply_attack, m)?)?;

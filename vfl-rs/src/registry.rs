@@ -1,15 +1,21 @@
-//! The one registry: every aggregation rule, pre-aggregator, server optimiser and attack, with its
-//! parameters (type, default, bounds, description) and the paper it comes from. The CLI, the spec
-//! loader, the sweep and the Python typed objects all read this table; adding a component means
-//! adding an entry here and its implementation in Rust, nothing else.
+//! The one registry: every aggregation rule, pre-aggregator, server optimiser, attack and
+//! decentralised mixer, with the names users know it by, its parameters (type, default, bounds,
+//! description), what it needs of n and f, and the paper it comes from. The CLI, the spec parser,
+//! the sweep, the panel and the Python typed objects all read this table.
+//!
+//! Adding a component means three things: an entry here, its kernel (the `from_config` arm and
+//! the code in its own module: `rules/`, `preagg.rs`, `server_opt.rs`, `attacks.rs`), and its
+//! tests. Nothing else: `tests/registry.rs` builds every entry through its kernel's
+//! `from_config`, and the Python tests check that every entry reaches the typed classes, the
+//! command line and the specs.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::{Result, VflError};
 use crate::params::{Bound, Default, ParamSpec, ParamType, ParamValue};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Turns the (pre-aggregated) update matrix into one update.
@@ -22,6 +28,8 @@ pub enum Kind {
     UpdateAttack,
     /// Poisons the malicious clients' training data (executed by the Python trainer).
     DataAttack,
+    /// How a decentralised worker combines the models it receives (besides any rule).
+    Mixer,
 }
 
 impl Kind {
@@ -31,12 +39,25 @@ impl Kind {
     pub fn is_attack(self) -> bool {
         matches!(self, Kind::UpdateAttack | Kind::DataAttack)
     }
+    /// What a component of this kind is, in words (for messages).
+    pub fn role(self) -> &'static str {
+        match self {
+            Kind::Rule => "aggregation rule",
+            Kind::PreAggregator => "pre-aggregator",
+            Kind::ServerOptimizer => "server optimiser",
+            Kind::UpdateAttack => "update attack",
+            Kind::DataAttack => "data attack",
+            Kind::Mixer => "decentralised mixer",
+        }
+    }
 }
 
 /// The declaration of one component.
 #[derive(Debug)]
 pub struct ComponentSpec {
     pub name: &'static str,
+    /// Other names users know it by (Flower's, ByzFL's, the papers'); matched like the name.
+    pub aliases: &'static [&'static str],
     pub kind: Kind,
     pub summary: &'static str,
     pub reference: &'static str,
@@ -51,6 +72,7 @@ impl ComponentSpec {
     pub fn to_json(&self) -> Json {
         serde_json::json!({
             "name": self.name,
+            "aliases": self.aliases,
             "kind": self.kind,
             "summary": self.summary,
             "reference": self.reference,
@@ -86,6 +108,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     // ---------------------------------------------------------------- aggregation rules
     ComponentSpec {
         name: "FedAvg",
+        aliases: &[],
         kind: Kind::Rule,
         summary: "Mean of the updates weighted by the clients' sample counts.",
         reference: "McMahan et al., Communication-Efficient Learning of Deep Networks from Decentralized Data, AISTATS 2017",
@@ -95,6 +118,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "FedProx",
+        aliases: &[],
         kind: Kind::Rule,
         summary: "FedAvg on the server; the clients add the proximal term (mu/2)·||w - w_global||² to their local loss.",
         reference: "Li et al., Federated Optimization in Heterogeneous Networks, MLSys 2020",
@@ -104,6 +128,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "FedMedian",
+        aliases: &["Median", "CM", "CoordinateMedian"],
         kind: Kind::Rule,
         summary: "Coordinate-wise median (mean of the two middle values when n is even); ignores weights.",
         reference: "Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018",
@@ -113,6 +138,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "TrimmedMean",
+        aliases: &["FedTrimmedAvg", "TrMean"],
         kind: Kind::Rule,
         summary: "Per coordinate, drop the `f` largest and `f` smallest values (or a fraction `beta` per side) and average the rest.",
         reference: "Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018",
@@ -125,6 +151,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "Krum",
+        aliases: &[],
         kind: Kind::Rule,
         summary: "The update whose summed squared distance to its n-f-2 nearest neighbours is smallest.",
         reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
@@ -134,6 +161,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "MultiKrum",
+        aliases: &[],
         kind: Kind::Rule,
         summary: "Weighted mean of the m updates with the best Krum scores (m defaults to n - f).",
         reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017",
@@ -143,6 +171,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "Bulyan",
+        aliases: &[],
         kind: Kind::Rule,
         summary: "Select θ = n-2f updates by iterated Krum, then per coordinate average the β = θ-2f values closest to the median.",
         reference: "El Mhamdi, Guerraoui, Rouault, The Hidden Vulnerability of Distributed Learning in Byzantium, ICML 2018",
@@ -152,6 +181,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "GeometricMedian",
+        aliases: &["RFA", "GeoMed"],
         kind: Kind::Rule,
         summary: "Weighted geometric median by the smoothed Weiszfeld algorithm (RFA).",
         reference: "Pillutla, Kakade, Harchaoui, Robust Aggregation for Federated Learning, IEEE TSP 2022",
@@ -165,6 +195,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "CenteredClipping",
+        aliases: &["CClip", "CC"],
         kind: Kind::Rule,
         summary: "v ← v + mean_i clip_tau(x_i - v), `iters` times, starting from the previous round's aggregate.",
         reference: "Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021",
@@ -178,6 +209,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     // ---------------------------------------------------------------- server optimisers
     ComponentSpec {
         name: "FedAvgM",
+        aliases: &[],
         kind: Kind::ServerOptimizer,
         summary: "Server momentum: v ← momentum·v + Δ; w ← w + server_lr·v.",
         reference: "Hsu, Qi, Brown, Measuring the Effects of Non-Identical Data Distribution for Federated Visual Classification, 2019",
@@ -190,6 +222,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "FedAdam",
+        aliases: &[],
         kind: Kind::ServerOptimizer,
         summary: "Adam on the server with the aggregate as pseudo-gradient (no bias correction, as in the paper).",
         reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
@@ -204,6 +237,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "FedYogi",
+        aliases: &[],
         kind: Kind::ServerOptimizer,
         summary: "Yogi on the server: v ← v - (1-β2)·Δ²·sign(v - Δ²).",
         reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
@@ -218,6 +252,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "FedAdagrad",
+        aliases: &[],
         kind: Kind::ServerOptimizer,
         summary: "Adagrad on the server: v ← v + Δ².",
         reference: "Reddi et al., Adaptive Federated Optimization, ICLR 2021",
@@ -232,6 +267,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     // ---------------------------------------------------------------- pre-aggregators
     ComponentSpec {
         name: "NNM",
+        aliases: &["NearestNeighbourMixing", "NearestNeighborMixing"],
         kind: Kind::PreAggregator,
         summary: "Nearest-neighbour mixing: replace each update by the mean of its n-f nearest updates (itself included).",
         reference: "Allouah et al., Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity, AISTATS 2023",
@@ -241,6 +277,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "Bucketing",
+        aliases: &[],
         kind: Kind::PreAggregator,
         summary: "Shuffle the updates (seeded) and average them in buckets of s.",
         reference: "Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022",
@@ -250,6 +287,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "Clipping",
+        aliases: &[],
         kind: Kind::PreAggregator,
         summary: "Static L2 clipping: scale every update to norm at most c.",
         reference: "Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021 (static clipping baseline)",
@@ -259,6 +297,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "ARC",
+        aliases: &["AdaptiveRobustClipping"],
         kind: Kind::PreAggregator,
         summary: "Adaptive robust clipping: clip the floor(2(f/n)(n-f)) largest-norm updates to the next largest norm.",
         reference: "Allouah et al., Boosting Robustness by Clipping Gradients in Distributed Learning, 2024",
@@ -269,6 +308,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     // ---------------------------------------------------------------- update attacks
     ComponentSpec {
         name: "gaussian_noise",
+        aliases: &["Gaussian", "noise"],
         kind: Kind::UpdateAttack,
         summary: "Each malicious client adds N(0, sigma²) noise to every coordinate of its update.",
         reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017 (Gaussian Byzantine workers)",
@@ -278,6 +318,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "sign_flip",
+        aliases: &["SignFlipping"],
         kind: Kind::UpdateAttack,
         summary: "Each malicious client sends -scale times its own update.",
         reference: "Allen-Zhu et al., Byzantine-Resilient Non-Convex Stochastic Gradient Descent, ICLR 2021; 'bit flipping' in Karimireddy et al., ICLR 2022",
@@ -287,6 +328,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "scaling",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Each malicious client sends factor times its own update (explicit boosting).",
         reference: "Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019",
@@ -296,6 +338,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "model_poisoning",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Blend the own update with the boosted reversal -(n/f)·honest mean: (1-intensity)·x + intensity·(-(n/f)·μ).",
         reference: "Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019 (explicit boosting)",
@@ -305,6 +348,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "ipm",
+        aliases: &["InnerProductManipulation"],
         kind: Kind::UpdateAttack,
         summary: "Inner-product manipulation: every malicious client sends -epsilon times the honest mean.",
         reference: "Xie, Koyejo, Gupta, Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product Manipulation, UAI 2019",
@@ -314,6 +358,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "alie",
+        aliases: &["ALittleIsEnough"],
         kind: Kind::UpdateAttack,
         summary: "A little is enough: every malicious client sends μ - z·σ (per-coordinate honest mean and population std).",
         reference: "Baruch, Baruch, Goldberg, A Little Is Enough: Circumventing Defenses For Distributed Learning, NeurIPS 2019",
@@ -330,6 +375,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "mimic",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Every malicious client copies one honest client's update, over-representing it (harmful under non-IID data).",
         reference: "Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022",
@@ -346,6 +392,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "sybil",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Colluding sybils: every malicious client sends the same vector, the mean of their own updates.",
         reference: "Fung, Yoon, Beschastnikh, The Limitations of Federated Learning in Sybil Settings, RAID 2020",
@@ -355,6 +402,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "nan",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Fault injection: malicious rows are all NaN.",
         reference: "Fault injection (crash / corrupted-update failures)",
@@ -364,6 +412,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "inf",
+        aliases: &[],
         kind: Kind::UpdateAttack,
         summary: "Fault injection: malicious rows are all +Inf.",
         reference: "Fault injection (overflowing updates)",
@@ -373,6 +422,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "adaptive_ipm",
+        aliases: &["Optimal_InnerProductManipulation", "optimal_ipm"],
         kind: Kind::UpdateAttack,
         summary: "IPM whose epsilon is line-searched each round to push the defended aggregate furthest from the honest mean.",
         reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021",
@@ -386,6 +436,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "adaptive_alie",
+        aliases: &["Optimal_ALittleIsEnough", "optimal_alie"],
         kind: Kind::UpdateAttack,
         summary: "ALIE whose z is line-searched each round to push the defended aggregate furthest from the honest mean.",
         reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021",
@@ -400,6 +451,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     // ---------------------------------------------------------------- data attacks
     ComponentSpec {
         name: "label_flipping",
+        aliases: &[],
         kind: Kind::DataAttack,
         summary: "Malicious clients train on flipped labels y → (C-1) - y.",
         reference: "Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020",
@@ -409,6 +461,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
     },
     ComponentSpec {
         name: "targeted_label_flipping",
+        aliases: &[],
         kind: Kind::DataAttack,
         summary: "Malicious clients relabel every example of class `source` as class `target`.",
         reference: "Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020",
@@ -419,6 +472,27 @@ pub static REGISTRY: &[ComponentSpec] = &[
             p("target", Int, Default::Required, Ge(0.0), Any, "label they are changed to"),
         ],
     },
+    // ---------------------------------------------------------------- decentralised mixers
+    ComponentSpec {
+        name: "nearest_neighbour",
+        aliases: &["NNA", "MoNNA", "nearest_neighbor"],
+        kind: Kind::Mixer,
+        summary: "MoNNA's nearest-neighbour averaging: each worker keeps the mean of the n - 2f received models closest to its own, itself included.",
+        reference: "Farhadkhani, Guerraoui, Gupta, Hoang, Pinot, Stephan, Robust Collaborative Learning with Linear Gradient Overhead, ICML 2023",
+        requires: "n - f > f (an honest majority)",
+        accepts_non_finite: true,
+        params: &[],
+    },
+    ComponentSpec {
+        name: "average",
+        aliases: &["gossip", "mean", "D-SGD"],
+        kind: Kind::Mixer,
+        summary: "Plain gossip averaging (decentralised SGD): each worker keeps the mean of every model it receives; the non-robust baseline.",
+        reference: "Lian et al., Can Decentralized Algorithms Outperform Centralized Algorithms? A Case Study for Decentralized Parallel SGD, NeurIPS 2017",
+        requires: "n - f > f (an honest majority)",
+        accepts_non_finite: false,
+        params: &[],
+    },
 ];
 
 /// Names compare ignoring case, `_`, `-` and spaces: `multi_krum`, `MultiKrum` and `multikrum` agree.
@@ -427,14 +501,22 @@ pub fn normalise(name: &str) -> String {
     name.chars().filter(|c| !matches!(c, '_' | '-' | ' ')).flat_map(char::to_lowercase).collect()
 }
 
-/// Look a component up by name, restricted to kinds accepted by `want`; `what` names the role in errors.
+impl ComponentSpec {
+    /// Whether `key` (a normalised name) names this component, by its name or an alias.
+    fn answers_to(&self, key: &str) -> bool {
+        normalise(self.name) == key || self.aliases.iter().any(|a| normalise(a) == key)
+    }
+}
+
+/// Look a component up by name or alias, restricted to kinds accepted by `want`; `what` names the
+/// role in errors.
 pub fn lookup(name: &str, what: &str, want: impl Fn(Kind) -> bool) -> Result<&'static ComponentSpec> {
     let key = normalise(name);
-    if let Some(spec) = REGISTRY.iter().find(|c| want(c.kind) && normalise(c.name) == key) {
+    if let Some(spec) = REGISTRY.iter().find(|c| want(c.kind) && c.answers_to(&key)) {
         return Ok(spec);
     }
     let known: Vec<&str> = REGISTRY.iter().filter(|c| want(c.kind)).map(|c| c.name).collect();
-    if let Some(other) = REGISTRY.iter().find(|c| normalise(c.name) == key) {
+    if let Some(other) = REGISTRY.iter().find(|c| c.answers_to(&key)) {
         return Err(VflError::value(format!(
             "'{}' is a {:?}, not a valid {what}; expected one of: {}",
             other.name,
@@ -455,11 +537,17 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_lookup_is_forgiving() {
-        for (i, a) in REGISTRY.iter().enumerate() {
-            for b in &REGISTRY[i + 1..] {
-                assert_ne!(normalise(a.name), normalise(b.name));
+        let mut seen = std::collections::HashMap::new();
+        for c in REGISTRY {
+            for n in std::iter::once(&c.name).chain(c.aliases) {
+                if let Some(other) = seen.insert(normalise(n), c.name) {
+                    panic!("'{n}' names both {other} and {}", c.name);
+                }
             }
         }
+        assert_eq!(lookup("FedTrimmedAvg", "rule", |k| k == Kind::Rule).unwrap().name, "TrimmedMean");
+        assert_eq!(lookup("rfa", "rule", |k| k == Kind::Rule).unwrap().name, "GeometricMedian");
+        assert_eq!(lookup("MoNNA", "mixer", |k| k == Kind::Mixer).unwrap().name, "nearest_neighbour");
         assert_eq!(lookup("multi_krum", "rule", |k| k == Kind::Rule).unwrap().name, "MultiKrum");
         assert_eq!(lookup("SIGN-FLIP", "attack", Kind::is_attack).unwrap().name, "sign_flip");
         let err = lookup("Krum", "attack", Kind::is_attack).unwrap_err().to_string();

@@ -184,13 +184,23 @@ impl StrategySpec {
 
 /// Parse one attack: `"alie(z=1.5)"`, or a table `{"type": "alie", "z": 1.5}`.
 pub fn parse_attack(value: &Json) -> Result<ComponentConfig> {
-    match value {
-        Json::String(s) => parse_component(s, "attack", Kind::is_attack),
-        _ => component_from_json(value, "attack", Kind::is_attack),
+    component_from_json(value, "attack", Kind::is_attack)
+}
+
+/// Parse one component of the given kind (text or a table), e.g. a pre-aggregator on its own.
+pub fn parse_component_of(value: &Json, kind: Kind) -> Result<ComponentConfig> {
+    let what = kind.role();
+    match kind {
+        // the two attack kinds share one name space: "an attack" is what users write
+        Kind::UpdateAttack | Kind::DataAttack => parse_attack(value),
+        _ => match value {
+            Json::String(s) => parse_component(s, what, move |k| k == kind),
+            _ => component_from_json(value, what, move |k| k == kind),
+        },
     }
 }
 
-fn component_from_json(value: &Json, what: &str, want: fn(Kind) -> bool) -> Result<ComponentConfig> {
+fn component_from_json(value: &Json, what: &str, want: impl Fn(Kind) -> bool + Copy) -> Result<ComponentConfig> {
     match value {
         Json::String(s) => parse_component(s, what, want),
         Json::Object(m) => {
@@ -221,7 +231,7 @@ fn component_from_json(value: &Json, what: &str, want: fn(Kind) -> bool) -> Resu
 }
 
 /// `Name` or `Name(k=v, ...)`.
-fn parse_component(text: &str, what: &str, want: fn(Kind) -> bool) -> Result<ComponentConfig> {
+fn parse_component(text: &str, what: &str, want: impl Fn(Kind) -> bool + Copy) -> Result<ComponentConfig> {
     let t = text.trim();
     let (name, args) = match t.find('(') {
         None => (t, ""),

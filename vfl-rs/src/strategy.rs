@@ -5,6 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Result, VflError};
 use crate::matrix::{Matrix, OwnedMatrix};
 use crate::preagg::PreAggregator;
+use crate::registry::{Kind, REGISTRY};
 use crate::rules::Rule;
 use crate::server_opt::ServerOptimizer;
 use crate::spec::StrategySpec;
@@ -86,11 +87,15 @@ impl Strategy {
 
     fn reject_non_finite(&self, x: Matrix) -> Result<()> {
         match x.first_non_finite() {
-            Some((i, j, v)) => Err(VflError::value(format!(
-                "Expected finite updates for {}, got {v} in row {i} at index {j}; \
-                 FedMedian, TrimmedMean, Krum, MultiKrum and Bulyan accept non-finite rows",
-                self.spec
-            ))),
+            Some((i, j, v)) => {
+                let tolerant: Vec<&str> =
+                    REGISTRY.iter().filter(|c| c.kind == Kind::Rule && c.accepts_non_finite).map(|c| c.name).collect();
+                Err(VflError::value(format!(
+                    "Expected finite updates for {}, got {v} in row {i} at index {j}; {} accept non-finite rows",
+                    self.spec,
+                    tolerant.join(", ")
+                )))
+            }
             None => Ok(()),
         }
     }

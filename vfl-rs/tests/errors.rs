@@ -148,8 +148,8 @@ fn unknown_names_list_the_known_ones() {
     assert_contains(&e, "MultiKrum");
     assert_contains(&e, "NNM");
     assert_contains(&parse_err("sign_flip"), "'sign_flip' is a UpdateAttack, not a valid strategy component");
-    let e = StrategySpec::from_json(&json!({"rule": "Median"})).unwrap_err().to_string();
-    assert!(e.starts_with("Unknown aggregation rule 'Median'; expected one of: FedAvg"), "{e}");
+    let e = StrategySpec::from_json(&json!({"rule": "Medain"})).unwrap_err().to_string();
+    assert!(e.starts_with("Unknown aggregation rule 'Medain'; expected one of: FedAvg"), "{e}");
     let e = StrategySpec::from_json(&json!({"pre": ["Krum"], "rule": "FedAvg"})).unwrap_err().to_string();
     assert_contains(&e, "'Krum' is a Rule, not a valid pre-aggregator; expected one of: NNM, Bucketing, Clipping, ARC");
     assert_contains(&attack_err("signflip_x"), "Unknown attack 'signflip_x'; expected one of: gaussian_noise");
