@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.velocity-built
 SOURCES := pyproject.toml Cargo.toml vfl-rs/Cargo.toml $(shell find vfl-rs/src -name '*.rs' 2>/dev/null)
 
-.PHONY: demo test lint test-rust test-js test-python test-notebooks bench clean
+.PHONY: demo test lint stubs test-rust test-js test-python test-notebooks bench clean
 
 $(STAMP): $(SOURCES)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ widgets/test/fixtures/specs.json: velocity/panel/charts.py $(STAMP)
 
 widgets/test/fixtures/round_row.json: velocity/rounds.py $(STAMP)
 	$(PY) -c "import json, sys; from velocity.rounds import panel_row_fixture; json.dump(panel_row_fixture(), sys.stdout, indent=1); print()" > $@
+
+# The type stubs of the registry-generated classes (tests/test_api.py checks they are current).
+stubs: $(STAMP)
+	$(PY) -m velocity._stubs
 
 test-python: $(STAMP)
 	$(PY) -m pytest

@@ -241,3 +241,25 @@ def test_cli_list(capsys):
     assert "adaptive_alie" in capsys.readouterr().out
     assert main(["sweep", "--strategies", "Krum(f=9)", "--attacks", "alie", "--rounds", "1"]) == 2
     assert "Krum(f=9) cannot aggregate 10 clients" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("module", ["strategies", "attacks"])
+def test_the_type_stubs_of_the_generated_classes_are_current(module):
+    from velocity._stubs import stub, stub_path
+
+    assert stub_path(module).read_text(encoding="utf-8") == stub(module), "run `make stubs`"
+
+
+def test_type_checkers_see_the_generated_classes(tmp_path):
+    """mypy reads the stubs: a keyword the registry does not declare is a type error."""
+    import subprocess
+    import sys
+
+    ok = tmp_path / "ok.py"
+    ok.write_text("from velocity.strategies import NNM, Krum\nfrom velocity.attacks import ALIE\ns = NNM(f=2) + Krum(f=2)\na = ALIE(z=1.5)\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("from velocity.strategies import Krum\nk = Krum(ff=2)\n")
+    run = [sys.executable, "-m", "mypy", "--no-incremental", "--config-file", "/dev/null"]
+    assert subprocess.run([*run, str(ok)], capture_output=True, text=True).returncode == 0
+    out = subprocess.run([*run, str(bad)], capture_output=True, text=True).stdout
+    assert 'Unexpected keyword argument "ff" for "Krum"' in out, out

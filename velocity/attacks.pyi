@@ -1,0 +1,233 @@
+# Written by `python -m velocity._stubs` from the registry (vfl-rs/src/registry.rs); do not edit.
+
+from velocity.registry import ComponentInfo
+from velocity.specs import AttackSpec, Component, parse_attack, parse_attacks
+
+__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "LabelFlipping", "TargetedLabelFlipping"]
+
+class GaussianNoise(Component):
+    """Each malicious client adds N(0, sigma²) noise to every coordinate of its update.
+
+    Parameters
+    ----------
+    sigma : float, default 1.0, >= 0
+        standard deviation of the added noise
+
+    References
+    ----------
+    Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017 (Gaussian Byzantine workers)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, sigma: float = ...) -> None: ...
+
+
+class SignFlip(Component):
+    """Each malicious client sends -scale times its own update.
+
+    Parameters
+    ----------
+    scale : float, default 1.0, >= 0
+        magnitude of the flipped update
+
+    References
+    ----------
+    Allen-Zhu et al., Byzantine-Resilient Non-Convex Stochastic Gradient Descent, ICLR 2021; 'bit flipping' in Karimireddy et al., ICLR 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, scale: float = ...) -> None: ...
+
+
+class Scaling(Component):
+    """Each malicious client sends factor times its own update (explicit boosting).
+
+    Parameters
+    ----------
+    factor : float, default 10.0
+        multiplier of the update
+
+    References
+    ----------
+    Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, factor: float = ...) -> None: ...
+
+
+class ModelPoisoning(Component):
+    """Blend the own update with the boosted reversal -(n/f)·honest mean: (1-intensity)·x + intensity·(-(n/f)·μ).
+
+    Parameters
+    ----------
+    intensity : float, default 1.0, >= 0
+        0 sends the honest update, 1 the full boosted reversal
+
+    References
+    ----------
+    Bhagoji et al., Analyzing Federated Learning through an Adversarial Lens, ICML 2019 (explicit boosting)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, intensity: float = ...) -> None: ...
+
+
+class IPM(Component):
+    """Inner-product manipulation: every malicious client sends -epsilon times the honest mean.
+
+    Parameters
+    ----------
+    epsilon : float, default 0.1, > 0
+        strength (0.1 hides inside the honest cloud; 100 reverses the mean)
+
+    References
+    ----------
+    Xie, Koyejo, Gupta, Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product Manipulation, UAI 2019
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, epsilon: float = ...) -> None: ...
+
+
+class ALIE(Component):
+    """A little is enough: every malicious client sends μ - z·σ (per-coordinate honest mean and population std).
+
+    Parameters
+    ----------
+    z : float, default derived
+        deviation in standard deviations; defaults to Φ⁻¹((n-s)/n) with s = floor(n/2) + 1 - f, as in the paper
+
+    References
+    ----------
+    Baruch, Baruch, Goldberg, A Little Is Enough: Circumventing Defenses For Distributed Learning, NeurIPS 2019
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, z: float | None = None) -> None: ...
+
+
+class Mimic(Component):
+    """Every malicious client copies one honest client's update, over-representing it (harmful under non-IID data).
+
+    Parameters
+    ----------
+    target : int, default derived, >= 0
+        client id to copy; by default one honest client of the round, drawn from the seed
+
+    References
+    ----------
+    Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, target: int | None = None) -> None: ...
+
+
+class Sybil(Component):
+    """Colluding sybils: every malicious client sends the same vector, the mean of their own updates.
+
+    References
+    ----------
+    Fung, Yoon, Beschastnikh, The Limitations of Federated Learning in Sybil Settings, RAID 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class NaN(Component):
+    """Fault injection: malicious rows are all NaN.
+
+    References
+    ----------
+    Fault injection (crash / corrupted-update failures)
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class Inf(Component):
+    """Fault injection: malicious rows are all +Inf.
+
+    References
+    ----------
+    Fault injection (overflowing updates)
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class AdaptiveIPM(Component):
+    """IPM whose epsilon is line-searched each round to push the defended aggregate furthest from the honest mean.
+
+    Parameters
+    ----------
+    lower : float, default 0.1, > 0
+        smallest epsilon tried
+    upper : float, default 100.0, > 0
+        largest epsilon tried
+    steps : int, default 12, >= 2
+        log-spaced candidates between lower and upper
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, lower: float = ..., upper: float = ..., steps: int = ...) -> None: ...
+
+
+class AdaptiveALIE(Component):
+    """ALIE whose z is line-searched each round to push the defended aggregate furthest from the honest mean.
+
+    Parameters
+    ----------
+    lower : float, default 0.1, > 0
+        smallest z tried
+    upper : float, default 10.0, > 0
+        largest z tried
+    steps : int, default 12, >= 2
+        log-spaced candidates between lower and upper
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, lower: float = ..., upper: float = ..., steps: int = ...) -> None: ...
+
+
+class LabelFlipping(Component):
+    """Malicious clients train on flipped labels y → (C-1) - y.
+
+    References
+    ----------
+    Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class TargetedLabelFlipping(Component):
+    """Malicious clients relabel every example of class `source` as class `target`.
+
+    Parameters
+    ----------
+    source : int, default required, >= 0
+        class whose labels are changed
+    target : int, default required, >= 0
+        label they are changed to
+
+    References
+    ----------
+    Tolpegin et al., Data Poisoning Attacks Against Federated Learning Systems, ESORICS 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, source: int, target: int) -> None: ...

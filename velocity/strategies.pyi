@@ -1,0 +1,338 @@
+# Written by `python -m velocity._stubs` from the registry (vfl-rs/src/registry.rs); do not edit.
+
+from velocity.registry import ComponentInfo
+from velocity.specs import Component, StrategySpec, parse_strategy
+
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+
+class FedAvg(Component):
+    """Mean of the updates weighted by the clients' sample counts.
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    McMahan et al., Communication-Efficient Learning of Deep Networks from Decentralized Data, AISTATS 2017
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class FedProx(Component):
+    """FedAvg on the server; the clients add the proximal term (mu/2)·||w - w_global||² to their local loss.
+
+    Parameters
+    ----------
+    mu : float, default 0.01, >= 0
+        weight of the clients' proximal term
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Li et al., Federated Optimization in Heterogeneous Networks, MLSys 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, mu: float = ...) -> None: ...
+
+
+class FedMedian(Component):
+    """Coordinate-wise median (mean of the two middle values when n is even); ignores weights.
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018
+    """
+
+    info: ComponentInfo
+    def __init__(self) -> None: ...
+
+
+class TrimmedMean(Component):
+    """Per coordinate, drop the `f` largest and `f` smallest values (or a fraction `beta` per side) and average the rest.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+    beta : float, default derived, >= 0, < 0.5
+        fraction trimmed per side; give either f or beta
+
+    Requires: n > 2·trim, where trim = f or floor(beta·n).
+
+    References
+    ----------
+    Yin et al., Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates, ICML 2018
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None, beta: float | None = None) -> None: ...
+
+
+class Krum(Component):
+    """The update whose summed squared distance to its n-f-2 nearest neighbours is smallest.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n > 2f + 2.
+
+    References
+    ----------
+    Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
+
+
+class MultiKrum(Component):
+    """Weighted mean of the m updates with the best Krum scores (m defaults to n - f).
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+    m : int, default derived, >= 1
+        number of updates averaged; defaults to n - f
+
+    Requires: n > 2f + 2 and 1 <= m <= n.
+
+    References
+    ----------
+    Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None, m: int | None = None) -> None: ...
+
+
+class Bulyan(Component):
+    """Select θ = n-2f updates by iterated Krum, then per coordinate average the β = θ-2f values closest to the median.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n >= 4f + 3.
+
+    References
+    ----------
+    El Mhamdi, Guerraoui, Rouault, The Hidden Vulnerability of Distributed Learning in Byzantium, ICML 2018
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
+
+
+class GeometricMedian(Component):
+    """Weighted geometric median by the smoothed Weiszfeld algorithm (RFA).
+
+    Parameters
+    ----------
+    nu : float, default 1e-06, > 0
+        smoothing: distances below nu count as nu
+    tol : float, default 1e-06, > 0
+        stop when the smoothed objective changes by less than tol (relative)
+    max_iter : int, default 100, >= 1
+        maximum Weiszfeld iterations
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Pillutla, Kakade, Harchaoui, Robust Aggregation for Federated Learning, IEEE TSP 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, nu: float = ..., tol: float = ..., max_iter: int = ...) -> None: ...
+
+
+class CenteredClipping(Component):
+    """v ← v + mean_i clip_tau(x_i - v), `iters` times, starting from the previous round's aggregate.
+
+    Parameters
+    ----------
+    tau : float, default 10.0, > 0
+        clipping radius around the centre
+    iters : int, default 1, >= 1
+        clipping iterations per round
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, tau: float = ..., iters: int = ...) -> None: ...
+
+
+class FedAvgM(Component):
+    """Server momentum: v ← momentum·v + Δ; w ← w + server_lr·v.
+
+    Parameters
+    ----------
+    server_lr : float, default 1.0, > 0
+        server learning rate
+    momentum : float, default 0.9, >= 0, < 1
+        server momentum
+
+    References
+    ----------
+    Hsu, Qi, Brown, Measuring the Effects of Non-Identical Data Distribution for Federated Visual Classification, 2019
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, server_lr: float = ..., momentum: float = ...) -> None: ...
+
+
+class FedAdam(Component):
+    """Adam on the server with the aggregate as pseudo-gradient (no bias correction, as in the paper).
+
+    Parameters
+    ----------
+    eta : float, default 0.1, > 0
+        server learning rate
+    beta_1 : float, default 0.9, >= 0, < 1
+        first-moment decay
+    beta_2 : float, default 0.99, >= 0, < 1
+        second-moment decay
+    tau : float, default 0.001, > 0
+        adaptivity (added to the root of the second moment)
+
+    References
+    ----------
+    Reddi et al., Adaptive Federated Optimization, ICLR 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, eta: float = ..., beta_1: float = ..., beta_2: float = ..., tau: float = ...) -> None: ...
+
+
+class FedYogi(Component):
+    """Yogi on the server: v ← v - (1-β2)·Δ²·sign(v - Δ²).
+
+    Parameters
+    ----------
+    eta : float, default 0.01, > 0
+        server learning rate
+    beta_1 : float, default 0.9, >= 0, < 1
+        first-moment decay
+    beta_2 : float, default 0.99, >= 0, < 1
+        second-moment decay
+    tau : float, default 0.001, > 0
+        adaptivity (added to the root of the second moment)
+
+    References
+    ----------
+    Reddi et al., Adaptive Federated Optimization, ICLR 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, eta: float = ..., beta_1: float = ..., beta_2: float = ..., tau: float = ...) -> None: ...
+
+
+class FedAdagrad(Component):
+    """Adagrad on the server: v ← v + Δ².
+
+    Parameters
+    ----------
+    eta : float, default 0.1, > 0
+        server learning rate
+    beta_1 : float, default 0.9, >= 0, < 1
+        first-moment decay
+    tau : float, default 0.001, > 0
+        adaptivity (added to the root of the second moment)
+
+    References
+    ----------
+    Reddi et al., Adaptive Federated Optimization, ICLR 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, eta: float = ..., beta_1: float = ..., tau: float = ...) -> None: ...
+
+
+class NNM(Component):
+    """Nearest-neighbour mixing: replace each update by the mean of its n-f nearest updates (itself included).
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n > f.
+
+    References
+    ----------
+    Allouah et al., Fixing by Mixing: A Recipe for Optimal Byzantine ML under Heterogeneity, AISTATS 2023
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
+
+
+class Bucketing(Component):
+    """Shuffle the updates (seeded) and average them in buckets of s.
+
+    Parameters
+    ----------
+    s : int, default 2, >= 1
+        bucket size
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Karimireddy, He, Jaggi, Byzantine-Robust Learning on Heterogeneous Datasets via Bucketing, ICLR 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, s: int = ...) -> None: ...
+
+
+class Clipping(Component):
+    """Static L2 clipping: scale every update to norm at most c.
+
+    Parameters
+    ----------
+    c : float, default required, > 0
+        clipping threshold (L2 norm)
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Karimireddy, He, Jaggi, Learning from History for Byzantine Robust Optimization, ICML 2021 (static clipping baseline)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, c: float) -> None: ...
+
+
+class ARC(Component):
+    """Adaptive robust clipping: clip the floor(2(f/n)(n-f)) largest-norm updates to the next largest norm.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n > f.
+
+    References
+    ----------
+    Allouah et al., Boosting Robustness by Clipping Gradients in Distributed Learning, 2024
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
