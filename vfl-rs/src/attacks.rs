@@ -57,6 +57,58 @@ pub struct AttackContext<'a> {
     pub defence: Option<Defence<'a>>,
 }
 
+/// The round as the attacks see it: which rows attack, who they are, and the defence they face.
+pub struct AttackRound<'a> {
+    /// Row indices of the malicious clients (distinct, below n).
+    pub malicious: &'a [usize],
+    /// Client id of each row (for `mimic`'s target).
+    pub client_ids: &'a [usize],
+    /// What the adaptive attacks optimise against (replayed with the round's starting rng).
+    pub strategy: &'a Strategy,
+    pub weights: Option<&'a [f64]>,
+    pub f_default: Option<usize>,
+}
+
+/// Apply `attacks` in order to the malicious rows of a copy of `x`; returns the attacked matrix
+/// and what each attack did. The one place that builds an attack's context, for the
+/// orchestrator's rounds and for `apply_attack` alike.
+pub fn attack_round(
+    x: Matrix,
+    attacks: &[UpdateAttack],
+    round: &AttackRound,
+    rng: &mut ChaCha8Rng,
+) -> Result<(OwnedMatrix, Vec<AttackOutcome>)> {
+    let n = x.n();
+    if round.client_ids.len() != n {
+        return Err(VflError::expected("client ids", format!("{n} (one per update row)"), round.client_ids.len()));
+    }
+    let mut is_malicious = vec![false; n];
+    for &r in round.malicious {
+        if r >= n {
+            return Err(VflError::expected("malicious row indices", format!("indices below n = {n}"), r));
+        }
+        if std::mem::replace(&mut is_malicious[r], true) {
+            return Err(VflError::value(format!("Expected distinct malicious rows, got {r} twice")));
+        }
+    }
+    let honest: Vec<usize> = (0..n).filter(|&r| !is_malicious[r]).collect();
+    let mut m = x.to_owned();
+    // The adaptive attacks replay the round's aggregation: give them the round's starting rng.
+    let defence_rng = rng.clone();
+    let mut outcomes = Vec::with_capacity(attacks.len());
+    for a in attacks {
+        let mut ctx = AttackContext {
+            honest: &honest,
+            malicious: round.malicious,
+            client_ids: round.client_ids,
+            rng,
+            defence: Some(Defence { strategy: round.strategy, weights: round.weights, f_default: round.f_default, rng: &defence_rng }),
+        };
+        outcomes.push(a.apply(&mut m, &mut ctx)?);
+    }
+    Ok((m, outcomes))
+}
+
 /// ALIE's default z (Baruch et al., NeurIPS 2019, Algorithm 3): s = ⌊n/2⌋ + 1 − f supporters
 /// are needed, z = Φ⁻¹((n − s)/n). `s` is kept in 1..n−1 so z stays finite (f ≥ n/2 or tiny
 /// rounds); with n = 1 there is nobody to hide among and z = 0 (the honest mean).

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::attacks::{AttackContext, AttackOutcome, Defence, UpdateAttack};
+use crate::attacks::{attack_round, AttackOutcome, AttackRound, UpdateAttack};
 use crate::error::{Result, VflError};
 use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
 use crate::spec::{ComponentConfig, StrategySpec};
@@ -174,24 +174,12 @@ impl Orchestrator {
         let f_default = Some(malicious.len());
 
         let t0 = Instant::now();
-        let mut outcomes = Vec::new();
-        let attacked: Option<OwnedMatrix> = if malicious.is_empty() || self.attacks.is_empty() {
-            None
+        let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
+            (None, Vec::new())
         } else {
-            let mut m = x.to_owned();
-            // The adaptive attacks replay the round's aggregation; give them this round's rng state.
-            let defence_rng = rng.clone();
-            for a in &self.attacks {
-                let mut ctx = AttackContext {
-                    honest: &honest,
-                    malicious: &malicious,
-                    client_ids: &ids,
-                    rng: &mut rng,
-                    defence: Some(Defence { strategy: &self.strategy, weights, f_default, rng: &defence_rng }),
-                };
-                outcomes.push(a.apply(&mut m, &mut ctx)?);
-            }
-            Some(m)
+            let round = AttackRound { malicious: &malicious, client_ids: &ids, strategy: &self.strategy, weights, f_default };
+            let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut rng)?;
+            (Some(m), outcomes)
         };
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);

@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value as Json;
 
-use crate::attacks::{AttackContext, Defence, UpdateAttack};
+use crate::attacks::{attack_round, AttackRound, UpdateAttack};
 use crate::error::VflError;
 use crate::matrix::Matrix;
 use crate::mixing::Mixer;
@@ -153,27 +153,19 @@ fn apply_attack<'py>(
         )));
     };
     let x = matrix(&updates)?;
-    let n = x.n();
-    if let Some(bad) = malicious.iter().find(|&&r| r >= n) {
-        return Err(PyValueError::new_err(format!("Expected malicious row indices below n = {n}, got {bad}")));
-    }
     let strategy = Strategy::new(strategy_from(strategy.unwrap_or("\"FedAvg\""))?)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
     let (m, outcome) = py.allow_threads(|| -> Result<_, VflError> {
-        let mut m = x.to_owned();
-        let honest: Vec<usize> = (0..n).filter(|r| !malicious.contains(r)).collect();
-        let ids: Vec<usize> = (0..n).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let defence_rng = rng.clone();
-        let mut ctx = AttackContext {
-            honest: &honest,
+        let ids: Vec<usize> = (0..x.n()).collect();
+        let round = AttackRound {
             malicious: &malicious,
             client_ids: &ids,
-            rng: &mut rng,
-            defence: Some(Defence { strategy: &strategy, weights: w, f_default: f.or(Some(malicious.len())), rng: &defence_rng }),
+            strategy: &strategy,
+            weights: w,
+            f_default: f.or(Some(malicious.len())),
         };
-        let outcome = attack.apply(&mut m, &mut ctx)?;
-        Ok((m, outcome))
+        let (m, mut outcomes) = attack_round(x, std::slice::from_ref(&attack), &round, &mut ChaCha8Rng::seed_from_u64(seed))?;
+        Ok((m, outcomes.remove(0)))
     })?;
     let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok((arr.into_pyarray(py), serde_json::to_string(&outcome).unwrap_or_default()))

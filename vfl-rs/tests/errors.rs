@@ -266,3 +266,20 @@ fn alie_z_bounds() {
     assert_eq!(alie_z(0, 0).unwrap_err().to_string(), "Expected 0 <= f <= n and n >= 1 for ALIE's n and f, got n = 0, f = 0");
     assert_eq!(alie_z(3, 4).unwrap_err().to_string(), "Expected 0 <= f <= n and n >= 1 for ALIE's n and f, got n = 3, f = 4");
 }
+
+#[test]
+fn an_attacks_rows_are_checked_once_for_every_caller() {
+    use vfl::attacks::{attack_round, AttackRound};
+    let x = OwnedMatrix::from_rows(&[vec![1.0], vec![2.0], vec![3.0], vec![4.0]]).unwrap();
+    let alie = UpdateAttack::from_config(&parse_attack(&json!("alie")).unwrap()).unwrap().unwrap();
+    let strategy = Strategy::new(StrategySpec::parse("FedAvg").unwrap()).unwrap();
+    let ids = [0, 1, 2, 3];
+    let run = |malicious: &[usize]| {
+        let round = AttackRound { malicious, client_ids: &ids, strategy: &strategy, weights: None, f_default: None };
+        attack_round(x.view(), std::slice::from_ref(&alie), &round, &mut ChaCha8Rng::seed_from_u64(0)).map(|(m, _)| m)
+    };
+    // a duplicate row used to count twice in ALIE's f (and so in its z)
+    assert_eq!(run(&[0, 0]).unwrap_err().to_string(), "Expected distinct malicious rows, got 0 twice");
+    assert_eq!(run(&[4]).unwrap_err().to_string(), "Expected indices below n = 4 for malicious row indices, got 4");
+    assert!(run(&[3]).is_ok());
+}
