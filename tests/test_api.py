@@ -256,7 +256,9 @@ def test_type_checkers_see_the_generated_classes(tmp_path):
     import sys
 
     ok = tmp_path / "ok.py"
-    ok.write_text("from velocity.strategies import NNM, Krum\nfrom velocity.attacks import ALIE\ns = NNM(f=2) + Krum(f=2)\na = ALIE(z=1.5)\n")
+    ok.write_text(
+        "from velocity.strategies import NNM, Krum\nfrom velocity.attacks import ALIE\ns = NNM(f=2) + Krum(f=2)\na = ALIE(z=1.5)\n"
+    )
     bad = tmp_path / "bad.py"
     bad.write_text("from velocity.strategies import Krum\nk = Krum(ff=2)\n")
     run = [sys.executable, "-m", "mypy", "--no-incremental", "--config-file", "/dev/null"]
