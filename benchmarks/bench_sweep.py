@@ -29,10 +29,10 @@ def timed_sweep(specs: list[RunSpec]) -> float:
 
 
 def timed_in_process(spec: RunSpec) -> float:
-    from velocity.runs import build_server
+    from velocity.runs import build_trainer
 
     start = time.perf_counter()
-    server, _ = build_server(spec)
+    server, _ = build_trainer(spec)
     server.run(spec.rounds)
     return time.perf_counter() - start
 

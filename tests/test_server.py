@@ -107,12 +107,12 @@ def test_impossible_n_for_f_is_a_clear_error(data):
 def test_both_trainers_share_one_run_contract(topology):
     """run(k) returns the k records it ran; history keeps them all (the federated server used to
     return its whole history, the decentralised run only the new records)."""
-    from velocity.runs import build_server
+    from velocity.runs import build_trainer
     from velocity.sweep.spec import RunSpec
     from velocity.trainer import Trainer
 
     spec = RunSpec(dataset="blobs", model_id="logreg", num_clients=5, topology=topology, strategy="FedAvg")
-    trainer, _ = build_server(spec)
+    trainer, _ = build_trainer(spec)
     assert isinstance(trainer, Trainer)
     first = trainer.run(1)
     seen = []

@@ -112,3 +112,24 @@ def test_runspec_is_strict_and_canonical():
     assert s.strategy == "Krum(f=2)" and s.attacks == ("sign_flip(scale=2.0)",)
     with pytest.raises(ValueError, match="min_clients <= num_clients"):
         RunSpec(num_clients=5, min_clients=6)
+
+
+def test_infinity_is_written_one_way_everywhere(tmp_path):
+    """α = inf (iid) is "inf" in config.json, as in component tables and every other file;
+    folders written with pydantic's "Infinity" still load, with the same spec hash."""
+    import json
+
+    from velocity.specs import to_json_value
+    from velocity.sweep.files import atomic_write_json, read_json
+
+    spec = RunSpec(alpha=math.inf, attacks=["ipm(epsilon=inf)"])
+    written = json.loads(spec.model_dump_json())
+    assert written["alpha"] == "inf" and written["attacks"] == ["ipm(epsilon=inf)"]
+    assert (
+        RunSpec.model_validate({**written, "alpha": "Infinity"}).spec_hash
+        == spec.spec_hash
+        == RunSpec.model_validate_json(spec.model_dump_json()).spec_hash
+    )
+    atomic_write_json(tmp_path / "x.json", {"a": math.inf, "b": -math.inf, "c": math.nan, "d": [1.0, math.inf]})
+    assert read_json(tmp_path / "x.json") == {"a": "inf", "b": "-inf", "c": None, "d": [1.0, "inf"]}
+    assert to_json_value({"z": math.inf}) == {"z": "inf"}

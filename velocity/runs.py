@@ -31,8 +31,9 @@ def load_data(spec: RunSpec, *, num_clients: int | None = None) -> Any:
     )
 
 
-def build_server(spec: RunSpec) -> tuple[Trainer, str]:
-    """The trainer for a spec and the data set's name."""
+def build_trainer(spec: RunSpec) -> tuple[Trainer, str]:
+    """The trainer a spec describes (a federated server, or a decentralised simulation) and the
+    data set's name."""
     if spec.topology == "decentralised":
         from velocity.decentralised.run import DecentralisedRun
 

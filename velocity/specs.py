@@ -20,14 +20,20 @@ from velocity import _core
 from velocity.registry import ComponentInfo
 
 
-def _jsonable(value: Any) -> Any:
-    """JSON has no infinity: spell it as the core's text form does."""
+def to_json_value(value: Any, *, nan_as_null: bool = False) -> Any:
+    """A value JSON can hold, written the one way every file and message of the project uses:
+    infinity as the text ``"inf"`` / ``"-inf"`` (as the core's text form spells it; read back by
+    :func:`from_json_value`) and spec objects as tables. NaN becomes null with ``nan_as_null``
+    (a missing measurement in a file); otherwise it stays NaN, which the core refuses as a
+    parameter instead of reading it as "not given"."""
+    if nan_as_null and isinstance(value, float) and math.isnan(value):
+        return None
     if isinstance(value, float) and math.isinf(value):
         return "inf" if value > 0 else "-inf"
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): to_json_value(v, nan_as_null=nan_as_null) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [to_json_value(v, nan_as_null=nan_as_null) for v in value]
     if isinstance(value, Component):
         return value.to_dict()
     if isinstance(value, (StrategySpec, AttackSpec)):
@@ -35,7 +41,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _from_json_value(value: Any) -> Any:
+def from_json_value(value: Any) -> Any:
+    """The inverse of :func:`to_json_value` for numbers: ``"inf"`` / ``"-inf"`` → ±infinity."""
     if value == "inf":
         return math.inf
     if value == "-inf":
@@ -87,7 +94,7 @@ class StrategySpec:
         }
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.to_dict()))
+        return json.dumps(to_json_value(self.to_dict()))
 
     def __add__(self, other: Component | StrategySpec) -> StrategySpec:
         right = list(other.components) if isinstance(other, StrategySpec) else [other]
@@ -114,7 +121,7 @@ class AttackSpec:
         return {"type": self.name, **{k: v for k, v in self.params.items() if v is not None}}
 
     def to_json(self) -> str:
-        return json.dumps(_jsonable(self.to_dict()))
+        return json.dumps(to_json_value(self.to_dict()))
 
     def __str__(self) -> str:
         return self.text
@@ -132,7 +139,7 @@ AttacksLike: TypeAlias = AttackLike | Sequence[AttackLike] | None
 
 
 def _component(d: Mapping[str, Any]) -> Component:
-    return Component(d["name"], {k: _from_json_value(v) for k, v in d["params"].items()})
+    return Component(d["name"], {k: from_json_value(v) for k, v in d["params"].items()})
 
 
 def _check_type(obj: Any, allowed: tuple[type, ...], what: str, example: str) -> None:
@@ -154,7 +161,7 @@ def parse_strategy(strategy: StrategyLike) -> StrategySpec:
     if isinstance(strategy, Component):
         strategy = strategy.to_dict()
     _check_type(strategy, (str, Mapping, list, tuple), "a strategy", '"Krum(f=2)"')
-    canonical = json.loads(_core.normalize_strategy(json.dumps(_jsonable(strategy))))
+    canonical = json.loads(_core.normalize_strategy(json.dumps(to_json_value(strategy))))
     return StrategySpec(
         text=canonical["text"],
         pre=tuple(_component(c) for c in canonical["pre"]),
@@ -170,8 +177,8 @@ def parse_attack(attack: AttackLike) -> AttackSpec:
     if isinstance(attack, Component):
         attack = attack.to_dict()
     _check_type(attack, (str, Mapping), "an attack", '"sign_flip(scale=2)"')
-    c = json.loads(_core.normalize_attack(json.dumps(_jsonable(attack))))
-    params = {k: _from_json_value(v) for k, v in c["params"].items()}
+    c = json.loads(_core.normalize_attack(json.dumps(to_json_value(attack))))
+    params = {k: from_json_value(v) for k, v in c["params"].items()}
     return AttackSpec(text=c["text"], name=c["name"], kind=c["kind"], params=params)
 
 
@@ -219,8 +226,8 @@ def _docstring(info: ComponentInfo) -> str:
 
 def _validated_params(info: ComponentInfo, kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
     """Validate one component's parameters through the core (the only validator)."""
-    canonical = json.loads(_core.normalize_component(json.dumps(_jsonable({"name": info.name, **kwargs})), info.kind))
-    return {k: _from_json_value(v) for k, v in canonical["params"].items()}
+    canonical = json.loads(_core.normalize_component(json.dumps(to_json_value({"name": info.name, **kwargs})), info.kind))
+    return {k: from_json_value(v) for k, v in canonical["params"].items()}
 
 
 def make_component_class(info: ComponentInfo) -> type[Component]:
@@ -235,7 +242,7 @@ def make_component_class(info: ComponentInfo) -> type[Component]:
         inspect.Parameter(
             p.name,
             inspect.Parameter.KEYWORD_ONLY,
-            default=inspect.Parameter.empty if p.required else (None if p.derived else _from_json_value(p.default)),
+            default=inspect.Parameter.empty if p.required else (None if p.derived else from_json_value(p.default)),
             annotation=_PY_TYPES[p.type] | None if p.derived else _PY_TYPES[p.type],
         )
         for p in info.params

@@ -13,7 +13,6 @@ from typing import Any
 
 from velocity.rounds import json_number
 from velocity.sweep.experiment import SpecError, grid
-from velocity.sweep.report import clean_twin
 from velocity.sweep.spec import RunSpec
 
 #: RunSpec keys a panel run takes from the sweep's first run unchanged.
@@ -165,7 +164,7 @@ def run_table(
     for i, spec in enumerate(specs):
         if not spec.attacks:
             continue
-        twin = by_hash.get(clean_twin(spec).spec_hash)
+        twin = by_hash.get(spec.clean_twin().spec_hash)
         if twin is None:
             continue
         mine, clean = entries[i], entries[twin]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from velocity.rounds import ROUND_COLUMNS, parse_cell
+from velocity.specs import to_json_value
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -30,22 +31,9 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN/inf are not JSON: write them as null / "inf" so other tools can read the files."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
+    """Write JSON that other tools can read: infinity as "inf", NaN as null."""
+    atomic_write_text(path, json.dumps(to_json_value(data, nan_as_null=True), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:

@@ -86,13 +86,8 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
     return out
 
 
-def clean_twin(spec: RunSpec) -> RunSpec:
-    """A run's clean baseline: the same settings with no attack and no malicious clients."""
-    return spec.model_copy(update={"attacks": (), "malicious_fraction": 0.0, "name": None})
-
-
 def _baseline_key(spec: RunSpec) -> str:
-    return clean_twin(spec).config_key
+    return spec.clean_twin().config_key
 
 
 def _loss_change(attacked: dict[str, Any], clean: dict[str, Any]) -> float:

@@ -12,13 +12,13 @@ import json
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from velocity import extend
 from velocity.decentralised.setup import mixer_name
 from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
-from velocity.specs import attack_items, parse_attacks, parse_strategy
+from velocity.specs import attack_items, parse_attacks, parse_strategy, to_json_value
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
@@ -42,8 +42,7 @@ class RunSpec(BaseModel):
     Key names are the same in TOML, Python and the CLI. Unknown keys are errors.
     """
 
-    # inf (α = inf, iid) survives JSON round trips as "Infinity" (config.json, worker messages).
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, ser_json_inf_nan="strings")
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     name: str | None = Field(None, description="run name; derived from strategy/attack/α/seed when omitted")
     dataset: str = Field("digits", description="built-in set (blobs, digits, synthetic-mnist), local path or hub name")
@@ -146,6 +145,11 @@ class RunSpec(BaseModel):
             self._check_strategy_fits()
         return self
 
+    @field_serializer("alpha", when_used="json")
+    def _alpha_json(self, value: float | None) -> Any:
+        # α = inf (iid) is written "inf", as every file writes infinity (config.json, worker messages)
+        return to_json_value(value)
+
     @property
     def num_malicious(self) -> int:
         return round(self.malicious_fraction * self.num_clients)
@@ -186,6 +190,12 @@ class RunSpec(BaseModel):
             return str(e)
         return None
 
+    def clean_twin(self) -> RunSpec:
+        """This run's clean baseline: the same settings, seed included, with no attack and no
+        malicious clients. The comparison matches twins without the seed (``config_key``), the
+        panel with it (``spec_hash``)."""
+        return self.model_copy(update={"attacks": (), "malicious_fraction": 0.0, "name": None})
+
     @property
     def attack_label(self) -> str:
         return " + ".join(self.attacks) if self.attacks else "none"
@@ -220,8 +230,6 @@ class RunSpec(BaseModel):
 
     def _identity(self, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
         data = self.model_dump(mode="json", exclude={"name", "storage", *exclude})
-        if data.get("alpha") is not None and math.isinf(self.alpha or 0):
-            data["alpha"] = "inf"
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data

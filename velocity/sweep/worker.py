@@ -85,9 +85,9 @@ def execute_run(
     emit("started", pid=os.getpid())
     summary: dict[str, Any] = {"run": spec.label, "index": index, "spec_hash": spec.spec_hash}
     try:
-        from velocity.runs import build_server
+        from velocity.runs import build_trainer
 
-        server, data_name = build_server(spec)
+        trainer, data_name = build_trainer(spec)
         summary["dataset"] = data_name
 
         def on_round(record: RoundRecord) -> None:
@@ -96,10 +96,10 @@ def execute_run(
             atomic_write_text(out / "rounds.csv", rounds_csv(rows))
             emit("round", row=row)
 
-        server.run(spec.rounds, on_round=on_round)
+        trainer.run(spec.rounds, on_round=on_round)
         if spec.storage:
-            summary["checkpoint"] = save_checkpoint(server.model, spec.storage, spec.label, {"spec_hash": spec.spec_hash})
-        summary.update(status="finished", initial_loss=server.initial_loss, initial_accuracy=server.initial_accuracy)
+            summary["checkpoint"] = save_checkpoint(trainer.model, spec.storage, spec.label, {"spec_hash": spec.spec_hash})
+        summary.update(status="finished", initial_loss=trainer.initial_loss, initial_accuracy=trainer.initial_accuracy)
     except Exception as e:  # recorded, not raised: the other runs go on
         summary.update(status="failed", error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
     summary.update(round_metrics(rows), rounds_completed=len(rows), elapsed_s=time.perf_counter() - start)
