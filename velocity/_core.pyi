@@ -14,9 +14,6 @@ def name_key(name: str) -> str:
 def normalize_strategy(spec: str) -> str:
     """Validate a strategy given as JSON (text, table or list); return its canonical JSON."""
 
-def normalize_attack(spec: str) -> str:
-    """Validate one attack given as JSON; return its canonical JSON."""
-
 def normalize_component(spec: str, kind: str) -> str:
     """Validate one component of the registry's ``kind`` given as JSON; return its canonical JSON."""
 

@@ -177,7 +177,7 @@ def parse_attack(attack: AttackLike) -> AttackSpec:
     if isinstance(attack, Component):
         attack = attack.to_dict()
     _check_type(attack, (str, Mapping), "an attack", '"sign_flip(scale=2)"')
-    c = json.loads(_core.normalize_attack(json.dumps(to_json_value(attack))))
+    c = json.loads(_core.normalize_component(json.dumps(to_json_value(attack)), "update_attack"))  # either attack kind
     params = {k: from_json_value(v) for k, v in c["params"].items()}
     return AttackSpec(text=c["text"], name=c["name"], kind=c["kind"], params=params)
 

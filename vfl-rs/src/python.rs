@@ -69,18 +69,10 @@ fn normalize_strategy(spec: &str) -> PyResult<String> {
     Ok(strategy_from(spec)?.to_json().to_string())
 }
 
-/// Validate one attack (JSON: "alie(z=1.5)" or {"type": "alie", "z": 1.5}) and return its canonical JSON.
-#[pyfunction]
-fn normalize_attack(spec: &str) -> PyResult<String> {
-    let a = parse_attack(&json(spec, "the attack")?)?;
-    let mut out = a.to_json();
-    out["text"] = Json::from(a.to_string());
-    Ok(out.to_string())
-}
-
 /// Validate one component of `kind` (the registry's kind names: "rule", "pre_aggregator",
 /// "server_optimizer", "update_attack", "data_attack", "mixer") given as JSON text or a table;
-/// returns its canonical JSON.
+/// returns its canonical JSON. Either attack kind parses any attack ("alie(z=1.5)" or
+/// {"type": "alie", "z": 1.5}).
 #[pyfunction]
 fn normalize_component(spec: &str, kind: &str) -> PyResult<String> {
     let kind = parse_kind(kind)?;
@@ -287,7 +279,6 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(normalize_component, m)?)?;
     m.add_function(wrap_pyfunction!(mixer_keep, m)?)?;
     m.add_function(wrap_pyfunction!(component_name, m)?)?;
-    m.add_function(wrap_pyfunction!(normalize_attack, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(apply_attack, m)?)?;
     m.add_function(wrap_pyfunction!(alie_z, m)?)?;
