@@ -7,7 +7,6 @@ export fills the same names from Python (Vega-Lite's top-level ``datasets``). On
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 ChartName = Literal["progress", "heatmap", "labels"]
@@ -107,18 +106,3 @@ def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         inner.append(s)
     top = {k: v for k, v in specs["progress"].items() if k in ("$schema", "config")}
     return {**top, "vconcat": [inner[0], {"hconcat": inner[1:]}], "resolve": {"scale": {"color": "independent"}}}
-
-
-def save_spec(spec: dict[str, Any], path: str | Path, *, scale: float = 2.0) -> Path:
-    """Render a full spec (data included) to PNG or SVG with vl-convert (no browser, no network)."""
-    import vl_convert as vlc
-
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".png":
-        path.write_bytes(vlc.vegalite_to_png(spec, scale=scale))
-    elif suffix == ".svg":
-        path.write_text(vlc.vegalite_to_svg(spec), encoding="utf-8")
-    else:
-        raise ValueError(f"Expected a chart file ending in .png or .svg, got '{path.name}'")
-    return path

@@ -11,9 +11,6 @@ two threads at once, and the kernel stays free for other cells while a sweep run
 
 from __future__ import annotations
 
-import base64
-import html
-import json
 import math
 import queue
 import threading
@@ -25,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anywidget
 import traitlets
 
-from velocity.panel import charts
+from velocity.panel import charts, export
 from velocity.panel.state import (
     Controls,
     RoundRate,
@@ -43,7 +40,6 @@ if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
     from velocity.sweep.sweep import Sweep
 
-STATIC = Path(__file__).resolve().parent.parent / "static"
 #: Rows per replay message, so a late view of a long sweep is not sent one huge message.
 REPLAY_CHUNK = 5000
 
@@ -83,8 +79,8 @@ class SweepPanel(anywidget.AnyWidget):
         Seconds between updates sent to the front end; rows arriving in between are batched.
     """
 
-    _esm = STATIC / "panel.js"
-    _css = STATIC / "panel.css"
+    _esm = export.STATIC / "panel.js"
+    _css = export.STATIC / "panel.css"
 
     # ---- what Python shows
     specs = traitlets.Dict(help="Vega-Lite spec per chart, each reading a named data set").tag(sync=True)
@@ -231,12 +227,11 @@ class SweepPanel(anywidget.AnyWidget):
 
     def chart(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> Any:
         """The chart with its current data as an Altair chart (``.save("x.png")``, ``.show()``…)."""
-        spec = self.full_spec(chart)
-        return _altair_class(spec).from_dict(spec, validate=False)
+        return export.altair_chart(self.full_spec(chart))
 
     def save_chart(self, path: str | Path, chart: Literal["all", "progress", "heatmap", "labels"] = "all", *, scale: float = 2.0) -> Path:
         """Save a chart with its current data as PNG or SVG (vl-convert: no browser, no network)."""
-        return charts.save_spec(self.full_spec(chart), path, scale=scale)
+        return export.save_spec(self.full_spec(chart), path, scale=scale)
 
     def save_html(self, path: str | Path) -> Path:
         """A static snapshot of the whole panel as one self-contained HTML file (charts, table,
@@ -263,19 +258,7 @@ class SweepPanel(anywidget.AnyWidget):
                 "rank_by",
             )
         }
-        bundle = base64.b64encode((STATIC / "panel.js").read_bytes()).decode("ascii")
-        payload = json.dumps({"state": state, "rows": self._rows}, allow_nan=False).replace("</", "<\\/")
-        page = SNAPSHOT_PAGE.format(
-            title=html.escape(f"VelocityFL sweep · {self.sweep.out}"),
-            css=(STATIC / "panel.css").read_text(encoding="utf-8"),
-            bundle=bundle,
-            payload=payload,
-        )
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(page, encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return export.write_snapshot(path, title=f"VelocityFL sweep · {self.sweep.out}", state=state, rows=self._rows)
 
     @property
     def closed(self) -> bool:
@@ -400,39 +383,3 @@ class SweepPanel(anywidget.AnyWidget):
         with self._flushed:
             self._flushes += 1
             self._flushed.notify_all()
-
-
-def _altair_class(spec: dict[str, Any]) -> Any:
-    import altair as alt
-
-    for key, cls in (("vconcat", alt.VConcatChart), ("hconcat", alt.HConcatChart), ("layer", alt.LayerChart)):
-        if key in spec:
-            return cls
-    return alt.Chart
-
-
-SNAPSHOT_PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<style>
-body {{ margin: 16px; background: #fff; }}
-{css}
-</style>
-</head>
-<body>
-<div id="velocity-panel"></div>
-<script type="application/json" id="velocity-panel-data">{payload}</script>
-<script type="text/plain" id="velocity-panel-bundle">{bundle}</script>
-<script type="module">
-const text = (id) => document.getElementById(id).textContent;
-const bytes = Uint8Array.from(atob(text("velocity-panel-bundle")), (c) => c.charCodeAt(0));
-const url = URL.createObjectURL(new Blob([bytes], {{ type: "text/javascript" }}));
-const panel = await import(url);
-const data = JSON.parse(text("velocity-panel-data"));
-panel.renderSnapshot(document.getElementById("velocity-panel"), data.state, data.rows);
-</script>
-</body>
-</html>
-"""
