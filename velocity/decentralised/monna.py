@@ -43,7 +43,6 @@ baseline the paper compares against.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -56,7 +55,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from velocity import _core
 from velocity.aggregation import aggregate, apply_attack
-from velocity.decentralised.setup import AGGREGATORS, validate
+from velocity.decentralised.setup import validate
 from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec
 
 __all__ = ["MonnaSimulation", "MonnaStep", "Reach", "nearest_neighbour_mix"]
@@ -227,6 +226,7 @@ class MonnaSimulation:
         self.attack: AttackSpec | None = setup.attack
         self.aggregator: str = setup.aggregator
         self._strategy: StrategySpec | None = setup.strategy
+        self._keep = setup.keep
 
         # The model: a private copy; parameters are stacked per worker and fed to functional_call.
         self._module = copy.deepcopy(model)
@@ -329,8 +329,8 @@ class MonnaSimulation:
         return out
 
     def _mix(self, models: np.ndarray, received: np.ndarray, step: int) -> np.ndarray:
-        if self.aggregator in AGGREGATORS:  # a mixer of the registry: how many to keep is the core's
-            return nearest_neighbour_mix(models, received, keep=_core.mixer_keep(json.dumps(self.aggregator), self.n, self.f))
+        if self._keep is not None:  # a mixer of the registry: it keeps the core's count of the received models
+            return nearest_neighbour_mix(models, received, keep=self._keep)
         assert self._strategy is not None  # validate() gives a strategy for every other aggregator
         seed = int(self._rng(step, 3).integers(2**63))
         strategy = self._strategy

@@ -7,12 +7,14 @@ runs, with the same message either way. Nothing here needs torch.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from velocity import _core
 from velocity.registry import find_component, list_mixers
 from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec, attack_items, parse_attack, parse_strategy
 
@@ -33,14 +35,16 @@ def mixer_name(name: Any) -> str | None:
 
 @dataclass(frozen=True)
 class DecentralisedSetup:
-    """A checked decentralised configuration: ``aggregator`` is a mixer name or the canonical text
-    of the registered strategy (``strategy``) each worker applies to the models it receives."""
+    """A checked decentralised configuration: ``aggregator`` is a mixer name (``keep``: how many
+    received models it averages, from the core) or the canonical text of the registered strategy
+    (``strategy``) each worker applies to the models it receives."""
 
     n: int
     f: int
     attack: AttackSpec | None
     aggregator: str
     strategy: StrategySpec | None
+    keep: int | None = None
 
 
 def validate(
@@ -87,7 +91,7 @@ def validate(
             raise ValueError(
                 f"Expected no aggregator_kwargs for {mixer!r} (its parameters follow from n and f), got {dict(aggregator_kwargs)!r}"
             )
-        return DecentralisedSetup(n, f, attack, mixer, None)
+        return DecentralisedSetup(n, f, attack, mixer, None, keep=_core.mixer_keep(json.dumps(mixer), n, f))
     if aggregator_kwargs:
         if not isinstance(aggregator, str):
             raise TypeError(f"Expected aggregator as a name when aggregator_kwargs are given, got {type(aggregator).__name__}")
