@@ -155,7 +155,7 @@ def run_attack(component: PythonComponent, updates: np.ndarray, *, malicious: li
 
 def export(names: Iterable[str]) -> bytes | None:
     """The named Python components, pickled by value for a worker process (None if none)."""
-    chosen = {_key(n): _REGISTRY[_key(n)] for n in names if _key(n) in _REGISTRY}
+    chosen = {k: _REGISTRY[k] for k in map(_key, names) if k in _REGISTRY}
     if not chosen:
         return None
     import cloudpickle
