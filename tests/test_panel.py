@@ -215,13 +215,13 @@ def test_rows_that_arrive_between_updates_go_in_one_message(live: Any, tmp_path:
     finished, _, _ = live
     template = finished.results.to_dicts()[0]
     sweep = Sweep(finished.specs[:1], out=tmp_path / "burst")  # its rounds arrive by hand here
-    sweep._add_rounds(0, [{**template, "round": r} for r in range(1, 13)])
+    sweep.store.add_rounds(0, [{**template, "round": r} for r in range(1, 13)])
     panel = SweepPanel(sweep, interval=3600)  # no timed update: only sync() flushes
     try:
         panel.sync()
         recorder = Recorder(panel)
-        sweep._add_rounds(0, [{**template, "round": r} for r in range(100, 150)])  # a burst of rounds from a fast run
-        sweep._add_rounds(0, [{**template, "round": 100}])  # a duplicate (event and file) is dropped
+        sweep.store.add_rounds(0, [{**template, "round": r} for r in range(100, 150)])  # a burst of rounds from a fast run
+        sweep.store.add_rounds(0, [{**template, "round": 100}])  # a duplicate (event and file) is dropped
         panel.sync()
         assert [(m["start"], len(m["rows"])) for m in recorder.messages] == [(12, 50)]
         assert panel.row_count == 62
