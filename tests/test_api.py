@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -111,6 +113,10 @@ def test_parse_strategy_forms_agree(given, canonical):
     assert str(spec) == canonical
     assert parse_strategy(str(spec)) == spec
     assert parse_strategy(spec.to_dict()) == spec
+    # The core's parsed copy is the same strategy, and survives the trip to a worker process.
+    assert json.loads(spec.core.canonical())["text"] == canonical
+    again = pickle.loads(pickle.dumps(spec))
+    assert again == spec and again.core.canonical() == spec.core.canonical()
 
 
 def test_typed_objects_compose_and_validate():

@@ -1,4 +1,5 @@
-"""Type stubs for the compiled core (vfl-rs/src/python.rs). Structured values cross as JSON text."""
+"""Type stubs for the compiled core (vfl-rs/src/python.rs). A strategy crosses as a parsed
+``Strategy``; other structured values cross as JSON text."""
 
 import numpy as np
 import numpy.typing as npt
@@ -11,8 +12,12 @@ def registry() -> str:
 def name_key(name: str) -> str:
     """The key under which two names name the same component (case, ``_``, ``-`` and spaces ignored)."""
 
-def normalize_strategy(spec: str) -> str:
-    """Validate a strategy given as JSON (text, table or list); return its canonical JSON."""
+class Strategy:
+    """A strategy validated and parsed once by the core (given as JSON: text, table or list)."""
+
+    def __init__(self, spec: str) -> None: ...
+    def canonical(self) -> str:
+        """Its canonical JSON (``pre``, ``rule``, ``server``, ``text``)."""
 
 def normalize_component(spec: str, kind: str) -> str:
     """Validate one component of the registry's ``kind`` given as JSON; return its canonical JSON."""
@@ -25,7 +30,7 @@ def mixer_keep(mixer: str, n: int, f: int) -> int:
 
 def aggregate(
     updates: npt.NDArray[np.float32],
-    strategy: str,
+    strategy: Strategy,
     weights: npt.NDArray[np.float64] | None = None,
     f: int | None = None,
     seed: int = 0,
@@ -36,7 +41,7 @@ def apply_attack(
     updates: npt.NDArray[np.float32],
     attack: str,
     malicious: list[int],
-    strategy: str | None = None,
+    strategy: Strategy | None = None,
     weights: npt.NDArray[np.float64] | None = None,
     f: int | None = None,
     seed: int = 0,
@@ -55,7 +60,7 @@ def nearest_neighbour_mix(
 class Orchestrator:
     def __init__(
         self,
-        strategy: str,
+        strategy: Strategy,
         attacks: str,
         num_clients: int,
         num_malicious: int = 0,

@@ -73,7 +73,7 @@ def aggregate(
     spec = parse_strategy(strategy)
     x = as_update_matrix(updates)
     w = as_weights(weights, x.shape[0])
-    return _core.aggregate(x, spec.to_json(), weights=w, f=f, seed=seed)
+    return _core.aggregate(x, spec.core, weights=w, f=f, seed=seed)
 
 
 def apply_attack(
@@ -94,9 +94,7 @@ def apply_attack(
     a = parse_attack(attack)
     x = as_update_matrix(updates)
     w = as_weights(weights, x.shape[0])
-    out, outcome = _core.apply_attack(
-        x, a.to_json(), list(malicious), strategy=parse_strategy(strategy).to_json(), weights=w, f=f, seed=seed
-    )
+    out, outcome = _core.apply_attack(x, a.to_json(), list(malicious), strategy=parse_strategy(strategy).core, weights=w, f=f, seed=seed)
     return out, json.loads(outcome)
 
 

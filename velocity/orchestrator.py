@@ -88,7 +88,7 @@ class Orchestrator:
             raise ValueError(f"Expected num_clients as an integer >= 1, got {num_clients!r}")
         attacks_json = json.dumps([json.loads(a.to_json()) for a in self.attacks])
         self._inner = _core.Orchestrator(
-            self.strategy.to_json(),
+            self.strategy.core,
             attacks_json,
             num_clients,
             num_malicious=num_malicious,

@@ -74,13 +74,15 @@ class Component:
 class StrategySpec:
     """A validated strategy: pre-aggregators, one rule and an optional server optimiser.
 
-    ``str(spec)`` is its canonical text; ``spec.to_dict()`` its JSON-ready form.
+    ``str(spec)`` is its canonical text; ``spec.to_dict()`` its JSON-ready form; ``spec.core``
+    the core's parsed copy, which aggregation reads without parsing the strategy again.
     """
 
     text: str
     pre: tuple[Component, ...]
     rule: Component
     server: Component | None
+    core: _core.Strategy = field(compare=False, repr=False)
 
     @property
     def components(self) -> tuple[Component, ...]:
@@ -161,12 +163,14 @@ def parse_strategy(strategy: StrategyLike) -> StrategySpec:
     if isinstance(strategy, Component):
         strategy = strategy.to_dict()
     _check_type(strategy, (str, Mapping, list, tuple), "a strategy", '"Krum(f=2)"')
-    canonical = json.loads(_core.normalize_strategy(json.dumps(to_json_value(strategy))))
+    core = _core.Strategy(json.dumps(to_json_value(strategy)))
+    canonical = json.loads(core.canonical())
     return StrategySpec(
         text=canonical["text"],
         pre=tuple(_component(c) for c in canonical["pre"]),
         rule=_component(canonical["rule"]),
         server=_component(canonical["server"]) if canonical["server"] else None,
+        core=core,
     )
 
 

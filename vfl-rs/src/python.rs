@@ -1,7 +1,7 @@
 //! PyO3 bindings: `velocity._core`. Arrays are read in place (rust-numpy views of C-contiguous
 //! float32 data), the GIL is released while kernels run, and every `VflError` becomes a
-//! `ValueError`/`TypeError`. Structured results cross as JSON text, which the Python layer turns
-//! into typed objects.
+//! `ValueError`/`TypeError`. A strategy crosses as a parsed `Strategy` object (parsed once); other
+//! structured results cross as JSON text, which the Python layer turns into typed objects.
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -63,10 +63,29 @@ fn name_key(name: &str) -> String {
     crate::registry::normalise(name)
 }
 
-/// Validate a strategy (JSON: a string like "Krum(f=2)", a table or a list) and return its canonical JSON.
-#[pyfunction]
-fn normalize_strategy(spec: &str) -> PyResult<String> {
-    Ok(strategy_from(spec)?.to_json().to_string())
+/// A validated strategy, parsed once and held by the core: `Strategy(json)` takes a string like
+/// "Krum(f=2)", a table or a list (as JSON text); `canonical()` is its canonical JSON. The Python
+/// `StrategySpec` keeps one, so aggregating many times never re-parses the strategy.
+#[pyclass(frozen, name = "Strategy", module = "velocity._core")]
+struct PyStrategy {
+    spec: StrategySpec,
+}
+
+#[pymethods]
+impl PyStrategy {
+    #[new]
+    fn new(spec: &str) -> PyResult<Self> {
+        Ok(Self { spec: strategy_from(spec)? })
+    }
+
+    fn canonical(&self) -> String {
+        self.spec.to_json().to_string()
+    }
+
+    /// Pickled as its canonical JSON (sweeps send strategies to worker processes).
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (String,))> {
+        Ok((slf.get_type().into_any(), (slf.get().canonical(),)))
+    }
 }
 
 /// Validate one component of `kind` (the registry's kind names: "rule", "pre_aggregator",
@@ -110,15 +129,14 @@ fn mixer_keep(mixer: &str, n: usize, f: usize) -> PyResult<usize> {
 fn aggregate<'py>(
     py: Python<'py>,
     updates: PyReadonlyArray2<'py, f32>,
-    strategy: &str,
+    strategy: &PyStrategy,
     weights: Option<PyReadonlyArray1<'py, f64>>,
     f: Option<usize>,
     seed: u64,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-    let spec = strategy_from(strategy)?;
     let x = matrix(&updates)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
-    let out = py.allow_threads(|| crate::aggregate(x, &spec, w, f, seed))?;
+    let out = py.allow_threads(|| crate::aggregate(x, &strategy.spec, w, f, seed))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -132,7 +150,7 @@ fn apply_attack<'py>(
     updates: PyReadonlyArray2<'py, f32>,
     attack: &str,
     malicious: Vec<usize>,
-    strategy: Option<&str>,
+    strategy: Option<&PyStrategy>,
     weights: Option<PyReadonlyArray1<'py, f64>>,
     f: Option<usize>,
     seed: u64,
@@ -145,7 +163,11 @@ fn apply_attack<'py>(
         )));
     };
     let x = matrix(&updates)?;
-    let strategy = Strategy::new(strategy_from(strategy.unwrap_or("\"FedAvg\""))?)?;
+    let spec = match strategy {
+        Some(s) => s.spec.clone(),
+        None => strategy_from("\"FedAvg\"")?,
+    };
+    let strategy = Strategy::new(spec)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
     let (m, outcome) = py.allow_threads(|| -> Result<_, VflError> {
         let ids: Vec<usize> = (0..x.n()).collect();
@@ -196,7 +218,7 @@ impl PyOrchestrator {
     #[new]
     #[pyo3(signature = (strategy, attacks, num_clients, num_malicious=0, malicious=None, seed=0))]
     fn new(
-        strategy: &str,
+        strategy: &PyStrategy,
         attacks: &str,
         num_clients: usize,
         num_malicious: usize,
@@ -204,7 +226,7 @@ impl PyOrchestrator {
         seed: u64,
     ) -> PyResult<Self> {
         let inner = Orchestrator::new(OrchestratorConfig {
-            strategy: strategy_from(strategy)?,
+            strategy: strategy.spec.clone(),
             attacks: attacks_from(attacks)?,
             num_clients,
             malicious,
@@ -275,7 +297,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(registry, m)?)?;
     m.add_function(wrap_pyfunction!(name_key, m)?)?;
-    m.add_function(wrap_pyfunction!(normalize_strategy, m)?)?;
+    m.add_class::<PyStrategy>()?;
     m.add_function(wrap_pyfunction!(normalize_component, m)?)?;
     m.add_function(wrap_pyfunction!(mixer_keep, m)?)?;
     m.add_function(wrap_pyfunction!(component_name, m)?)?;
