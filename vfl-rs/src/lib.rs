@@ -15,6 +15,7 @@ pub mod rules;
 pub mod server_opt;
 pub mod spec;
 pub mod strategy;
+pub mod trace;
 
 #[cfg(feature = "python")]
 mod python;

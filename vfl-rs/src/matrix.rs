@@ -293,6 +293,18 @@ where
     out
 }
 
+/// The median of the finite values (the mean of the two middle ones for an even count); 0 if
+/// there are none. Radii derived from a round's norms use it: NaN rows do not move it.
+pub fn median_finite(v: &[f64]) -> f64 {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Indices `0..n` sorted by `key` ascending, ties broken by index (deterministic).
 pub fn argsort_by_key(key: &[f64]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..key.len()).collect();

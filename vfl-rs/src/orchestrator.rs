@@ -15,6 +15,7 @@ use crate::error::{Result, VflError};
 use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
 use crate::spec::{ComponentConfig, StrategySpec};
 use crate::strategy::{NonFinite, Strategy};
+use crate::trace::Trace;
 
 /// One round, as recorded.
 #[derive(Clone, Debug, Serialize)]
@@ -33,6 +34,21 @@ pub struct RoundSummary {
     pub honest_mean_norm: f64,
     pub aggregate_norm: f64,
     pub aggregate_finite: bool,
+    /// The malicious rows' share of the aggregate (see `crate::trace`): their weight share
+    /// under FedAvg, lower when the defence acted against them. NaN when the rule cannot say.
+    pub malicious_share: f64,
+    /// The malicious rows' share of the weights: what `malicious_share` is when nothing is done.
+    pub malicious_weight: f64,
+    /// Client ids a selection rule kept (Krum, MultiKrum, Bulyan), and how many were malicious.
+    pub selected: Option<Vec<usize>>,
+    pub selected_malicious: Option<usize>,
+    /// For rules that exclude clients: of the clients excluded, the share that were malicious
+    /// (precision), and of the malicious clients, the share excluded (recall).
+    pub detection_precision: Option<f64>,
+    pub detection_recall: Option<f64>,
+    /// Updates clipped this round and the radius used (clipping rules and pre-aggregators).
+    pub clipped: Option<usize>,
+    pub clip_radius: Option<f64>,
     pub attack_ms: f64,
     pub aggregate_ms: f64,
     pub server_ms: f64,
@@ -183,13 +199,14 @@ impl Orchestrator {
         };
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
-        let agg = self.strategy.aggregate(view, weights, f_default, &mut rng, NonFinite::Propagate)?;
+        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;
         let t3 = Instant::now();
 
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
+        let defence = DefenceSummary::new(&trace, &malicious, &ids, weights);
         self.history.push(RoundSummary {
             round,
             num_clients: n,
@@ -202,6 +219,14 @@ impl Orchestrator {
             honest_mean_norm: sq_norm_par(&honest_mean).sqrt(),
             aggregate_norm: sq_norm_par(&agg).sqrt(),
             aggregate_finite: agg.iter().all(|v| v.is_finite()),
+            malicious_share: defence.malicious_share,
+            malicious_weight: defence.malicious_weight,
+            selected: defence.selected,
+            selected_malicious: defence.selected_malicious,
+            detection_precision: defence.precision,
+            detection_recall: defence.recall,
+            clipped: trace.clipped,
+            clip_radius: trace.radius,
             attack_ms: ms(t0, t1),
             aggregate_ms: ms(t1, t2),
             server_ms: ms(t2, t3),
@@ -230,5 +255,48 @@ impl Orchestrator {
 
     pub fn history_json(&self) -> String {
         serde_json::to_string(&self.history).unwrap_or_else(|_| "[]".into())
+    }
+}
+
+/// The round's trace read against the known malicious rows.
+struct DefenceSummary {
+    malicious_share: f64,
+    malicious_weight: f64,
+    selected: Option<Vec<usize>>,
+    selected_malicious: Option<usize>,
+    precision: Option<f64>,
+    recall: Option<f64>,
+}
+
+impl DefenceSummary {
+    fn new(trace: &Trace, malicious: &[usize], ids: &[usize], weights: Option<&[f64]>) -> Self {
+        let n = ids.len();
+        let w = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
+        let total: f64 = w.iter().sum();
+        let malicious_weight = malicious.iter().map(|&r| w[r]).sum::<f64>() / total;
+        let malicious_share = trace.share.as_ref().map_or(f64::NAN, |s| malicious.iter().map(|&r| s[r]).sum());
+        let Some(rows) = &trace.selected else {
+            return DefenceSummary {
+                malicious_share,
+                malicious_weight,
+                selected: None,
+                selected_malicious: None,
+                precision: None,
+                recall: None,
+            };
+        };
+        let is_malicious: HashSet<usize> = malicious.iter().copied().collect();
+        let kept: HashSet<usize> = rows.iter().copied().collect();
+        let excluded = (0..n).filter(|r| !kept.contains(r)).count();
+        let caught = malicious.iter().filter(|r| !kept.contains(r)).count();
+        let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+        DefenceSummary {
+            malicious_share,
+            malicious_weight,
+            selected: Some(rows.iter().map(|&r| ids[r]).collect()),
+            selected_malicious: Some(rows.iter().filter(|r| is_malicious.contains(r)).count()),
+            precision: ratio(caught, excluded),
+            recall: ratio(caught, malicious.len()),
+        }
     }
 }

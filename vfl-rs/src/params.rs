@@ -280,7 +280,8 @@ mod tests {
     fn reading_an_undeclared_name_fails_loudly() {
         // A misspelt name in a kernel's from_config used to read as NaN (f64) or 0 (usize).
         let p = params_of("CenteredClipping");
-        assert_eq!(p.f64("tau").unwrap(), 10.0);
+        assert_eq!(p.usize("iters").unwrap(), 1);
+        assert_eq!(p.opt_f64("tau").unwrap(), None); // derived each round from the updates
         let err = p.f64("taus").unwrap_err().to_string();
         assert!(err.contains("CenteredClipping has no parameter 'taus' (declared: tau, iters)"), "{err}");
         assert!(p.usize("iter").is_err() && p.opt_f64("radius").is_err() && p.opt_usize("f").is_err());

@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::error::{Result, VflError};
-use crate::matrix::{argsort_by_key, pairwise_sq_dists, row_norms, Matrix, OwnedMatrix, COL_BLOCK};
+use crate::matrix::{argsort_by_key, median_finite, pairwise_sq_dists, row_norms, Matrix, OwnedMatrix, COL_BLOCK};
 use crate::rules::resolve_f;
 use crate::spec::ComponentConfig;
 
@@ -17,8 +17,8 @@ pub enum PreAggregator {
     /// Karimireddy, He, Jaggi, "Byzantine-Robust Learning on Heterogeneous Datasets via
     /// Bucketing", ICLR 2022: seeded shuffle, then the (weighted) mean of each bucket of `s` rows.
     Bucketing { s: usize },
-    /// Static L2 clipping to norm `c`.
-    Clipping { c: f64 },
+    /// L2 clipping to norm `c`; with `c: None`, to the median norm of the round's rows.
+    Clipping { c: Option<f64> },
     /// Allouah et al., "Boosting Robustness by Clipping Gradients in Distributed Learning", 2024:
     /// the ⌊2(f/n)(n − f)⌋ largest-norm rows are clipped to the norm of the next largest.
     Arc { f: Option<usize> },
@@ -30,7 +30,7 @@ impl PreAggregator {
         Ok(match c.name() {
             "NNM" => PreAggregator::Nnm { f: p.opt_usize("f")? },
             "Bucketing" => PreAggregator::Bucketing { s: p.usize("s")? },
-            "Clipping" => PreAggregator::Clipping { c: p.f64("c")? },
+            "Clipping" => PreAggregator::Clipping { c: p.opt_f64("c")? },
             "ARC" => PreAggregator::Arc { f: p.opt_usize("f")? },
             other => return Err(VflError::value(format!("{other} is not a pre-aggregator"))),
         })
@@ -38,6 +38,25 @@ impl PreAggregator {
 
     /// Returns the new matrix and its row weights.
     pub fn apply(&self, x: Matrix, w: &[f64], f_default: Option<usize>, rng: &mut ChaCha8Rng) -> Result<(OwnedMatrix, Vec<f64>)> {
+        let (m, w, _) = self.apply_traced(x, w, f_default, rng)?;
+        Ok((m, w))
+    }
+
+    /// Whether output row i is still input row i (transformed): NNM and clipping keep the rows'
+    /// identities, bucketing mixes them into buckets.
+    pub fn keeps_rows(&self) -> bool {
+        !matches!(self, PreAggregator::Bucketing { .. })
+    }
+
+    /// `apply`, with what it did: the clipping it applied, and for mixing pre-aggregators
+    /// (`groups`) which input rows each output row is made of, with their coefficients.
+    pub fn apply_traced(
+        &self,
+        x: Matrix,
+        w: &[f64],
+        f_default: Option<usize>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(OwnedMatrix, Vec<f64>, PreTrace)> {
         let n = x.n();
         match self {
             PreAggregator::Nnm { f } => {
@@ -55,7 +74,8 @@ impl PreAggregator {
                         argsort_by_key(&key).into_iter().take(k).map(|j| (j, 1.0 / k as f64)).collect()
                     })
                     .collect();
-                Ok((mix_rows(x, &groups), w.to_vec()))
+                let m = mix_rows(x, &groups);
+                Ok((m, w.to_vec(), PreTrace { groups: Some(groups), ..PreTrace::default() }))
             }
             PreAggregator::Bucketing { s } => {
                 let mut perm: Vec<usize> = (0..n).collect();
@@ -67,12 +87,15 @@ impl PreAggregator {
                     groups.push(bucket.iter().map(|&i| (i, w[i] / total)).collect());
                     weights.push(total);
                 }
-                Ok((mix_rows(x, &groups), weights))
+                let m = mix_rows(x, &groups);
+                Ok((m, weights, PreTrace { groups: Some(groups), ..PreTrace::default() }))
             }
             PreAggregator::Clipping { c } => {
                 let norms = row_norms(x);
-                let scale: Vec<f64> = norms.iter().map(|&nm| if nm > *c { c / nm } else { 1.0 }).collect();
-                Ok((scale_rows(x, &scale), w.to_vec()))
+                let c = c.unwrap_or_else(|| median_finite(&norms));
+                let scale: Vec<f64> = norms.iter().map(|&nm| if nm > c { c / nm } else { 1.0 }).collect();
+                let clipped = scale.iter().filter(|&&s| s < 1.0).count();
+                Ok((scale_rows(x, &scale), w.to_vec(), PreTrace { groups: None, clipped: Some(clipped), radius: Some(c) }))
             }
             PreAggregator::Arc { f } => {
                 let f = resolve_f("ARC", *f, f_default)?;
@@ -85,16 +108,25 @@ impl PreAggregator {
                 let neg: Vec<f64> = norms.iter().map(|v| if v.is_nan() { f64::NEG_INFINITY } else { -v }).collect();
                 let order = argsort_by_key(&neg); // largest norm first
                 let mut scale = vec![1.0; n];
+                let limit = norms[order[k]];
                 if k > 0 {
-                    let limit = norms[order[k]];
                     for &i in &order[..k] {
                         scale[i] = if norms[i] > 0.0 && norms[i].is_finite() { limit / norms[i] } else { 0.0 };
                     }
                 }
-                Ok((scale_rows(x, &scale), w.to_vec()))
+                Ok((scale_rows(x, &scale), w.to_vec(), PreTrace { groups: None, clipped: Some(k), radius: Some(limit) }))
             }
         }
     }
+}
+
+/// What a pre-aggregator did to one round's rows.
+#[derive(Clone, Debug, Default)]
+pub struct PreTrace {
+    /// Output row g = Σ c·x_j over the (j, c) of `groups[g]` (mixing pre-aggregators).
+    pub groups: Option<Vec<Vec<(usize, f64)>>>,
+    pub clipped: Option<usize>,
+    pub radius: Option<f64>,
 }
 
 /// Output row g = Σ c·x_j over the (j, c) pairs of `groups[g]`, computed one column block at a

@@ -9,6 +9,7 @@ use crate::registry::{Kind, REGISTRY};
 use crate::rules::Rule;
 use crate::server_opt::ServerOptimizer;
 use crate::spec::StrategySpec;
+use crate::trace::{share_through, Trace};
 
 /// What to do with NaN/Inf in the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +53,22 @@ impl Strategy {
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
     ) -> Result<Vec<f32>> {
+        Ok(self.aggregate_traced(x, weights, f_default, rng, non_finite, false)?.0)
+    }
+
+    /// `aggregate`, and what the defence did, in terms of the rows of `x`: each row's share of
+    /// the aggregate (traced back through the pre-aggregators), the rows a selection rule kept
+    /// (when the pre-aggregators keep the rows' identities), and the clipping applied (the
+    /// rule's, else the last clipping pre-aggregator's). See `crate::trace`.
+    pub fn aggregate_traced(
+        &mut self,
+        x: Matrix,
+        weights: Option<&[f64]>,
+        f_default: Option<usize>,
+        rng: &mut ChaCha8Rng,
+        non_finite: NonFinite,
+        trace: bool,
+    ) -> Result<(Vec<f32>, Trace)> {
         if x.n() == 0 || x.d() == 0 {
             return Err(VflError::expected("updates", "at least one row and one column", format!("{} × {}", x.n(), x.d())));
         }
@@ -68,21 +85,35 @@ impl Strategy {
             self.rule.check(x.n(), f_default)?;
         }
         let mut owned: Option<(OwnedMatrix, Vec<f64>)> = None;
+        let mut pre_traces = Vec::with_capacity(self.pre.len());
         for p in &self.pre {
             let (cur, cw) = match &owned {
                 Some((m, cw)) => (m.view(), cw.as_slice()),
                 None => (x, w.as_slice()),
             };
-            owned = Some(p.apply(cur, cw, f_default, rng)?);
+            let (m, mw, t) = p.apply_traced(cur, cw, f_default, rng)?;
+            pre_traces.push((cur.n(), t));
+            owned = Some((m, mw));
         }
-        let out = match &owned {
-            Some((m, cw)) => self.rule.aggregate(m.view(), cw, f_default),
-            None => self.rule.aggregate(x, &w, f_default),
+        let (out, mut t) = match &owned {
+            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, trace),
+            None => self.rule.aggregate_traced(x, &w, f_default, trace),
         }?;
         if check_after && out.iter().any(|v| !v.is_finite()) {
             self.reject_non_finite(x)?; // (finite rows whose mean overflows pass through as inf)
         }
-        Ok(out)
+        if !self.pre.iter().all(PreAggregator::keeps_rows) {
+            t.selected = None; // a selected bucket is not a client
+        }
+        for (n_in, pt) in pre_traces.iter().rev() {
+            if let (Some(share), Some(groups)) = (&t.share, &pt.groups) {
+                t.share = Some(share_through(groups, share, *n_in));
+            }
+            if t.clipped.is_none() && pt.clipped.is_some() {
+                (t.clipped, t.radius) = (pt.clipped, pt.radius);
+            }
+        }
+        Ok((out, t))
     }
 
     fn reject_non_finite(&self, x: Matrix) -> Result<()> {

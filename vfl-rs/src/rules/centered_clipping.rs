@@ -3,19 +3,34 @@
 //! Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust Optimization", ICML 2021:
 //! v ← v + Σ_i α_i · clip_τ(x_i − v), repeated `iters` times, where clip_τ(u) = u·min(1, τ/‖u‖)
 //! and v starts from the previous round's aggregate (zero in the first round).
+//!
+//! The paper's τ (10, with τ/(1 − β) for momentum) is for stochastic gradients. Our updates are
+//! model deltas, orders of magnitude smaller, so that τ clips nothing and the rule is the mean.
+//! Without a τ, each round uses the median distance of its updates from the centre: half the
+//! updates are clipped, and with f < n/2 that radius is set by honest updates.
 
-use crate::matrix::{row_dists_to, weighted_sum, Matrix};
+use crate::matrix::{median_finite, row_dists_to, weighted_sum, Matrix};
+use crate::trace::{normalised, Trace};
 
-pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: f64, iters: usize) {
+/// Run the iterations in place on `center`; the trace holds the radius, the rows clipped in the
+/// first iteration and each row's share of the movement (its coefficients summed over iterations).
+pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: Option<f64>, iters: usize) -> Trace {
     let total: f64 = w.iter().sum();
+    let mut radius = tau;
+    let mut clipped = None;
+    let mut moved = vec![0.0; x.n()];
     for _ in 0..iters {
         let dists = row_dists_to(x, center);
+        let tau = *radius.get_or_insert_with(|| median_finite(&dists));
+        clipped.get_or_insert_with(|| dists.iter().filter(|&&d| d > tau).count());
         // v + Σ c_i (x_i − v) = (1 − Σ c_i)·v + Σ c_i x_i, with c_i = α_i·min(1, τ/‖x_i − v‖)
         let coef: Vec<f64> = w.iter().zip(&dists).map(|(wi, &d)| wi / total * if d > tau { tau / d } else { 1.0 }).collect();
+        moved.iter_mut().zip(&coef).for_each(|(m, c)| *m += c);
         let keep = 1.0 - coef.iter().sum::<f64>();
         let s = weighted_sum(x, &coef);
         for (v, si) in center.iter_mut().zip(&s) {
             *v = (keep * *v as f64 + *si as f64) as f32;
         }
     }
+    Trace { share: normalised(&moved), selected: None, clipped, radius }
 }

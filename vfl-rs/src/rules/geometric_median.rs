@@ -17,8 +17,10 @@ use rayon::prelude::*;
 
 use crate::matrix::{row_dists_to, sq_dist_par, sq_norm_par, weighted_mean, Matrix, COL_BLOCK};
 
-/// Returns the estimate and the number of iterations run.
-pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize) {
+/// Returns the estimate, the number of iterations run and each row's share of the estimate
+/// (its Weiszfeld weight α_i / max(ν, ‖x_i − z‖), normalised; all of it on a data point that is
+/// the median).
+pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize, Vec<f64>) {
     let total: f64 = w.iter().sum();
     let alpha: Vec<f64> = w.iter().map(|v| v / total).collect();
     let mut z = weighted_mean(x, &alpha);
@@ -49,8 +51,13 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
     let closest = (0..dists.len()).min_by(|&a, &b| dists[a].total_cmp(&dists[b]));
     if let Some(k) = closest.filter(|&k| is_geometric_median(x, &alpha, k, nu)) {
         z = x.row(k).to_vec();
+        let mut share = vec![0.0; x.n()];
+        share[k] = 1.0;
+        return (z, iters, share);
     }
-    (z, iters)
+    let beta: Vec<f64> = alpha.iter().zip(&dists).map(|(a, d)| if d.is_finite() { a / d.max(nu) } else { 0.0 }).collect();
+    let share = crate::trace::normalised(&beta).unwrap_or(alpha);
+    (z, iters, share)
 }
 
 /// Vardi & Zhang's condition: is row `k` a minimiser of Σ α_i ‖z − x_i‖? Only asked when every

@@ -2,6 +2,7 @@
 
 use crate::matrix::{argsort_by_key, map_columns, weighted_mean, Matrix};
 use crate::rules::median::median_in_place;
+use crate::trace::window_shares;
 
 /// Krum scores of the rows listed in `members` (indices into the `n × n` squared-distance matrix).
 ///
@@ -36,15 +37,15 @@ pub fn multi_krum_select(dists: &[f64], n: usize, f: usize, m: usize) -> Vec<usi
     argsort_by_key(&scores).into_iter().take(m).collect()
 }
 
-/// Weighted mean of the MultiKrum selection (Krum itself is `m = 1`).
-pub fn multi_krum(x: Matrix, w: &[f64], dists: &[f64], f: usize, m: usize) -> Vec<f32> {
+/// Weighted mean of the MultiKrum selection (Krum itself is `m = 1`), and the rows selected.
+pub fn multi_krum(x: Matrix, w: &[f64], dists: &[f64], f: usize, m: usize) -> (Vec<f32>, Vec<usize>) {
     let chosen = multi_krum_select(dists, x.n(), f, m);
     let sub = x.select_rows(&chosen);
     let mut sw: Vec<f64> = chosen.iter().map(|&i| w[i]).collect();
     if sw.iter().sum::<f64>() <= 0.0 {
         sw.fill(1.0); // only zero-weight rows were selected: average them rather than 0/0
     }
-    weighted_mean(sub.view(), &sw)
+    (weighted_mean(sub.view(), &sw), chosen)
 }
 
 /// Bulyan's selection: `θ = n − 2f` rows chosen by iterated Krum on the remaining rows.
@@ -62,20 +63,49 @@ pub fn bulyan_select(dists: &[f64], n: usize, f: usize) -> Vec<usize> {
 /// El Mhamdi, Guerraoui, Rouault, "The Hidden Vulnerability of Distributed Learning in
 /// Byzantium", ICML 2018: iterated Krum selects θ = n − 2f rows; per coordinate, the mean of the
 /// β = θ − 2f selected values closest to their median. Requires n ≥ 4f + 3.
-pub fn bulyan(x: Matrix, dists: &[f64], f: usize) -> Vec<f32> {
+///
+/// Returns the aggregate and the rows selected; with `trace`, also each row's share of the
+/// aggregate (the selected rows' shares of the per-coordinate windows).
+pub fn bulyan(x: Matrix, dists: &[f64], f: usize, trace: bool) -> (Vec<f32>, Vec<usize>, Option<Vec<f64>>) {
     let chosen = bulyan_select(dists, x.n(), f);
     let sub = x.select_rows(&chosen);
     let theta = chosen.len();
     let beta = theta - 2 * f;
-    map_columns(sub.view(), |col| {
+    let out = map_columns(sub.view(), |col| {
         let med = median_in_place(col, theta);
         col.sort_unstable_by(f32::total_cmp);
         closest_mean(col, med, beta)
-    })
+    });
+    let share = trace.then(|| {
+        let within = window_shares(sub.view(), |sorted| closest_window(sorted, sorted_median(sorted), beta));
+        let mut s = vec![0.0; x.n()];
+        for (&row, v) in chosen.iter().zip(within) {
+            s[row] = v;
+        }
+        s
+    });
+    (out, chosen, share)
+}
+
+/// The median of a sorted slice, as `median_in_place` computes it.
+fn sorted_median(sorted: &[f32]) -> f32 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        ((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0) as f32
+    }
 }
 
 /// Mean of the `beta` values of the sorted slice closest to `m` (a contiguous window around m).
 fn closest_mean(sorted: &[f32], m: f32, beta: usize) -> f32 {
+    let (left, right) = closest_window(sorted, m, beta);
+    let s: f64 = sorted[left..right].iter().map(|&v| v as f64).sum();
+    (s / beta as f64) as f32
+}
+
+/// The positions `left..right` of the `beta` values of the sorted slice closest to `m`.
+fn closest_window(sorted: &[f32], m: f32, beta: usize) -> (usize, usize) {
     let mut right = sorted.partition_point(|v| v.total_cmp(&m).is_lt());
     let mut left = right; // window is [left, right)
     while right - left < beta {
@@ -92,8 +122,7 @@ fn closest_mean(sorted: &[f32], m: f32, beta: usize) -> f32 {
             right += 1;
         }
     }
-    let s: f64 = sorted[left..right].iter().map(|&v| v as f64).sum();
-    (s / beta as f64) as f32
+    (left, right)
 }
 
 #[cfg(test)]

@@ -39,3 +39,12 @@ pub fn trimmed_mean(x: Matrix, trim: usize) -> Vec<f32> {
         (s / keep as f64) as f32
     })
 }
+
+/// The sorted positions the median of `n` values averages: the middle one, or the two middle ones.
+pub fn median_window(n: usize) -> (usize, usize) {
+    if n % 2 == 1 {
+        (n / 2, n / 2 + 1)
+    } else {
+        (n / 2 - 1, n / 2 + 1)
+    }
+}

@@ -8,18 +8,38 @@ pub mod median;
 use crate::error::{Result, VflError};
 use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
 use crate::spec::ComponentConfig;
+use crate::trace::{normalised, selection_share, window_shares, Trace};
 
 /// A configured rule. Stateful rules (centered clipping) keep their state here across rounds.
 #[derive(Clone, Debug)]
 pub enum Rule {
     Mean,
     Median,
-    TrimmedMean { f: Option<usize>, beta: Option<f64> },
-    Krum { f: Option<usize> },
-    MultiKrum { f: Option<usize>, m: Option<usize> },
-    Bulyan { f: Option<usize> },
-    GeometricMedian { nu: f64, tol: f64, max_iter: usize },
-    CenteredClipping { tau: f64, iters: usize, center: Option<Vec<f32>> },
+    TrimmedMean {
+        f: Option<usize>,
+        beta: Option<f64>,
+    },
+    Krum {
+        f: Option<usize>,
+    },
+    MultiKrum {
+        f: Option<usize>,
+        m: Option<usize>,
+    },
+    Bulyan {
+        f: Option<usize>,
+    },
+    GeometricMedian {
+        nu: f64,
+        tol: f64,
+        max_iter: usize,
+    },
+    /// `tau: None`: each round's radius is the median distance of its updates from the centre.
+    CenteredClipping {
+        tau: Option<f64>,
+        iters: usize,
+        center: Option<Vec<f32>>,
+    },
 }
 
 /// Resolve a rule's `f`: its own parameter, else the caller's default (the orchestrator passes
@@ -46,7 +66,7 @@ impl Rule {
             "MultiKrum" => Rule::MultiKrum { f: p.opt_usize("f")?, m: p.opt_usize("m")? },
             "Bulyan" => Rule::Bulyan { f: p.opt_usize("f")? },
             "GeometricMedian" => Rule::GeometricMedian { nu: p.f64("nu")?, tol: p.f64("tol")?, max_iter: p.usize("max_iter")? },
-            "CenteredClipping" => Rule::CenteredClipping { tau: p.f64("tau")?, iters: p.usize("iters")?, center: None },
+            "CenteredClipping" => Rule::CenteredClipping { tau: p.opt_f64("tau")?, iters: p.usize("iters")?, center: None },
             other => return Err(VflError::value(format!("{other} is not an aggregation rule"))),
         })
     }
@@ -94,29 +114,47 @@ impl Rule {
     }
 
     pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>) -> Result<Vec<f32>> {
+        Ok(self.aggregate_traced(x, w, f_default, false)?.0)
+    }
+
+    /// Aggregate, and say what the rule did (see `crate::trace`). Selections, clipping and the
+    /// shares that fall out of the computation are always traced; with `trace`, the
+    /// coordinate-wise rules also compute their row shares (one more sort per column).
+    pub fn aggregate_traced(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>, trace: bool) -> Result<(Vec<f32>, Trace)> {
         let n = x.n();
         self.check(n, f_default)?;
+        let coordinate = |lo: usize, hi: usize| trace.then(|| window_shares(x, |_| (lo, hi)));
         Ok(match self {
-            Rule::Mean => weighted_mean(x, w),
-            Rule::Median => median::coordinate_median(x),
+            Rule::Mean => (weighted_mean(x, w), Trace { share: normalised(w), ..Trace::default() }),
+            Rule::Median => {
+                let (lo, hi) = median::median_window(n);
+                (median::coordinate_median(x), Trace { share: coordinate(lo, hi), ..Trace::default() })
+            }
             Rule::TrimmedMean { f, beta } => {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
-                median::trimmed_mean(x, trim)
+                (median::trimmed_mean(x, trim), Trace { share: coordinate(trim, n - trim), ..Trace::default() })
             }
-            Rule::Krum { f } => {
-                let f = resolve_f("Krum", *f, f_default)?;
-                krum::multi_krum(x, w, &pairwise_sq_dists(x), f, 1)
-            }
-            Rule::MultiKrum { f, m } => {
-                let f = resolve_f("MultiKrum", *f, f_default)?;
-                let m = m.unwrap_or(n - f);
-                krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m)
+            Rule::Krum { .. } | Rule::MultiKrum { .. } => {
+                let (own_f, own_m, name) = match *self {
+                    Rule::MultiKrum { f, m } => (f, m, "MultiKrum"),
+                    Rule::Krum { f } => (f, Some(1), "Krum"),
+                    _ => unreachable!(),
+                };
+                let f = resolve_f(name, own_f, f_default)?;
+                let m = own_m.unwrap_or(n - f);
+                let (out, chosen) = krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m);
+                let share = selection_share(n, &chosen, w);
+                (out, Trace { share, selected: Some(chosen), ..Trace::default() })
             }
             Rule::Bulyan { f } => {
                 let f = resolve_f("Bulyan", *f, f_default)?;
-                krum::bulyan(x, &pairwise_sq_dists(x), f)
+                let (out, chosen, share) = krum::bulyan(x, &pairwise_sq_dists(x), f, trace);
+                (out, Trace { share, selected: Some(chosen), ..Trace::default() })
             }
-            Rule::GeometricMedian { nu, tol, max_iter } => geometric_median::geometric_median(x, w, *nu, *tol, *max_iter).0,
+            Rule::GeometricMedian { nu, tol, max_iter } => {
+                let (out, _, share) = geometric_median::geometric_median(x, w, *nu, *tol, *max_iter);
+                (out, Trace { share: Some(share), ..Trace::default() })
+            }
             Rule::CenteredClipping { tau, iters, center } => {
                 let d = x.d();
                 let v = center.get_or_insert_with(|| vec![0.0; d]);
@@ -127,8 +165,8 @@ impl Rule {
                         d,
                     ));
                 }
-                centered_clipping::centered_clipping(x, w, v, *tau, *iters);
-                v.clone()
+                let t = centered_clipping::centered_clipping(x, w, v, *tau, *iters);
+                (v.clone(), t)
             }
         })
     }
