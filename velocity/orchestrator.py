@@ -24,7 +24,13 @@ class AttackOutcome:
 
 @dataclass(frozen=True, slots=True)
 class RoundSummary:
-    """One aggregated round. ``global_loss``/``accuracy`` are NaN until the caller reports them."""
+    """One aggregated round. ``global_loss``/``accuracy`` are NaN until the caller reports them.
+
+    What the defence did: ``malicious_share`` is the malicious updates' share of the aggregate
+    (``malicious_weight``, their share of the weights, when nothing is done; NaN for rules that
+    cannot say); selection rules name the clients they kept (``selected``), with detection
+    precision/recall of the ones they excluded; clipping says how many updates it clipped and at
+    which radius. ``None`` where a field does not apply to the rule."""
 
     round: int
     num_clients: int
@@ -37,6 +43,14 @@ class RoundSummary:
     honest_mean_norm: float
     aggregate_norm: float
     aggregate_finite: bool
+    malicious_share: float
+    malicious_weight: float
+    selected: tuple[int, ...] | None
+    selected_malicious: int | None
+    detection_precision: float | None
+    detection_recall: float | None
+    clipped: int | None
+    clip_radius: float | None
     attack_ms: float
     aggregate_ms: float
     server_ms: float
@@ -45,9 +59,19 @@ class RoundSummary:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoundSummary:
         values = {f.name: d[f.name] for f in fields(cls)}
-        for key in ("global_loss", "accuracy", "attack_distance", "honest_mean_norm", "aggregate_norm"):
+        for key in (
+            "global_loss",
+            "accuracy",
+            "attack_distance",
+            "honest_mean_norm",
+            "aggregate_norm",
+            "malicious_share",
+            "malicious_weight",
+        ):
             values[key] = math.nan if values[key] is None else float(values[key])
         values["malicious_clients"] = tuple(values["malicious_clients"])
+        if values["selected"] is not None:
+            values["selected"] = tuple(values["selected"])
         values["attacks"] = tuple(AttackOutcome(**a) for a in values["attacks"])
         return cls(**values)
 

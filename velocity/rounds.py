@@ -14,11 +14,11 @@ panel needs it too.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal
 
-from velocity.orchestrator import AttackOutcome
+from velocity.orchestrator import AttackOutcome, RoundSummary
 
 if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
@@ -53,6 +53,18 @@ ROUND_COLUMNS: tuple[Column, ...] = (
     Column("global_loss", "float", "test loss of the new global model (decentralised: mean over honest workers); empty if not finite"),
     Column("accuracy", "float", "test accuracy of the new global model (decentralised: mean over honest workers)"),
     Column("attack_distance", "float", "distance of the aggregate from the honest updates' mean"),
+    Column(
+        "malicious_share",
+        "float",
+        "the malicious updates' share of the aggregate (their weight share when nothing is done; lower when the defence acted)",
+    ),
+    Column("malicious_weight", "float", "the malicious updates' share of the weights (what malicious_share is for FedAvg)"),
+    Column("selected", "str", "client ids a selection rule kept (Krum, MultiKrum, Bulyan), joined by ';'"),
+    Column("selected_malicious", "float", "malicious clients among the selected"),
+    Column("detection_precision", "float", "of the clients a selection rule excluded, the share that were malicious"),
+    Column("detection_recall", "float", "of the malicious clients, the share a selection rule excluded"),
+    Column("clipped", "float", "updates clipped this round (clipping rules and pre-aggregators)"),
+    Column("clip_radius", "float", "the clipping radius used this round"),
     Column("attacks", "str", "what each attack did, 'name=strength' joined by ';'"),
     Column("train_ms", "float", "local training (decentralised: the whole step)"),
     Column("aggregate_ms", "float", "attacks, aggregation and the server step"),
@@ -67,6 +79,35 @@ SWEEP_COLUMNS: tuple[Column, ...] = RUN_COLUMNS + ROUND_COLUMNS
 PANEL_COLUMNS: tuple[str, ...] = (*(c.name for c in RUN_COLUMNS), "round", "global_loss", "accuracy")
 
 _BY_NAME = {c.name: c for c in SWEEP_COLUMNS}
+
+
+@dataclass(frozen=True)
+class DefenceRecord:
+    """What the defence did in a round (the core's trace; NaN/None where the rule cannot say,
+    and for decentralised runs)."""
+
+    malicious_share: float = math.nan
+    malicious_weight: float = math.nan
+    selected: tuple[int, ...] | None = None
+    selected_malicious: int | None = None
+    detection_precision: float | None = None
+    detection_recall: float | None = None
+    clipped: int | None = None
+    clip_radius: float | None = None
+
+    @classmethod
+    def from_summary(cls, summary: RoundSummary) -> DefenceRecord:
+        return cls(**{f.name: getattr(summary, f.name) for f in fields(cls)})
+
+    def cells(self) -> dict[str, Any]:
+        """Its round-row columns: counts and ratios as floats (NaN when absent), ids as text."""
+
+        def num(v: float | None) -> float:
+            return math.nan if v is None else float(v)
+
+        out: dict[str, Any] = {f.name: num(getattr(self, f.name)) for f in fields(self) if f.name != "selected"}
+        out["selected"] = "" if self.selected is None else ";".join(str(i) for i in self.selected)
+        return out
 
 
 @dataclass(frozen=True)
@@ -85,12 +126,61 @@ class RoundRecord:
     aggregate_ms: float
     eval_ms: float
     round_ms: float
+    defence: DefenceRecord = field(default_factory=lambda: DefenceRecord())
 
     def row(self) -> dict[str, Any]:
         """The round's :data:`ROUND_COLUMNS`."""
-        values = {c.name: getattr(self, c.name) for c in ROUND_COLUMNS if c.name != "attacks"}
+        values = {c.name: getattr(self, c.name) for c in ROUND_COLUMNS if hasattr(self, c.name) and c.name != "attacks"}
         values["attacks"] = ";".join(f"{a.name}={a.strength}" for a in self.attacks)
+        values.update(self.defence.cells())
         return {c.name: values[c.name] for c in ROUND_COLUMNS}
+
+
+def late_accuracy_gain(accuracies: list[float]) -> float | None:
+    """How much accuracy a run gained over its last fifth of rounds (at least its last 2): a
+    clean run still gaining much there has not converged. None with fewer than 3 rounds."""
+    vals = [a for a in accuracies if not math.isnan(a)]
+    if len(vals) < 3:
+        return None
+    span = max(2, len(vals) // 5)
+    return vals[-1] - vals[-1 - span]
+
+
+#: A round in which the malicious updates' share of the aggregate is below their weight share by
+#: more than this (in share points) counts as one where the defence limited them.
+LIMITED_MARGIN = 0.01
+
+
+def defence_metrics(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What a run's defence did over its rounds, for its summary: the mean malicious share and
+    weight share, in how many rounds it limited the malicious updates (share below weight by
+    more than :data:`LIMITED_MARGIN`) or clipped or excluded any update, and the mean detection
+    precision/recall of selection rules. None where no round could say."""
+
+    def mean(key: str) -> float | None:
+        vals = [float(r[key]) for r in rows if isinstance(r.get(key), (int, float)) and not math.isnan(r[key])]
+        return sum(vals) / len(vals) if vals else None
+
+    def acted(r: Mapping[str, Any]) -> bool:
+        share, weight = r.get("malicious_share", math.nan), r.get("malicious_weight", math.nan)
+        limited = not math.isnan(share) and not math.isnan(weight) and share < weight - LIMITED_MARGIN
+        clipped = r.get("clipped", math.nan)
+        excluded = bool(r.get("selected")) and len(str(r["selected"]).split(";")) < r.get("num_clients", 0)
+        return limited or (not math.isnan(clipped) and clipped > 0) or excluded
+
+    traced = [
+        r
+        for r in rows
+        if not math.isnan(r.get("malicious_share", math.nan)) or r.get("selected") or not math.isnan(r.get("clipped", math.nan))
+    ]
+    return {
+        "mean_malicious_share": mean("malicious_share"),
+        "mean_malicious_weight": mean("malicious_weight"),
+        "rounds_defence_acted": sum(acted(r) for r in rows) if traced else None,
+        "mean_clipped": mean("clipped"),
+        "mean_detection_precision": mean("detection_precision"),
+        "mean_detection_recall": mean("detection_recall"),
+    }
 
 
 def run_identity(spec: RunSpec, index: int) -> dict[str, Any]:
@@ -107,7 +197,12 @@ def run_identity(spec: RunSpec, index: int) -> dict[str, Any]:
 
 def sweep_row(spec: RunSpec, index: int, round_row: Mapping[str, Any]) -> dict[str, Any]:
     """A row of ``Sweep.results``: the run's identity, then the round's columns."""
-    return {**run_identity(spec, index), **{c.name: round_row[c.name] for c in ROUND_COLUMNS}}
+    return {**run_identity(spec, index), **{c.name: round_row.get(c.name, missing_cell(c.name)) for c in ROUND_COLUMNS}}
+
+
+def missing_cell(name: str) -> Any:
+    """The value of a column a row lacks (a rounds.csv written before the column existed)."""
+    return "" if _BY_NAME[name].kind == "str" else math.nan
 
 
 def parse_cell(name: str, text: str) -> Any:

@@ -16,6 +16,7 @@ from velocity import extend
 from velocity.aggregation import apply_attack
 from velocity.models import build_model
 from velocity.orchestrator import AttackOutcome, Orchestrator, RoundSummary
+from velocity.rounds import DefenceRecord
 from velocity.specs import AttacksLike, StrategyLike, attack_items
 from velocity.trainer import RoundRecord, Trainer
 from velocity.training import (
@@ -193,6 +194,7 @@ class FederatedServer(Trainer):
             aggregate_ms=(t_agg - t_train) * 1e3,
             eval_ms=(end - t_agg) * 1e3,
             round_ms=(end - start) * 1e3,
+            defence=DefenceRecord.from_summary(summary),
         )
         self.history.append(record)
         return record
@@ -238,6 +240,15 @@ class FederatedServer(Trainer):
             honest_mean_norm=float(np.linalg.norm(honest_mean)),
             aggregate_norm=float(np.linalg.norm(aggregate)),
             aggregate_finite=bool(np.isfinite(aggregate).all()),
+            # A Python rule is not traced: only the malicious weight share is known.
+            malicious_share=float("nan"),
+            malicious_weight=float(np.asarray(weights, dtype=np.float64)[malicious].sum() / np.sum(weights)) if malicious else 0.0,
+            selected=None,
+            selected_malicious=None,
+            detection_precision=None,
+            detection_recall=None,
+            clipped=None,
+            clip_radius=None,
             attack_ms=ms(start, t_attack),
             aggregate_ms=ms(t_attack, t_rule),
             server_ms=ms(t_rule, time.perf_counter()),

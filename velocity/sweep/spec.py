@@ -19,12 +19,14 @@ from velocity.decentralised.setup import mixer_name
 from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
 from velocity.specs import attack_items, parse_attacks, parse_strategy, to_json_value
+from velocity.training.config import LocalTrainingConfig
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
 #: Python alike); a run without attacks gets 0.
 DEFAULT_MALICIOUS_FRACTION = 0.2
 Topology = Literal["federated", "decentralised"]
+_LOCAL = LocalTrainingConfig()  # the local training defaults, defined once
 
 
 def _as_value_error(fn: Any, value: Any) -> Any:
@@ -56,11 +58,11 @@ class RunSpec(BaseModel):
     num_clients: int = Field(10, ge=1, description="size of the federation")
     min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
     rounds: int = Field(10, ge=0, description="federated rounds (decentralised: steps of every worker)")
-    local_epochs: int = Field(1, ge=1, description="local epochs per round")
-    lr: float = Field(0.05, gt=0, description="local learning rate")
-    batch_size: int = Field(32, ge=1, description="local minibatch size")
-    momentum: float = Field(0.0, ge=0, lt=1, description="local SGD momentum")
-    weight_decay: float = Field(0.0, ge=0, description="local SGD weight decay")
+    local_epochs: int = Field(_LOCAL.local_epochs, ge=1, description="local epochs per round")
+    lr: float = Field(_LOCAL.lr, gt=0, description="local learning rate")
+    batch_size: int = Field(_LOCAL.batch_size, ge=1, description="local minibatch size")
+    momentum: float = Field(_LOCAL.momentum, ge=0, lt=1, description="local SGD momentum (reset every round)")
+    weight_decay: float = Field(_LOCAL.weight_decay, ge=0, description="local SGD weight decay")
     client_momentum: float = Field(0.0, ge=0, lt=1, description="worker momentum across rounds (MoNNA's β when decentralised)")
     malicious_fraction: float = Field(
         0.0, ge=0, le=1, description=f"share of malicious clients (default {DEFAULT_MALICIOUS_FRACTION} with attacks, 0 without)"

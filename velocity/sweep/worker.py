@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from velocity import extend
-from velocity.rounds import RoundRecord
+from velocity.rounds import RoundRecord, defence_metrics, late_accuracy_gain
 from velocity.sweep.files import atomic_write_json, atomic_write_text, rounds_csv
 from velocity.sweep.spec import RunSpec
 
@@ -110,9 +110,11 @@ def execute_run(
 
 
 def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Final and mean loss/accuracy of a run's rounds (None when it has none)."""
+    """Final and mean loss/accuracy of a run's rounds (None when it has none), and what its
+    defence did over them (:func:`velocity.rounds.defence_metrics`)."""
     if not rows:
-        return {"final_loss": None, "final_accuracy": None, "mean_loss": None, "mean_accuracy": None}
+        empty = {"final_loss": None, "final_accuracy": None, "mean_loss": None, "mean_accuracy": None, "late_accuracy_gain": None}
+        return {**empty, **defence_metrics([])}
     losses = [r["global_loss"] for r in rows]
     accs = [r["accuracy"] for r in rows]
     return {
@@ -120,4 +122,6 @@ def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "final_accuracy": accs[-1],
         "mean_loss": sum(losses) / len(losses),
         "mean_accuracy": sum(accs) / len(accs),
+        "late_accuracy_gain": late_accuracy_gain(accs),
+        **defence_metrics(rows),
     }

@@ -9,12 +9,17 @@ from dataclasses import dataclass
 class LocalTrainingConfig:
     """SGD on each client, PyTorch semantics (``torch.optim.SGD``: weight decay added to the
     gradient, momentum buffer without dampening). ``mu > 0`` adds FedProx's proximal term
-    (mu/2)·‖w − w_global‖² (Li et al., MLSys 2020)."""
+    (mu/2)·‖w − w_global‖² (Li et al., MLSys 2020).
 
-    lr: float = 0.05
+    The defaults are the run defaults too (``RunSpec`` reads them from here). They were chosen to
+    converge within the default 10 rounds on every built-in data set and model: plain SGD at
+    lr 0.05 for one epoch left digits' MLP at 0.35 accuracy after 10 rounds, a clean baseline
+    no robustness comparison can stand on (measured values: README, "Defaults")."""
+
+    lr: float = 0.1
     batch_size: int = 32
-    local_epochs: int = 1
-    momentum: float = 0.0
+    local_epochs: int = 2
+    momentum: float = 0.9
     weight_decay: float = 0.0
     mu: float = 0.0
 
