@@ -166,30 +166,63 @@ def _sweep_specs(args: argparse.Namespace) -> list:
 
 
 def _print_comparison(comp: dict, folder) -> None:
-    """A compact terminal view of comparison.md (the file has every column)."""
+    """A compact terminal view of comparison.md (the file has every column): the verdict and its
+    notices first, then every run. Names are printed literally (``Text``), never as markup."""
+    from rich.text import Text
+
     from velocity.sweep.report import _fmt
 
+    verdict = comp["verdict"]
+    if verdict["table"]:
+        vt = Table(title="Verdict: accuracy under the sweep's attacks (worst case over attacks, per α)")
+        for col in ["α", "#", "strategy", "clean", "worst case", "worst attack", "mean attacked", "vs best"]:
+            vt.add_column(col, justify="right" if col in ("#", "clean", "worst case", "mean attacked") else "left")
+        for e in verdict["table"]:
+            if e["rank"] == 1:
+                vs = "best"
+            elif e["tied_with_best"] is None:
+                vs = "no test"
+            else:
+                vs = f"{'tied' if e['tied_with_best'] else 'worse'} (p={e['p_vs_best']:.3f})"
+            vt.add_row(
+                Text(e["alpha"]),
+                str(e["rank"]),
+                Text(e["strategy"]),
+                _fmt(e["clean_accuracy"], e["clean_accuracy_ci95"], 3),
+                _fmt(e["worst_case_accuracy"], e["worst_case_accuracy_ci95"], 3),
+                Text(e["worst_attack"] or "n/a"),
+                _fmt(e["mean_attacked_accuracy"], e["mean_attacked_accuracy_ci95"], 3),
+                vs,
+            )
+        console.print(vt)
+        if verdict["single_seed"]:
+            console.print("One seed per configuration: no intervals or tests; close values may be noise (use --seeds 3).")
+    for notice in verdict["notices"]:
+        console.print(Text("Notice: " + notice))
     named = any(not e["run"].startswith(e["strategy"] + " | ") for e in comp["ranking"])
-    table = Table(title=f"Comparison ({folder}/comparison.md)")
+    table = Table(title=f"Every run ({folder}/comparison.md)")
     for col in ["#", *(["run"] if named else []), "strategy", "attack", "α", "final acc", "final loss", "Δ loss vs clean"]:
         table.add_column(col, justify="right" if col in ("#", "final acc", "final loss", "Δ loss vs clean") else "left")
     for e in comp["ranking"]:
         table.add_row(
             str(e["rank"]),
-            *([e["run"]] if named else []),
-            e["strategy"],
-            e["attack"],
-            e["alpha"],
+            *([Text(e["run"])] if named else []),
+            Text(e["strategy"]),
+            Text(e["attack"]),
+            Text(e["alpha"]),
             _fmt(e["final_accuracy"], e["final_accuracy_ci95"], 3),
             _fmt(e["final_loss"], e["final_loss_ci95"], 3),
             _fmt(e["loss_change_vs_clean"], digits=3),
         )
     console.print(table)
-    console.print(f"[bold]Winner:[/bold] {comp['winner'] or 'none (no run finished)'}")
+    console.print(Text.assemble(("Best run: ", "bold"), comp["winner"] or "none (no run finished)"))
     if comp["robustness"]:
         console.print(
-            "[bold]Most robust under attack[/bold] (mean final-loss change against its clean baseline): "
-            + ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.3f}" for r in comp["robustness"])
+            Text(
+                "Smallest loss change under attack (mean final-loss change against the clean twin; a rule that learns little "
+                "loses little: read with the verdict): "
+                + ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.3f}" for r in comp["robustness"])
+            )
         )
     t = comp["timing"]
     if t.get("wall_s"):

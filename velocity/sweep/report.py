@@ -1,4 +1,6 @@
-"""The comparison of a sweep: runs ranked, the winner, the most robust strategy under attack.
+"""The comparison of a sweep: the verdict (worst-case and mean accuracy under the sweep's
+attacks, with statistics and notices: ``velocity.sweep.verdict``), then every run ranked, the
+winner, and each strategy's mean final-loss change under attack.
 
 Built from the per-run files alone (config.json + summary.json), so ``velocity report DIR``
 rebuilds exactly what the sweep wrote.
@@ -14,6 +16,7 @@ from typing import Any
 
 from velocity.sweep.files import atomic_write_json, atomic_write_text, read_json
 from velocity.sweep.spec import RunSpec
+from velocity.sweep.verdict import mean_ci, verdicts
 
 
 @dataclass(frozen=True)
@@ -45,20 +48,6 @@ def load_results(sweep_dir: Path) -> list[RunResult]:
     return results
 
 
-def _mean_ci(values: list[float]) -> tuple[float, float | None]:
-    """Mean and the half-width of a 95% Student-t confidence interval (None for one value)."""
-    vals = [v for v in values if not math.isnan(v)]
-    if not vals:
-        return math.nan, None
-    mean = statistics.fmean(vals)
-    if len(vals) < 2:
-        return mean, None
-    from scipy.stats import t
-
-    half = t.ppf(0.975, len(vals) - 1) * statistics.stdev(vals) / math.sqrt(len(vals))
-    return mean, half
-
-
 def _group(results: list[RunResult]) -> list[dict[str, Any]]:
     """One entry per configuration (all keys but the seed), with mean ± CI over its seeds."""
     groups: dict[str, list[RunResult]] = {}
@@ -79,7 +68,7 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
             "config_key": spec.config_key,
         }
         for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s"):
-            mean, ci = _mean_ci([m.metric(key) for m in done])
+            mean, ci = mean_ci([m.metric(key) for m in done])
             entry[key] = mean
             entry[f"{key}_ci95"] = ci
         out.append(entry)
@@ -127,6 +116,7 @@ def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel
         timing["speedup"] = serial / wall_s
     winner = next((e for e in ranked if e["finished"]), None)
     return {
+        "verdict": verdicts(results),
         "ranking": ranked,
         "winner": winner["run"] if winner else None,
         "most_robust": robust_table[0]["strategy"] if robust_table else None,
@@ -147,8 +137,49 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|")
 
 
+def verdict_markdown(verdict: dict[str, Any]) -> list[str]:
+    """The verdict section: per α, strategies by worst-case accuracy under the sweep's attacks."""
+    if not verdict["table"]:
+        lines = ["## Verdict", "", "No attacked runs: nothing to rank by robustness.", ""]
+    else:
+        lines = ["## Verdict: accuracy under the sweep's attacks", ""]
+        lines.append("| α | Rank | Strategy | Clean accuracy | Worst-case accuracy | Worst attack | Mean under attack | vs best |")
+        lines.append("|---|---:|---|---:|---:|---|---:|---|")
+        for e in verdict["table"]:
+            if e["p_vs_best"] is None and e["rank"] == 1:
+                vs = "best"
+            elif e["tied_with_best"] is None:
+                vs = "no test (one seed)"
+            else:
+                vs = ("tied (p = " if e["tied_with_best"] else "worse (p = ") + f"{e['p_vs_best']:.3f})"
+            lines.append(
+                f"| {e['alpha']} | {e['rank']} | {_cell(e['strategy'])} | {_fmt(e['clean_accuracy'], e['clean_accuracy_ci95'], 3)} | "
+                f"{_fmt(e['worst_case_accuracy'], e['worst_case_accuracy_ci95'], 3)} | {_cell(e['worst_attack'] or 'n/a')} | "
+                f"{_fmt(e['mean_attacked_accuracy'], e['mean_attacked_accuracy_ci95'], 3)} | {vs} |"
+            )
+        lines.append("")
+        if verdict["single_seed"]:
+            lines += [
+                "One seed per configuration: no intervals and no test, so close values may be noise. Run with `--seeds 3` or more.",
+                "",
+            ]
+        else:
+            lines += [
+                "Mean ± the half-width of a 95% Student-t interval over seeds; worst case = the lowest final accuracy over the "
+                "attacks, per seed. 'vs best': paired t-test over seeds against the rank-1 strategy (tied: p ≥ 0.05).",
+                "",
+            ]
+    if verdict["notices"]:
+        lines += ["### Notices", ""]
+        lines += [f"- {_cell(n)}" for n in verdict["notices"]]
+        lines.append("")
+    return lines
+
+
 def comparison_markdown(comp: dict[str, Any]) -> str:
     lines = ["# Sweep comparison", ""]
+    lines += verdict_markdown(comp["verdict"])
+    lines += ["## Every run", ""]
     lines.append("| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s) | Δ loss vs clean |")
     lines.append("|---:|---|---|---|---|---:|---:|---:|---:|---:|")
     for e in comp["ranking"]:
@@ -165,13 +196,15 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     if comp["robustness"]:
         best = comp["robustness"][0]
         lines.append(
-            f"**Most robust under attack:** {best['strategy']} (mean final-loss change against its own clean baseline: {best['mean_loss_change']:+.4f})"
+            f"**Smallest loss change under attack:** {best['strategy']} (mean final-loss change against its own clean baseline: "
+            f"{best['mean_loss_change']:+.4f}). A rule that learns little when clean also loses little under attack: read it "
+            "with the verdict above, which ranks by accuracy."
         )
         others = ", ".join(f"{r['strategy']} {r['mean_loss_change']:+.4f}" for r in comp["robustness"][1:])
         if others:
             lines.append(f"Others: {others}")
     else:
-        lines.append("**Most robust under attack:** n/a (needs attacked runs with a clean twin)")
+        lines.append("**Smallest loss change under attack:** n/a (needs attacked runs with a clean twin)")
     lines.append("")
     t = comp["timing"]
     if t.get("wall_s"):
