@@ -138,7 +138,6 @@ def test_typed_objects_compose_and_validate():
         ("Krum(g=1)", ValueError, r"Unknown parameter 'g' for Krum: expected one of: f"),
         ("Krum(f=1.5)", TypeError, r"Expected an integer for Krum.f, got 1.5"),
         ("FedAdam(beta_1=1.0)", ValueError, r"Expected a value >= 0 and < 1 for FedAdam.beta_1, got 1.0"),
-        ("Clipping + FedAvg", ValueError, r"Clipping requires the parameter 'c'"),
         ("sign_flip", ValueError, r"'sign_flip' is a UpdateAttack, not a valid strategy component"),
         ("Krum + NNM(f=1)", ValueError, r"must come before"),
         (42, TypeError, r"Expected a strategy as text like"),

@@ -87,7 +87,10 @@ def test_toml_experiment_writes_every_file(tmp_path):
     assert comparison["most_robust"] == "FedAvg"  # the only strategy with an attacked run and a clean twin
     md = (out / "comparison.md").read_text()
     assert "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s)" in md
-    assert "**Winner:**" in md and "**Most robust under attack:** FedAvg" in md
+    assert "**Winner:**" in md and "**Smallest loss change under attack:** FedAvg" in md
+    # The verdict leads: the attacked strategy's worst case, with its clean accuracy beside it.
+    assert md.index("## Verdict") < md.index("## Every run") < md.index("**Winner:**")
+    assert [(e["strategy"], e["worst_attack"]) for e in comparison["verdict"]["table"]] == [("FedAvg", "model_poisoning(intensity=0.5)")]
     assert "3 runs, " in md and "serial would be" in md and "× speedup)" in md
 
     # `velocity report` rebuilds the same comparison from the files.

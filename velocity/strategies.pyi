@@ -160,8 +160,8 @@ class CenteredClipping(Component):
 
     Parameters
     ----------
-    tau : float, default 10.0, > 0
-        clipping radius around the centre
+    tau : float, default derived, > 0
+        clipping radius around the centre; defaults each round to the median distance of the updates from the centre (the paper's tau = 10 is for gradients, far larger than model updates: give it to use it)
     iters : int, default 1, >= 1
         clipping iterations per round
 
@@ -173,7 +173,7 @@ class CenteredClipping(Component):
     """
 
     info: ComponentInfo
-    def __init__(self, *, tau: float = ..., iters: int = ...) -> None: ...
+    def __init__(self, *, tau: float | None = None, iters: int = ...) -> None: ...
 
 
 class FedAvgM(Component):
@@ -301,12 +301,12 @@ class Bucketing(Component):
 
 
 class Clipping(Component):
-    """Static L2 clipping: scale every update to norm at most c.
+    """L2 clipping: scale every update to norm at most c (the round's median norm unless given).
 
     Parameters
     ----------
-    c : float, default required, > 0
-        clipping threshold (L2 norm)
+    c : float, default derived, > 0
+        clipping threshold (L2 norm); defaults each round to the median norm of the updates
 
     Requires: n >= 1.
 
@@ -316,7 +316,7 @@ class Clipping(Component):
     """
 
     info: ComponentInfo
-    def __init__(self, *, c: float) -> None: ...
+    def __init__(self, *, c: float | None = None) -> None: ...
 
 
 class ARC(Component):

@@ -273,8 +273,9 @@ impl DefenceSummary {
         let n = ids.len();
         let w = weights.map_or_else(|| vec![1.0; n], <[f64]>::to_vec);
         let total: f64 = w.iter().sum();
-        let malicious_weight = malicious.iter().map(|&r| w[r]).sum::<f64>() / total;
-        let malicious_share = trace.share.as_ref().map_or(f64::NAN, |s| malicious.iter().map(|&r| s[r]).sum());
+        let malicious_weight = malicious.iter().map(|&r| w[r]).sum::<f64>() / total + 0.0;
+        // (+ 0.0: an empty float sum is -0.0)
+        let malicious_share = trace.share.as_ref().map_or(f64::NAN, |s| malicious.iter().map(|&r| s[r]).sum::<f64>() + 0.0);
         let Some(rows) = &trace.selected else {
             return DefenceSummary {
                 malicious_share,
