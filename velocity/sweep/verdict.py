@@ -29,7 +29,7 @@ NOT_CONVERGED_GAIN = 0.02
 #: An attack that lowered no strategy's accuracy by more than this is reported as too weak.
 WEAK_ATTACK_DROP = 0.02
 #: Significance level of the paired test against the best strategy.
-ALPHA_LEVEL = 0.05
+SIGNIFICANCE = 0.05
 #: Rules that do not defend: they are not expected to act, so no "never acted" notice is given.
 MEAN_RULES = frozenset({"FedAvg", "FedProx"})
 
@@ -122,7 +122,7 @@ def verdicts(results: Sequence[RunResult]) -> dict[str, Any]:
             else:
                 p = paired_p_value([best["_worst_by_seed"][s] for s in shared], [e["_worst_by_seed"][s] for s in shared])
                 e["p_vs_best"] = p
-                e["tied_with_best"] = None if p is None else p >= ALPHA_LEVEL
+                e["tied_with_best"] = None if p is None else p >= SIGNIFICANCE
         for e in rows:
             del e["_worst_by_seed"]
         table += rows
