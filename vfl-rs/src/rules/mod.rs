@@ -134,17 +134,10 @@ impl Rule {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
                 (median::trimmed_mean(x, trim), Trace { share: coordinate(trim, n - trim), ..Trace::default() })
             }
-            Rule::Krum { .. } | Rule::MultiKrum { .. } => {
-                let (own_f, own_m, name) = match *self {
-                    Rule::MultiKrum { f, m } => (f, m, "MultiKrum"),
-                    Rule::Krum { f } => (f, Some(1), "Krum"),
-                    _ => unreachable!(),
-                };
-                let f = resolve_f(name, own_f, f_default)?;
-                let m = own_m.unwrap_or(n - f);
-                let (out, chosen) = krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m);
-                let share = selection_share(n, &chosen, w);
-                (out, Trace { share, selected: Some(chosen), ..Trace::default() })
+            Rule::Krum { f } => selection(x, w, resolve_f("Krum", *f, f_default)?, |_| 1),
+            Rule::MultiKrum { f, m } => {
+                let m = *m;
+                selection(x, w, resolve_f("MultiKrum", *f, f_default)?, |f| m.unwrap_or(n - f))
             }
             Rule::Bulyan { f } => {
                 let f = resolve_f("Bulyan", *f, f_default)?;
@@ -170,4 +163,11 @@ impl Rule {
             }
         })
     }
+}
+
+/// MultiKrum's mean of the `m(f)` best-scored rows (Krum: one), traced as its selection.
+fn selection(x: Matrix, w: &[f64], f: usize, m: impl Fn(usize) -> usize) -> (Vec<f32>, Trace) {
+    let (out, chosen) = krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m(f));
+    let share = selection_share(x.n(), &chosen, w);
+    (out, Trace { share, selected: Some(chosen), ..Trace::default() })
 }
