@@ -18,7 +18,16 @@ from velocity import Sweep
 from velocity.data import partition_label_counts
 from velocity.panel import SweepPanel
 from velocity.panel.charts import chart_specs
-from velocity.panel.state import Controls, RoundRate, label_rows, run_table, specs_from_controls, status_counts
+from velocity.panel.state import (
+    Controls,
+    RoundRate,
+    heatmap_cells,
+    label_rows,
+    panel_verdict,
+    run_table,
+    specs_from_controls,
+    status_counts,
+)
 from velocity.rounds import panel_row_fixture
 from velocity.sweep.experiment import grid
 
@@ -122,6 +131,9 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
         "loss": 0.3,
         "accuracy_change": None,
         "loss_change": None,
+        "malicious_share": None,
+        "malicious_weight": None,
+        "defence_note": None,
         "error": None,
     }
     assert (table[1]["status"], table[1]["error"], table[1]["accuracy_change"]) == ("failed", "ValueError: boom", None)
@@ -131,6 +143,54 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
     assert table[1]["accuracy"] == 0.4 and table[1]["accuracy_change"] == pytest.approx(-0.5)
     assert table[1]["loss"] is None and table[1]["loss_change"] is None  # NaN travels as null
     json.dumps(table, allow_nan=False)
+
+
+def test_run_table_says_what_the_defence_let_through_and_when_it_never_acted() -> None:
+    specs = grid(strategies=["FedAvg", "FedMedian"], attacks=["alie"], rounds=4, **FAST)
+    quiet = {
+        "final_accuracy": 0.5,
+        "final_loss": 1.0,
+        "mean_malicious_share": 0.25,
+        "mean_malicious_weight": 0.25,
+        "rounds_defence_acted": 0,
+    }
+    table = run_table(specs, ["finished", "finished"], {0: quiet, 1: quiet}, {}, {})
+    assert [(e["strategy"], e["malicious_share"], e["malicious_weight"], e["defence_note"]) for e in table] == [
+        ("FedAvg", 0.25, 0.25, None),  # the mean is not expected to act
+        ("FedMedian", 0.25, 0.25, "never acted"),
+    ]
+    # while running, the latest round's share; no verdict on acting yet
+    table = run_table(specs, ["running", "running"], {}, {1: {"malicious_share": 0.0, "malicious_weight": 0.25}}, {})
+    assert (table[1]["malicious_share"], table[1]["malicious_weight"], table[1]["defence_note"]) == (0.0, 0.25, None)
+
+
+def test_heatmap_cells_average_seeds_with_an_interval_and_keep_settings_apart() -> None:
+    specs = [
+        *grid(strategies=["FedAvg"], attacks=["none"], alphas=[0.5, None], seeds=[0, 1, 2], rounds=4, **FAST),
+        *grid(strategies=["FedAvg"], attacks=["none"], seeds=[0], rounds=4, **{**FAST, "num_clients": 8}),
+    ]
+    accuracy = {0: 0.8, 1: 0.9, 2: 0.7, 3: 0.6, 4: 0.6, 5: 0.6, 6: 0.1}
+    entries = [{"accuracy": accuracy[i]} for i in range(len(specs))]
+    entries[6]["accuracy"] = None  # queued: no cell
+    cells = {c["setting"]: c for c in heatmap_cells(specs, entries)}
+    assert set(cells) == {"α=0.5 · 4 clients", "iid · 4 clients"}
+    by_alpha = cells["α=0.5 · 4 clients"]
+    # three seeds: mean 0.8, sample sd 0.1, t(0.975, 2) = 4.303 → half-width 4.303 · 0.1 / √3
+    assert by_alpha["accuracy"] == pytest.approx(0.8) and by_alpha["ci95"] == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-4)
+    assert by_alpha["runs"] == 3 and cells["iid · 4 clients"]["ci95"] == pytest.approx(0.0)
+
+
+def test_panel_verdict_is_the_comparisons_verdict_over_finished_runs() -> None:
+    specs = grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "alie"], seeds=[0, 1], rounds=4, **FAST)
+    accuracy = {("FedAvg", "none"): 0.9, ("FedAvg", "alie"): 0.3, ("FedMedian", "none"): 0.85, ("FedMedian", "alie"): 0.7}
+    summaries = {i: {"final_accuracy": accuracy[(s.strategy, s.attack_label)] + 0.01 * s.seed} for i, s in enumerate(specs)}
+    statuses = ["finished"] * len(specs)
+    verdict = panel_verdict(specs, statuses, summaries)
+    assert [(r["strategy"], r["rank"], r["tied_with_best"]) for r in verdict["table"]] == [("FedMedian", 1, True), ("FedAvg", 2, False)]
+    json.dumps(verdict, allow_nan=False)
+    # a run still going is not in it
+    statuses[next(i for i, s in enumerate(specs) if s.strategy == "FedAvg" and s.attacks)] = "running"
+    assert [r["seeds"] for r in panel_verdict(specs, statuses, summaries)["table"]] == [[0, 1], [1]]
 
 
 def test_round_rate_and_counts() -> None:
@@ -197,8 +257,15 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
     sweep, panel, recorder = live
     held = recorder.rows()
     assert panel.row_count == len(held) == 4 * 3
+    attacked = [r for r in held if r["attack"] != "none"]
+    assert all(0 <= r["malicious_share"] <= 1 and r["malicious_weight"] == pytest.approx(0.25) for r in attacked)
     assert {(r["run"], r["round"]) for r in held} == {(r["run"], r["round"]) for r in sweep.results.to_dicts()}
-    assert set(held[0]) == {"run", "index", "strategy", "attack", "alpha", "seed", "round", "global_loss", "accuracy"}
+    assert set(held[0]) == {"run", "index", "strategy", "attack", "alpha", "seed", "round", "global_loss", "accuracy"} | {
+        "malicious_share",
+        "malicious_weight",
+        "clipped",
+        "selected_malicious",
+    }
     assert [r["status"] for r in panel.runs] == ["finished"] * 4
     assert panel.counts["finished"] == 4 and panel.counts["rounds"] == 12
     assert panel.running is False
@@ -209,6 +276,19 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
             clean = next(c for c in panel.runs if c["strategy"] == r["strategy"] and c["attack"] == "none")
             assert r["accuracy_change"] == pytest.approx(r["accuracy"] - clean["accuracy"])
     assert by_run  # every run named
+
+
+def test_the_heatmap_and_the_verdict_follow_the_finished_sweep(live: Any) -> None:
+    _, panel, _ = live
+    assert {(c["strategy"], c["attack"], c["runs"]) for c in panel.cells} == {
+        (s, a, 1) for s in ("FedAvg", "FedMedian") for a in ("none", "sign_flip(scale=4.0)")
+    }
+    final = {(e["strategy"], e["attack"]): e["accuracy"] for e in panel.runs}
+    assert all(c["accuracy"] == final[(c["strategy"], c["attack"])] for c in panel.cells)
+    assert [r["strategy"] for r in panel.verdict["table"]] == sorted(
+        ("FedAvg", "FedMedian"), key=lambda s: -final[(s, "sign_flip(scale=4.0)")]
+    )
+    assert panel.verdict["single_seed"] is True
 
 
 def test_rows_that_arrive_between_updates_go_in_one_message(live: Any, tmp_path: Path) -> None:
@@ -378,6 +458,7 @@ def test_charts_export_to_png_svg_and_a_self_contained_html_page(live: Any, tmp_
     with pytest.raises(ValueError, match=r"Expected a chart file ending in \.png or \.svg, got 'x\.jpg'"):
         panel.save_chart(tmp_path / "x.jpg")
     assert panel.chart("labels").to_dict()["datasets"]["labels"] == panel.label_rows
+    assert panel.full_spec("heatmap")["datasets"]["cells"] == panel.cells
 
     page = panel.save_html(tmp_path / "panel.html").read_text()
     data = json.loads(page.split('id="velocity-panel-data">', 1)[1].split("</script>", 1)[0])

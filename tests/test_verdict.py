@@ -73,11 +73,21 @@ def test_notices_name_what_weakens_the_verdict() -> None:
     ]
     notices = verdicts(rs)["notices"]
     assert any(n.startswith("Not converged: the clean run 'FedAvg | none") for n in notices)
-    assert any(n.startswith("Defence never acted: in 'FedMedian | alie") for n in notices)
+    assert any(n.startswith("Defence never acted: FedMedian, in 'FedMedian | alie") for n in notices)
     assert not any("Krum" in n for n in notices)  # it acted, and it has no clean twin to compare with
     assert any(n.startswith("Weak attack: alie lowered no strategy's accuracy by more than 0.02") for n in notices)
     # A mean rule is not a defence: it gets no "never acted" notice.
-    assert not any(n.startswith("Defence never acted: in 'FedAvg") for n in notices)
+    assert not any(n.startswith("Defence never acted: FedAvg") for n in notices)
+
+
+def test_a_defence_that_never_acted_in_several_runs_is_one_notice() -> None:
+    rs = [run("FedMedian", "alie", seed, 0.8, rounds_defence_acted=0) for seed in range(3)]
+    rs += [run("FedMedian", "alie", 3, 0.8, rounds_defence_acted=2)]
+    notices = [n for n in verdicts(rs)["notices"] if n.startswith("Defence never acted")]
+    assert notices == [
+        "Defence never acted: FedMedian, in 3 of its 4 runs under alie, neither clipped, excluded nor reduced the "
+        "malicious updates' share of the aggregate in any round: it did not limit this attack."
+    ]
 
 
 def test_the_comparison_leads_with_the_verdict() -> None:

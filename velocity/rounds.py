@@ -75,8 +75,17 @@ ROUND_COLUMNS: tuple[Column, ...] = (
 #: A row of ``Sweep.results``.
 SWEEP_COLUMNS: tuple[Column, ...] = RUN_COLUMNS + ROUND_COLUMNS
 
-#: What the panel's charts read of each row.
-PANEL_COLUMNS: tuple[str, ...] = (*(c.name for c in RUN_COLUMNS), "round", "global_loss", "accuracy")
+#: What the panel's charts read of each row: progress, and what the defence did.
+PANEL_COLUMNS: tuple[str, ...] = (
+    *(c.name for c in RUN_COLUMNS),
+    "round",
+    "global_loss",
+    "accuracy",
+    "malicious_share",
+    "malicious_weight",
+    "clipped",
+    "selected_malicious",
+)
 
 _BY_NAME = {c.name: c for c in SWEEP_COLUMNS}
 

@@ -1,8 +1,9 @@
 """The panel's charts, as Vega-Lite specs built with Altair.
 
-Each chart reads a *named* data set (``rounds`` or ``labels``) instead of carrying its data, so the
-front end embeds a spec once and then streams rows into the named set (a Vega changeset), and an
-export fills the same names from Python (Vega-Lite's top-level ``datasets``). One spec, both uses.
+Each chart reads a *named* data set (``rounds``, ``labels`` or ``cells``) instead of carrying its
+data, so the front end embeds a spec once and then streams rows into the named set (a Vega
+changeset), and an export fills the same names from Python (Vega-Lite's top-level ``datasets``).
+One spec, both uses.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Literal
 ChartName = Literal["progress", "heatmap", "labels"]
 CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "labels")
 #: The named data sets the charts read; the front end inserts into these by name.
-ROUNDS, LABELS = "rounds", "labels"
+ROUNDS, LABELS, CELLS = "rounds", "labels", "cells"
 
 
 def _alt() -> Any:
@@ -22,7 +23,8 @@ def _alt() -> Any:
 
 
 def progress_chart() -> dict[str, Any]:
-    """Test accuracy and global loss per round, one line per run: colour = strategy, dash = attack."""
+    """Test accuracy, global loss and the malicious updates' share of the aggregate per round, one
+    line per run: colour = strategy, dash = attack."""
     alt = _alt()
     base = alt.Chart(alt.Data(name=ROUNDS)).mark_line(strokeWidth=1.8)
     encoding = {
@@ -37,38 +39,69 @@ def progress_chart() -> dict[str, Any]:
             alt.Tooltip("global_loss:Q", title="loss", format=".4g"),
         ],
     }
+    size = {"width": 250, "height": 200}
     accuracy = base.encode(y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), **encoding).properties(
-        width=300, height=210, title="Test accuracy"
+        title="Test accuracy", **size
     )
     # Under attack a loss can grow by orders of magnitude; symlog keeps the healthy runs readable.
     loss = base.encode(y=alt.Y("global_loss:Q", title="global loss", scale=alt.Scale(type="symlog", zero=False)), **encoding).properties(
-        width=300, height=210, title="Global loss"
+        title="Global loss", **size
     )
-    return alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict()
+    # What the defence did: 0 means the malicious updates had no part in the aggregate, their
+    # weight share (the tooltip) means the rule treated them as anyone else (FedAvg).
+    defence_tooltip = [
+        *encoding["tooltip"][:2],
+        alt.Tooltip("malicious_share:Q", title="malicious share of the aggregate", format=".3f"),
+        alt.Tooltip("malicious_weight:Q", title="their share of the weights", format=".3f"),
+        alt.Tooltip("clipped:Q", title="updates clipped"),
+        alt.Tooltip("selected_malicious:Q", title="malicious among the selected"),
+    ]
+    share = (
+        base.transform_filter("isValid(datum.malicious_share)")
+        .encode(
+            y=alt.Y("malicious_share:Q", title="malicious share of the aggregate", scale=alt.Scale(domain=[0, 1], clamp=True)),
+            **{**encoding, "tooltip": defence_tooltip},
+        )
+        .properties(title="What the defence let through", **size)
+    )
+    return alt.hconcat(accuracy, loss, share).resolve_scale(color="shared", strokeDash="shared").to_dict()
 
 
 def heatmap_chart() -> dict[str, Any]:
-    """Latest accuracy of each run, averaged per strategy × attack (so it fills in live)."""
+    """Accuracy per strategy × attack, one panel per setting (α, and clients or rounds when the
+    sweep varies them): the mean over the cell's seeds, ± the half-width of its 95 % interval.
+    Python computes the cells (``velocity.panel.state.heatmap_cells``) as runs progress."""
     alt = _alt()
-    latest = (
-        alt.Chart(alt.Data(name=ROUNDS))
-        .transform_filter("isValid(datum.accuracy)")
-        .transform_joinaggregate(last_round="max(round)", groupby=["run"])
-        .transform_filter("datum.round == datum.last_round")
-        .transform_aggregate(accuracy="mean(accuracy)", runs="count()", groupby=["strategy", "attack"])
-    )
     axes = {"x": alt.X("attack:N", title="attack", axis=alt.Axis(labelAngle=-30)), "y": alt.Y("strategy:N", title="strategy")}
-    cells = latest.mark_rect().encode(
+    tooltip = [
+        "strategy:N",
+        "attack:N",
+        "setting:N",
+        alt.Tooltip("accuracy:Q", format=".3f"),
+        alt.Tooltip("ci95:Q", title="± (95 % interval)", format=".3f"),
+        alt.Tooltip("runs:Q", title="runs"),
+    ]
+    base = alt.Chart()
+    cells = base.mark_rect().encode(
         color=alt.Color("accuracy:Q", title="accuracy", scale=alt.Scale(domain=[0, 1], scheme="viridis")),
-        tooltip=["strategy:N", "attack:N", alt.Tooltip("accuracy:Q", format=".3f"), alt.Tooltip("runs:Q", title="runs")],
+        tooltip=tooltip,
         **axes,
     )
-    text = latest.mark_text(fontSize=11).encode(
-        text=alt.Text("accuracy:Q", format=".2f"),
-        color=alt.condition("datum.accuracy > 0.6", alt.value("black"), alt.value("white")),
-        **axes,
+    ink = alt.condition("datum.accuracy > 0.6", alt.value("black"), alt.value("white"))
+    value = base.mark_text(fontSize=11, baseline="bottom", dy=2).encode(text=alt.Text("accuracy:Q", format=".2f"), color=ink, **axes)
+    interval = (
+        base.transform_filter("isValid(datum.ci95)")
+        .transform_calculate(interval="'±' + format(datum.ci95, '.2f')")
+        .mark_text(fontSize=9, baseline="top", dy=2)
+        .encode(text="interval:N", color=ink, **axes)
     )
-    return (cells + text).properties(title="Final accuracy: strategy × attack", width={"step": 56}, height={"step": 26}).to_dict()
+    return (
+        alt.layer(cells, value, interval, data=alt.Data(name=CELLS))
+        .properties(width={"step": 58}, height={"step": 32})
+        .facet(column=alt.Column("setting:N", title=None))
+        .properties(title="Final accuracy: strategy × attack (± 95 % interval over seeds)")
+        .to_dict()
+    )
 
 
 def label_chart() -> dict[str, Any]:
@@ -88,21 +121,29 @@ def label_chart() -> dict[str, Any]:
     )
 
 
+#: Data arrive after a chart is embedded (and facets, legends and labels grow with them): the view
+#: must re-measure its size on every change, or what grows past its first size is clipped.
+AUTOSIZE = {"type": "pad", "resize": True}
+
+
 def chart_specs() -> dict[str, dict[str, Any]]:
     """Every chart the panel draws, by name."""
-    return {"progress": progress_chart(), "heatmap": heatmap_chart(), "labels": label_chart()}
+    specs = {"progress": progress_chart(), "heatmap": heatmap_chart(), "labels": label_chart()}
+    return {name: {**spec, "autosize": AUTOSIZE} for name, spec in specs.items()}
 
 
-def with_data(spec: dict[str, Any], rounds: list[dict[str, Any]], labels: list[dict[str, Any]]) -> dict[str, Any]:
+def with_data(
+    spec: dict[str, Any], *, rounds: list[dict[str, Any]], labels: list[dict[str, Any]], cells: list[dict[str, Any]]
+) -> dict[str, Any]:
     """The spec with its named data sets filled in, for export (PNG/SVG) or a static page."""
-    return {**spec, "datasets": {ROUNDS: rounds, LABELS: labels}}
+    return {**spec, "datasets": {ROUNDS: rounds, LABELS: labels, CELLS: cells}}
 
 
 def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """All charts in one spec: progress on top, heatmap and labels beneath."""
     inner = []
     for name in CHART_NAMES:
-        s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets")}
+        s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets", "autosize")}
         inner.append(s)
     top = {k: v for k, v in specs["progress"].items() if k in ("$schema", "config")}
     return {**top, "vconcat": [inner[0], {"hconcat": inner[1:]}], "resolve": {"scale": {"color": "independent"}}}

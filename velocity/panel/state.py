@@ -13,7 +13,9 @@ from typing import Any
 
 from velocity.rounds import json_number
 from velocity.sweep.experiment import SpecError, grid
+from velocity.sweep.report import RunResult
 from velocity.sweep.spec import RunSpec
+from velocity.sweep.verdict import MEAN_RULES, mean_ci, verdicts
 
 #: RunSpec keys a panel run takes from the sweep's first run unchanged.
 _FIXED_KEYS = ("name", "strategy", "attacks", "alpha", "partition", "seed", "malicious_fraction", "num_clients", "rounds", "storage")
@@ -135,13 +137,19 @@ def run_table(
     rounds_seen: dict[int, int],
 ) -> list[dict[str, Any]]:
     """One entry per run: its status, progress, latest (or final) accuracy and loss, the change
-    against its clean twin in this sweep (same settings, no attack, same seed), and its error."""
+    against its clean twin in this sweep (same settings, no attack, same seed), what its defence
+    did (the malicious updates' share of the aggregate against their share of the weights; a
+    note when a defending rule never acted) and its error."""
     entries: list[dict[str, Any]] = []
     for i, (spec, status) in enumerate(zip(specs, statuses, strict=True)):
         summary = summaries.get(i, {})
         last = latest.get(i, {})
         accuracy = summary.get("final_accuracy", last.get("accuracy"))
         loss = summary.get("final_loss", last.get("global_loss"))
+        finished = status == "finished" and "mean_malicious_share" in summary
+        share = summary.get("mean_malicious_share") if finished else last.get("malicious_share")
+        weight = summary.get("mean_malicious_weight") if finished else last.get("malicious_weight")
+        never_acted = finished and bool(spec.attacks) and spec.strategy not in MEAN_RULES and summary.get("rounds_defence_acted") == 0
         entries.append(
             {
                 "index": i,
@@ -157,6 +165,9 @@ def run_table(
                 "loss": json_number(loss),
                 "accuracy_change": None,
                 "loss_change": None,
+                "malicious_share": json_number(share) if spec.attacks else None,
+                "malicious_weight": json_number(weight) if spec.attacks else None,
+                "defence_note": "never acted" if never_acted else None,
                 "error": summary.get("error") if status in ("failed", "cancelled") else None,
             }
         )
@@ -173,6 +184,54 @@ def run_table(
         if mine["loss"] is not None and clean["loss"] is not None:  # a diverged (NaN) loss has none
             mine["loss_change"] = mine["loss"] - clean["loss"]
     return entries
+
+
+def _varies(specs: Sequence[RunSpec], key: str) -> bool:
+    return len({getattr(s, key) for s in specs}) > 1
+
+
+def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The heatmap's cells: accuracy (final, or latest while running) per strategy × attack ×
+    setting, the mean over the cell's runs (its seeds) with the half-width of a 95 % Student-t
+    interval when it has several.
+
+    The setting is the α, with the client count and rounds when the sweep varies them; the
+    attack carries the malicious share when the attacked runs vary it. So runs that differ in
+    any of these never share a cell."""
+    attacked = [s for s in specs if s.attacks]
+    by_clients, by_rounds, by_fraction = _varies(specs, "num_clients"), _varies(specs, "rounds"), _varies(attacked, "malicious_fraction")
+    values: dict[tuple[str, str, str], list[float]] = {}
+    for spec, entry in zip(specs, entries, strict=True):
+        setting = f"α={spec.alpha_label}" if spec.partition == "dirichlet" else spec.alpha_label  # "iid", "shard"…
+        if by_clients:
+            setting += f" · {spec.num_clients} clients"
+        if by_rounds:
+            setting += f" · {spec.rounds} rounds"
+        attack = spec.attack_label
+        if by_fraction and spec.attacks:
+            attack += f" · {spec.malicious_fraction:.0%}"
+        cell = values.setdefault((spec.strategy, attack, setting), [])
+        if entry["accuracy"] is not None:
+            cell.append(float(entry["accuracy"]))
+    cells = []
+    for (strategy, attack, setting), accs in values.items():
+        if not accs:
+            continue
+        mean, ci = mean_ci(accs)
+        cells.append({"strategy": strategy, "attack": attack, "setting": setting, "accuracy": mean, "ci95": ci, "runs": len(accs)})
+    return cells
+
+
+def panel_verdict(specs: Sequence[RunSpec], statuses: Sequence[str], summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """The comparison's verdict (``velocity.sweep.verdict``) over the runs finished so far."""
+    results = [
+        RunResult(spec, {**summaries.get(i, {}), "status": status}, "")
+        for i, (spec, status) in enumerate(zip(specs, statuses, strict=True))
+        if status == "finished"
+    ]
+    verdict = verdicts(results)
+    verdict["table"] = [{k: json_number(v) for k, v in row.items()} for row in verdict["table"]]
+    return verdict
 
 
 class RoundRate:

@@ -28,7 +28,9 @@ from velocity.panel.state import (
     RoundRate,
     alpha_of,
     describe_partition,
+    heatmap_cells,
     label_rows,
+    panel_verdict,
     partition_keys,
     run_table,
     specs_from_controls,
@@ -86,6 +88,8 @@ class SweepPanel(anywidget.AnyWidget):
     specs = traitlets.Dict(help="Vega-Lite spec per chart, each reading a named data set").tag(sync=True)
     row_count = traitlets.Int(0, help="round rows sent to the front end so far").tag(sync=True)
     runs: traitlets.List[dict[str, Any]] = traitlets.List(help="the run table (velocity.panel.state.run_table)").tag(sync=True)
+    cells: traitlets.List[dict[str, Any]] = traitlets.List(help="the heatmap's cells (velocity.panel.state.heatmap_cells)").tag(sync=True)
+    verdict = traitlets.Dict(help="the comparison's verdict over the finished runs (velocity.sweep.verdict)").tag(sync=True)
     counts = traitlets.Dict(help="runs per status, rounds and rounds per second").tag(sync=True)
     running = traitlets.Bool(False).tag(sync=True)
     message = traitlets.Unicode("", help="what the last Run or Stop did").tag(sync=True)
@@ -133,6 +137,7 @@ class SweepPanel(anywidget.AnyWidget):
         self._flushed = threading.Condition()
         self._flushes = 0
         self._stopping: threading.Thread | None = None
+        self._verdict_of: tuple[Any, ...] | None = None  # the statuses and summaries the verdict was computed for
 
         sweep.on_round(self._on_round, replay=True)  # every round exactly once, however late the panel
         self.on_msg(self._on_front_end_message)
@@ -223,7 +228,7 @@ class SweepPanel(anywidget.AnyWidget):
         """A chart's Vega-Lite spec with the current data filled in (``all``: every chart)."""
         specs = dict(self.specs)
         spec = charts.combined(specs) if chart == "all" else specs[chart]
-        return charts.with_data(spec, list(self._rows), list(self.label_rows))
+        return charts.with_data(spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells))
 
     def chart(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> Any:
         """The chart with its current data as an Altair chart (``.save("x.png")``, ``.show()``…)."""
@@ -242,6 +247,8 @@ class SweepPanel(anywidget.AnyWidget):
             for name in (
                 "specs",
                 "runs",
+                "cells",
+                "verdict",
                 "counts",
                 "running",
                 "message",
@@ -374,6 +381,13 @@ class SweepPanel(anywidget.AnyWidget):
         table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
         if table != self.runs:
             self.runs = table
+            cells = heatmap_cells(specs, table)
+            if cells != self.cells:
+                self.cells = cells
+        verdict_of = (*statuses, len(summaries))
+        if verdict_of != self._verdict_of:  # a run finished (or was added): the verdict may change
+            self._verdict_of = verdict_of
+            self.verdict = panel_verdict(specs, statuses, summaries)
         counts = status_counts(statuses, len(self._rows), self._rate.rate())
         if counts != self.counts:
             self.counts = counts

@@ -148,15 +148,23 @@ def notices(results: Sequence[RunResult]) -> list[str]:
                 f"Not converged: the clean run '{r.spec.label}' gained {gain:+.3f} accuracy over its last rounds; "
                 "give it more rounds (or a larger lr) before trusting comparisons against it."
             )
+    quiet: dict[tuple[str, str], list[RunResult]] = {}  # strategy, attack → the runs it never acted in
+    attacked: dict[tuple[str, str], int] = {}
     for r in results:
         if not r.finished or not r.spec.attacks or r.spec.strategy in MEAN_RULES:
             continue
-        acted = r.summary.get("rounds_defence_acted")
-        if acted == 0:
-            out.append(
-                f"Defence never acted: in '{r.spec.label}' {r.spec.strategy} neither clipped, excluded nor reduced the "
-                "malicious updates' share of the aggregate in any round: it did not limit this attack."
-            )
+        key = (r.spec.strategy, r.spec.attack_label)
+        attacked[key] = attacked.get(key, 0) + 1
+        if r.summary.get("rounds_defence_acted") == 0:
+            quiet.setdefault(key, []).append(r)
+    for (strategy, attack), runs in quiet.items():
+        where = (
+            "'" + runs[0].spec.label + "'" if len(runs) == 1 else f"{len(runs)} of its {attacked[(strategy, attack)]} runs under {attack}"
+        )
+        out.append(
+            f"Defence never acted: {strategy}, in {where}, neither clipped, excluded nor reduced the "
+            "malicious updates' share of the aggregate in any round: it did not limit this attack."
+        )
     out += _weak_attacks(results)
     return out
 

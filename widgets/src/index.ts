@@ -13,15 +13,19 @@ import {
   alphaToSlider,
   formatAlpha,
   formatChange,
+  formatInterval,
   formatNumber,
   newRows,
   rankRuns,
   sliderToAlpha,
   statusLine,
+  verdictRank,
+  versusBest,
   type Counts,
   type RankBy,
   type RoundRow,
   type RunEntry,
+  type Verdict,
 } from "./logic";
 
 /** The part of anywidget's model this module uses (also implemented by the static snapshot). */
@@ -37,6 +41,7 @@ export interface PanelModel {
 type ChartName = "progress" | "heatmap" | "labels";
 const ROUNDS = "rounds";
 const LABELS = "labels";
+const CELLS = "cells";
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -98,6 +103,10 @@ class Charts {
     return this.change(LABELS, rows, true);
   }
 
+  replaceCells(rows: object[]): Promise<void> {
+    return this.change(CELLS, rows, true);
+  }
+
   whenReady(): Promise<void> {
     return this.ready;
   }
@@ -152,9 +161,53 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.accuracy_change)),
       h("td", { class: "vfl-num" }, formatNumber(entry.loss, 4)),
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.loss_change, 4)),
+      defenceCell(entry),
     );
     body.append(row);
   }
+}
+
+/** The malicious updates' share of the aggregate against their share of the weights. */
+function defenceCell(entry: RunEntry): HTMLTableCellElement {
+  const cell = h("td", { class: "vfl-num vfl-defence" });
+  if (entry.malicious_share !== null) {
+    cell.append(formatNumber(entry.malicious_share, 2));
+    if (entry.malicious_weight !== null) cell.append(h("span", { class: "vfl-dim" }, ` of ${formatNumber(entry.malicious_weight, 2)}`));
+  }
+  if (entry.defence_note) cell.append(h("div", { class: "vfl-warn" }, entry.defence_note));
+  return cell;
+}
+
+/** The verdict: per α, strategies by worst-case accuracy under the sweep's attacks, ties marked. */
+function renderVerdict(box: HTMLElement, verdict: Verdict): void {
+  const rows = verdict.table ?? [];
+  if (rows.length === 0) {
+    box.replaceChildren(h("div", { class: "vfl-dim" }, "The verdict appears when attacked runs have finished."));
+    return;
+  }
+  const body = h("tbody");
+  for (const row of rows) {
+    const tr = h("tr", { "data-strategy": row.strategy, "data-alpha": row.alpha });
+    if (row.rank === 1) tr.classList.add("vfl-leader");
+    else if (row.tied_with_best === true) tr.classList.add("vfl-tied");
+    tr.append(
+      h("td", {}, `α=${row.alpha}`),
+      h("td", { class: "vfl-rank" }, verdictRank(row)),
+      h("td", { class: "vfl-run" }, row.strategy),
+      h("td", { class: "vfl-num" }, formatInterval(row.clean_accuracy, row.clean_accuracy_ci95)),
+      h("td", { class: "vfl-num" }, formatInterval(row.worst_case_accuracy, row.worst_case_accuracy_ci95)),
+      h("td", {}, row.worst_attack ?? ""),
+      h("td", { class: "vfl-num" }, formatInterval(row.mean_attacked_accuracy, row.mean_attacked_accuracy_ci95)),
+      h("td", {}, versusBest(row)),
+    );
+    body.append(tr);
+  }
+  const head = ["α", "#", "strategy", "clean", "worst case", "worst attack", "mean attacked", "vs best"];
+  const notes = [...(verdict.single_seed ? ["One seed per configuration: no intervals or tests; close values may be noise (use more seeds)."] : []), ...(verdict.notices ?? [])];
+  box.replaceChildren(
+    h("table", { class: "vfl-table", "data-role": "verdict" }, h("thead", {}, h("tr", {}, ...head.map((t) => h("th", {}, t)))), body),
+    ...notes.map((n) => h("div", { class: "vfl-notice" }, n)),
+  );
 }
 
 function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => void {
@@ -249,7 +302,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const table = h(
     "table",
     { class: "vfl-table", "data-role": "ranking" },
-    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ vs clean", "loss", "Δ vs clean"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ vs clean", "loss", "Δ vs clean", "malicious share"].map((t) => h("th", {}, t)))),
     tbody,
   );
   const updateTable = () => {
@@ -258,12 +311,18 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     renderTable(tbody, (model.get("runs") ?? []) as RunEntry[], by);
   };
 
+  // ------------------------------------------------------------ verdict
+  const verdictBox = h("div", { class: "vfl-verdict", "data-role": "verdict-box" });
+  const updateVerdict = () => renderVerdict(verdictBox, (model.get("verdict") ?? {}) as Verdict);
+
   root.append(
     h("div", { class: "vfl-header" }, h("strong", {}, "VelocityFL sweep"), status),
     message,
     controls,
     chartsBox,
-    h("div", { class: "vfl-table-head" }, h("strong", {}, "Ranking"), h("label", {}, " by ", rankSelect)),
+    h("div", { class: "vfl-table-head" }, h("strong", {}, "Verdict"), h("span", { class: "vfl-dim" }, " accuracy under the sweep's attacks: worst case per seed, mean ± 95 % interval; ≈ 1: the paired test cannot tell it from the best")),
+    verdictBox,
+    h("div", { class: "vfl-table-head" }, h("strong", {}, "Runs"), h("label", {}, " by ", rankSelect)),
     table,
   );
 
@@ -290,6 +349,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   };
   model.on("msg:custom", onMessage);
 
+  const updateCells = () => void charts.replaceCells((model.get("cells") ?? []) as object[]);
   const updateLabels = () => {
     void charts.replaceLabels((model.get("label_rows") ?? []) as object[]);
     labelNote.textContent = String(model.get("label_note") ?? "");
@@ -305,6 +365,8 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:message", updateStatus],
     ["change:running", () => (updateStatus(), updateButtons())],
     ["change:runs", updateTable],
+    ["change:cells", updateCells],
+    ["change:verdict", updateVerdict],
     ["change:rank_by", updateTable],
     ["change:label_rows", updateLabels],
     ["change:label_note", updateLabels],
@@ -324,8 +386,10 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   updateStatus();
   updateButtons();
   updateTable();
+  updateVerdict();
   void charts.whenReady().then(() => {
     updateLabels();
+    updateCells();
     root.dataset.chartsReady = "true";
     // Messages sent before this view existed are lost: ask Python for every row from the start.
     askReplay();

@@ -11,6 +11,10 @@ export interface RoundRow {
   round: number;
   global_loss: number | null;
   accuracy: number | null;
+  malicious_share: number | null;
+  malicious_weight: number | null;
+  clipped: number | null;
+  selected_malicious: number | null;
 }
 
 /** One run in the ranking table (built by Python: velocity/panel/state.py). */
@@ -28,7 +32,38 @@ export interface RunEntry {
   loss: number | null;
   accuracy_change: number | null;
   loss_change: number | null;
+  /** the malicious updates' share of the aggregate (mean over rounds once finished) */
+  malicious_share: number | null;
+  /** their share of the weights: what malicious_share is when the rule does nothing */
+  malicious_weight: number | null;
+  /** "never acted" when a defending rule neither clipped, excluded nor down-weighted them */
+  defence_note: string | null;
   error: string | null;
+}
+
+/** One strategy at one α in the verdict (built by Python: velocity/sweep/verdict.py). */
+export interface VerdictRow {
+  alpha: string;
+  rank: number;
+  strategy: string;
+  seeds: number[];
+  attacks: string[];
+  clean_accuracy: number | null;
+  clean_accuracy_ci95: number | null;
+  worst_case_accuracy: number | null;
+  worst_case_accuracy_ci95: number | null;
+  worst_attack: string | null;
+  mean_attacked_accuracy: number | null;
+  mean_attacked_accuracy_ci95: number | null;
+  p_vs_best: number | null;
+  /** null: one seed, no test */
+  tied_with_best: boolean | null;
+}
+
+export interface Verdict {
+  table?: VerdictRow[];
+  single_seed?: boolean;
+  notices?: string[];
 }
 
 export type RankBy = "accuracy" | "loss";
@@ -150,6 +185,31 @@ export function rankRuns(runs: RunEntry[], by: RankBy): { entry: RunEntry; rank:
     if (ranked) rank += 1;
     return { entry, rank: ranked ? rank : null, leader: ranked && rank === 1 };
   });
+}
+
+// ---------------------------------------------------------------- verdict
+/**
+ * The rank column of the verdict: "★ 1" for the best at its α, "≈ 1" for a strategy the paired
+ * test cannot tell from the best (a statistical tie), its rank otherwise.
+ */
+export function verdictRank(row: VerdictRow): string {
+  if (row.rank === 1) return "★ 1";
+  if (row.tied_with_best === true) return "≈ 1";
+  return String(row.rank);
+}
+
+/** What the verdict row says against the best: "best", "tied (p = 0.41)", "p = 0.003", "no test". */
+export function versusBest(row: VerdictRow): string {
+  if (row.rank === 1) return "best";
+  if (row.p_vs_best === null || row.tied_with_best === null) return "no test";
+  const p = row.p_vs_best < 0.001 ? "p < 0.001" : `p = ${row.p_vs_best.toFixed(3)}`;
+  return row.tied_with_best ? `tied (${p})` : p;
+}
+
+/** A mean with its 95 % interval's half-width, when it has one. */
+export function formatInterval(mean: number | null | undefined, ci: number | null | undefined, digits = 3): string {
+  const text = formatNumber(mean, digits);
+  return ci === null || ci === undefined || Number.isNaN(ci) || text === "–" ? text : `${text} ± ${formatNumber(ci, digits)}`;
 }
 
 // ---------------------------------------------------------------- formatting

@@ -5,24 +5,32 @@ import {
   SLIDER_MAX,
   alphaToSlider,
   formatChange,
+  formatInterval,
   formatNumber,
   newRows,
   rankRuns,
   roundSignificant,
   sliderToAlpha,
   statusLine,
+  verdictRank,
+  versusBest,
   type RoundRow,
   type RunEntry,
+  type VerdictRow,
 } from "../src/logic";
 
 function row(run: string, round: number, accuracy: number | null = 0.5): RoundRow {
-  return { run, index: 0, strategy: run.split(" ")[0], attack: "none", alpha: "iid", seed: 0, round, global_loss: 1, accuracy };
+  return {
+    run, index: 0, strategy: run.split(" ")[0], attack: "none", alpha: "iid", seed: 0, round, global_loss: 1, accuracy,
+    malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null,
+  };
 }
 
 function entry(run: string, accuracy: number | null, loss: number | null, status = "finished"): RunEntry {
   return {
     index: 0, run, strategy: run, attack: "none", alpha: "iid", seed: 0, status, rounds_done: 5, rounds_total: 5,
-    accuracy, loss, accuracy_change: null, loss_change: null, error: status === "failed" ? "boom" : null,
+    accuracy, loss, accuracy_change: null, loss_change: null, malicious_share: null, malicious_weight: null, defence_note: null,
+    error: status === "failed" ? "boom" : null,
   };
 }
 
@@ -169,5 +177,28 @@ describe("formatting", () => {
       "2 queued · 1 running · 3 done · 1 failed · 40 rounds · 12.3 rounds/s",
     );
     expect(statusLine({})).toBe("0 queued · 0 running · 0 done · 0 failed · 0 rounds");
+  });
+});
+
+describe("the verdict's columns", () => {
+  const row = (rank: number, p: number | null, tied: boolean | null): VerdictRow => ({
+    alpha: "inf", rank, strategy: "S", seeds: [0], attacks: ["alie"], clean_accuracy: 0.9, clean_accuracy_ci95: null,
+    worst_case_accuracy: 0.5, worst_case_accuracy_ci95: null, worst_attack: "alie", mean_attacked_accuracy: 0.5,
+    mean_attacked_accuracy_ci95: null, p_vs_best: p, tied_with_best: tied,
+  });
+  it("marks the best, the statistical ties and the rest", () => {
+    expect([verdictRank(row(1, null, true)), verdictRank(row(2, 0.3, true)), verdictRank(row(3, 0.01, false))]).toEqual(["★ 1", "≈ 1", "3"]);
+    expect(verdictRank(row(2, null, null))).toBe("2"); // one seed: no test, no tie claimed
+  });
+  it("says what the paired test found", () => {
+    expect(versusBest(row(1, null, true))).toBe("best");
+    expect(versusBest(row(2, 0.3, true))).toBe("tied (p = 0.300)");
+    expect(versusBest(row(2, 0.0004, false))).toBe("p < 0.001");
+    expect(versusBest(row(2, null, null))).toBe("no test");
+  });
+  it("writes a mean with its interval only when there is one", () => {
+    expect(formatInterval(0.5, 0.012)).toBe("0.500 ± 0.012");
+    expect(formatInterval(0.5, null)).toBe("0.500");
+    expect(formatInterval(null, 0.1)).toBe("–");
   });
 });

@@ -46,7 +46,10 @@ class FakeModel implements PanelModel {
 function rows(run: string, strategy: string, from: number, to: number): RoundRow[] {
   const out: RoundRow[] = [];
   for (let r = from; r <= to; r++) {
-    out.push({ run, index: 0, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r });
+    out.push({
+      run, index: 0, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r,
+      malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null,
+    });
   }
   return out;
 }
@@ -54,7 +57,8 @@ function rows(run: string, strategy: string, from: number, to: number): RoundRow
 function entry(run: string, accuracy: number | null, status: string): RunEntry {
   return {
     index: 0, run, strategy: run, attack: "none", alpha: "iid", seed: 0, status, rounds_done: 3, rounds_total: 5,
-    accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null, error: status === "failed" ? "ValueError: boom" : null,
+    accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null,
+    malicious_share: null, malicious_weight: null, defence_note: null, error: status === "failed" ? "ValueError: boom" : null,
   };
 }
 
@@ -114,8 +118,6 @@ describe("the rendered panel", () => {
     expect(el.querySelector(".vfl-panel")!.getAttribute("data-rows-received")).toBe("7");
     // the same SVG element: the view was updated in place, not embedded again
     expect(el.querySelector('[data-chart="progress"] svg')).toBe(svgBefore);
-    // the heatmap reads the same rows: one cell per strategy × attack
-    await until(() => el.querySelectorAll('[data-chart="heatmap"] .mark-rect.role-mark path').length === 2);
 
     // a gap (a message lost before the view existed) asks for a replay from where it is
     model.sent = [];
@@ -166,6 +168,60 @@ describe("the rendered panel", () => {
     // Python moving α moves the slider
     model.change("alpha", 10);
     expect(slider.value).toBe("60");
+    cleanup();
+  });
+
+  it("draws the heatmap from Python's cells, one panel per setting, with the interval under the mean", async () => {
+    const { model, el, cleanup } = mount();
+    await until(() => el.querySelector(".vfl-panel")?.getAttribute("data-charts-ready") === "true");
+    model.change("cells", [
+      { strategy: "FedAvg", attack: "none", setting: "α=0.5", accuracy: 0.9, ci95: 0.02, runs: 3 },
+      { strategy: "Krum", attack: "sign_flip", setting: "α=0.5", accuracy: 0.4, ci95: null, runs: 1 },
+      { strategy: "Krum", attack: "sign_flip", setting: "α=inf", accuracy: 0.7, ci95: 0.1, runs: 2 },
+    ]);
+    const heatmap = () => el.querySelector('[data-chart="heatmap"]')!;
+    await until(() => heatmap().querySelectorAll(".mark-rect.role-mark path").length === 3);
+    const texts = Array.from(heatmap().querySelectorAll(".mark-text text")).map((t) => t.textContent);
+    expect(texts).toEqual(expect.arrayContaining(["0.90", "±0.02", "0.40", "0.70", "±0.10"]));
+    expect(texts.filter((t) => t?.startsWith("±")).length).toBe(2); // a one-run cell has no interval
+    expect(heatmap().textContent).toContain("α=inf");
+    cleanup();
+  });
+
+  it("leads with the verdict: ties with the best marked, the interval shown, the notices listed", () => {
+    const { model, el, cleanup } = mount();
+    expect(el.querySelector('[data-role="verdict-box"]')!.textContent).toContain("appears when attacked runs have finished");
+    const row = (strategy: string, rank: number, p: number | null, tied: boolean | null) => ({
+      alpha: "0.5", rank, strategy, seeds: [0, 1, 2], attacks: ["alie", "sign_flip"],
+      clean_accuracy: 0.9, clean_accuracy_ci95: 0.01, worst_case_accuracy: 0.8 - rank / 10, worst_case_accuracy_ci95: 0.05,
+      worst_attack: "alie", mean_attacked_accuracy: 0.85, mean_attacked_accuracy_ci95: null, p_vs_best: p, tied_with_best: tied,
+    });
+    model.change("verdict", {
+      table: [row("CenteredClipping", 1, null, true), row("TrimmedMean", 2, 0.41, true), row("FedAvg", 3, 0.002, false)],
+      single_seed: false,
+      notices: ["Defence never acted: in 'Krum | alie' Krum neither clipped <b>x</b>"],
+    });
+    const rows = Array.from(el.querySelectorAll('[data-role="verdict"] tbody tr')) as HTMLTableRowElement[];
+    expect(rows.map((r) => r.cells[1].textContent)).toEqual(["★ 1", "≈ 1", "3"]);
+    expect(rows[1].classList.contains("vfl-tied")).toBe(true);
+    expect(rows[1].cells[7].textContent).toBe("tied (p = 0.410)");
+    expect(rows[2].cells[7].textContent).toBe("p = 0.002");
+    expect(rows[0].cells[4].textContent).toBe("0.700 ± 0.050");
+    expect(rows[0].cells[6].textContent).toBe("0.850"); // no interval, none shown
+    const notice = el.querySelector(".vfl-notice")!;
+    expect(notice.textContent).toContain("<b>x</b>"); // user text stays text
+    expect(notice.querySelector("b")).toBeNull();
+    cleanup();
+  });
+
+  it("shows what the defence let through, and says when it never acted", () => {
+    const { model, el, cleanup } = mount();
+    model.change("runs", [
+      { ...entry("Krum", 0.5, "finished"), attack: "alie", malicious_share: 0.2, malicious_weight: 0.2, defence_note: "never acted" },
+      { ...entry("FedMedian", 0.8, "finished"), attack: "alie", malicious_share: 0.03, malicious_weight: 0.2 },
+    ]);
+    const cells = Array.from(el.querySelectorAll('[data-role="ranking"] tbody td.vfl-defence')).map((c) => c.textContent);
+    expect(cells).toEqual(["0.03 of 0.20", "0.20 of 0.20never acted"]);
     cleanup();
   });
 });
