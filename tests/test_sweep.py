@@ -232,6 +232,10 @@ def test_rerunning_into_the_same_folder_resumes(tmp_path):
     assert summaries[0].get("resumed") is True and summaries[0]["elapsed_s"] == first["elapsed_s"]
     assert not summaries[1].get("resumed") and summaries[1]["rounds_completed"] == 3
     assert len(again.results.filter(again.results["run"] == "a")) == 2, "resumed runs bring their rounds from the files"
+    # the resumed run is compared but not timed: its time was spent by the earlier sweep
+    timing = json.loads((out / "comparison.json").read_text())["timing"]
+    assert timing["resumed"] == ["a"] and timing["serial_s"] == pytest.approx(summaries[1]["elapsed_s"])
+    assert "2 runs (1 finished earlier, 1 run now), 2 parallel" in (out / "comparison.md").read_text()
 
 
 def test_add_queues_into_a_running_sweep_and_callbacks_see_every_round(tmp_path):
@@ -342,3 +346,14 @@ def test_decentralised_specs_are_checked():
     # MoNNA's aliases name its mixer; gossip's name the mean
     assert RunSpec(topology="decentralised", strategy="MoNNA").strategy == "nearest_neighbour"
     assert RunSpec(topology="decentralised", strategy="gossip").strategy == "average"
+
+
+def test_the_shipped_example_experiments_are_valid():
+    root = Path(__file__).resolve().parents[1] / "examples"
+    for path in sorted(root.glob("*.toml")):
+        assert load_experiment(path), f"Expected runs in {path.name}"
+    # the bucketing paper's experiment 3 (docs/fidelity.md): 25 clients of which 5 malicious, label-sorted shards
+    specs = load_experiment(root / "karimireddy2022.toml")
+    assert len(specs) == 13 * 7 * 3
+    attacked = [s for s in specs if s.attacks]
+    assert {(s.num_clients, s.num_malicious, s.partition, s.rounds, s.client_momentum) for s in attacked} == {(25, 5, "shard", 600, 0.9)}

@@ -80,6 +80,15 @@ def test_notices_name_what_weakens_the_verdict() -> None:
     assert not any(n.startswith("Defence never acted: FedAvg") for n in notices)
 
 
+def test_clean_runs_of_one_configuration_that_did_not_converge_are_one_notice() -> None:
+    rs = [run("FedMedian", None, seed, 0.5, late_accuracy_gain=gain) for seed, gain in ((0, 0.08), (1, 0.01), (2, 0.094))]
+    notices = [n for n in verdicts(rs)["notices"] if n.startswith("Not converged")]
+    assert notices == [
+        "Not converged: the clean runs of FedMedian at α=0.5 (seeds 0, 2) gained +0.080 to +0.094 accuracy over their last "
+        "rounds; give them more rounds (or a larger lr) before trusting comparisons against them."
+    ]
+
+
 def test_a_defence_that_never_acted_in_several_runs_is_one_notice() -> None:
     rs = [run("FedMedian", "alie", seed, 0.8, rounds_defence_acted=0) for seed in range(3)]
     rs += [run("FedMedian", "alie", 3, 0.8, rounds_defence_acted=2)]

@@ -170,7 +170,7 @@ def _print_comparison(comp: dict, folder) -> None:
     notices first, then every run. Names are printed literally (``Text``), never as markup."""
     from rich.text import Text
 
-    from velocity.sweep.report import _fmt
+    from velocity.sweep.report import _fmt, timing_line
 
     verdict = comp["verdict"]
     if verdict["table"]:
@@ -226,9 +226,7 @@ def _print_comparison(comp: dict, folder) -> None:
         )
     t = comp["timing"]
     if t.get("wall_s"):
-        console.print(
-            f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s (serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)"
-        )
+        console.print(Text(timing_line(t)))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -296,7 +294,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         import json
 
         timing = json.loads(previous.read_text()).get("timing", {})
-    comparison = write_comparison(folder, results, wall_s=timing.get("wall_s"), parallel=timing.get("parallel"))
+    comparison = write_comparison(
+        folder, results, wall_s=timing.get("wall_s"), parallel=timing.get("parallel"), resumed=timing.get("resumed", [])
+    )
     _print_comparison(comparison, folder)
     return 1 if comparison["failed"] else 0
 

@@ -202,7 +202,7 @@ def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -
     by_clients, by_rounds, by_fraction = _varies(specs, "num_clients"), _varies(specs, "rounds"), _varies(attacked, "malicious_fraction")
     values: dict[tuple[str, str, str], list[float]] = {}
     for spec, entry in zip(specs, entries, strict=True):
-        setting = f"α={spec.alpha_label}" if spec.partition == "dirichlet" else spec.alpha_label  # "iid", "shard"…
+        setting = spec.partition_label
         if by_clients:
             setting += f" · {spec.num_clients} clients"
         if by_rounds:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,9 @@ def _loss_change(attacked: dict[str, Any], clean: dict[str, Any]) -> float:
     return attacked["final_loss"] - clean["final_loss"]
 
 
-def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel: int | None) -> dict[str, Any]:
+def build_comparison(
+    results: list[RunResult], *, wall_s: float | None, parallel: int | None, resumed: Collection[str] = ()
+) -> dict[str, Any]:
     entries = _group(results)
     specs = {r.spec.config_key: r.spec for r in results}
 
@@ -110,8 +113,10 @@ def build_comparison(results: list[RunResult], *, wall_s: float | None, parallel
             robustness.setdefault(e["strategy"], []).append(e["loss_change_vs_clean"])
     means = sorted(((statistics.fmean(v), s, len(v)) for s, v in robustness.items()), key=lambda t: t[0])
     robust_table = [{"strategy": s, "mean_loss_change": m, "attacked_runs": k} for m, s, k in means]
-    serial = sum(r.metric("elapsed_s") for r in results if not math.isnan(r.metric("elapsed_s")))
-    timing = {"runs": len(results), "parallel": parallel, "wall_s": wall_s, "serial_s": serial}
+    # Runs resumed from an earlier sweep into this folder took no part of this wall time.
+    timed = [r for r in results if r.run_dir not in resumed and not math.isnan(r.metric("elapsed_s"))]
+    serial = sum(r.metric("elapsed_s") for r in timed)
+    timing = {"runs": len(results), "parallel": parallel, "wall_s": wall_s, "serial_s": serial, "resumed": sorted(set(resumed))}
     if wall_s:
         timing["speedup"] = serial / wall_s
     winner = next((e for e in ranked if e["finished"]), None)
@@ -208,18 +213,30 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     lines.append("")
     t = comp["timing"]
     if t.get("wall_s"):
-        lines.append(
-            f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s "
-            f"(serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)"
-        )
+        lines.append(timing_line(t))
     if comp["failed"]:
         lines += ["", "## Failed runs", ""]
         lines += [f"- {f['run']}: {f['error']}" for f in comp["failed"]]
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(sweep_dir: Path, results: list[RunResult], *, wall_s: float | None, parallel: int | None) -> dict[str, Any]:
-    comp = build_comparison(results, wall_s=wall_s, parallel=parallel)
+def timing_line(t: dict[str, Any]) -> str:
+    """The sweep's timing in one line: wall time against the serial time of the runs it ran."""
+    resumed = len(t.get("resumed", []))
+    ran = t["runs"] - resumed
+    where = f"{t['runs']} runs ({resumed} finished earlier, {ran} run now)" if resumed else f"{t['runs']} runs"
+    return (
+        f"{where}, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s "
+        f"(serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)"
+    )
+
+
+def write_comparison(
+    sweep_dir: Path, results: list[RunResult], *, wall_s: float | None, parallel: int | None, resumed: Collection[str] = ()
+) -> dict[str, Any]:
+    """Write comparison.json and .md; ``resumed`` names the run folders an earlier sweep finished
+    (they are compared, but their time is not part of ``wall_s``)."""
+    comp = build_comparison(results, wall_s=wall_s, parallel=parallel, resumed=resumed)
     atomic_write_json(sweep_dir / "comparison.json", comp)
     atomic_write_text(sweep_dir / "comparison.md", comparison_markdown(comp))
     return comp

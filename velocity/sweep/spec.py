@@ -209,6 +209,11 @@ class RunSpec(BaseModel):
         return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}"
 
     @property
+    def partition_label(self) -> str:
+        """The partition as a reader names it: "α=0.5" for a Dirichlet draw, else "iid", "shard"…"""
+        return f"α={self.alpha_label}" if self.partition == "dirichlet" else self.partition
+
+    @property
     def label(self) -> str:
         """The run's name, or one derived from what distinguishes it."""
         if self.name:

@@ -228,9 +228,14 @@ class Sweep:
 
     def comparison(self) -> dict[str, Any]:
         """The comparison as written to comparison.json (rebuilt from the files)."""
-        return write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel)
+        return self._write_comparison()
 
     # ------------------------------------------------------------------ internals
+    def _write_comparison(self) -> dict[str, Any]:
+        _, _, summaries = self.snapshot()
+        resumed = [self.run_dir(i).name for i, summary in summaries.items() if summary.get("resumed")]
+        return write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel, resumed=resumed)
+
     def _queue(self, i: int) -> None:
         """Queue run ``i`` for a worker unless an identical run already finished in its folder."""
         if self.store.prepare(i):
@@ -262,4 +267,4 @@ class Sweep:
             # A sweep restarted by add() counts only the time it was running, not the idle gaps.
             self._busy_s += time.perf_counter() - driving_since
             self.wall_s = self._busy_s
-            write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel)
+            self._write_comparison()

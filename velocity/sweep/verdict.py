@@ -139,15 +139,23 @@ def _alpha_order(label: str) -> tuple[int, float, str]:
 def notices(results: Sequence[RunResult]) -> list[str]:
     """One line for each thing that weakens the verdict."""
     out: list[str] = []
+    rising: dict[str, list[RunResult]] = {}  # configuration → its clean runs still gaining accuracy
     for r in results:
-        if not r.finished:
-            continue
         gain = r.summary.get("late_accuracy_gain")
-        if not r.spec.attacks and gain is not None and gain > NOT_CONVERGED_GAIN:
-            out.append(
-                f"Not converged: the clean run '{r.spec.label}' gained {gain:+.3f} accuracy over its last rounds; "
-                "give it more rounds (or a larger lr) before trusting comparisons against it."
-            )
+        if r.finished and not r.spec.attacks and gain is not None and gain > NOT_CONVERGED_GAIN:
+            rising.setdefault(r.spec.config_key, []).append(r)
+    for runs in rising.values():
+        gains = sorted(r.summary["late_accuracy_gain"] for r in runs)
+        if len(runs) == 1:
+            what = f"the clean run '{runs[0].spec.label}' gained {gains[0]:+.3f}"
+        else:
+            seeds = ", ".join(str(r.spec.seed) for r in sorted(runs, key=lambda r: r.spec.seed))
+            what = f"the clean runs of {runs[0].spec.strategy} at {runs[0].spec.partition_label} (seeds {seeds}) gained {gains[0]:+.3f} to {gains[-1]:+.3f}"
+        out.append(
+            f"Not converged: {what} accuracy over their last rounds; give them more rounds (or a larger lr) before trusting comparisons against them."
+            if len(runs) > 1
+            else f"Not converged: {what} accuracy over its last rounds; give it more rounds (or a larger lr) before trusting comparisons against it."
+        )
     quiet: dict[tuple[str, str], list[RunResult]] = {}  # strategy, attack → the runs it never acted in
     attacked: dict[tuple[str, str], int] = {}
     for r in results:
