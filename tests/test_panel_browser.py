@@ -171,11 +171,12 @@ def _run_cell(page: Any, index: int, attempts: int = 4) -> None:
     raise AssertionError(f"Expected cell {index} to run, it did not after {attempts} attempts")
 
 
-def _line_vertices(page: Any) -> int:
-    """Vertices of every line in the progress charts (one per run and round drawn)."""
+def _line_vertices(page: Any, chart: str = "progress") -> int:
+    """Vertices of every line in a chart (one per run and round drawn)."""
     return page.evaluate(
-        """() => Array.from(document.querySelectorAll('[data-chart="progress"] .mark-line path'))
-             .map(p => (p.getAttribute('d') || '').match(/[ML]/g) || []).reduce((n, m) => n + m.length, 0)"""
+        """(chart) => Array.from(document.querySelectorAll(`[data-chart="${chart}"] .mark-line path`))
+             .map(p => (p.getAttribute('d') || '').match(/[ML]/g) || []).reduce((n, m) => n + m.length, 0)""",
+        chart,
     )
 
 
@@ -244,6 +245,7 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             seen.append(_line_vertices(page))
             # two panels (accuracy, loss) × 4 runs × 8 rounds
             assert seen[-1] == 2 * 4 * 8, f"Expected 64 line vertices after 4 runs × 8 rounds, got {seen[-1]}"
+            assert _line_vertices(page, "defence") == 2 * 8, "Expected the 2 attacked runs' malicious share, 8 rounds each"
             assert seen == sorted(seen), f"Expected the lines only to grow, got vertex counts {seen}"
             # here 3–4 intermediate states show up (e.g. [0, 10, 38, 56, 64]); at least one must
             assert len(set(seen)) >= 3, f"Expected the lines to grow in steps as rounds arrive, got vertex counts {seen}"
@@ -334,7 +336,8 @@ def test_the_html_snapshot_renders_offline(tmp_path: Path) -> None:
             page.wait_for_selector(".vfl-panel[data-charts-ready='true']", timeout=30_000)
             page.wait_for_function("() => document.querySelector('.vfl-panel').dataset.rowsReceived === '12'", timeout=10_000)
             page.wait_for_timeout(400)
-            assert _line_vertices(page) == 2 * 4 * 3
+            assert _line_vertices(page) == 2 * 4 * 3  # accuracy and loss of 4 runs × 3 rounds
+            assert _line_vertices(page, "defence") == 2 * 3  # the malicious share of the 2 attacked runs
             assert len(_table(page)) == 4
             assert page.locator('.vfl-panel button[data-action="run"]').is_disabled()
             page.screenshot(path=str(ARTIFACTS / "panel-snapshot.png"), full_page=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-ChartName = Literal["progress", "heatmap", "labels"]
-CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "labels")
+ChartName = Literal["progress", "heatmap", "defence", "labels"]
+CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "defence", "labels")
 #: The named data sets the charts read; the front end inserts into these by name.
 ROUNDS, LABELS, CELLS = "rounds", "labels", "cells"
 
@@ -22,9 +22,9 @@ def _alt() -> Any:
     return alt
 
 
-def progress_chart() -> dict[str, Any]:
-    """Test accuracy, global loss and the malicious updates' share of the aggregate per round, one
-    line per run: colour = strategy, dash = attack."""
+def _run_lines() -> tuple[Any, dict[str, Any]]:
+    """The line mark and encoding every per-round chart shares: one line per run, colour =
+    strategy, dash = attack."""
     alt = _alt()
     base = alt.Chart(alt.Data(name=ROUNDS)).mark_line(strokeWidth=1.8)
     encoding = {
@@ -39,7 +39,14 @@ def progress_chart() -> dict[str, Any]:
             alt.Tooltip("global_loss:Q", title="loss", format=".4g"),
         ],
     }
-    size = {"width": 250, "height": 200}
+    return base, encoding
+
+
+def progress_chart() -> dict[str, Any]:
+    """Test accuracy and global loss per round, one line per run: colour = strategy, dash = attack."""
+    alt = _alt()
+    base, encoding = _run_lines()
+    size = {"width": 300, "height": 210}
     accuracy = base.encode(y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), **encoding).properties(
         title="Test accuracy", **size
     )
@@ -47,24 +54,30 @@ def progress_chart() -> dict[str, Any]:
     loss = base.encode(y=alt.Y("global_loss:Q", title="global loss", scale=alt.Scale(type="symlog", zero=False)), **encoding).properties(
         title="Global loss", **size
     )
-    # What the defence did: 0 means the malicious updates had no part in the aggregate, their
-    # weight share (the tooltip) means the rule treated them as anyone else (FedAvg).
-    defence_tooltip = [
+    return alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict()
+
+
+def defence_chart() -> dict[str, Any]:
+    """What the defence let through: the malicious updates' share of the aggregate per round, one
+    line per attacked run. 0: they had no part in it; their weight share (the tooltip): the rule
+    treated them as anyone else, as FedAvg does."""
+    alt = _alt()
+    base, encoding = _run_lines()
+    encoding["tooltip"] = [
         *encoding["tooltip"][:2],
         alt.Tooltip("malicious_share:Q", title="malicious share of the aggregate", format=".3f"),
         alt.Tooltip("malicious_weight:Q", title="their share of the weights", format=".3f"),
         alt.Tooltip("clipped:Q", title="updates clipped"),
         alt.Tooltip("selected_malicious:Q", title="malicious among the selected"),
     ]
-    share = (
-        base.transform_filter("isValid(datum.malicious_share)")
-        .encode(
-            y=alt.Y("malicious_share:Q", title="malicious share of the aggregate", scale=alt.Scale(domain=[0, 1], clamp=True)),
-            **{**encoding, "tooltip": defence_tooltip},
-        )
-        .properties(title="What the defence let through", **size)
+    return (
+        # A clean run's share is 0 of 0: no line. Blanked rather than filtered out, so "none" stays
+        # in the dash scale and every attack keeps the dash it has in the progress charts.
+        base.transform_calculate(share="datum.malicious_weight > 0 ? datum.malicious_share : null")
+        .encode(y=alt.Y("share:Q", title="malicious share of the aggregate", scale=alt.Scale(domain=[0, 1], clamp=True)), **encoding)
+        .properties(width=220, height=180, title="What the defence let through")
+        .to_dict()
     )
-    return alt.hconcat(accuracy, loss, share).resolve_scale(color="shared", strokeDash="shared").to_dict()
 
 
 def heatmap_chart() -> dict[str, Any]:
@@ -128,7 +141,7 @@ AUTOSIZE = {"type": "pad", "resize": True}
 
 def chart_specs() -> dict[str, dict[str, Any]]:
     """Every chart the panel draws, by name."""
-    specs = {"progress": progress_chart(), "heatmap": heatmap_chart(), "labels": label_chart()}
+    specs = {"progress": progress_chart(), "heatmap": heatmap_chart(), "defence": defence_chart(), "labels": label_chart()}
     return {name: {**spec, "autosize": AUTOSIZE} for name, spec in specs.items()}
 
 
@@ -140,7 +153,7 @@ def with_data(
 
 
 def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """All charts in one spec: progress on top, heatmap and labels beneath."""
+    """All charts in one spec: progress on top, heatmap, defence and labels beneath."""
     inner = []
     for name in CHART_NAMES:
         s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets", "autosize")}

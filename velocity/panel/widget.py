@@ -224,17 +224,19 @@ class SweepPanel(anywidget.AnyWidget):
         """Every round row sent to the charts, in arrival order."""
         return list(self._rows)
 
-    def full_spec(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> dict[str, Any]:
+    def full_spec(self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all") -> dict[str, Any]:
         """A chart's Vega-Lite spec with the current data filled in (``all``: every chart)."""
         specs = dict(self.specs)
         spec = charts.combined(specs) if chart == "all" else specs[chart]
         return charts.with_data(spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells))
 
-    def chart(self, chart: Literal["all", "progress", "heatmap", "labels"] = "all") -> Any:
+    def chart(self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all") -> Any:
         """The chart with its current data as an Altair chart (``.save("x.png")``, ``.show()``…)."""
         return export.altair_chart(self.full_spec(chart))
 
-    def save_chart(self, path: str | Path, chart: Literal["all", "progress", "heatmap", "labels"] = "all", *, scale: float = 2.0) -> Path:
+    def save_chart(
+        self, path: str | Path, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all", *, scale: float = 2.0
+    ) -> Path:
         """Save a chart with its current data as PNG or SVG (vl-convert: no browser, no network)."""
         return export.save_spec(self.full_spec(chart), path, scale=scale)
 

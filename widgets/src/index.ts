@@ -38,7 +38,7 @@ export interface PanelModel {
   off(event: string, callback: (...args: any[]) => void): void;
 }
 
-type ChartName = "progress" | "heatmap" | "labels";
+type ChartName = "progress" | "heatmap" | "defence" | "labels";
 const ROUNDS = "rounds";
 const LABELS = "labels";
 const CELLS = "cells";
@@ -289,6 +289,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     h("div", { class: "vfl-chart", "data-chart": "progress" }),
     h("div", { class: "vfl-chart-row" },
       h("div", { class: "vfl-chart", "data-chart": "heatmap" }),
+      h("div", { class: "vfl-chart", "data-chart": "defence" }),
       h("div", { class: "vfl-chart-col" }, h("div", { class: "vfl-chart", "data-chart": "labels" }), h("div", { class: "vfl-dim", "data-role": "label-note" }))),
   );
   const labelNote = chartsBox.querySelector('[data-role="label-note"]') as HTMLElement;
