@@ -459,6 +459,8 @@ def test_charts_export_to_png_svg_and_a_self_contained_html_page(live: Any, tmp_
         panel.save_chart(tmp_path / "x.jpg")
     assert panel.chart("labels").to_dict()["datasets"]["labels"] == panel.label_rows
     assert panel.full_spec("heatmap")["datasets"]["cells"] == panel.cells
+    for chart in ("all", "progress", "heatmap", "defence", "labels"):  # each as the Altair chart of its kind, valid
+        panel.chart(chart).to_dict()
 
     page = panel.save_html(tmp_path / "panel.html").read_text()
     data = json.loads(page.split('id="velocity-panel-data">', 1)[1].split("</script>", 1)[0])

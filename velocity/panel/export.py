@@ -20,7 +20,8 @@ def altair_chart(spec: dict[str, Any]) -> Any:
     """A full Vega-Lite spec (data included) as the Altair chart of its kind."""
     import altair as alt
 
-    for key, cls in (("vconcat", alt.VConcatChart), ("hconcat", alt.HConcatChart), ("layer", alt.LayerChart)):
+    kinds = (("vconcat", alt.VConcatChart), ("hconcat", alt.HConcatChart), ("facet", alt.FacetChart), ("layer", alt.LayerChart))
+    for key, cls in kinds:
         if key in spec:
             return cls.from_dict(spec, validate=False)
     return alt.Chart.from_dict(spec, validate=False)
