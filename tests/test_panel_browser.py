@@ -270,6 +270,19 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
             bars_skewed = page.locator('[data-chart="labels"] .mark-rect.role-mark path').count()
             assert bars_skewed < bars_iid, f"Expected fewer client × class bars at α = 0.1 than iid, got {bars_skewed} vs {bars_iid}"
 
+            # the keyboard moves the slider and stays in the panel: JupyterLab's command-mode
+            # shortcuts (← collapses a heading, A inserts a cell) must not see keys pressed in it
+            cells = page.locator(".jp-Notebook .jp-Cell").count()
+            slider = page.locator('.vfl-panel input[data-control="alpha"]')
+            slider.focus()
+            slider.press("ArrowLeft")
+            page.wait_for_function("() => document.querySelector('.vfl-panel [data-role=\"alpha\"]').textContent === 'α = 0.089'")
+            slider.press("a")
+            slider.press("ArrowRight")
+            page.wait_for_function("() => document.querySelector('.vfl-panel [data-role=\"alpha\"]').textContent === 'α = 0.1'")
+            assert page.locator(".jp-Notebook .jp-Cell").count() == cells, "Expected no cell inserted by a key pressed in the panel"
+            assert page.locator(".vfl-panel").is_visible(), "Expected the panel still shown (no heading collapsed)"
+
             # Run queues the chosen strategies × attacks at α = 0.1 into the same sweep
             page.click('.vfl-panel button[data-action="run"]')
             page.wait_for_function(

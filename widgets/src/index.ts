@@ -210,10 +210,35 @@ function renderVerdict(box: HTMLElement, verdict: Verdict): void {
   );
 }
 
+/**
+ * Keys pressed in one of the panel's controls belong to that control. JupyterLab and Notebook 7
+ * read keydown at the document for their shortcuts (← in command mode collapses the heading, A
+ * inserts a cell…), Notebook 7 in the capture phase, where it also cancels the key's default
+ * action, so the slider would not move. The panel therefore stops such events at the window, in
+ * the capture phase, before any document listener sees them; keys pressed elsewhere in the panel
+ * reach the notebook as usual. Returns the function that removes the listeners.
+ */
+export function keepKeysInControls(root: HTMLElement): () => void {
+  const view = root.ownerDocument.defaultView ?? window;
+  const stop = (event: Event) => {
+    if (event.target instanceof Node && root.contains(event.target) && isControl(event.target)) event.stopPropagation();
+  };
+  const types = ["keydown", "keyup", "keypress"];
+  for (const type of types) view.addEventListener(type, stop, true);
+  return () => {
+    for (const type of types) view.removeEventListener(type, stop, true);
+  };
+}
+
+function isControl(target: EventTarget | null): boolean {
+  return target instanceof Element && target.closest("input, select, textarea, button, [contenteditable='true']") !== null;
+}
+
 function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => void {
   const isStatic = Boolean(model.get("static"));
   const root = h("div", { class: "vfl-panel" });
   el.append(root);
+  const releaseKeys = keepKeysInControls(root);
 
   // ------------------------------------------------------------ status line
   const status = h("div", { class: "vfl-status", "data-role": "status" });
@@ -397,6 +422,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   });
 
   return () => {
+    releaseKeys();
     model.off("msg:custom", onMessage);
     for (const [event, cb] of listeners) model.off(event, cb);
     batcher.drain();

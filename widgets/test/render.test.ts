@@ -224,4 +224,25 @@ describe("the rendered panel", () => {
     expect(cells).toEqual(["0.03 of 0.20", "0.20 of 0.20never acted"]);
     cleanup();
   });
+
+  it("keeps keys pressed in its controls from the notebook's shortcuts, and no others", () => {
+    const { el, cleanup } = mount();
+    const reached: string[] = [];
+    const notebook = (e: Event) => reached.push(`${(e as KeyboardEvent).key}@${(e.target as HTMLElement).tagName}`);
+    document.addEventListener("keydown", notebook, true); // as Notebook 7 listens: capture phase
+    const slider = el.querySelector('input[data-control="alpha"]') as HTMLInputElement;
+    slider.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+    (el.querySelector('select[data-control="rank_by"]') as HTMLSelectElement).dispatchEvent(new KeyboardEvent("keydown", { key: "a", bubbles: true }));
+    (el.querySelector('[data-role="status"]') as HTMLElement).dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+    document.removeEventListener("keydown", notebook, true);
+    expect(reached).toEqual(["ArrowLeft@DIV"]); // only the key pressed outside a control
+    cleanup();
+    // a closed view lets every key through again
+    const after: string[] = [];
+    const listen = (e: Event) => after.push((e as KeyboardEvent).key);
+    document.addEventListener("keydown", listen, true);
+    slider.dispatchEvent(new KeyboardEvent("keydown", { key: "ArrowLeft", bubbles: true }));
+    document.removeEventListener("keydown", listen, true);
+    expect(after).toEqual(["ArrowLeft"]); // its window listener went with the view
+  });
 });
