@@ -137,12 +137,16 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
         "error": None,
     }
     assert (table[1]["status"], table[1]["error"], table[1]["accuracy_change"]) == ("failed", "ValueError: boom", None)
-    # live: the latest round stands in for the final value, and the change is against the clean twin
+    # live: the latest round stands in for the final value; no change against the clean twin
+    # until both finished (a run at round 3 is no match for a finished twin)
     latest = {1: {"accuracy": 0.4, "global_loss": math.nan}}
     table = run_table(specs, ["finished", "running"], {0: summaries[0]}, latest, {0: 4, 1: 3})
-    assert table[1]["accuracy"] == 0.4 and table[1]["accuracy_change"] == pytest.approx(-0.5)
+    assert table[1]["accuracy"] == 0.4 and table[1]["accuracy_change"] is None
     assert table[1]["loss"] is None and table[1]["loss_change"] is None  # NaN travels as null
     json.dumps(table, allow_nan=False)
+    done = {0: summaries[0], 1: {"final_accuracy": 0.4, "final_loss": math.nan}}
+    table = run_table(specs, ["finished", "finished"], done, {}, {0: 4, 1: 4})
+    assert table[1]["accuracy_change"] == pytest.approx(-0.5) and table[1]["loss_change"] is None
 
 
 def test_run_table_says_what_the_defence_let_through_and_when_it_never_acted() -> None:
@@ -178,6 +182,12 @@ def test_heatmap_cells_average_seeds_with_an_interval_and_keep_settings_apart() 
     # three seeds: mean 0.8, sample sd 0.1, t(0.975, 2) = 4.303 → half-width 4.303 · 0.1 / √3
     assert by_alpha["accuracy"] == pytest.approx(0.8) and by_alpha["ci95"] == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-4)
     assert by_alpha["runs"] == 3 and cells["iid · 4 clients"]["ci95"] == pytest.approx(0.0)
+
+
+def test_the_heatmap_puts_the_clean_baseline_first() -> None:
+    specs = grid(strategies=["FedAvg"], attacks=["alie", "none", "sign_flip", "ipm"], rounds=4, **FAST)
+    cells = heatmap_cells(specs, [{"accuracy": 0.5}] * len(specs))
+    assert sorted((c["attack_order"], c["attack"]) for c in cells) == [(0, "none"), (1, "alie"), (2, "ipm"), (3, "sign_flip")]
 
 
 def test_panel_verdict_is_the_comparisons_verdict_over_finished_runs() -> None:
@@ -268,7 +278,7 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
     }
     assert [r["status"] for r in panel.runs] == ["finished"] * 4
     assert panel.counts["finished"] == 4 and panel.counts["rounds"] == 12
-    assert panel.running is False
+    assert panel.running is False and panel.counts["rounds_per_s"] is None  # no rate once nothing runs
     # each attacked run is compared with its clean twin
     by_run = {r["run"]: r for r in panel.runs}
     for r in panel.runs:

@@ -85,7 +85,10 @@ def heatmap_chart() -> dict[str, Any]:
     sweep varies them): the mean over the cell's seeds, ± the half-width of its 95 % interval.
     Python computes the cells (``velocity.panel.state.heatmap_cells``) as runs progress."""
     alt = _alt()
-    axes = {"x": alt.X("attack:N", title="attack", axis=alt.Axis(labelAngle=-30)), "y": alt.Y("strategy:N", title="strategy")}
+    axes = {
+        "x": alt.X("attack:N", title="attack", axis=alt.Axis(labelAngle=-30), sort=alt.EncodingSortField("attack_order", op="min")),
+        "y": alt.Y("strategy:N", title="strategy"),
+    }
     tooltip = [
         "strategy:N",
         "attack:N",

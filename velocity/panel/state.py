@@ -171,12 +171,14 @@ def run_table(
                 "error": summary.get("error") if status in ("failed", "cancelled") else None,
             }
         )
+    # Against the clean twin only once both finished: a finished run against a twin still at
+    # round 4 (or a run cancelled half-way) would be compared with an unfinished model.
     by_hash = {spec.spec_hash: i for i, spec in enumerate(specs)}
     for i, spec in enumerate(specs):
         if not spec.attacks:
             continue
         twin = by_hash.get(spec.clean_twin().spec_hash)
-        if twin is None:
+        if twin is None or statuses[i] != "finished" or statuses[twin] != "finished":
             continue
         mine, clean = entries[i], entries[twin]
         if mine["accuracy"] is not None and clean["accuracy"] is not None:
@@ -213,12 +215,24 @@ def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -
         cell = values.setdefault((spec.strategy, attack, setting), [])
         if entry["accuracy"] is not None:
             cell.append(float(entry["accuracy"]))
+    # the clean baseline leads the attack axis, the attacks follow in name order
+    order = {a: i for i, a in enumerate(sorted({a for _, a, _ in values}, key=lambda a: (a != "none", a)))}
     cells = []
     for (strategy, attack, setting), accs in values.items():
         if not accs:
             continue
         mean, ci = mean_ci(accs)
-        cells.append({"strategy": strategy, "attack": attack, "setting": setting, "accuracy": mean, "ci95": ci, "runs": len(accs)})
+        cells.append(
+            {
+                "strategy": strategy,
+                "attack": attack,
+                "attack_order": order[attack],
+                "setting": setting,
+                "accuracy": mean,
+                "ci95": ci,
+                "runs": len(accs),
+            }
+        )
     return cells
 
 

@@ -390,10 +390,10 @@ class SweepPanel(anywidget.AnyWidget):
         if verdict_of != self._verdict_of:  # a run finished (or was added): the verdict may change
             self._verdict_of = verdict_of
             self.verdict = panel_verdict(specs, statuses, summaries)
-        counts = status_counts(statuses, len(self._rows), self._rate.rate())
+        running = self.sweep.running
+        counts = status_counts(statuses, len(self._rows), self._rate.rate() if running else None)  # no rate once idle
         if counts != self.counts:
             self.counts = counts
-        running = self.sweep.running
         if running != self.running:
             self.running = running
         with self._flushed:

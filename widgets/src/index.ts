@@ -328,7 +328,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const table = h(
     "table",
     { class: "vfl-table", "data-role": "ranking" },
-    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ vs clean", "loss", "Δ vs clean", "malicious share"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ acc vs clean", "loss", "Δ loss vs clean", "malicious share"].map((t) => h("th", {}, t)))),
     tbody,
   );
   const updateTable = () => {

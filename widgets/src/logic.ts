@@ -159,31 +159,37 @@ function metric(entry: RunEntry, by: RankBy): number | null {
 }
 
 /**
- * Runs in ranking order: best accuracy first (or lowest loss), ties broken by the other metric
- * and then the run name; runs with no value yet come next and failed runs last. The leader is
- * the top run that has a value.
+ * Runs in ranking order. Only finished runs are ranked: best accuracy first (or lowest loss),
+ * ties broken by the other metric; runs equal in both share a rank (1, 1, 3) and, at the top,
+ * the star. Runs still going (or cancelled) follow, unranked, in the same order; then runs with
+ * no value yet; failed runs last. Comparing a finished run with one at round 4 would mislead.
  */
 export function rankRuns(runs: RunEntry[], by: RankBy): { entry: RunEntry; rank: number | null; leader: boolean }[] {
-  const failed = (e: RunEntry) => e.status === "failed";
+  const group = (e: RunEntry): number => {
+    if (e.status === "failed") return 3;
+    if (metric(e, by) === null) return 2;
+    return e.status === "finished" ? 0 : 1;
+  };
   const sign = by === "accuracy" ? -1 : 1;
   const other: RankBy = by === "accuracy" ? "loss" : "accuracy";
-  const otherSign = -sign;
-  const sorted = [...runs].sort((a, b) => {
-    if (failed(a) !== failed(b)) return failed(a) ? 1 : -1;
+  const compareValues = (a: RunEntry, b: RunEntry): number => {
     const ma = metric(a, by);
     const mb = metric(b, by);
-    if ((ma === null) !== (mb === null)) return ma === null ? 1 : -1;
     if (ma !== null && mb !== null && ma !== mb) return sign * (ma - mb);
     const oa = metric(a, other);
     const ob = metric(b, other);
-    if (oa !== null && ob !== null && oa !== ob) return otherSign * (oa - ob);
-    return a.run < b.run ? -1 : a.run > b.run ? 1 : 0;
-  });
+    if ((oa === null) !== (ob === null)) return oa === null ? 1 : -1;
+    if (oa !== null && ob !== null && oa !== ob) return -sign * (oa - ob);
+    return 0;
+  };
+  const sorted = [...runs].sort((a, b) => group(a) - group(b) || compareValues(a, b) || (a.run < b.run ? -1 : a.run > b.run ? 1 : 0));
   let rank = 0;
-  return sorted.map((entry) => {
-    const ranked = !failed(entry) && metric(entry, by) !== null;
-    if (ranked) rank += 1;
-    return { entry, rank: ranked ? rank : null, leader: ranked && rank === 1 };
+  let previous: RunEntry | null = null;
+  return sorted.map((entry, i) => {
+    if (group(entry) !== 0) return { entry, rank: null, leader: false };
+    if (previous === null || compareValues(previous, entry) !== 0) rank = i + 1; // competition ranking: 1, 1, 3
+    previous = entry;
+    return { entry, rank, leader: rank === 1 };
   });
 }
 

@@ -134,15 +134,33 @@ describe("the ranking", () => {
     entry("e", 0.8, 0.3, "running"),
   ];
 
-  it("ranks by accuracy, best first, ties broken by loss; unranked and failed runs last", () => {
+  it("ranks finished runs by accuracy, best first; runs still going, without a value, and failed follow unranked", () => {
     const ranked = rankRuns(runs, "accuracy");
-    expect(ranked.map((r) => r.entry.run)).toEqual(["a", "e", "b", "c", "d"]);
-    expect(ranked.map((r) => r.rank)).toEqual([1, 2, 3, null, null]);
+    expect(ranked.map((r) => r.entry.run)).toEqual(["a", "b", "e", "c", "d"]);
+    expect(ranked.map((r) => r.rank)).toEqual([1, 2, null, null, null]);
     expect(ranked.map((r) => r.leader)).toEqual([true, false, false, false, false]);
   });
 
   it("ranks by loss, lowest first", () => {
-    expect(rankRuns(runs, "loss").map((r) => r.entry.run)).toEqual(["e", "a", "b", "c", "d"]);
+    expect(rankRuns(runs, "loss").map((r) => r.entry.run)).toEqual(["a", "b", "e", "c", "d"]);
+  });
+
+  it("breaks a tie in the metric by the other one, and lets exact ties share the rank and the star", () => {
+    const ranked = rankRuns([entry("z", 0.8, 0.5), entry("y", 0.9, 0.3), entry("x", 0.9, 0.3), entry("w", 0.8, 0.4)], "accuracy");
+    expect(ranked.map((r) => [r.entry.run, r.rank, r.leader])).toEqual([
+      ["x", 1, true],
+      ["y", 1, true],
+      ["w", 3, false], // 0.8 like z, but a lower loss
+      ["z", 4, false],
+    ]);
+  });
+
+  it("never ranks a cancelled run among the finished ones", () => {
+    const ranked = rankRuns([entry("k", 0.99, 0.1, "cancelled"), entry("f", 0.5, 1)], "accuracy");
+    expect(ranked.map((r) => [r.entry.run, r.rank, r.leader])).toEqual([
+      ["f", 1, true],
+      ["k", null, false],
+    ]);
   });
 
   it("puts a diverged run (infinite loss) after every run with a value", () => {
