@@ -15,6 +15,8 @@ import {
   formatChange,
   formatInterval,
   formatNumber,
+  checkNumber,
+  NUMBER_RULES,
   newRows,
   rankRuns,
   sliderToAlpha,
@@ -131,14 +133,34 @@ function checkboxGroup(name: string, options: string[], selected: string[], disa
   return group;
 }
 
-function numberInput(name: string, value: number, attrs: Record<string, string>, disabled: boolean, onChange: (v: number) => void): HTMLInputElement {
+/**
+ * A number field checked as it is typed: a valid value goes to the model, an invalid one marks
+ * the field, says why in `problems` and is not sent (the model keeps its last valid value, and
+ * Run is disabled until the field is fixed).
+ */
+function numberInput(
+  name: keyof typeof NUMBER_RULES,
+  value: number,
+  attrs: Record<string, string>,
+  disabled: boolean,
+  problems: Map<string, string>,
+  onProblems: () => void,
+  onChange: (v: number) => void,
+): HTMLInputElement {
   const input = h("input", { type: "number", "data-control": name, ...attrs }) as HTMLInputElement;
   input.value = String(value);
   input.disabled = disabled;
-  input.addEventListener("change", () => {
-    const v = Number(input.value);
-    if (Number.isFinite(v)) onChange(v);
-  });
+  const check = (send: boolean) => {
+    const { value: v, error } = checkNumber(NUMBER_RULES[name], input.value);
+    input.classList.toggle("vfl-invalid", error !== null);
+    input.title = error ?? "";
+    if (error === null) problems.delete(name);
+    else problems.set(name, error);
+    onProblems();
+    if (send && v !== null) onChange(v);
+  };
+  input.addEventListener("input", () => check(false));
+  input.addEventListener("change", () => check(true));
   return input;
 }
 
@@ -286,13 +308,22 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
         checkboxGroup("attacks", model.get("attack_options") ?? [], model.get("attacks") ?? [], isStatic, setAndSave("attacks"))),
     );
   };
-  const fraction = numberInput("malicious_fraction", model.get("malicious_fraction"), { min: "0", max: "0.95", step: "0.05" }, isStatic, setAndSave("malicious_fraction"));
-  const rounds = numberInput("rounds", model.get("rounds"), { min: "1", step: "1" }, isStatic, setAndSave("rounds"));
-  const clients = numberInput("clients", model.get("clients"), { min: "1", step: "1" }, isStatic, setAndSave("clients"));
+  const problems = new Map<string, string>();
+  const inputError = h("div", { class: "vfl-input-error", "data-role": "input-error" });
   const runButton = h("button", { type: "button", class: "vfl-run-button", "data-action": "run" }, "Run") as HTMLButtonElement;
+  const showProblems = () => {
+    inputError.textContent = [...problems.values()].join("; ");
+    inputError.hidden = problems.size === 0;
+    runButton.disabled = isStatic || problems.size > 0;
+  };
+  const field = (name: keyof typeof NUMBER_RULES, attrs: Record<string, string>) =>
+    numberInput(name, model.get(name), attrs, isStatic, problems, showProblems, setAndSave(name));
+  const fraction = field("malicious_fraction", { min: "0", max: "0.95", step: "0.05" });
+  const rounds = field("rounds", { min: "1", step: "1" });
+  const clients = field("clients", { min: "1", step: "1" });
   const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
-  runButton.disabled = isStatic;
   runButton.addEventListener("click", () => model.send({ kind: "run" }));
+  showProblems();
   stopButton.addEventListener("click", () => model.send({ kind: "stop" }));
   const updateButtons = () => {
     stopButton.disabled = isStatic || !model.get("running");
@@ -305,6 +336,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
       h("label", {}, h("span", { class: "vfl-label" }, "rounds"), rounds),
       h("label", {}, h("span", { class: "vfl-label" }, "clients"), clients),
       runButton, stopButton),
+    inputError,
   );
 
   // ------------------------------------------------------------ charts
@@ -382,9 +414,13 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   };
   const onAlpha = () => showAlpha(model.get("alpha"));
   const onNumbers = () => {
-    fraction.value = String(model.get("malicious_fraction"));
-    rounds.value = String(model.get("rounds"));
-    clients.value = String(model.get("clients"));
+    for (const [input, name] of [[fraction, "malicious_fraction"], [rounds, "rounds"], [clients, "clients"]] as const) {
+      input.value = String(model.get(name));
+      input.classList.remove("vfl-invalid");
+      input.title = "";
+      problems.delete(name);
+    }
+    showProblems();
   };
   const listeners: [string, () => void][] = [
     ["change:counts", updateStatus],

@@ -106,6 +106,37 @@ export function formatAlpha(alpha: number | null): string {
   return alpha === null || alpha === Infinity ? "iid (α = ∞)" : `α = ${alpha}`;
 }
 
+// ---------------------------------------------------------------- number fields
+/** What a number field of the controls accepts (the bounds Python's traitlets enforce). */
+export interface NumberRule {
+  label: string;
+  min: number;
+  /** the largest value, itself excluded when `maxExclusive` */
+  max?: number;
+  maxExclusive?: boolean;
+  integer?: boolean;
+}
+
+export const NUMBER_RULES = {
+  malicious_fraction: { label: "malicious fraction", min: 0, max: 1, maxExclusive: true },
+  rounds: { label: "rounds", min: 1, integer: true },
+  clients: { label: "clients", min: 1, integer: true },
+} satisfies Record<string, NumberRule>;
+
+/**
+ * A number field's text checked against its rule: the value, or one line that names what was
+ * expected and what was given (never silently replaced by the last valid value).
+ */
+export function checkNumber(rule: NumberRule, text: string): { value: number; error: null } | { value: null; error: string } {
+  const given = text.trim();
+  const v = given === "" ? NaN : Number(given);
+  const what = rule.integer ? `an integer >= ${rule.min}` : rule.max === undefined ? `>= ${rule.min}` : `in [${rule.min}, ${rule.max}${rule.maxExclusive ? ")" : "]"}`;
+  const bad = (): { value: null; error: string } => ({ value: null, error: `Expected ${rule.label} ${what}, got ${given === "" ? "nothing" : given}` });
+  if (!Number.isFinite(v) || v < rule.min || (rule.integer && !Number.isInteger(v))) return bad();
+  if (rule.max !== undefined && (rule.maxExclusive ? v >= rule.max : v > rule.max)) return bad();
+  return { value: v, error: null };
+}
+
 // ---------------------------------------------------------------- streaming rows
 /**
  * Which rows of a `{start, rows}` message are new to a view that already holds `have` rows.

@@ -7,6 +7,8 @@ import {
   formatChange,
   formatInterval,
   formatNumber,
+  checkNumber,
+  NUMBER_RULES,
   newRows,
   rankRuns,
   roundSignificant,
@@ -218,5 +220,21 @@ describe("the verdict's columns", () => {
     expect(formatInterval(0.5, 0.012)).toBe("0.500 ± 0.012");
     expect(formatInterval(0.5, null)).toBe("0.500");
     expect(formatInterval(null, 0.1)).toBe("–");
+  });
+});
+
+describe("the number fields", () => {
+  it("accept values within their bounds", () => {
+    expect(checkNumber(NUMBER_RULES.malicious_fraction, "0.25")).toEqual({ value: 0.25, error: null });
+    expect(checkNumber(NUMBER_RULES.malicious_fraction, "0")).toEqual({ value: 0, error: null });
+    expect(checkNumber(NUMBER_RULES.rounds, " 12 ")).toEqual({ value: 12, error: null });
+  });
+  it("refuse anything else with one line naming what was expected and what was given", () => {
+    expect(checkNumber(NUMBER_RULES.malicious_fraction, "1.5").error).toBe("Expected malicious fraction in [0, 1), got 1.5");
+    expect(checkNumber(NUMBER_RULES.malicious_fraction, "1").error).toBe("Expected malicious fraction in [0, 1), got 1");
+    expect(checkNumber(NUMBER_RULES.rounds, "0").error).toBe("Expected rounds an integer >= 1, got 0");
+    expect(checkNumber(NUMBER_RULES.clients, "2.5").error).toBe("Expected clients an integer >= 1, got 2.5");
+    expect(checkNumber(NUMBER_RULES.rounds, "").error).toBe("Expected rounds an integer >= 1, got nothing");
+    expect(checkNumber(NUMBER_RULES.rounds, "1e400").value).toBeNull();
   });
 });

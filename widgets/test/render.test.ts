@@ -245,4 +245,29 @@ describe("the rendered panel", () => {
     document.removeEventListener("keydown", listen, true);
     expect(after).toEqual(["ArrowLeft"]); // its window listener went with the view
   });
+
+  it("refuses an invalid number where it was typed and keeps Run disabled until it is fixed", () => {
+    const { model, el, cleanup } = mount();
+    const fraction = el.querySelector('input[data-control="malicious_fraction"]') as HTMLInputElement;
+    const run = el.querySelector('[data-action="run"]') as HTMLButtonElement;
+    const error = el.querySelector('[data-role="input-error"]') as HTMLElement;
+    expect(run.disabled).toBe(false);
+    expect(error.hidden).toBe(true);
+    fraction.value = "1.5";
+    fraction.dispatchEvent(new Event("change"));
+    expect(model.state.malicious_fraction).toBe(0.2); // not sent
+    expect(fraction.classList.contains("vfl-invalid")).toBe(true);
+    expect(error.textContent).toBe("Expected malicious fraction in [0, 1), got 1.5");
+    expect(run.disabled).toBe(true);
+    const rounds = el.querySelector('input[data-control="rounds"]') as HTMLInputElement;
+    rounds.value = "0";
+    rounds.dispatchEvent(new Event("input"));
+    expect(error.textContent).toBe("Expected malicious fraction in [0, 1), got 1.5; Expected rounds an integer >= 1, got 0");
+    fraction.value = "0.3";
+    fraction.dispatchEvent(new Event("change"));
+    rounds.value = "7";
+    rounds.dispatchEvent(new Event("change"));
+    expect([model.state.malicious_fraction, model.state.rounds, run.disabled, error.hidden]).toEqual([0.3, 7, false, true]);
+    cleanup();
+  });
 });
