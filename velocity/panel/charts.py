@@ -50,11 +50,42 @@ def progress_chart() -> dict[str, Any]:
     accuracy = base.encode(y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), **encoding).properties(
         title="Test accuracy", **size
     )
-    # Under attack a loss can grow by orders of magnitude; symlog keeps the healthy runs readable.
-    loss = base.encode(y=alt.Y("global_loss:Q", title="global loss", scale=alt.Scale(type="symlog", zero=False)), **encoding).properties(
-        title="Global loss", **size
-    )
+    loss = _loss_chart(base, encoding).properties(title=f"Global loss (✕: beyond {LOSS_CEILING:g}× the first round's)", **size)
     return alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict()
+
+
+#: The loss chart's ceiling, in multiples of the first round's median loss: one diverging run
+#: (losses of 1e23 were seen) would otherwise squash every healthy run against the axis.
+LOSS_CEILING = 10
+
+
+def _loss_chart(base: Any, encoding: dict[str, Any]) -> Any:
+    """Loss per round, drawn up to :data:`LOSS_CEILING` × the first round's median loss; a loss
+    beyond it, or not finite (NaN arrives as null), sits on the ceiling marked ✕ and the tooltip
+    keeps its value."""
+    alt = _alt()
+    capped = (
+        base.transform_calculate(first="datum.round == 1 && isFinite(datum.global_loss) ? datum.global_loss : null")
+        .transform_joinaggregate(start="median(first)")
+        .transform_calculate(ceiling=f"{LOSS_CEILING} * datum.start")
+        .transform_calculate(
+            diverged="!isFinite(datum.global_loss) || datum.global_loss > datum.ceiling",
+            shown="isFinite(datum.global_loss) ? min(datum.global_loss, datum.ceiling) : datum.ceiling",
+        )
+    )
+    y = alt.Y("shown:Q", title="global loss", scale=alt.Scale(type="symlog", zero=False))
+    lines = capped.encode(y=y, **encoding)
+    marks = (
+        capped.transform_filter("datum.diverged")
+        .mark_point(shape="cross", size=60, filled=True)
+        .encode(
+            x=encoding["x"],
+            y=y,
+            color=encoding["color"],
+            tooltip=[alt.Tooltip("run:N"), alt.Tooltip("round:Q"), alt.Tooltip("global_loss:Q", title="loss (diverged)", format=".3g")],
+        )
+    )
+    return alt.layer(lines, marks)
 
 
 def defence_chart() -> dict[str, Any]:

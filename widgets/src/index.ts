@@ -16,7 +16,9 @@ import {
   formatInterval,
   formatNumber,
   checkNumber,
+  diverged,
   NUMBER_RULES,
+  partitionLabel,
   newRows,
   rankRuns,
   sliderToAlpha,
@@ -170,7 +172,7 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
     const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
     if (leader) row.classList.add("vfl-leader");
     const progress = `${entry.status}${entry.rounds_total ? ` ${entry.rounds_done}/${entry.rounds_total}` : ""}`;
-    const name = h("td", { class: "vfl-run" }, `${entry.strategy}`, h("span", { class: "vfl-dim" }, ` · ${entry.attack} · α=${entry.alpha} · seed ${entry.seed}`));
+    const name = h("td", { class: "vfl-run" }, `${entry.strategy}`, h("span", { class: "vfl-dim" }, ` · ${entry.attack} · ${partitionLabel(entry.alpha)} · seed ${entry.seed}`));
     if (entry.error) {
       name.append(h("div", { class: "vfl-error" }, entry.error));
       name.title = entry.error;
@@ -181,7 +183,9 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
       h("td", { class: `vfl-status-cell vfl-${entry.status}` }, progress),
       h("td", { class: "vfl-num" }, formatNumber(entry.accuracy)),
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.accuracy_change)),
-      h("td", { class: "vfl-num" }, formatNumber(entry.loss, 4)),
+      diverged(entry)
+        ? h("td", { class: "vfl-num vfl-warn", title: "the loss is not finite: the model diverged" }, "diverged")
+        : h("td", { class: "vfl-num" }, formatNumber(entry.loss, 4)),
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.loss_change, 4)),
       defenceCell(entry),
     );
@@ -213,7 +217,7 @@ function renderVerdict(box: HTMLElement, verdict: Verdict): void {
     if (row.rank === 1) tr.classList.add("vfl-leader");
     else if (row.tied_with_best === true) tr.classList.add("vfl-tied");
     tr.append(
-      h("td", {}, `α=${row.alpha}`),
+      h("td", {}, partitionLabel(row.alpha)),
       h("td", { class: "vfl-rank" }, verdictRank(row)),
       h("td", { class: "vfl-run" }, row.strategy),
       h("td", { class: "vfl-num" }, formatInterval(row.clean_accuracy, row.clean_accuracy_ci95)),

@@ -243,6 +243,11 @@ export function versusBest(row: VerdictRow): string {
   return row.tied_with_best ? `tied (${p})` : p;
 }
 
+/** A run's α label as a reader names it: "α=0.5", "α=inf", or the partition ("iid", "shard"). */
+export function partitionLabel(alpha: string): string {
+  return alpha === "inf" || Number.isFinite(Number(alpha)) ? `α=${alpha}` : alpha;
+}
+
 /** A mean with its 95 % interval's half-width, when it has one. */
 export function formatInterval(mean: number | null | undefined, ci: number | null | undefined, digits = 3): string {
   const text = formatNumber(mean, digits);
@@ -254,6 +259,11 @@ export function formatNumber(v: number | null | undefined, digits = 3): string {
   if (v === null || v === undefined || Number.isNaN(v)) return "–";
   if (!Number.isFinite(v)) return v > 0 ? "∞" : "−∞";
   return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toFixed(digits);
+}
+
+/** A run with an accuracy but no loss: its loss is not finite (NaN or ∞ travel as null). */
+export function diverged(entry: RunEntry): boolean {
+  return entry.loss === null && entry.accuracy !== null;
 }
 
 export function formatChange(v: number | null | undefined, digits = 3): string {

@@ -14,6 +14,7 @@ import {
   roundSignificant,
   sliderToAlpha,
   statusLine,
+  partitionLabel,
   verdictRank,
   versusBest,
   type RoundRow,
@@ -237,4 +238,8 @@ describe("the number fields", () => {
     expect(checkNumber(NUMBER_RULES.rounds, "").error).toBe("Expected rounds an integer >= 1, got nothing");
     expect(checkNumber(NUMBER_RULES.rounds, "1e400").value).toBeNull();
   });
+});
+
+it("names a partition as a reader does", () => {
+  expect([partitionLabel("0.5"), partitionLabel("inf"), partitionLabel("iid"), partitionLabel("shard")]).toEqual(["α=0.5", "α=inf", "iid", "shard"]);
 });

@@ -270,4 +270,12 @@ describe("the rendered panel", () => {
     expect([model.state.malicious_fraction, model.state.rounds, run.disabled, error.hidden]).toEqual([0.3, 7, false, true]);
     cleanup();
   });
+
+  it("says a run diverged instead of showing its missing loss as a dash", () => {
+    const { model, el, cleanup } = mount();
+    model.change("runs", [entry("FedAvg", 0.1, "finished"), { ...entry("Krum", 0.5, "finished"), loss: 0.5 }].map((e, i) => (i === 0 ? { ...e, loss: null } : e)));
+    const loss = Array.from(el.querySelectorAll('[data-role="ranking"] tbody tr')).map((tr) => (tr as HTMLTableRowElement).cells[5].textContent);
+    expect(loss).toEqual(["0.5000", "diverged"]);
+    cleanup();
+  });
 });
