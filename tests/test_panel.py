@@ -123,6 +123,8 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
         "strategy": "FedAvg",
         "attack": "none",
         "alpha": "iid",
+        "setting": "iid",
+        "attack_shown": "none",
         "seed": 0,
         "status": "finished",
         "rounds_done": 4,
@@ -182,6 +184,16 @@ def test_heatmap_cells_average_seeds_with_an_interval_and_keep_settings_apart() 
     # three seeds: mean 0.8, sample sd 0.1, t(0.975, 2) = 4.303 → half-width 4.303 · 0.1 / √3
     assert by_alpha["accuracy"] == pytest.approx(0.8) and by_alpha["ci95"] == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-4)
     assert by_alpha["runs"] == 3 and cells["iid · 4 clients"]["ci95"] == pytest.approx(0.0)
+
+
+def test_runs_that_differ_in_clients_or_malicious_share_are_named_apart() -> None:
+    specs = [
+        *grid(strategies=["FedAvg"], attacks=["none", "sign_flip"], rounds=4, **FAST),
+        *grid(strategies=["FedAvg"], attacks=["sign_flip"], rounds=4, malicious_fraction=0.5, **{**FAST, "num_clients": 6}),
+    ]
+    table = run_table(specs, ["finished"] * 3, {}, {}, {})
+    names = [(e["attack_shown"], e["setting"]) for e in table]
+    assert names == [("none", "iid · 4 clients"), ("sign_flip · f=1", "iid · 4 clients"), ("sign_flip · f=3", "iid · 6 clients")]
 
 
 def test_the_heatmap_puts_the_clean_baseline_first() -> None:

@@ -141,6 +141,7 @@ def run_table(
     did (the malicious updates' share of the aggregate against their share of the weights; a
     note when a defending rule never acted) and its error."""
     entries: list[dict[str, Any]] = []
+    named = settings(specs)
     for i, (spec, status) in enumerate(zip(specs, statuses, strict=True)):
         summary = summaries.get(i, {})
         last = latest.get(i, {})
@@ -157,6 +158,8 @@ def run_table(
                 "strategy": spec.strategy,
                 "attack": spec.attack_label,
                 "alpha": spec.alpha_label,
+                "setting": named[i][0],
+                "attack_shown": named[i][1],
                 "seed": spec.seed,
                 "status": status,
                 "rounds_done": rounds_seen.get(i, 0),
@@ -192,18 +195,15 @@ def _varies(specs: Sequence[RunSpec], key: str) -> bool:
     return len({getattr(s, key) for s in specs}) > 1
 
 
-def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The heatmap's cells: accuracy (final, or latest while running) per strategy × attack ×
-    setting, the mean over the cell's runs (its seeds) with the half-width of a 95 % Student-t
-    interval when it has several.
-
-    The setting is the α, with the client count and rounds when the sweep varies them; the
-    attack carries the malicious share when the attacked runs vary it. So runs that differ in
-    any of these never share a cell."""
+def settings(specs: Sequence[RunSpec]) -> list[tuple[str, str]]:
+    """Per run, its setting and its attack as the panel names them: the setting is the
+    partition (α), with the client count and rounds when the sweep varies them; the attack
+    carries the number of malicious clients (f) when the attacked runs vary their share. Two runs of the same strategy,
+    attack and seed that differ in any of these never get the same names."""
     attacked = [s for s in specs if s.attacks]
     by_clients, by_rounds, by_fraction = _varies(specs, "num_clients"), _varies(specs, "rounds"), _varies(attacked, "malicious_fraction")
-    values: dict[tuple[str, str, str], list[float]] = {}
-    for spec, entry in zip(specs, entries, strict=True):
+    out = []
+    for spec in specs:
         setting = spec.partition_label
         if by_clients:
             setting += f" · {spec.num_clients} clients"
@@ -211,7 +211,17 @@ def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -
             setting += f" · {spec.rounds} rounds"
         attack = spec.attack_label
         if by_fraction and spec.attacks:
-            attack += f" · {spec.malicious_fraction:.0%}"
+            attack += f" · f={spec.num_malicious}"
+        out.append((setting, attack))
+    return out
+
+
+def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The heatmap's cells: accuracy (final, or latest while running) per strategy × attack ×
+    setting (:func:`settings`), the mean over the cell's runs (its seeds) with the half-width of
+    a 95 % Student-t interval when it has several."""
+    values: dict[tuple[str, str, str], list[float]] = {}
+    for spec, entry, (setting, attack) in zip(specs, entries, settings(specs), strict=True):
         cell = values.setdefault((spec.strategy, attack, setting), [])
         if entry["accuracy"] is not None:
             cell.append(float(entry["accuracy"]))

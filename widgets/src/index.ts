@@ -172,7 +172,7 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
     const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
     if (leader) row.classList.add("vfl-leader");
     const progress = `${entry.status}${entry.rounds_total ? ` ${entry.rounds_done}/${entry.rounds_total}` : ""}`;
-    const name = h("td", { class: "vfl-run" }, `${entry.strategy}`, h("span", { class: "vfl-dim" }, ` · ${entry.attack} · ${partitionLabel(entry.alpha)} · seed ${entry.seed}`));
+    const name = h("td", { class: "vfl-run" }, `${entry.strategy}`, h("span", { class: "vfl-dim" }, ` · ${entry.attack_shown} · ${entry.setting} · seed ${entry.seed}`));
     if (entry.error) {
       name.append(h("div", { class: "vfl-error" }, entry.error));
       name.title = entry.error;

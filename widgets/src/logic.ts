@@ -24,6 +24,10 @@ export interface RunEntry {
   strategy: string;
   attack: string;
   alpha: string;
+  /** the partition, with clients and rounds when the sweep varies them ("α=0.1 · 20 clients") */
+  setting: string;
+  /** the attack, with the number of malicious clients when the sweep varies their share ("alie · f=3") */
+  attack_shown: string;
   seed: number;
   status: string;
   rounds_done: number;

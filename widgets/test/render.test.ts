@@ -56,7 +56,7 @@ function rows(run: string, strategy: string, from: number, to: number): RoundRow
 
 function entry(run: string, accuracy: number | null, status: string): RunEntry {
   return {
-    index: 0, run, strategy: run, attack: "none", alpha: "iid", seed: 0, status, rounds_done: 3, rounds_total: 5,
+    index: 0, run, strategy: run, attack: "none", alpha: "iid", setting: "iid", attack_shown: "none", seed: 0, status, rounds_done: 3, rounds_total: 5,
     accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null,
     malicious_share: null, malicious_weight: null, defence_note: null, error: status === "failed" ? "ValueError: boom" : null,
   };
