@@ -374,6 +374,16 @@ def test_the_sweep_and_its_panel_meet_through_public_seams(live: Any) -> None:
     assert extra.closed and sweep.panel() is panel
 
 
+def test_every_choice_says_what_it_is(live: Any) -> None:
+    _, panel, _ = live
+    assert set(panel.option_help) == {*panel.strategy_options, *panel.attack_options}
+    assert (
+        panel.option_help["sign_flip(scale=4.0)"]
+        == "sign_flip: Each malicious client sends -scale times its own update. Here with scale=4.0."
+    )
+    assert panel.option_help["none"].startswith("No attack")
+
+
 def test_controls_are_validated_with_clear_errors(live: Any) -> None:
     _, panel, _ = live
     with pytest.raises(traitlets.TraitError, match=r"Expected alpha > 0 or None \(iid\), got -1"):

@@ -22,15 +22,22 @@ def _alt() -> Any:
     return alt
 
 
+#: How the line charts' legend names the runs without an attack.
+CLEAN_LABEL = "(no attack)"
+
+
 def _run_lines() -> tuple[Any, dict[str, Any]]:
     """The line mark and encoding every per-round chart shares: one line per run, colour =
     strategy, dash = attack."""
     alt = _alt()
-    base = alt.Chart(alt.Data(name=ROUNDS)).mark_line(strokeWidth=1.8)
+    # The clean baseline is the solid, thicker line whatever attacks a sweep adds later: its
+    # name sorts before every attack's, so it always takes the dash scale's first (solid) entry.
+    base = alt.Chart(alt.Data(name=ROUNDS)).transform_calculate(dash=f"datum.attack == 'none' ? '{CLEAN_LABEL}' : datum.attack").mark_line()
     encoding = {
         "x": alt.X("round:Q", title="round", axis=alt.Axis(tickMinStep=1)),
         "color": alt.Color("strategy:N", title="strategy"),
-        "strokeDash": alt.StrokeDash("attack:N", title="attack"),
+        "strokeDash": alt.StrokeDash("dash:N", title="attack"),
+        "strokeWidth": alt.condition("datum.attack == 'none'", alt.value(2.6), alt.value(1.6)),
         "detail": alt.Detail("run:N"),
         "tooltip": [
             alt.Tooltip("run:N"),

@@ -61,6 +61,28 @@ def _attack_names() -> list[str]:
     return ["none", *(c.name for c in list_attacks() if c.name not in ("nan", "inf")), *extend.names("update_attack")]
 
 
+def _option_help(options: list[str]) -> dict[str, str]:
+    """One line per strategy or attack choice, from the registry: what it is, and for a choice
+    with parameters (``sign_flip(scale=4.0)``) which ones differ from its defaults."""
+    from velocity.registry import list_attacks, list_strategies
+
+    summaries = {c.name: c.summary for c in [*list_strategies(), *list_attacks()]}
+    summaries["none"] = "No attack: the clean baseline every attacked run is compared with."
+    out = {}
+    for option in options:
+        parts = [p.strip() for p in option.split("+")]
+        lines = []
+        for part in parts:
+            name, _, params = part.partition("(")
+            if name in summaries:
+                lines.append(f"{name}: {summaries[name]}" if len(parts) > 1 or params else summaries[name])
+                if params:
+                    lines[-1] += f" Here with {params.rstrip(')')}."
+        if lines:
+            out[option] = " ".join(lines)
+    return out
+
+
 def _unique(items: Any) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -97,6 +119,7 @@ class SweepPanel(anywidget.AnyWidget):
     label_note = traitlets.Unicode("").tag(sync=True)
     strategy_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     attack_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    option_help = traitlets.Dict(help="what each strategy and attack choice is, one line each (the registry's summary)").tag(sync=True)
     # ---- what the user chooses (two-way)
     alpha = traitlets.Float(None, allow_none=True, help="Dirichlet α of new runs; None is iid").tag(sync=True)
     strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -111,10 +134,13 @@ class SweepPanel(anywidget.AnyWidget):
             raise ValueError(f"Expected interval > 0 seconds, got {interval!r}")
         base = sweep.specs[0]
         attacked = [s for s in sweep.specs if s.attacks]
+        strategy_options = _unique([*(s.strategy for s in sweep.specs), *_rule_names()])
+        attack_options = _unique([*(s.attack_label for s in sweep.specs), *_attack_names()])
         super().__init__(
             specs=charts.chart_specs(),
-            strategy_options=_unique([*(s.strategy for s in sweep.specs), *_rule_names()]),
-            attack_options=_unique([*(s.attack_label for s in sweep.specs), *_attack_names()]),
+            strategy_options=strategy_options,
+            attack_options=attack_options,
+            option_help=_option_help([*strategy_options, *attack_options]),
             strategies=_unique(s.strategy for s in sweep.specs),
             attacks=_unique(s.attack_label for s in sweep.specs),
             alpha=alpha_of(base),
@@ -258,6 +284,7 @@ class SweepPanel(anywidget.AnyWidget):
                 "label_note",
                 "strategy_options",
                 "attack_options",
+                "option_help",
                 "alpha",
                 "strategies",
                 "attacks",

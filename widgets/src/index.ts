@@ -120,7 +120,14 @@ class Charts {
   }
 }
 
-function checkboxGroup(name: string, options: string[], selected: string[], disabled: boolean, onChange: (values: string[]) => void): HTMLElement {
+function checkboxGroup(
+  name: string,
+  options: string[],
+  selected: string[],
+  help: Record<string, string>,
+  disabled: boolean,
+  onChange: (values: string[]) => void,
+): HTMLElement {
   const group = h("div", { class: "vfl-choices", "data-control": name });
   for (const option of options) {
     const box = h("input", { type: "checkbox", value: option }) as HTMLInputElement;
@@ -130,7 +137,7 @@ function checkboxGroup(name: string, options: string[], selected: string[], disa
       const values = Array.from(group.querySelectorAll<HTMLInputElement>("input:checked")).map((b) => b.value);
       onChange(values);
     });
-    group.append(h("label", { class: "vfl-chip" }, box, option));
+    group.append(h("label", { class: "vfl-chip", title: help[option] ?? "" }, box, option));
   }
   return group;
 }
@@ -307,9 +314,9 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const renderChoices = () => {
     choiceSlot.replaceChildren(
       h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "strategies"),
-        checkboxGroup("strategies", model.get("strategy_options") ?? [], model.get("strategies") ?? [], isStatic, setAndSave("strategies"))),
+        checkboxGroup("strategies", model.get("strategy_options") ?? [], model.get("strategies") ?? [], model.get("option_help") ?? {}, isStatic, setAndSave("strategies"))),
       h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "attacks"),
-        checkboxGroup("attacks", model.get("attack_options") ?? [], model.get("attacks") ?? [], isStatic, setAndSave("attacks"))),
+        checkboxGroup("attacks", model.get("attack_options") ?? [], model.get("attacks") ?? [], model.get("option_help") ?? {}, isStatic, setAndSave("attacks"))),
     );
   };
   const problems = new Map<string, string>();
@@ -439,6 +446,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:alpha", onAlpha],
     ["change:strategy_options", renderChoices],
     ["change:attack_options", renderChoices],
+    ["change:option_help", renderChoices],
     ["change:strategies", renderChoices],
     ["change:attacks", renderChoices],
     ["change:malicious_fraction", onNumbers],

@@ -87,6 +87,7 @@ function mount() {
     label_note: "blobs · 2 clients · iid",
     strategy_options: ["FedAvg", "Krum", "Bulyan"],
     attack_options: ["none", "sign_flip"],
+    option_help: { sign_flip: "Each malicious client sends -scale times its own update." },
     alpha: null,
     strategies: ["FedAvg"],
     attacks: ["none"],
@@ -153,6 +154,8 @@ describe("the rendered panel", () => {
     (el.querySelector('[data-control="iid"]') as HTMLButtonElement).click();
     expect(model.state.alpha).toBeNull();
 
+    const flip = el.querySelector('[data-control="attacks"] input[value="sign_flip"]')!.closest("label")!;
+    expect(flip.title).toBe("Each malicious client sends -scale times its own update."); // what the choice is
     const krum = el.querySelector('[data-control="strategies"] input[value="Krum"]') as HTMLInputElement;
     krum.click();
     expect(model.state.strategies).toEqual(["FedAvg", "Krum"]);
