@@ -21,6 +21,7 @@ from velocity.panel.charts import chart_specs
 from velocity.panel.state import (
     Controls,
     RoundRate,
+    caption,
     heatmap_cells,
     label_rows,
     panel_verdict,
@@ -194,6 +195,14 @@ def test_runs_that_differ_in_clients_or_malicious_share_are_named_apart() -> Non
     table = run_table(specs, ["finished"] * 3, {}, {}, {})
     names = [(e["attack_shown"], e["setting"]) for e in table]
     assert names == [("none", "iid · 4 clients"), ("sign_flip · f=1", "iid · 4 clients"), ("sign_flip · f=3", "iid · 6 clients")]
+
+
+def test_an_exported_figure_says_what_it_shows() -> None:
+    specs = grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "alie"], alphas=[0.5], seeds=[0, 1], rounds=4, **FAST)
+    assert (
+        caption(specs)
+        == "blobs · logreg · α=0.5 · 4 clients · 4 rounds · 2 local epochs · lr 0.5 · momentum 0.9 · 20% malicious in attacked runs · 2 seeds"
+    )
 
 
 def test_the_heatmap_puts_the_clean_baseline_first() -> None:
@@ -435,7 +444,7 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     panel._on_front_end_message(panel, {"kind": "run"}, [])  # the Run button
     _wait(lambda: len(sweep.specs) == n + 2, 30, "two runs queued")
     panel.sync()
-    assert panel.message.startswith("Queued 2 runs.")
+    assert panel.message.startswith("Queued 2 runs.") or not panel.running  # (cleared once they finished)
     added = sweep.specs[n:]
     assert [(s.strategy, s.attack_label, s.alpha, s.rounds) for s in added] == [
         ("TrimmedMean", "none", 0.5, 2),
@@ -445,6 +454,7 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     panel.sync()
     assert panel.counts["finished"] == n + 2
     assert panel.row_count == 12 + 2 * 2 == len(recorder.rows())
+    assert panel.message == ""  # "Queued 2 runs." is done with once they finished
     # pressing Run again queues nothing and says so
     assert panel.queue_runs() == []
     panel.sync()
@@ -461,6 +471,7 @@ def test_stop_cancels_and_run_works_again_after_it(tmp_path: Path) -> None:
         _wait(lambda: not sweep.running, 60, "the sweep to stop")
         panel.sync()
         assert panel.runs[0]["status"] == "cancelled" and panel.running is False
+        assert panel.message.startswith("Stopped: runs that had not finished are cancelled")
         assert panel.runs[0]["rounds_done"] >= 2
         panel.strategies, panel.rounds = ["FedMedian"], 2
         assert [s.strategy for s in panel.queue_runs()] == ["FedMedian"]
@@ -493,6 +504,7 @@ def test_charts_export_to_png_svg_and_a_self_contained_html_page(live: Any, tmp_
     assert panel.full_spec("heatmap")["datasets"]["cells"] == panel.cells
     for chart in ("all", "progress", "heatmap", "defence", "labels"):  # each as the Altair chart of its kind, valid
         panel.chart(chart).to_dict()
+        assert panel.full_spec(chart)["title"]["subtitle"] == caption(panel.sweep.specs)  # the settings shown
 
     page = panel.save_html(tmp_path / "panel.html").read_text()
     data = json.loads(page.split('id="velocity-panel-data">', 1)[1].split("</script>", 1)[0])

@@ -193,6 +193,15 @@ def with_data(
     return {**spec, "datasets": {ROUNDS: rounds, LABELS: labels, CELLS: cells}}
 
 
+def with_caption(spec: dict[str, Any], text: str) -> dict[str, Any]:
+    """The spec with ``text`` as a caption beneath its title (a top-level subtitle)."""
+    if not text:
+        return spec
+    title = spec.get("title") or "VelocityFL sweep"  # Vega draws no subtitle under an empty title
+    title = dict(title) if isinstance(title, dict) else {"text": title}
+    return {**spec, "title": {**title, "subtitle": text, "anchor": "start", "subtitleColor": "#555"}}
+
+
 def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """All charts in one spec: progress on top, heatmap, defence and labels beneath."""
     inner = []

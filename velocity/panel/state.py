@@ -289,3 +289,38 @@ def status_counts(statuses: Sequence[str], rounds: int, rate: float | None) -> d
     counts["rounds"] = rounds
     counts["rounds_per_s"] = None if rate is None else round(rate, 2)
     return counts
+
+
+def caption(specs: Sequence[RunSpec]) -> str:
+    """The settings every run of a sweep shares, in one line, for an exported figure: a slide
+    should say what it shows (data, model, federation, training)."""
+    if not specs:
+        return ""
+    first = specs[0]
+
+    def shared(key: str) -> Any:
+        values = {getattr(s, key) for s in specs}
+        return next(iter(values)) if len(values) == 1 else None
+
+    parts = [f"{first.dataset} · {first.model_id}" if shared("dataset") and shared("model_id") else None]
+    partitions = {s.partition_label for s in specs}
+    if len(partitions) == 1:
+        parts.append(next(iter(partitions)))
+    for key, text in (
+        ("num_clients", "{} clients"),
+        ("rounds", "{} rounds"),
+        ("local_epochs", "{} local epoch{}"),
+        ("lr", "lr {:g}"),
+        ("momentum", "momentum {:g}"),
+        ("client_momentum", "worker momentum {:g}"),
+    ):
+        value = shared(key)
+        if value is not None and not (key == "client_momentum" and value == 0):
+            parts.append(text.format(value, "" if value == 1 else "s"))
+    attacked = [s for s in specs if s.attacks]
+    fractions = {s.malicious_fraction for s in attacked}
+    if len(fractions) == 1:
+        parts.append(f"{next(iter(fractions)):.0%} malicious in attacked runs")
+    seeds = sorted({s.seed for s in specs})
+    parts.append(f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds")
+    return " · ".join(p for p in parts if p)

@@ -27,6 +27,7 @@ from velocity.panel.state import (
     Controls,
     RoundRate,
     alpha_of,
+    caption,
     describe_partition,
     heatmap_cells,
     label_rows,
@@ -250,10 +251,15 @@ class SweepPanel(anywidget.AnyWidget):
         """Every round row sent to the charts, in arrival order."""
         return list(self._rows)
 
-    def full_spec(self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all") -> dict[str, Any]:
-        """A chart's Vega-Lite spec with the current data filled in (``all``: every chart)."""
+    def full_spec(
+        self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all", *, captioned: bool = True
+    ) -> dict[str, Any]:
+        """A chart's Vega-Lite spec with the current data filled in (``all``: every chart), and,
+        unless ``captioned=False``, a caption naming the settings its runs share."""
         specs = dict(self.specs)
         spec = charts.combined(specs) if chart == "all" else specs[chart]
+        if captioned:
+            spec = charts.with_caption(spec, caption(self.sweep.specs))
         return charts.with_data(spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells))
 
     def chart(self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all") -> Any:
@@ -421,7 +427,12 @@ class SweepPanel(anywidget.AnyWidget):
         counts = status_counts(statuses, len(self._rows), self._rate.rate() if running else None)  # no rate once idle
         if counts != self.counts:
             self.counts = counts
+        stopped = self._stopping is not None and not self._stopping.is_alive()
+        if not running and stopped and self.message.startswith("Stopping"):
+            self.message = "Stopped: runs that had not finished are cancelled; their finished rounds are kept."
         if running != self.running:
+            if not running and self.message.startswith("Queued"):  # the queued runs are done: so is the message
+                self.message = ""
             self.running = running
         with self._flushed:
             self._flushes += 1
