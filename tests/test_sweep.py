@@ -166,6 +166,18 @@ def test_cli_exits_non_zero_and_names_the_failed_run(tmp_path, capsys):
     assert "1 run(s) failed" in printed and "nofile" in printed
 
 
+def test_cli_progress_marks_each_run_once_and_prints_names_literally(tmp_path, capsys):
+    name = "run [bold]x[/bold]"
+    args = ["sweep", "--strategies", "FedAvg", "--rounds", "3", "--dataset", FAST["dataset"], "--model-id", "logreg"]
+    assert cli_main([*args, "--num-clients", "4", "--name", name, "--out", str(tmp_path / "o[1]")]) == 0
+    printed = capsys.readouterr().out
+    assert name in printed and str(tmp_path / "o[1]") in printed  # user text, never markup
+    assert printed.count("✓") == 1, printed
+    # one mark per finished run, not one per update: the first of two runs in a row ends long before the sweep
+    assert cli_main([*args, "--strategies", "FedAvg,FedMedian", "--parallel", "1", "--out", str(tmp_path / "two")]) == 0
+    assert capsys.readouterr().out.count("✓") == 2
+
+
 def _kill_whenever_started(sweep: Sweep, index: int, stop: threading.Event, killed: list[int]) -> None:
     while not stop.is_set():
         pid = sweep.worker_pids().get(index)

@@ -10,6 +10,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -236,7 +237,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     specs = _sweep_specs(args)
     sweep = Sweep(specs, out=args.out, parallel=args.parallel)
-    console.print(f"[bold]{len(specs)} runs[/bold], {sweep.parallel} in parallel → {sweep.out}")
+    console.print(Text.assemble((f"{len(specs)} runs", "bold"), f", {sweep.parallel} in parallel → {sweep.out}"))
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=20),
@@ -246,27 +247,36 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         console=console,
         disable=args.quiet,
     )
-    tasks = [progress.add_task(s.label, total=s.rounds, state="queued") for s in specs]
+    # run names are user text: escaped, so "[...]" is printed, never read as markup
+    tasks = [progress.add_task(escape(s.label), total=s.rounds, state="queued") for s in specs]
+    ended: set[int] = set()  # runs whose end is shown (one ✓ each)
 
     def on_round(row: dict) -> None:
-        progress.update(tasks[row["index"]], completed=row["round"], state=f"loss {row['global_loss']:.4f} acc {row['accuracy']:.3f}")
+        if row["index"] not in ended:
+            progress.update(tasks[row["index"]], completed=row["round"], state=f"loss {row['global_loss']:.4f} acc {row['accuracy']:.3f}")
+
+    def show_statuses() -> None:
+        for i, (task, (_, status)) in enumerate(zip(tasks, sweep.run_status(), strict=True)):
+            if status in ("running", "queued"):
+                if status == "running" and progress.tasks[task].fields["state"] == "queued":
+                    progress.update(task, state="running")
+            elif i not in ended:
+                ended.add(i)
+                progress.update(task, state=progress.tasks[task].fields["state"] + " ✓" if status == "finished" else status)
 
     sweep.on_round(on_round)
     try:
         with progress:
             sweep.start()
             while sweep.running:
-                for task, (_, status) in zip(tasks, sweep.run_status(), strict=True):
-                    if status != "running" and status != "queued":
-                        progress.update(task, state=status if status != "finished" else progress.tasks[task].fields["state"] + " ✓")
-                    elif status == "running" and progress.tasks[task].fields["state"] == "queued":
-                        progress.update(task, state="running")
+                show_statuses()
                 sweep.wait(timeout=0.25)
             sweep.wait()
+            show_statuses()  # the runs that ended in the last interval
     except KeyboardInterrupt:
         console.print("[yellow]Cancelling: stopping the workers…[/yellow]")
         sweep.cancel()
-        console.print(f"Cancelled. Every finished round is kept in {sweep.out}; run the same sweep into the same --out to resume.")
+        console.print(Text(f"Cancelled. Every finished round is kept in {sweep.out}; run the same sweep into the same --out to resume."))
         return 130
     comparison = sweep.comparison()
     _print_comparison(comparison, sweep.out)
