@@ -418,6 +418,26 @@ def test_moving_alpha_redraws_the_label_distribution(live: Any) -> None:
     assert len(panel.label_rows) == 4 * 10  # every client holds every one of the 10 classes
 
 
+def test_a_decentralised_panel_draws_the_data_of_the_honest_workers_only(tmp_path: Path) -> None:
+    sweep = Sweep.from_grid(
+        strategies=["MoNNA"],
+        attacks=["sign_flip"],
+        topology="decentralised",
+        num_clients=16,
+        malicious_fraction=5 / 16,
+        rounds=2,
+        out=tmp_path,
+        **{k: v for k, v in FAST.items() if k != "num_clients"},
+    )
+    panel = sweep.panel(interval=0.05)
+    try:
+        panel.sync()
+        assert {r["client"] for r in panel.label_rows} == set(range(11))  # the 5 Byzantine workers hold no data
+        assert "11 honest of 16 workers hold the data" in panel.label_note
+    finally:
+        panel.close()
+
+
 def test_an_impossible_partition_is_shown_and_run_refuses_it(live: Any) -> None:
     sweep, panel, _ = live
     # blobs keeps 2400 training examples: 300 clients cannot hold min_partition_size = 10 each

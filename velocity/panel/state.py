@@ -50,6 +50,14 @@ def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str
     return keys
 
 
+def data_holders(base: RunSpec, clients: int, malicious_fraction: float) -> int:
+    """How many clients hold a share of the data: all of them in a federation; in a
+    decentralised run only the n − f honest workers (the Byzantine ones hold none)."""
+    if base.topology != "decentralised":
+        return clients
+    return clients - round(malicious_fraction * clients)
+
+
 def label_rows(counts: Any) -> list[dict[str, int]]:
     """A client × class count matrix as rows for the label chart."""
     return [
@@ -64,8 +72,10 @@ def describe_partition(base: RunSpec, alpha: float | None, clients: int, counts:
     sizes = counts.sum(axis=1)
     held = (counts > 0).sum(axis=1)
     what = "iid" if alpha is None else f"Dirichlet α = {alpha:g}"
+    holders = counts.shape[0]
+    who = f"{clients} clients" if holders == clients else f"{holders} honest of {clients} workers hold the data"
     return (
-        f"{base.dataset} · {clients} clients · {what} (seed {base.seed}): {int(sizes.min())}–{int(sizes.max())} examples and "
+        f"{base.dataset} · {who} · {what} (seed {base.seed}): {int(sizes.min())}–{int(sizes.max())} examples and "
         f"{int(held.min())}–{int(held.max())} classes per client"
     )
 

@@ -28,6 +28,7 @@ from velocity.panel.state import (
     RoundRate,
     alpha_of,
     caption,
+    data_holders,
     describe_partition,
     heatmap_cells,
     label_rows,
@@ -168,7 +169,7 @@ class SweepPanel(anywidget.AnyWidget):
 
         sweep.on_round(self._on_round, replay=True)  # every round exactly once, however late the panel
         self.on_msg(self._on_front_end_message)
-        self.observe(self._on_partition_change, names=["alpha", "clients"])
+        self.observe(self._on_partition_change, names=["alpha", "clients", "malicious_fraction"])
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
         self._feeder.start()
 
@@ -376,7 +377,7 @@ class SweepPanel(anywidget.AnyWidget):
         """The client × class counts of the chosen partition (labels cached per data set)."""
         from velocity.data import partition_label_counts
 
-        keys = partition_keys(self._base, alpha, clients)
+        keys = partition_keys(self._base, alpha, data_holders(self._base, clients, self.malicious_fraction))
         return partition_label_counts(self._base.dataset, test_fraction=self._base.test_fraction, **keys)
 
     def _partition_problem(self) -> str | None:
