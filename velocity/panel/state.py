@@ -157,10 +157,10 @@ def run_table(
         last = latest.get(i, {})
         accuracy = summary.get("final_accuracy", last.get("accuracy"))
         loss = summary.get("final_loss", last.get("global_loss"))
-        finished = status == "finished" and "mean_malicious_share" in summary
-        share = summary.get("mean_malicious_share") if finished else last.get("malicious_share")
-        weight = summary.get("mean_malicious_weight") if finished else last.get("malicious_weight")
-        never_acted = finished and bool(spec.attacks) and spec.strategy not in MEAN_RULES and summary.get("rounds_defence_acted") == 0
+        summarised = status == "finished" and "mean_malicious_share" in summary  # else the latest round speaks
+        share = summary.get("mean_malicious_share") if summarised else last.get("malicious_share")
+        weight = summary.get("mean_malicious_weight") if summarised else last.get("malicious_weight")
+        never_acted = summarised and bool(spec.attacks) and spec.strategy not in MEAN_RULES and summary.get("rounds_defence_acted") == 0
         entries.append(
             {
                 "index": i,
@@ -208,8 +208,9 @@ def _varies(specs: Sequence[RunSpec], key: str) -> bool:
 def settings(specs: Sequence[RunSpec]) -> list[tuple[str, str]]:
     """Per run, its setting and its attack as the panel names them: the setting is the
     partition (α), with the client count and rounds when the sweep varies them; the attack
-    carries the number of malicious clients (f) when the attacked runs vary their share. Two runs of the same strategy,
-    attack and seed that differ in any of these never get the same names."""
+    carries the number of malicious clients (f) when the attacked runs vary their share. Two
+    runs of the same strategy, attack and seed that differ in any of these never get the same
+    names."""
     attacked = [s for s in specs if s.attacks]
     by_clients, by_rounds, by_fraction = _varies(specs, "num_clients"), _varies(specs, "rounds"), _varies(attacked, "malicious_fraction")
     out = []
