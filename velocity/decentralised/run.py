@@ -31,7 +31,7 @@ class DecentralisedRun(Trainer):
 
         self.spec = spec
         n, f = spec.num_clients, spec.num_malicious
-        self.data = load_data(spec, num_clients=n - f)
+        self.data = load_data(spec, num_clients=spec.num_data_holders)
         net = build_model(spec.model_id, input_shape=self.data.input_shape, num_classes=self.data.num_classes, seed=spec.seed)
         aggregator = "average" if spec.strategy == "FedAvg" else spec.strategy
         self.sim = MonnaSimulation(

@@ -51,11 +51,9 @@ def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str
 
 
 def data_holders(base: RunSpec, clients: int, malicious_fraction: float) -> int:
-    """How many clients hold a share of the data: all of them in a federation; in a
-    decentralised run only the n − f honest workers (the Byzantine ones hold none)."""
-    if base.topology != "decentralised":
-        return clients
-    return clients - round(malicious_fraction * clients)
+    """How many of ``clients`` hold data in a run like ``base`` with this malicious share
+    (``RunSpec.num_data_holders``)."""
+    return base.model_copy(update={"num_clients": clients, "malicious_fraction": malicious_fraction}).num_data_holders
 
 
 def label_rows(counts: Any) -> list[dict[str, int]]:

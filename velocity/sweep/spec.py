@@ -156,6 +156,12 @@ class RunSpec(BaseModel):
     def num_malicious(self) -> int:
         return round(self.malicious_fraction * self.num_clients)
 
+    @property
+    def num_data_holders(self) -> int:
+        """Clients that hold a share of the data: all of them in a federation; in a
+        decentralised run the n − f honest workers (the Byzantine ones hold none)."""
+        return self.num_clients - self.num_malicious if self.topology == "decentralised" else self.num_clients
+
     def _check_decentralised(self) -> None:
         """MoNNA's conditions, checked by the same function MonnaSimulation uses."""
         try:
