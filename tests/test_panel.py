@@ -458,13 +458,15 @@ def test_an_impossible_partition_is_shown_and_run_refuses_it(live: Any) -> None:
 
 def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     sweep, panel, recorder = live
-    panel.strategies, panel.attacks, panel.alpha, panel.rounds = ["TrimmedMean"], ["none", "sign_flip(scale=4.0)"], 0.5, 2
+    panel.strategies, panel.attacks, panel.alpha, panel.rounds = ["TrimmedMean"], ["none", "sign_flip(scale=4.0)"], 2.0, 2
     panel.sync()
     n = len(sweep.specs)
-    panel._on_front_end_message(panel, {"kind": "run"}, [])  # the Run button
+    # the Run button, with the α the slider shows: its own state update may not have arrived yet
+    panel._on_front_end_message(panel, {"kind": "run", "controls": {"alpha": 0.5}}, [])
     _wait(lambda: len(sweep.specs) == n + 2, 30, "two runs queued")
     panel.sync()
     assert panel.message.startswith("Queued 2 runs.") or not panel.running  # (cleared once they finished)
+    assert panel.alpha == 0.5
     added = sweep.specs[n:]
     assert [(s.strategy, s.attack_label, s.alpha, s.rounds) for s in added] == [
         ("TrimmedMean", "none", 0.5, 2),

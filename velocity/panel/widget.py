@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
     from velocity.sweep.sweep import Sweep
 
+#: The traits a Run message carries, as the front end shows them.
+CONTROL_TRAITS = ("alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients")
+
 #: Rows per replay message, so a late view of a long sweep is not sent one huge message.
 REPLAY_CHUNK = 5000
 
@@ -326,7 +329,8 @@ class SweepPanel(anywidget.AnyWidget):
         if kind == "replay":
             self._command("replay", int(content.get("have", 0)))
         elif kind == "run":
-            self._command("run")
+            controls = content.get("controls")
+            self._command("run", controls if isinstance(controls, dict) else {})
         elif kind == "stop":
             self._command("stop")
 
@@ -365,6 +369,7 @@ class SweepPanel(anywidget.AnyWidget):
                 self.send({"kind": "rows", "start": have + start, "rows": rows[start : start + REPLAY_CHUNK]})
         elif kind == "run":
             try:
+                self._apply_controls(command[1] if len(command) > 1 else {})
                 self.queue_runs()
             except Exception as e:
                 self.message = f"Run failed: {type(e).__name__}: {e}"
@@ -372,6 +377,16 @@ class SweepPanel(anywidget.AnyWidget):
             self.stop()
         elif kind == "message":
             self.message = command[1]
+
+    def _apply_controls(self, controls: dict[str, Any]) -> None:
+        """The controls as the front end showed them when Run was pressed. The front end sends
+        its state changes one at a time (each waits for the kernel), but the Run message at
+        once: a slider moved just before Run may not have arrived yet, and the runs would be
+        queued with the α before it."""
+        with self.hold_trait_notifications():
+            for name in CONTROL_TRAITS:
+                if name in controls:
+                    setattr(self, name, controls[name])
 
     def _label_counts(self, alpha: float | None, clients: int) -> Any:
         """The client × class counts of the chosen partition (labels cached per data set)."""

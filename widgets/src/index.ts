@@ -333,7 +333,12 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const rounds = field("rounds", { min: "1", step: "1" });
   const clients = field("clients", { min: "1", step: "1" });
   const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
-  runButton.addEventListener("click", () => model.send({ kind: "run" }));
+  // Run carries the controls as shown: state changes reach the kernel one at a time, this
+  // message at once, so a slider moved just before Run might not have arrived yet.
+  const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients"];
+  runButton.addEventListener("click", () =>
+    model.send({ kind: "run", controls: Object.fromEntries(CONTROLS.map((name) => [name, model.get(name)])) }),
+  );
   showProblems();
   stopButton.addEventListener("click", () => model.send({ kind: "stop" }));
   const updateButtons = () => {

@@ -166,7 +166,11 @@ describe("the rendered panel", () => {
 
     (el.querySelector('[data-action="run"]') as HTMLButtonElement).click();
     (el.querySelector('[data-action="stop"]') as HTMLButtonElement).click();
-    expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([{ kind: "run" }, { kind: "stop" }]);
+    // Run carries the controls as shown (the state sync may still be on its way)
+    expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([
+      { kind: "run", controls: { alpha: null, strategies: ["FedAvg", "Krum"], attacks: ["none"], malicious_fraction: 0.2, rounds: 12, clients: 2 } },
+      { kind: "stop" },
+    ]);
 
     // Python moving α moves the slider
     model.change("alpha", 10);
