@@ -98,6 +98,9 @@ def test_specs_from_controls_leaves_out_duplicates_and_invalid_runs_and_says_why
     assert [(s.strategy, s.attack_label) for s in new] == [("FedAvg", "sign_flip"), ("Krum", "none")]
     assert skipped[0] == "FedAvg × none: already in this sweep"
     assert skipped[1].startswith("Krum × sign_flip: ") and "Krum cannot aggregate 4 clients" in skipped[1]
+    assert not any(
+        w in skipped[1] for w in ("(run)", "min_clients = None", ", run 1", "× sign_flip: Krum × sign_flip")
+    )  # no internal words
     assert specs_from_controls(base, Controls((), ("none",), None, 0.2, 3, 4), [base]) == ([], ["Expected at least one strategy, got none"])
     assert specs_from_controls(base, Controls(("FedAvg",), (), None, 0.2, 3, 4), [base])[1] == [
         "Expected at least one attack (or 'none'), got none"

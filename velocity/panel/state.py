@@ -112,7 +112,10 @@ def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[Ru
                     where=where,
                     **{k: v for k, v in shared.items() if k != "seed"},
                 )
-            except (SpecError, ValueError) as e:
+            except SpecError as e:  # its text starts with `where`
+                skipped.append(str(e))
+                continue
+            except ValueError as e:
                 skipped.append(f"{where}: {e}")
                 continue
             if spec.spec_hash in by_hash:

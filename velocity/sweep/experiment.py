@@ -46,14 +46,14 @@ class SpecError(ValueError):
 def _explain(err: ValidationError, where: str) -> SpecError:
     lines = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "(run)"
+        key = ".".join(str(p) for p in e["loc"])  # empty: a check of the run as a whole
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             known = ", ".join(RunSpec.model_fields)
             msg = f"unknown key; expected one of: {known}"
         elif e["type"] in ("literal_error",):
             msg = f"{msg}, got {e['input']!r}"
-        lines.append(f"{where}, key '{key}': {msg}")
+        lines.append(f"{where}, key '{key}': {msg}" if key else f"{where}: {msg}")
     return SpecError("\n".join(lines))
 
 
@@ -107,7 +107,8 @@ def grid(
     """
     base_seed = int(shared.pop("seed", 0))
     specs: list[RunSpec] = []
-    for strategy, attack, alpha, seed in itertools.product(strategies, _attack_sets(attacks), alphas, _seeds(seeds, base_seed)):
+    combinations = list(itertools.product(strategies, _attack_sets(attacks), alphas, _seeds(seeds, base_seed)))
+    for strategy, attack, alpha, seed in combinations:
         values = {**shared, "strategy": strategy, "attacks": attack, "seed": seed}
         if alpha is not None:
             values["alpha"] = alpha
@@ -115,7 +116,7 @@ def grid(
             values["malicious_fraction"] = 0.0
         elif malicious_fraction is not None:
             values["malicious_fraction"] = malicious_fraction
-        specs.append(build_spec(values, f"{where}, run {len(specs) + 1}"))
+        specs.append(build_spec(values, where if len(combinations) == 1 else f"{where}, run {len(specs) + 1}"))
     return specs
 
 

@@ -176,9 +176,10 @@ class RunSpec(BaseModel):
         f = min(n, self.num_malicious)
         problem = self._dry_run(n, f)
         if problem:
+            given = f"num_clients = {self.num_clients}, " + (f"min_clients = {self.min_clients}, " if self.min_clients else "")
             raise ValueError(
                 f"{self.strategy} cannot aggregate {n} clients per round with up to {f} malicious "
-                f"(num_clients = {self.num_clients}, min_clients = {self.min_clients}, malicious_fraction = {self.malicious_fraction}): {problem}"
+                f"({given}malicious_fraction = {self.malicious_fraction}): {problem}"
             )
 
     def _dry_run(self, n: int, f: int) -> str | None:
