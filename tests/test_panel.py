@@ -179,10 +179,10 @@ def test_heatmap_cells_average_seeds_with_an_interval_and_keep_settings_apart() 
         *grid(strategies=["FedAvg"], attacks=["none"], alphas=[0.5, None], seeds=[0, 1, 2], rounds=4, **FAST),
         *grid(strategies=["FedAvg"], attacks=["none"], seeds=[0], rounds=4, **{**FAST, "num_clients": 8}),
     ]
-    accuracy = {0: 0.8, 1: 0.9, 2: 0.7, 3: 0.6, 4: 0.6, 5: 0.6, 6: 0.1}
-    entries = [{"accuracy": accuracy[i]} for i in range(len(specs))]
-    entries[6]["accuracy"] = None  # queued: no cell
-    cells = {c["setting"]: c for c in heatmap_cells(specs, entries)}
+    accuracy = {0: 0.8, 1: 0.9, 2: 0.7, 3: 0.6, 4: 0.6, 5: 0.6}
+    statuses = ["finished"] * 6 + ["queued"]  # the queued run has no accuracy: no cell
+    entries = run_table(specs, statuses, {i: {"final_accuracy": a} for i, a in accuracy.items()}, {}, {})
+    cells = {c["setting"]: c for c in heatmap_cells(entries)}
     assert set(cells) == {"α=0.5 · 4 clients", "iid · 4 clients"}
     by_alpha = cells["α=0.5 · 4 clients"]
     # three seeds: mean 0.8, sample sd 0.1, t(0.975, 2) = 4.303 → half-width 4.303 · 0.1 / √3
@@ -210,7 +210,7 @@ def test_an_exported_figure_says_what_it_shows() -> None:
 
 def test_the_heatmap_puts_the_clean_baseline_first() -> None:
     specs = grid(strategies=["FedAvg"], attacks=["alie", "none", "sign_flip", "ipm"], rounds=4, **FAST)
-    cells = heatmap_cells(specs, [{"accuracy": 0.5}] * len(specs))
+    cells = heatmap_cells(run_table(specs, ["finished"] * len(specs), {i: {"final_accuracy": 0.5} for i in range(len(specs))}, {}, {}))
     assert sorted((c["attack_order"], c["attack"]) for c in cells) == [(0, "none"), (1, "alie"), (2, "ipm"), (3, "sign_flip")]
 
 

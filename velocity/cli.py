@@ -172,6 +172,7 @@ def _print_comparison(comp: dict, folder) -> None:
     from rich.text import Text
 
     from velocity.sweep.report import _fmt, timing_line
+    from velocity.sweep.verdict import versus_best
 
     verdict = comp["verdict"]
     if verdict["table"]:
@@ -179,12 +180,6 @@ def _print_comparison(comp: dict, folder) -> None:
         for col in ["α", "#", "strategy", "clean", "worst case", "worst attack", "mean attacked", "vs best"]:
             vt.add_column(col, justify="right" if col in ("#", "clean", "worst case", "mean attacked") else "left")
         for e in verdict["table"]:
-            if e["rank"] == 1:
-                vs = "best"
-            elif e["tied_with_best"] is None:
-                vs = "no test"
-            else:
-                vs = f"{'tied' if e['tied_with_best'] else 'worse'} (p={e['p_vs_best']:.3f})"
             vt.add_row(
                 Text(e["alpha"]),
                 str(e["rank"]),
@@ -193,7 +188,7 @@ def _print_comparison(comp: dict, folder) -> None:
                 _fmt(e["worst_case_accuracy"], e["worst_case_accuracy_ci95"], 3),
                 Text(e["worst_attack"] or "n/a"),
                 _fmt(e["mean_attacked_accuracy"], e["mean_attacked_accuracy_ci95"], 3),
-                vs,
+                versus_best(e),
             )
         console.print(vt)
         if verdict["single_seed"]:

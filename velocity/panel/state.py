@@ -228,13 +228,14 @@ def settings(specs: Sequence[RunSpec]) -> list[tuple[str, str]]:
     return out
 
 
-def heatmap_cells(specs: Sequence[RunSpec], entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The heatmap's cells: accuracy (final, or latest while running) per strategy × attack ×
-    setting (:func:`settings`), the mean over the cell's runs (its seeds) with the half-width of
-    a 95 % Student-t interval when it has several."""
+def heatmap_cells(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The heatmap's cells from the run table (:func:`run_table`): accuracy (final, or latest
+    while running) per strategy × attack × setting as the table names them (:func:`settings`),
+    the mean over the cell's runs (its seeds) with the half-width of a 95 % Student-t interval
+    when it has several."""
     values: dict[tuple[str, str, str], list[float]] = {}
-    for spec, entry, (setting, attack) in zip(specs, entries, settings(specs), strict=True):
-        cell = values.setdefault((spec.strategy, attack, setting), [])
+    for entry in entries:
+        cell = values.setdefault((entry["strategy"], entry["attack_shown"], entry["setting"]), [])
         if entry["accuracy"] is not None:
             cell.append(float(entry["accuracy"]))
     # the clean baseline leads the attack axis, the attacks follow in name order

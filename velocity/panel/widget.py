@@ -432,7 +432,7 @@ class SweepPanel(anywidget.AnyWidget):
         table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
         if table != self.runs:
             self.runs = table
-            cells = heatmap_cells(specs, table)
+            cells = heatmap_cells(table)
             if cells != self.cells:
                 self.cells = cells
         verdict_of = (*statuses, len(summaries))

@@ -17,7 +17,7 @@ from typing import Any
 
 from velocity.sweep.files import atomic_write_json, atomic_write_text, read_json
 from velocity.sweep.spec import RunSpec
-from velocity.sweep.verdict import mean_ci, verdicts
+from velocity.sweep.verdict import mean_ci, verdicts, versus_best
 
 
 @dataclass(frozen=True)
@@ -151,16 +151,10 @@ def verdict_markdown(verdict: dict[str, Any]) -> list[str]:
         lines.append("| α | Rank | Strategy | Clean accuracy | Worst-case accuracy | Worst attack | Mean under attack | vs best |")
         lines.append("|---|---:|---|---:|---:|---|---:|---|")
         for e in verdict["table"]:
-            if e["p_vs_best"] is None and e["rank"] == 1:
-                vs = "best"
-            elif e["tied_with_best"] is None:
-                vs = "no test (one seed)"
-            else:
-                vs = ("tied (p = " if e["tied_with_best"] else "worse (p = ") + f"{e['p_vs_best']:.3f})"
             lines.append(
                 f"| {e['alpha']} | {e['rank']} | {_cell(e['strategy'])} | {_fmt(e['clean_accuracy'], e['clean_accuracy_ci95'], 3)} | "
                 f"{_fmt(e['worst_case_accuracy'], e['worst_case_accuracy_ci95'], 3)} | {_cell(e['worst_attack'] or 'n/a')} | "
-                f"{_fmt(e['mean_attacked_accuracy'], e['mean_attacked_accuracy_ci95'], 3)} | {vs} |"
+                f"{_fmt(e['mean_attacked_accuracy'], e['mean_attacked_accuracy_ci95'], 3)} | {versus_best(e)} |"
             )
         lines.append("")
         if verdict["single_seed"]:

@@ -129,6 +129,16 @@ def verdicts(results: Sequence[RunResult]) -> dict[str, Any]:
     return {"table": table, "single_seed": all(len(e["seeds"]) < 2 for e in table), "notices": notices(results)}
 
 
+def versus_best(row: dict[str, Any]) -> str:
+    """A verdict row against its α's best, in words: "best", "tied (p = 0.412)", "worse (p =
+    0.003)", or "no test (one seed)"."""
+    if row["rank"] == 1:
+        return "best"
+    if row["tied_with_best"] is None:
+        return "no test (one seed)"
+    return f"{'tied' if row['tied_with_best'] else 'worse'} (p = {row['p_vs_best']:.3f})"
+
+
 def _alpha_order(label: str) -> tuple[int, float, str]:
     try:
         return (0, float(label), label)
@@ -151,10 +161,9 @@ def notices(results: Sequence[RunResult]) -> list[str]:
         else:
             seeds = ", ".join(str(r.spec.seed) for r in sorted(runs, key=lambda r: r.spec.seed))
             what = f"the clean runs of {runs[0].spec.strategy} at {runs[0].spec.partition_label} (seeds {seeds}) gained {gains[0]:+.3f} to {gains[-1]:+.3f}"
+        it, its = ("them", "their") if len(runs) > 1 else ("it", "its")
         out.append(
-            f"Not converged: {what} accuracy over their last rounds; give them more rounds (or a larger lr) before trusting comparisons against them."
-            if len(runs) > 1
-            else f"Not converged: {what} accuracy over its last rounds; give it more rounds (or a larger lr) before trusting comparisons against it."
+            f"Not converged: {what} accuracy over {its} last rounds; give {it} more rounds (or a larger lr) before trusting comparisons against {it}."
         )
     quiet: dict[tuple[str, str], list[RunResult]] = {}  # strategy, attack → the runs it never acted in
     attacked: dict[tuple[str, str], int] = {}
