@@ -17,7 +17,7 @@ import traitlets
 from velocity import Sweep
 from velocity.data import partition_label_counts
 from velocity.panel import SweepPanel
-from velocity.panel.charts import chart_specs
+from velocity.panel.charts import CLEAN_LABEL, SOLID, LineKeys, chart_specs
 from velocity.panel.state import (
     Controls,
     RoundRate,
@@ -206,6 +206,21 @@ def test_an_exported_figure_says_what_it_shows() -> None:
         caption(specs)
         == "blobs · logreg · α=0.5 · 4 clients · 4 rounds · 2 local epochs · lr 0.5 · momentum 0.9 · 20% malicious in attacked runs · 2 seeds"
     )
+
+
+def test_strategies_and_attacks_keep_their_colour_and_dash_as_runs_are_added() -> None:
+    first = LineKeys().extended(grid(strategies=["FedAvg", "TrimmedMean"], attacks=["sign_flip"], **FAST))
+    later = first.extended(grid(strategies=["FedMedian", "TrimmedMean"], attacks=["none", "alie", "sign_flip"], **FAST))
+    assert later.strategies == ("FedAvg", "TrimmedMean", "FedMedian") and later.attacks == ("sign_flip", "none", "alie")
+    before, after = first.colour_scale(), later.colour_scale()
+    assert after["range"][:2] == before["range"] and len(set(after["range"])) == 3
+    # the clean baseline, added second, is the solid line; sign_flip keeps its dash
+    dashes = dict(zip(later.dash_scale()["domain"], later.dash_scale()["range"], strict=True))
+    assert dashes[CLEAN_LABEL] == list(SOLID)
+    assert dashes["sign_flip"] == first.dash_scale()["range"][0] != dashes["alie"]
+    progress = chart_specs(later)["progress"]
+    assert progress["hconcat"][0]["encoding"]["color"]["scale"] == after
+    assert progress["params"] == [{"name": "shown_runs", "value": None}]
 
 
 def test_the_heatmap_puts_the_clean_baseline_first() -> None:
@@ -464,6 +479,7 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     panel.strategies, panel.attacks, panel.alpha, panel.rounds = ["TrimmedMean"], ["none", "sign_flip(scale=4.0)"], 2.0, 2
     panel.sync()
     n = len(sweep.specs)
+    colours = panel.specs["progress"]["hconcat"][0]["encoding"]["color"]["scale"]
     # the Run button, with the α the slider shows: its own state update may not have arrived yet
     panel._on_front_end_message(panel, {"kind": "run", "controls": {"alpha": 0.5}}, [])
     _wait(lambda: len(sweep.specs) == n + 2, 30, "two runs queued")
@@ -480,6 +496,19 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     assert panel.counts["finished"] == n + 2
     assert panel.row_count == 12 + 2 * 2 == len(recorder.rows())
     assert panel.message == ""  # "Queued 2 runs." is done with once they finished
+    # the new strategy got a colour of its own; the others kept theirs
+    now = panel.specs["progress"]["hconcat"][0]["encoding"]["color"]["scale"]
+    assert now["domain"] == [*colours["domain"], "TrimmedMean"] and now["range"][:2] == colours["range"]
+    # showing one setting: its runs in the charts, the table and the export; then every run again
+    setting = next(e["setting"] for e in panel.runs if e["index"] == n)
+    assert setting != panel.runs[0]["setting"]
+    panel.show_setting = setting
+    panel.sync()
+    assert panel.shown_runs == [n, n + 1]
+    assert panel.full_spec("progress")["params"] == [{"name": "shown_runs", "value": [n, n + 1]}]
+    panel.show_setting = ""
+    panel.sync()
+    assert panel.shown_runs is None
     # pressing Run again queues nothing and says so
     assert panel.queue_runs() == []
     panel.sync()

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -267,6 +268,8 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
                 "() => /α = 0\\.1 /.test(document.querySelector('.vfl-panel [data-role=\"label-note\"]').textContent)", timeout=20_000
             )
             assert page.locator('.vfl-panel [data-role="alpha"]').text_content() == "α = 0.1"
+            assert page.locator('[data-chart="labels"]').is_visible(), "Expected moving α to show the label distribution"
+            assert not page.locator('[data-chart="progress"]').is_visible(), "Expected one chart at a time"
             bars_skewed = page.locator('[data-chart="labels"] .mark-rect.role-mark path').count()
             assert bars_skewed < bars_iid, f"Expected fewer client × class bars at α = 0.1 than iid, got {bars_skewed} vs {bars_iid}"
 
@@ -297,7 +300,17 @@ def test_panel_fills_live_and_queues_runs(jupyterlab: dict[str, Any]) -> None:
                      .some(tr => tr.dataset.status === 'running' || tr.dataset.status === 'finished')""",
                 timeout=120_000,
             )
+            page.click('.vfl-panel button[data-view="progress"]')
             page.screenshot(path=str(ARTIFACTS / f"panel-{jupyterlab['name']}.png"), full_page=True)
+            # two settings now: the table and the lines can show one of them
+            show = page.locator('.vfl-panel select[data-control="show_setting"]')
+            assert show.is_visible(), "Expected the setting filter once the sweep has two settings"
+            show.select_option(label="α=0.1")
+            page.wait_for_function(
+                """() => { const rows = document.querySelectorAll('[data-role="ranking"] tbody tr');
+                           return rows.length === 4 && Array.from(rows).every(tr => tr.dataset.run.includes('α=0.1')); }""",
+                timeout=30_000,
+            )
             # Stop ends the queued runs
             page.click('.vfl-panel button[data-action="stop"]')
             page.wait_for_function("() => document.querySelector('.vfl-panel').dataset.running === 'false'", timeout=60_000)
@@ -354,6 +367,18 @@ def test_the_html_snapshot_renders_offline(tmp_path: Path) -> None:
             assert len(_table(page)) == 4
             assert page.locator('.vfl-panel button[data-action="run"]').is_disabled()
             page.screenshot(path=str(ARTIFACTS / "panel-snapshot.png"), full_page=True)
+            # the chart menu's PNG: twice the size shown, legend and axis titles included
+            shown = page.locator('[data-chart="progress"] svg').first.bounding_box()
+            page.locator('[data-chart="progress"] details summary').click()
+            with page.expect_download() as download:
+                page.locator('[data-chart="progress"] a:has-text("Save as PNG")').click()
+            png = download.value.path().read_bytes()
+            width, height = struct.unpack(">II", png[16:24])  # the PNG header's IHDR
+            assert (width, height) == (round(2 * shown["width"]), round(2 * shown["height"])), (width, height, shown)
+            # the tabs switch charts, also in a static page
+            assert not page.locator('[data-chart="heatmap"]').is_visible()
+            page.click('.vfl-panel button[data-view="heatmap"]')
+            assert page.locator('[data-chart="heatmap"]').is_visible() and not page.locator('[data-chart="progress"]').is_visible()
             assert not errors, errors
         finally:
             browser.close()

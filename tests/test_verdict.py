@@ -9,7 +9,7 @@ import pytest
 
 from velocity.sweep.report import RunResult, build_comparison
 from velocity.sweep.spec import RunSpec
-from velocity.sweep.verdict import paired_p_value, verdicts
+from velocity.sweep.verdict import paired_p_value, verdicts, versus_best
 
 
 def run(strategy: str, attack: str | None, seed: int, accuracy: float, **summary: object) -> RunResult:
@@ -48,6 +48,7 @@ def test_the_verdict_ranks_by_worst_case_with_paired_statistics() -> None:
     assert close["tied_with_best"] is True and close["p_vs_best"] > 0.05
     assert bad["tied_with_best"] is False and bad["p_vs_best"] < 0.001
     assert best["tied_with_best"] is True and best["p_vs_best"] is None
+    assert [versus_best(e) for e in table] == ["best", f"tied (p = {close['p_vs_best']:.3f})", "worse (p < 0.001)"]
 
 
 def test_one_seed_gives_no_interval_and_no_test() -> None:

@@ -8,7 +8,12 @@ One spec, both uses.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from velocity.sweep.spec import RunSpec
 
 ChartName = Literal["progress", "heatmap", "defence", "labels"]
 CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "defence", "labels")
@@ -25,18 +30,66 @@ def _alt() -> Any:
 #: How the line charts' legend names the runs without an attack.
 CLEAN_LABEL = "(no attack)"
 
+#: The strategies' colours, in the order strategies first appear in a panel (Tableau 10, then its
+#: lighter twins from Tableau 20).
+PALETTE = (
+    "#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac",
+    "#9ecae9", "#ffbf79", "#ff9d98", "#88d27a", "#83bcb6", "#f2cf5b", "#d6a5c9", "#fcbfd2", "#d8b5a5", "#79706e",
+)  # fmt: skip
+#: The attacks' dash patterns, in the order attacks first appear; the clean baseline is solid.
+DASHES: tuple[tuple[int, ...], ...] = ((6, 3), (2, 2), (8, 3, 2, 3), (1, 3), (12, 4), (4, 2, 1, 2, 1, 2), (3, 5), (10, 2, 2, 2))
+SOLID = (1, 0)
 
-def _run_lines() -> tuple[Any, dict[str, Any]]:
-    """The line mark and encoding every per-round chart shares: one line per run, colour =
-    strategy, dash = attack."""
+#: The line charts' parameter naming the runs drawn (a list of run indices; null: every run).
+SHOWN_RUNS = "shown_runs"
+
+
+@dataclass(frozen=True)
+class LineKeys:
+    """Which colour each strategy and which dash each attack gets, for the life of a panel.
+
+    A scale that takes its domain from the data reassigns colours and dashes whenever a run
+    adds a strategy or attack (ticking ALIE turned the clean baseline from solid to dashed);
+    here each keeps the entry of the order it first appeared in, and the clean baseline is
+    always solid. Only what the sweep holds is listed, so the legend names no absent run."""
+
+    strategies: tuple[str, ...] = ()
+    attacks: tuple[str, ...] = ()
+
+    def extended(self, specs: Iterable[RunSpec]) -> LineKeys:
+        """These keys with the strategies and attacks of ``specs`` not yet among them appended."""
+        strategies, attacks = dict.fromkeys(self.strategies), dict.fromkeys(self.attacks)
+        for spec in specs:
+            strategies.setdefault(spec.strategy)
+            attacks.setdefault(spec.attack_label)
+        return LineKeys(tuple(strategies), tuple(attacks))
+
+    def colour_scale(self) -> dict[str, Any]:
+        return {"domain": list(self.strategies), "range": [PALETTE[i % len(PALETTE)] for i in range(len(self.strategies))]}
+
+    def dash_scale(self) -> dict[str, Any]:
+        attacked = [a for a in self.attacks if a != "none"]
+        domain = ([CLEAN_LABEL] if "none" in self.attacks else []) + attacked
+        dashes = [list(DASHES[i % len(DASHES)]) for i in range(len(attacked))]
+        return {"domain": domain, "range": ([list(SOLID)] if "none" in self.attacks else []) + dashes}
+
+
+def _run_lines(keys: LineKeys) -> tuple[Any, dict[str, Any]]:
+    """The line mark and encoding every per-round chart shares: one line per run drawn
+    (:data:`SHOWN_RUNS`), colour = strategy, dash = attack, as ``keys`` assign them."""
     alt = _alt()
-    # The clean baseline is the solid, thicker line whatever attacks a sweep adds later: its
-    # name sorts before every attack's, so it always takes the dash scale's first (solid) entry.
-    base = alt.Chart(alt.Data(name=ROUNDS)).transform_calculate(dash=f"datum.attack == 'none' ? '{CLEAN_LABEL}' : datum.attack").mark_line()
+    base = (
+        alt.Chart(alt.Data(name=ROUNDS))
+        .transform_filter(f"{SHOWN_RUNS} == null || indexof({SHOWN_RUNS}, datum.index) >= 0")
+        .transform_calculate(dash=f"datum.attack == 'none' ? '{CLEAN_LABEL}' : datum.attack")
+        .mark_line()
+    )
+    # Explicit domains: an empty one (no runs yet) is left to the data.
+    colour, dash = keys.colour_scale(), keys.dash_scale()
     encoding = {
         "x": alt.X("round:Q", title="round", axis=alt.Axis(tickMinStep=1)),
-        "color": alt.Color("strategy:N", title="strategy"),
-        "strokeDash": alt.StrokeDash("dash:N", title="attack"),
+        "color": alt.Color("strategy:N", title="strategy", scale=alt.Scale(**colour) if colour["domain"] else alt.Undefined),
+        "strokeDash": alt.StrokeDash("dash:N", title="attack", scale=alt.Scale(**dash) if dash["domain"] else alt.Undefined),
         "strokeWidth": alt.condition("datum.attack == 'none'", alt.value(2.6), alt.value(1.6)),
         "detail": alt.Detail("run:N"),
         "tooltip": [
@@ -49,16 +102,21 @@ def _run_lines() -> tuple[Any, dict[str, Any]]:
     return base, encoding
 
 
-def progress_chart() -> dict[str, Any]:
+def _with_run_filter(spec: dict[str, Any]) -> dict[str, Any]:
+    """The spec with the :data:`SHOWN_RUNS` parameter its filter reads (every run at first)."""
+    return {**spec, "params": [*spec.get("params", []), {"name": SHOWN_RUNS, "value": None}]}
+
+
+def progress_chart(keys: LineKeys = LineKeys()) -> dict[str, Any]:
     """Test accuracy and global loss per round, one line per run: colour = strategy, dash = attack."""
     alt = _alt()
-    base, encoding = _run_lines()
+    base, encoding = _run_lines(keys)
     size = {"width": 300, "height": 210}
     accuracy = base.encode(y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), **encoding).properties(
         title="Test accuracy", **size
     )
     loss = _loss_chart(base, encoding).properties(title=f"Global loss (✕: beyond {LOSS_CEILING:g}× the first round's)", **size)
-    return alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict()
+    return _with_run_filter(alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict())
 
 
 #: The loss chart's ceiling, in multiples of the first round's median loss: one diverging run
@@ -95,12 +153,12 @@ def _loss_chart(base: Any, encoding: dict[str, Any]) -> Any:
     return alt.layer(lines, marks)
 
 
-def defence_chart() -> dict[str, Any]:
+def defence_chart(keys: LineKeys = LineKeys()) -> dict[str, Any]:
     """What the defence let through: the malicious updates' share of the aggregate per round, one
     line per attacked run. 0: they had no part in it; their weight share (the tooltip): the rule
     treated them as anyone else, as FedAvg does."""
     alt = _alt()
-    base, encoding = _run_lines()
+    base, encoding = _run_lines(keys)
     encoding["tooltip"] = [
         *encoding["tooltip"][:2],
         alt.Tooltip("malicious_share:Q", title="malicious share of the aggregate", format=".3f"),
@@ -108,9 +166,9 @@ def defence_chart() -> dict[str, Any]:
         alt.Tooltip("clipped:Q", title="updates clipped"),
         alt.Tooltip("selected_malicious:Q", title="malicious among the selected"),
     ]
-    return (
-        # A clean run's share is 0 of 0: no line. Blanked rather than filtered out, so "none" stays
-        # in the dash scale and every attack keeps the dash it has in the progress charts.
+    return _with_run_filter(
+        # A clean run's share is 0 of 0: no line (blanked rather than filtered out, so the
+        # legend matches the progress charts').
         base.transform_calculate(share="datum.malicious_weight > 0 ? datum.malicious_share : null")
         .encode(y=alt.Y("share:Q", title="malicious share of the aggregate", scale=alt.Scale(domain=[0, 1], clamp=True)), **encoding)
         .properties(width=220, height=180, title="What the defence let through")
@@ -180,9 +238,9 @@ def label_chart() -> dict[str, Any]:
 AUTOSIZE = {"type": "pad", "resize": True}
 
 
-def chart_specs() -> dict[str, dict[str, Any]]:
-    """Every chart the panel draws, by name."""
-    specs = {"progress": progress_chart(), "heatmap": heatmap_chart(), "defence": defence_chart(), "labels": label_chart()}
+def chart_specs(keys: LineKeys = LineKeys()) -> dict[str, dict[str, Any]]:
+    """Every chart the panel draws, by name; the line charts colour and dash runs by ``keys``."""
+    specs = {"progress": progress_chart(keys), "heatmap": heatmap_chart(), "defence": defence_chart(keys), "labels": label_chart()}
     return {name: {**spec, "autosize": AUTOSIZE} for name, spec in specs.items()}
 
 
@@ -202,11 +260,19 @@ def with_caption(spec: dict[str, Any], text: str) -> dict[str, Any]:
     return {**spec, "title": {**title, "subtitle": text, "anchor": "start", "subtitleColor": "#555"}}
 
 
+def with_shown_runs(spec: dict[str, Any], runs: list[int] | None) -> dict[str, Any]:
+    """The spec drawing only the runs with these indices in its line charts (None: every run)."""
+    params = [{**p, "value": runs} if p.get("name") == SHOWN_RUNS else p for p in spec.get("params", [])]
+    return {**spec, "params": params} if params else spec
+
+
 def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """All charts in one spec: progress on top, heatmap, defence and labels beneath."""
-    inner = []
+    inner, params = [], {}
     for name in CHART_NAMES:
-        s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets", "autosize")}
+        s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets", "autosize", "params")}
         inner.append(s)
+        params.update({p["name"]: p for p in specs[name].get("params", [])})  # variable parameters live at the top
     top = {k: v for k, v in specs["progress"].items() if k in ("$schema", "config")}
-    return {**top, "vconcat": [inner[0], {"hconcat": inner[1:]}], "resolve": {"scale": {"color": "independent"}}}
+    out = {**top, "vconcat": [inner[0], {"hconcat": inner[1:]}], "resolve": {"scale": {"color": "independent"}}}
+    return {**out, "params": list(params.values())} if params else out

@@ -15,7 +15,7 @@ from velocity.rounds import json_number
 from velocity.sweep.experiment import SpecError, grid
 from velocity.sweep.report import RunResult
 from velocity.sweep.spec import RunSpec
-from velocity.sweep.verdict import MEAN_RULES, mean_ci, verdicts
+from velocity.sweep.verdict import MEAN_RULES, mean_ci, verdicts, versus_best
 
 #: RunSpec keys a panel run takes from the sweep's first run unchanged.
 _FIXED_KEYS = ("name", "strategy", "attacks", "alpha", "partition", "seed", "malicious_fraction", "num_clients", "rounds", "storage")
@@ -267,7 +267,7 @@ def panel_verdict(specs: Sequence[RunSpec], statuses: Sequence[str], summaries: 
         if status == "finished"
     ]
     verdict = verdicts(results)
-    verdict["table"] = [{k: json_number(v) for k, v in row.items()} for row in verdict["table"]]
+    verdict["table"] = [{**{k: json_number(v) for k, v in row.items()}, "versus_best": versus_best(row)} for row in verdict["table"]]
     return verdict
 
 

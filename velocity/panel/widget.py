@@ -99,6 +99,7 @@ class SweepPanel(anywidget.AnyWidget):
     >>> sweep = Sweep.from_grid(strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip"])
     >>> sweep.start()
     >>> sweep.panel()     # or display(sweep)
+    >>> sweep.panel(view="heatmap", projector=True)   # opened on the heatmap, drawn larger
 
     Parameters
     ----------
@@ -106,6 +107,10 @@ class SweepPanel(anywidget.AnyWidget):
         The sweep to show; started or not (Run starts it).
     interval
         Seconds between updates sent to the front end; rows arriving in between are batched.
+    **kwargs
+        Initial values of the traits, e.g. ``view`` (the chart shown: ``"progress"``,
+        ``"heatmap"``, ``"defence"`` or ``"labels"``), ``projector`` (larger text and charts) or
+        ``show_setting`` (only the runs of one setting, as the run table names it).
     """
 
     _esm = export.STATIC / "panel.js"
@@ -133,6 +138,15 @@ class SweepPanel(anywidget.AnyWidget):
     rounds = traitlets.Int(10).tag(sync=True)
     clients = traitlets.Int(10).tag(sync=True)
     rank_by = traitlets.Enum(("accuracy", "loss"), "accuracy").tag(sync=True)
+    view = traitlets.Enum(charts.CHART_NAMES, "progress", help="the chart shown (one at a time: the tabs)").tag(sync=True)
+    projector = traitlets.Bool(False, help="everything drawn larger, for a projector").tag(sync=True)
+    show_setting = traitlets.Unicode("", help="the setting whose runs the line charts and the table show ('': every setting)").tag(
+        sync=True
+    )
+    # ---- derived from show_setting by Python
+    shown_runs = traitlets.List(traitlets.Int(), allow_none=True, default_value=None, help="indices of the runs shown (None: all)").tag(
+        sync=True
+    )
 
     def __init__(self, sweep: Sweep, *, interval: float = 0.25, **kwargs: Any) -> None:
         if not interval > 0:
@@ -141,8 +155,9 @@ class SweepPanel(anywidget.AnyWidget):
         attacked = [s for s in sweep.specs if s.attacks]
         strategy_options = _unique([*(s.strategy for s in sweep.specs), *_rule_names()])
         attack_options = _unique([*(s.attack_label for s in sweep.specs), *_attack_names()])
+        keys = charts.LineKeys().extended(sweep.specs)
         super().__init__(
-            specs=charts.chart_specs(),
+            specs=charts.chart_specs(keys),
             strategy_options=strategy_options,
             attack_options=attack_options,
             option_help=_option_help([*strategy_options, *attack_options]),
@@ -157,6 +172,7 @@ class SweepPanel(anywidget.AnyWidget):
         self.sweep = sweep
         self.interval = interval
         self._base: RunSpec = base
+        self._keys = keys  # which colour and dash each strategy and attack keeps
         self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
         self._incoming: deque[dict[str, Any]] = deque()  # filled by the sweep's event thread
         self._latest: dict[int, dict[str, Any]] = {}
@@ -173,6 +189,7 @@ class SweepPanel(anywidget.AnyWidget):
         sweep.on_round(self._on_round, replay=True)  # every round exactly once, however late the panel
         self.on_msg(self._on_front_end_message)
         self.observe(self._on_partition_change, names=["alpha", "clients", "malicious_fraction"])
+        self.observe(lambda _change: self._command("shown"), names=["show_setting"])
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
         self._feeder.start()
 
@@ -262,6 +279,7 @@ class SweepPanel(anywidget.AnyWidget):
         unless ``captioned=False``, a caption naming the settings its runs share."""
         specs = dict(self.specs)
         spec = charts.combined(specs) if chart == "all" else specs[chart]
+        spec = charts.with_shown_runs(spec, self.shown_runs)
         if captioned:
             spec = charts.with_caption(spec, caption(self.sweep.specs))
         return charts.with_data(spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells))
@@ -302,6 +320,10 @@ class SweepPanel(anywidget.AnyWidget):
                 "rounds",
                 "clients",
                 "rank_by",
+                "show_setting",
+                "shown_runs",
+                "view",
+                "projector",
             )
         }
         return export.write_snapshot(path, title=f"VelocityFL sweep · {self.sweep.out}", state=state, rows=self._rows)
@@ -377,6 +399,8 @@ class SweepPanel(anywidget.AnyWidget):
             self.stop()
         elif kind == "message":
             self.message = command[1]
+        elif kind == "shown":
+            self._update_shown()
 
     def _apply_controls(self, controls: dict[str, Any]) -> None:
         """The controls as the front end showed them when Run was pressed. The front end sends
@@ -415,6 +439,16 @@ class SweepPanel(anywidget.AnyWidget):
         self.label_rows = label_rows(counts)
         self.label_note = describe_partition(self._base, alpha, clients, counts)
 
+    def _update_shown(self) -> None:
+        """The runs of the chosen setting; a setting the table no longer names (a sweep that
+        now varies the clients names its settings with them) falls back to every setting."""
+        shown = self.show_setting
+        if shown and not any(entry["setting"] == shown for entry in self.runs):
+            self.show_setting = shown = ""
+        runs = [entry["index"] for entry in self.runs if entry["setting"] == shown] if shown else None
+        if runs != self.shown_runs:
+            self.shown_runs = runs
+
     def _flush(self) -> None:
         new = []
         while self._incoming:  # each round once: the sweep merges events and files
@@ -429,9 +463,14 @@ class SweepPanel(anywidget.AnyWidget):
             self.send({"kind": "rows", "start": start, "rows": new})
             self.row_count = len(self._rows)
         specs, statuses, summaries = self.sweep.snapshot()
+        keys = self._keys.extended(specs)
+        if keys != self._keys:  # a new strategy or attack: the others keep their colours and dashes
+            self._keys = keys
+            self.specs = charts.chart_specs(keys)
         table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
         if table != self.runs:
             self.runs = table
+            self._update_shown()
             cells = heatmap_cells(table)
             if cells != self.cells:
                 self.cells = cells

@@ -131,12 +131,13 @@ def verdicts(results: Sequence[RunResult]) -> dict[str, Any]:
 
 def versus_best(row: dict[str, Any]) -> str:
     """A verdict row against its α's best, in words: "best", "tied (p = 0.412)", "worse (p =
-    0.003)", or "no test (one seed)"."""
+    0.003)", "worse (p < 0.001)", or "no test (one seed)"."""
     if row["rank"] == 1:
         return "best"
     if row["tied_with_best"] is None:
         return "no test (one seed)"
-    return f"{'tied' if row['tied_with_best'] else 'worse'} (p = {row['p_vs_best']:.3f})"
+    p = row["p_vs_best"]
+    return f"{'tied' if row['tied_with_best'] else 'worse'} ({'p < 0.001' if p < 0.001 else f'p = {p:.3f}'})"
 
 
 def _alpha_order(label: str) -> tuple[int, float, str]:

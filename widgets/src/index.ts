@@ -21,10 +21,11 @@ import {
   partitionLabel,
   newRows,
   rankRuns,
+  settingNames,
+  shownEntries,
   sliderToAlpha,
   statusLine,
   verdictRank,
-  versusBest,
   type Counts,
   type RankBy,
   type RoundRow,
@@ -46,6 +47,15 @@ type ChartName = "progress" | "heatmap" | "defence" | "labels";
 const ROUNDS = "rounds";
 const LABELS = "labels";
 const CELLS = "cells";
+/** The line charts' parameter naming the runs drawn (velocity/panel/charts.py: SHOWN_RUNS). */
+const SHOWN_RUNS = "shown_runs";
+/** The chart tabs, in order. */
+const VIEW_TITLES: Record<ChartName, string> = {
+  progress: "Accuracy and loss",
+  heatmap: "Final accuracy",
+  defence: "Defence",
+  labels: "Label distribution",
+};
 
 function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
   const node = document.createElement(tag);
@@ -54,47 +64,75 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
   return node;
 }
 
-/** The embedded Vega views, and the data sets each one reads. */
+/**
+ * The embedded Vega views and the data they show. Every change goes through one queue, so a
+ * chart re-embedded with a new spec (a new strategy or attack gets its colour or dash) is
+ * filled with exactly the data the others have: rows inserted before it are in its copy, rows
+ * inserted after go to it like to the others.
+ */
 class Charts {
   private views = new Map<ChartName, View>();
-  private ready: Promise<void>;
+  private specs = new Map<ChartName, string>();
+  private data = new Map<string, object[]>([[ROUNDS, []], [LABELS, []], [CELLS, []]]);
+  private shownRuns: number[] | null = null;
+  private queue: Promise<void> = Promise.resolve();
   inserted = 0;
 
   constructor(
     private readonly host: HTMLElement,
     specs: Record<ChartName, object>,
   ) {
-    this.ready = Promise.all(
-      (Object.keys(specs) as ChartName[]).map(async (name) => {
-        const slot = host.querySelector(`[data-chart="${name}"]`) as HTMLElement;
-        const result = await embed(slot, specs[name] as any, {
-          renderer: "svg",
-          mode: "vega-lite",
-          // an empty data set (before the first round) is expected, not worth a warning
-          logLevel: LOG_ERRORS_ONLY,
-          // Export as PNG/SVG works offline; the editor links would need the network.
-          actions: { export: true, source: false, compiled: false, editor: false },
-        });
-        this.views.set(name, result.view);
-      }),
-    ).then(() => undefined);
+    this.setSpecs(specs);
   }
 
-  private async change(dataset: string, rows: object[], replace: boolean): Promise<void> {
-    await this.ready;
-    const runs: Promise<unknown>[] = [];
-    for (const view of this.views.values()) {
-      let has = true;
-      try {
-        view.data(dataset);
-      } catch {
-        has = false; // this view does not read that data set
-      }
-      if (!has) continue;
-      const cs = replace ? changeset().remove(() => true).insert(rows) : changeset().insert(rows);
-      runs.push(view.change(dataset, cs).runAsync());
+  /** Run `op` after every change queued before it; a failing change does not stop the next. */
+  private enqueue(op: () => Promise<void>): Promise<void> {
+    this.queue = this.queue.then(op).catch((error) => console.error("VelocityFL panel:", error));
+    return this.queue;
+  }
+
+  /** Embed the charts whose spec differs from the one shown (all of them the first time). */
+  setSpecs(specs: Record<ChartName, object>): Promise<void> {
+    return this.enqueue(async () => {
+      const changed = (Object.keys(specs) as ChartName[]).filter((name) => this.specs.get(name) !== JSON.stringify(specs[name]));
+      await Promise.all(changed.map((name) => this.embedOne(name, specs[name])));
+    });
+  }
+
+  private async embedOne(name: ChartName, spec: object): Promise<void> {
+    const slot = this.host.querySelector(`[data-chart="${name}"]`) as HTMLElement;
+    this.views.get(name)?.finalize();
+    const result = await embed(slot, spec as any, {
+      renderer: "svg",
+      mode: "vega-lite",
+      // an empty data set (before the first round) is expected, not worth a warning
+      logLevel: LOG_ERRORS_ONLY,
+      // Export as PNG/SVG works offline (at twice the size shown, for slides); the editor
+      // links would need the network.
+      actions: { export: true, source: false, compiled: false, editor: false },
+      scaleFactor: 2,
+    });
+    const view = result.view;
+    this.views.set(name, view);
+    this.specs.set(name, JSON.stringify(spec));
+    for (const [dataset, rows] of this.data) {
+      if (reads(view, dataset) && rows.length > 0) view.change(dataset, changeset().insert(rows));
     }
-    await Promise.all(runs);
+    if (hasSignal(view, SHOWN_RUNS)) view.signal(SHOWN_RUNS, this.shownRuns);
+    await view.runAsync();
+  }
+
+  private change(dataset: string, rows: object[], replace: boolean): Promise<void> {
+    return this.enqueue(async () => {
+      this.data.set(dataset, replace ? rows : [...(this.data.get(dataset) ?? []), ...rows]);
+      const runs: Promise<unknown>[] = [];
+      for (const view of this.views.values()) {
+        if (!reads(view, dataset)) continue;
+        const cs = replace ? changeset().remove(() => true).insert(rows) : changeset().insert(rows);
+        runs.push(view.change(dataset, cs).runAsync());
+      }
+      await Promise.all(runs);
+    });
   }
 
   async insertRounds(rows: RoundRow[]): Promise<void> {
@@ -111,12 +149,40 @@ class Charts {
     return this.change(CELLS, rows, true);
   }
 
+  /** Draw only these runs in the line charts (null: every run). */
+  showRuns(runs: number[] | null): Promise<void> {
+    return this.enqueue(async () => {
+      this.shownRuns = runs;
+      await Promise.all(
+        [...this.views.values()].filter((view) => hasSignal(view, SHOWN_RUNS)).map((view) => view.signal(SHOWN_RUNS, runs).runAsync()),
+      );
+    });
+  }
+
   whenReady(): Promise<void> {
-    return this.ready;
+    return this.queue;
   }
 
   finalize(): void {
     for (const view of this.views.values()) view.finalize();
+  }
+}
+
+function reads(view: View, dataset: string): boolean {
+  try {
+    view.data(dataset);
+    return true;
+  } catch {
+    return false; // this view does not read that data set
+  }
+}
+
+function hasSignal(view: View, name: string): boolean {
+  try {
+    view.signal(name);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -173,9 +239,9 @@ function numberInput(
   return input;
 }
 
-function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy): void {
+function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy, shown: number[] | null): void {
   body.replaceChildren();
-  for (const { entry, rank, leader } of rankRuns(runs, by)) {
+  for (const { entry, rank, leader } of rankRuns(shownEntries(runs, shown), by)) {
     const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
     if (leader) row.classList.add("vfl-leader");
     const progress = `${entry.status}${entry.rounds_total ? ` ${entry.rounds_done}/${entry.rounds_total}` : ""}`;
@@ -231,7 +297,7 @@ function renderVerdict(box: HTMLElement, verdict: Verdict): void {
       h("td", { class: "vfl-num" }, formatInterval(row.worst_case_accuracy, row.worst_case_accuracy_ci95)),
       h("td", {}, row.worst_attack ?? ""),
       h("td", { class: "vfl-num" }, formatInterval(row.mean_attacked_accuracy, row.mean_attacked_accuracy_ci95)),
-      h("td", {}, versusBest(row)),
+      h("td", {}, row.versus_best),
     );
     body.append(tr);
   }
@@ -355,18 +421,65 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     inputError,
   );
 
-  // ------------------------------------------------------------ charts
+  // ------------------------------------------------------------ charts, one at a time
+  // One chart shown at a time keeps the panel within a laptop's notebook area; the tab strip
+  // says what else there is.
   const chartsBox = h(
     "div",
     { class: "vfl-charts" },
     h("div", { class: "vfl-chart", "data-chart": "progress" }),
-    h("div", { class: "vfl-chart-row" },
-      h("div", { class: "vfl-chart", "data-chart": "heatmap" }),
-      h("div", { class: "vfl-chart", "data-chart": "defence" }),
-      h("div", { class: "vfl-chart-col" }, h("div", { class: "vfl-chart", "data-chart": "labels" }), h("div", { class: "vfl-dim", "data-role": "label-note" }))),
+    h("div", { class: "vfl-chart", "data-chart": "heatmap" }),
+    h("div", { class: "vfl-chart", "data-chart": "defence" }),
+    h("div", { class: "vfl-chart vfl-chart-col", "data-chart-box": "labels" },
+      h("div", { "data-chart": "labels" }),
+      h("div", { class: "vfl-dim", "data-role": "label-note" })),
   );
+  const tabs = h("div", { class: "vfl-tabs", role: "tablist", "data-role": "chart-tabs" });
+  const showView = (view: ChartName) => {
+    for (const button of tabs.querySelectorAll<HTMLButtonElement>("button")) {
+      const on = button.dataset.view === view;
+      button.classList.toggle("vfl-tab-on", on);
+      button.setAttribute("aria-selected", String(on));
+    }
+    for (const name of Object.keys(VIEW_TITLES) as ChartName[]) {
+      const box = chartsBox.querySelector(`[data-chart-box="${name}"]`) ?? chartsBox.querySelector(`[data-chart="${name}"]`);
+      (box as HTMLElement).hidden = name !== view;
+    }
+  };
+  const chooseView = (view: ChartName) => {
+    showView(view); // at once, also in a static snapshot, whose model keeps nothing
+    if (model.get("view") !== view) setAndSave("view")(view);
+  };
+  for (const [name, title] of Object.entries(VIEW_TITLES)) {
+    const button = h("button", { type: "button", role: "tab", class: "vfl-tab", "data-view": name }, title) as HTMLButtonElement;
+    button.addEventListener("click", () => chooseView(name as ChartName));
+    tabs.append(button);
+  }
+  // Moving α is about the data: show what it does to them.
+  slider.addEventListener("input", () => chooseView("labels"));
   const labelNote = chartsBox.querySelector('[data-role="label-note"]') as HTMLElement;
   const charts = new Charts(chartsBox, model.get("specs"));
+
+  // ------------------------------------------------------------ which setting is shown
+  const showSelect = h("select", { "data-control": "show_setting" }) as HTMLSelectElement;
+  showSelect.addEventListener("change", () => setAndSave("show_setting")(showSelect.value));
+  const showHint = h("span", { class: "vfl-dim", "data-role": "show-hint" });
+  const showField = h("span", { class: "vfl-show" }, h("label", {}, "runs of ", showSelect), showHint);
+  const updateShow = () => {
+    const names = settingNames((model.get("runs") ?? []) as RunEntry[]);
+    const chosen = String(model.get("show_setting") ?? "");
+    showSelect.replaceChildren(
+      h("option", { value: "" }, "every setting"),
+      ...names.map((name) => h("option", { value: name }, name)),
+    );
+    showSelect.value = chosen;
+    showField.hidden = names.length < 2 && chosen === "";
+    showHint.textContent = chosen === "" && names.length > 1 ? ` the lines and the table mix ${names.length} settings: choose one to compare like with like` : "";
+  };
+  const updateShownRuns = () => {
+    void charts.showRuns((model.get("shown_runs") ?? null) as number[] | null);
+    updateTable();
+  };
 
   // ------------------------------------------------------------ ranking table
   const rankSelect = h("select", { "data-control": "rank_by" }, h("option", { value: "accuracy" }, "accuracy"), h("option", { value: "loss" }, "loss")) as HTMLSelectElement;
@@ -382,17 +495,30 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const updateTable = () => {
     const by = (model.get("rank_by") ?? "accuracy") as RankBy;
     rankSelect.value = by;
-    renderTable(tbody, (model.get("runs") ?? []) as RunEntry[], by);
+    renderTable(tbody, (model.get("runs") ?? []) as RunEntry[], by, (model.get("shown_runs") ?? null) as number[] | null);
   };
 
   // ------------------------------------------------------------ verdict
   const verdictBox = h("div", { class: "vfl-verdict", "data-role": "verdict-box" });
   const updateVerdict = () => renderVerdict(verdictBox, (model.get("verdict") ?? {}) as Verdict);
 
+  // ------------------------------------------------------------ projector: everything larger
+  const projectorButton = h("button", { type: "button", class: "vfl-small vfl-projector-button", "data-control": "projector", title: "larger text and charts, for a projector" }, "A+") as HTMLButtonElement;
+  const showProjector = () => {
+    const on = Boolean(model.get("projector"));
+    root.classList.toggle("vfl-projector", on);
+    projectorButton.setAttribute("aria-pressed", String(on));
+  };
+  projectorButton.addEventListener("click", () => {
+    root.classList.toggle("vfl-projector"); // at once, also in a static snapshot
+    setAndSave("projector")(root.classList.contains("vfl-projector"));
+  });
+
   root.append(
-    h("div", { class: "vfl-header" }, h("strong", {}, "VelocityFL sweep"), status),
+    h("div", { class: "vfl-header" }, h("strong", {}, "VelocityFL sweep"), status, projectorButton),
     message,
     controls,
+    h("div", { class: "vfl-view-bar" }, tabs, showField),
     chartsBox,
     h("div", { class: "vfl-table-head" }, h("strong", {}, "Verdict"), h("span", { class: "vfl-dim" }, " accuracy under the sweep's attacks: worst case per seed, mean ± 95 % interval; ≈ 1: the paired test cannot tell it from the best")),
     verdictBox,
@@ -442,13 +568,18 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:counts", updateStatus],
     ["change:message", updateStatus],
     ["change:running", () => (updateStatus(), updateButtons())],
-    ["change:runs", updateTable],
+    ["change:runs", () => (updateTable(), updateShow())],
+    ["change:show_setting", updateShow],
+    ["change:shown_runs", updateShownRuns],
+    ["change:specs", () => void charts.setSpecs(model.get("specs"))],
     ["change:cells", updateCells],
     ["change:verdict", updateVerdict],
     ["change:rank_by", updateTable],
     ["change:label_rows", updateLabels],
     ["change:label_note", updateLabels],
     ["change:alpha", onAlpha],
+    ["change:view", () => showView((model.get("view") ?? "progress") as ChartName)],
+    ["change:projector", () => showProjector()],
     ["change:strategy_options", renderChoices],
     ["change:attack_options", renderChoices],
     ["change:option_help", renderChoices],
@@ -461,11 +592,15 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   for (const [event, cb] of listeners) model.on(event, cb);
 
   showAlpha(model.get("alpha"));
+  showView((model.get("view") ?? "progress") as ChartName);
+  showProjector();
   renderChoices();
   updateStatus();
   updateButtons();
   updateTable();
+  updateShow();
   updateVerdict();
+  void charts.showRuns((model.get("shown_runs") ?? null) as number[] | null);
   void charts.whenReady().then(() => {
     updateLabels();
     updateCells();

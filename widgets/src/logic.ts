@@ -62,6 +62,8 @@ export interface VerdictRow {
   p_vs_best: number | null;
   /** null: one seed, no test */
   tied_with_best: boolean | null;
+  /** the row against its α's best in words (velocity.sweep.verdict.versus_best) */
+  versus_best: string;
 }
 
 export interface Verdict {
@@ -240,13 +242,6 @@ export function verdictRank(row: VerdictRow): string {
 }
 
 /** What the verdict row says against the best: "best", "tied (p = 0.41)", "p = 0.003", "no test". */
-export function versusBest(row: VerdictRow): string {
-  if (row.rank === 1) return "best";
-  if (row.p_vs_best === null || row.tied_with_best === null) return "no test";
-  const p = row.p_vs_best < 0.001 ? "p < 0.001" : `p = ${row.p_vs_best.toFixed(3)}`;
-  return row.tied_with_best ? `tied (${p})` : p;
-}
-
 /** A run's α label as a reader names it: "α=0.5", "α=inf", or the partition ("iid", "shard"). */
 export function partitionLabel(alpha: string): string {
   return alpha === "inf" || Number.isFinite(Number(alpha)) ? `α=${alpha}` : alpha;
@@ -297,4 +292,17 @@ export function statusLine(c: Counts): string {
   parts.push(`${c.rounds ?? 0} rounds`);
   if (c.rounds_per_s !== null && c.rounds_per_s !== undefined) parts.push(`${c.rounds_per_s.toFixed(1)} rounds/s`);
   return parts.join(" · ");
+}
+
+// ---------------------------------------------------------------- settings
+/** The settings the run table names, in the order their first run appears. */
+export function settingNames(runs: RunEntry[]): string[] {
+  return [...new Set(runs.map((entry) => entry.setting))];
+}
+
+/** The runs with these indices (null: every run). */
+export function shownEntries(runs: RunEntry[], shown: number[] | null): RunEntry[] {
+  if (shown === null) return runs;
+  const keep = new Set(shown);
+  return runs.filter((entry) => keep.has(entry.index));
 }

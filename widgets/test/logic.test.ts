@@ -16,7 +16,6 @@ import {
   statusLine,
   partitionLabel,
   verdictRank,
-  versusBest,
   type RoundRow,
   type RunEntry,
   type VerdictRow,
@@ -205,17 +204,11 @@ describe("the verdict's columns", () => {
   const row = (rank: number, p: number | null, tied: boolean | null): VerdictRow => ({
     alpha: "inf", rank, strategy: "S", seeds: [0], attacks: ["alie"], clean_accuracy: 0.9, clean_accuracy_ci95: null,
     worst_case_accuracy: 0.5, worst_case_accuracy_ci95: null, worst_attack: "alie", mean_attacked_accuracy: 0.5,
-    mean_attacked_accuracy_ci95: null, p_vs_best: p, tied_with_best: tied,
+    mean_attacked_accuracy_ci95: null, p_vs_best: p, tied_with_best: tied, versus_best: "",
   });
   it("marks the best, the statistical ties and the rest", () => {
     expect([verdictRank(row(1, null, true)), verdictRank(row(2, 0.3, true)), verdictRank(row(3, 0.01, false))]).toEqual(["★ 1", "≈ 1", "3"]);
     expect(verdictRank(row(2, null, null))).toBe("2"); // one seed: no test, no tie claimed
-  });
-  it("says what the paired test found", () => {
-    expect(versusBest(row(1, null, true))).toBe("best");
-    expect(versusBest(row(2, 0.3, true))).toBe("tied (p = 0.300)");
-    expect(versusBest(row(2, 0.0004, false))).toBe("p < 0.001");
-    expect(versusBest(row(2, null, null))).toBe("no test");
   });
   it("writes a mean with its interval only when there is one", () => {
     expect(formatInterval(0.5, 0.012)).toBe("0.500 ± 0.012");

@@ -43,11 +43,11 @@ class FakeModel implements PanelModel {
   }
 }
 
-function rows(run: string, strategy: string, from: number, to: number): RoundRow[] {
+function rows(run: string, strategy: string, from: number, to: number, index = 0): RoundRow[] {
   const out: RoundRow[] = [];
   for (let r = from; r <= to; r++) {
     out.push({
-      run, index: 0, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r,
+      run, index, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r,
       malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null,
     });
   }
@@ -202,6 +202,7 @@ describe("the rendered panel", () => {
       alpha: "0.5", rank, strategy, seeds: [0, 1, 2], attacks: ["alie", "sign_flip"],
       clean_accuracy: 0.9, clean_accuracy_ci95: 0.01, worst_case_accuracy: 0.8 - rank / 10, worst_case_accuracy_ci95: 0.05,
       worst_attack: "alie", mean_attacked_accuracy: 0.85, mean_attacked_accuracy_ci95: null, p_vs_best: p, tied_with_best: tied,
+      versus_best: rank === 1 ? "best" : `${tied ? "tied" : "worse"} (p = ${p?.toFixed(3)})`, // Python's words
     });
     model.change("verdict", {
       table: [row("CenteredClipping", 1, null, true), row("TrimmedMean", 2, 0.41, true), row("FedAvg", 3, 0.002, false)],
@@ -212,7 +213,7 @@ describe("the rendered panel", () => {
     expect(rows.map((r) => r.cells[1].textContent)).toEqual(["★ 1", "≈ 1", "3"]);
     expect(rows[1].classList.contains("vfl-tied")).toBe(true);
     expect(rows[1].cells[7].textContent).toBe("tied (p = 0.410)");
-    expect(rows[2].cells[7].textContent).toBe("p = 0.002");
+    expect(rows[2].cells[7].textContent).toBe("worse (p = 0.002)");
     expect(rows[0].cells[4].textContent).toBe("0.700 ± 0.050");
     expect(rows[0].cells[6].textContent).toBe("0.850"); // no interval, none shown
     const notice = el.querySelector(".vfl-notice")!;
@@ -283,6 +284,39 @@ describe("the rendered panel", () => {
     model.change("runs", [entry("FedAvg", 0.1, "finished"), { ...entry("Krum", 0.5, "finished"), loss: 0.5 }].map((e, i) => (i === 0 ? { ...e, loss: null } : e)));
     const loss = Array.from(el.querySelectorAll('[data-role="ranking"] tbody tr')).map((tr) => (tr as HTMLTableRowElement).cells[5].textContent);
     expect(loss).toEqual(["0.5000", "diverged"]);
+    cleanup();
+  });
+
+  it("keeps every row and the runs shown when a chart is embedded again with new colours", async () => {
+    const { model, el, cleanup } = mount();
+    await until(() => el.querySelector(".vfl-panel")?.getAttribute("data-charts-ready") === "true");
+    model.emit("msg:custom", { kind: "rows", start: 0, rows: [...rows("a", "FedAvg", 1, 3, 0), ...rows("b", "Krum", 1, 2, 1)] });
+    await until(() => lineVertices(el) === 2 * 5);
+    const svgBefore = el.querySelector('[data-chart="progress"] svg');
+    const recoloured = structuredClone(specs) as any;
+    recoloured.progress.hconcat[0].encoding.color.scale = { domain: ["Krum", "FedAvg"], range: ["#111111", "#222222"] };
+    model.change("specs", recoloured);
+    await until(() => el.querySelector('[data-chart="progress"] svg') !== svgBefore);
+    await until(() => lineVertices(el) === 2 * 5);
+    const strokes = Array.from(el.querySelectorAll('[data-chart="progress"] .mark-line path')).map((p) => p.getAttribute("stroke"));
+    expect(strokes).toEqual(expect.arrayContaining(["#111111", "#222222"]));
+
+    // Python names the runs of one setting: the lines and the table show only those
+    model.change("runs", [{ ...entry("a", 0.3, "running"), index: 0, setting: "iid" }, { ...entry("b", 0.2, "running"), index: 1, setting: "α = 0.1" }]);
+    const show = el.querySelector('select[data-control="show_setting"]') as HTMLSelectElement;
+    expect(Array.from(show.options).map((o) => o.textContent)).toEqual(["every setting", "iid", "α = 0.1"]);
+    expect(el.querySelector('[data-role="show-hint"]')!.textContent).toContain("mix 2 settings");
+    show.value = "α = 0.1";
+    show.dispatchEvent(new Event("change"));
+    expect(model.state.show_setting).toBe("α = 0.1");
+    model.change("shown_runs", [1]);
+    await until(() => lineVertices(el) === 2 * 2);
+    expect(Array.from(el.querySelectorAll('[data-role="ranking"] tbody tr')).map((tr) => (tr as HTMLElement).dataset.run)).toEqual(["b"]);
+    // a chart embedded again keeps the filter
+    model.change("specs", specs);
+    await until(() => lineVertices(el) === 2 * 2 && Array.from(el.querySelectorAll('[data-chart="progress"] .mark-line path')).every((p) => p.getAttribute("stroke") !== "#111111"));
+    model.change("shown_runs", null);
+    await until(() => lineVertices(el) === 2 * 5);
     cleanup();
   });
 });
