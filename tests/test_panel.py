@@ -107,6 +107,37 @@ def test_specs_from_controls_leaves_out_duplicates_and_invalid_runs_and_says_why
     ]
 
 
+def test_seeds_queue_each_combination_once_per_seed_and_name_a_refusal_once() -> None:
+    base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
+    controls = Controls(("FedAvg", "Krum"), ("none", "sign_flip"), None, 0.5, 3, 4, seeds=3)
+    new, skipped = specs_from_controls(base, controls, [base])
+    assert [(s.strategy, s.attack_label, s.seed) for s in new] == [
+        ("FedAvg", "none", 1),
+        ("FedAvg", "none", 2),
+        ("FedAvg", "sign_flip", 0),
+        ("FedAvg", "sign_flip", 1),
+        ("FedAvg", "sign_flip", 2),
+        ("Krum", "none", 0),
+        ("Krum", "none", 1),
+        ("Krum", "none", 2),
+    ]
+    assert len({s.config_key for s in new}) == 3  # seeds of one combination share their configuration
+    assert skipped[0] == "FedAvg × none seed 0: already in this sweep"
+    assert len(skipped) == 2 and skipped[1].startswith("Krum × sign_flip: ")  # invalid whatever the seed: said once
+    assert specs_from_controls(base, Controls(("FedAvg",), ("none",), None, 0.2, 3, 4, seeds=0), [base])[1] == [
+        "Expected at least one seed, got 0"
+    ]
+
+
+def test_the_accuracy_chart_draws_chance_and_a_band_over_seeds() -> None:
+    spec = chart_specs(chance=0.1)["progress"]
+    text = json.dumps(spec)
+    assert '"chance": 0.1' in text and "chance (0.1)" in text
+    band = spec["hconcat"][0]["layer"][0]
+    assert band["mark"]["type"] == "area" and band["encoding"]["detail"]["field"] == "config"
+    assert "chance" not in json.dumps(chart_specs()["progress"])  # unknown chance: no line
+
+
 def test_a_run_that_differs_only_in_rounds_gets_a_distinct_name() -> None:
     base = grid(strategies=["FedAvg"], attacks=["none"], rounds=3, **FAST)[0]
     new, _ = specs_from_controls(base, Controls(("FedAvg",), ("none",), None, 0.2, 7, 4), [base])
@@ -219,7 +250,7 @@ def test_strategies_and_attacks_keep_their_colour_and_dash_as_runs_are_added() -
     assert dashes[CLEAN_LABEL] == list(SOLID)
     assert dashes["sign_flip"] == first.dash_scale()["range"][0] != dashes["alie"]
     progress = chart_specs(later)["progress"]
-    assert progress["hconcat"][0]["encoding"]["color"]["scale"] == after
+    assert progress["hconcat"][0]["layer"][1]["encoding"]["color"]["scale"] == after
     assert progress["params"] == [{"name": "shown_runs", "value": None}]
 
 
@@ -314,7 +345,10 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
         "malicious_weight",
         "clipped",
         "selected_malicious",
+        "config",
     }
+    # each run of the live sweep is its own configuration (one seed each)
+    assert len({r["config"] for r in held}) == 4 and all(r["config"] == held[0]["config"] for r in held if r["run"] == held[0]["run"])
     assert [r["status"] for r in panel.runs] == ["finished"] * 4
     assert panel.counts["finished"] == 4 and panel.counts["rounds"] == 12
     assert panel.running is False and panel.counts["rounds_per_s"] is None  # no rate once nothing runs
@@ -417,6 +451,8 @@ def test_controls_are_validated_with_clear_errors(live: Any) -> None:
         panel.alpha = -1.0
     with pytest.raises(traitlets.TraitError, match=r"Expected clients >= 1, got 0"):
         panel.clients = 0
+    with pytest.raises(traitlets.TraitError, match=r"Expected seeds >= 1, got 0"):
+        panel.seeds = 0
     with pytest.raises(traitlets.TraitError, match=r"Expected malicious_fraction in \[0, 1\), got 1.5"):
         panel.malicious_fraction = 1.5
     panel.alpha = math.inf  # the same as iid
@@ -479,7 +515,7 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     panel.strategies, panel.attacks, panel.alpha, panel.rounds = ["TrimmedMean"], ["none", "sign_flip(scale=4.0)"], 2.0, 2
     panel.sync()
     n = len(sweep.specs)
-    colours = panel.specs["progress"]["hconcat"][0]["encoding"]["color"]["scale"]
+    colours = panel.specs["progress"]["hconcat"][0]["layer"][1]["encoding"]["color"]["scale"]
     # the Run button, with the α the slider shows: its own state update may not have arrived yet
     panel._on_front_end_message(panel, {"kind": "run", "controls": {"alpha": 0.5}}, [])
     _wait(lambda: len(sweep.specs) == n + 2, 30, "two runs queued")
@@ -497,7 +533,7 @@ def test_run_queues_into_the_sweep_and_it_runs_them(live: Any) -> None:
     assert panel.row_count == 12 + 2 * 2 == len(recorder.rows())
     assert panel.message == ""  # "Queued 2 runs." is done with once they finished
     # the new strategy got a colour of its own; the others kept theirs
-    now = panel.specs["progress"]["hconcat"][0]["encoding"]["color"]["scale"]
+    now = panel.specs["progress"]["hconcat"][0]["layer"][1]["encoding"]["color"]["scale"]
     assert now["domain"] == [*colours["domain"], "TrimmedMean"] and now["range"][:2] == colours["range"]
     # showing one setting: its runs in the charts, the table and the export; then every run again
     setting = next(e["setting"] for e in panel.runs if e["index"] == n)

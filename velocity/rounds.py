@@ -229,9 +229,14 @@ def json_number(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def panel_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``Sweep.results`` row as the panel's front end takes it (:data:`PANEL_COLUMNS`, JSON-safe)."""
-    return {name: json_number(row[name]) for name in PANEL_COLUMNS}
+#: What the panel adds to each row: the seeds of one configuration are drawn as one band.
+PANEL_EXTRA: tuple[Column, ...] = (Column("config", "int", "the panel's number for the run's configuration (its seeds share it)"),)
+
+
+def panel_row(row: Mapping[str, Any], *, config: int) -> dict[str, Any]:
+    """A ``Sweep.results`` row as the panel's front end takes it (:data:`PANEL_COLUMNS`, JSON-safe),
+    with the number of the run's configuration (:data:`PANEL_EXTRA`)."""
+    return {**{name: json_number(row[name]) for name in PANEL_COLUMNS}, "config": config}
 
 
 def polars_schema() -> dict[str, Any]:
@@ -247,11 +252,12 @@ def panel_row_fixture() -> dict[str, Any]:
     example row (``widgets/test/fixtures/round_row.json``; ``make`` writes it, a test checks it)."""
     ts = {"int": "number", "float": "number | null", "str": "string"}
     example_values: dict[ColumnKind, Any] = {"int": 1, "float": 0.5, "str": "text"}
-    example = {name: example_values[_BY_NAME[name].kind] for name in PANEL_COLUMNS}
+    columns = [*(_BY_NAME[name] for name in PANEL_COLUMNS), *PANEL_EXTRA]
+    example = {c.name: example_values[c.kind] for c in columns}
     return {
         "description": "written by velocity.rounds.panel_row_fixture(); the panel's RoundRow type must have exactly these fields",
-        "types": {name: ts[_BY_NAME[name].kind] for name in PANEL_COLUMNS},
+        "types": {c.name: ts[c.kind] for c in columns},
         "example": example,
         # a diverged run: its float metrics arrive as null
-        "example_diverged": {name: None if _BY_NAME[name].kind == "float" else v for name, v in example.items()},
+        "example_diverged": {c.name: None if c.kind == "float" else example[c.name] for c in columns},
     }

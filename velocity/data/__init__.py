@@ -33,6 +33,7 @@ __all__ = [
     "label_counts",
     "list_builtin_datasets",
     "load_federated",
+    "num_classes",
     "partition",
     "partition_label_counts",
 ]
@@ -115,6 +116,12 @@ def _training_labels(source: str, test_fraction: float) -> tuple[np.ndarray, int
     y_tr = np.asarray(y_tr, dtype=np.int64)
     y_tr.setflags(write=False)
     return y_tr, data.num_classes
+
+
+def num_classes(source: str, *, test_fraction: float = 0.2) -> int:
+    """How many classes the data set ``source`` has (its labels are kept in memory, as for
+    :func:`partition_label_counts`)."""
+    return _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)[1]
 
 
 def partition_label_counts(

@@ -88,7 +88,12 @@ def _run_lines(keys: LineKeys) -> tuple[Any, dict[str, Any]]:
     colour, dash = keys.colour_scale(), keys.dash_scale()
     encoding = {
         "x": alt.X("round:Q", title="round", axis=alt.Axis(tickMinStep=1)),
-        "color": alt.Color("strategy:N", title="strategy", scale=alt.Scale(**colour) if colour["domain"] else alt.Undefined),
+        "color": alt.Color(
+            "strategy:N",
+            title="strategy",
+            scale=alt.Scale(**colour) if colour["domain"] else alt.Undefined,
+            legend=alt.Legend(symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=2.5),  # lines, also where a seed band shares the scale
+        ),
         "strokeDash": alt.StrokeDash("dash:N", title="attack", scale=alt.Scale(**dash) if dash["domain"] else alt.Undefined),
         "strokeWidth": alt.condition("datum.attack == 'none'", alt.value(2.6), alt.value(1.6)),
         "detail": alt.Detail("run:N"),
@@ -107,16 +112,72 @@ def _with_run_filter(spec: dict[str, Any]) -> dict[str, Any]:
     return {**spec, "params": [*spec.get("params", []), {"name": SHOWN_RUNS, "value": None}]}
 
 
-def progress_chart(keys: LineKeys = LineKeys()) -> dict[str, Any]:
-    """Test accuracy and global loss per round, one line per run: colour = strategy, dash = attack."""
+def progress_chart(keys: LineKeys = LineKeys(), *, chance: float | None = None) -> dict[str, Any]:
+    """Test accuracy and global loss per round, one line per run: colour = strategy, dash =
+    attack; a configuration run with several seeds gets a band, its mean ± the 95 % interval
+    over them; ``chance``, a uniform guess's accuracy, is drawn as a reference line."""
     alt = _alt()
     base, encoding = _run_lines(keys)
     size = {"width": 300, "height": 210}
-    accuracy = base.encode(y=alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1])), **encoding).properties(
-        title="Test accuracy", **size
-    )
+    y = alt.Y("accuracy:Q", title="test accuracy", scale=alt.Scale(domain=[0, 1]))
+    layers = [_seed_band(base, encoding), base.encode(y=y, **encoding)]
+    if chance is not None:
+        layers.append(_chance_line(chance))
+    accuracy = alt.layer(*layers).properties(title="Test accuracy", **size)
     loss = _loss_chart(base, encoding).properties(title=f"Global loss (✕: beyond {LOSS_CEILING:g}× the first round's)", **size)
     return _with_run_filter(alt.hconcat(accuracy, loss).resolve_scale(color="shared", strokeDash="shared").to_dict())
+
+
+#: Student-t 97.5 % quantiles for 1..100 degrees of freedom: the band's interval is the one the
+#: verdict computes (``velocity.sweep.verdict.mean_ci``); beyond 100 seeds the last one serves.
+def _t975() -> list[float]:
+    from scipy.stats import t
+
+    return [round(float(t.ppf(0.975, df)), 4) for df in range(1, 101)]
+
+
+def _seed_band(base: Any, encoding: dict[str, Any]) -> Any:
+    """Per configuration with several seeds (the rows' ``config``) and round: the mean accuracy
+    ± the half-width of its 95 % Student-t interval over the seeds, as a shaded band."""
+    alt = _alt()
+    quantiles = _t975()
+    return (
+        base.transform_filter("isValid(datum.accuracy)")
+        .transform_aggregate(
+            mean="mean(accuracy)", sd="stdev(accuracy)", seeds="count()", groupby=["config", "round", "strategy", "attack"]
+        )
+        .transform_filter("datum.seeds >= 2")
+        .transform_calculate(half=f"{quantiles}[min(datum.seeds - 2, {len(quantiles) - 1})] * datum.sd / sqrt(datum.seeds)")
+        .transform_calculate(low="max(0, datum.mean - datum.half)", high="min(1, datum.mean + datum.half)")
+        .mark_area(opacity=0.18)
+        .encode(
+            x=encoding["x"],
+            y=alt.Y("low:Q", title="test accuracy"),
+            y2="high:Q",
+            color=encoding["color"],
+            detail=alt.Detail("config:N"),
+            tooltip=[
+                alt.Tooltip("strategy:N"),
+                alt.Tooltip("attack:N"),
+                alt.Tooltip("round:Q"),
+                alt.Tooltip("mean:Q", title="mean over seeds", format=".3f"),
+                alt.Tooltip("half:Q", title="± (95 % interval)", format=".3f"),
+                alt.Tooltip("seeds:Q"),
+            ],
+        )
+    )
+
+
+def _chance_line(chance: float) -> Any:
+    """A grey reference line at a uniform guess's accuracy."""
+    alt = _alt()
+    line = alt.Chart(alt.Data(values=[{"chance": chance}]))
+    return alt.layer(
+        line.mark_rule(color="#888", strokeDash=[2, 2]).encode(y="chance:Q"),
+        line.mark_text(align="left", baseline="bottom", dx=3, dy=-2, color="#888", fontSize=10).encode(
+            y="chance:Q", x=alt.value(0), text=alt.value(f"chance ({chance:.2g})")
+        ),
+    )
 
 
 #: The loss chart's ceiling, in multiples of the first round's median loss: one diverging run
@@ -238,9 +299,15 @@ def label_chart() -> dict[str, Any]:
 AUTOSIZE = {"type": "pad", "resize": True}
 
 
-def chart_specs(keys: LineKeys = LineKeys()) -> dict[str, dict[str, Any]]:
-    """Every chart the panel draws, by name; the line charts colour and dash runs by ``keys``."""
-    specs = {"progress": progress_chart(keys), "heatmap": heatmap_chart(), "defence": defence_chart(keys), "labels": label_chart()}
+def chart_specs(keys: LineKeys = LineKeys(), *, chance: float | None = None) -> dict[str, dict[str, Any]]:
+    """Every chart the panel draws, by name; the line charts colour and dash runs by ``keys``,
+    the accuracy chart draws ``chance`` as a reference line."""
+    specs = {
+        "progress": progress_chart(keys, chance=chance),
+        "heatmap": heatmap_chart(),
+        "defence": defence_chart(keys),
+        "labels": label_chart(),
+    }
     return {name: {**spec, "autosize": AUTOSIZE} for name, spec in specs.items()}
 
 

@@ -4,6 +4,7 @@ tested without a front end."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import deque
@@ -31,6 +32,7 @@ class Controls:
     malicious_fraction: float
     rounds: int
     clients: int
+    seeds: int = 1  # seeds base.seed, base.seed + 1, …
 
 
 def alpha_of(spec: RunSpec) -> float | None:
@@ -80,7 +82,8 @@ def describe_partition(base: RunSpec, alpha: float | None, clients: int, counts:
 
 def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[RunSpec]) -> tuple[list[RunSpec], list[str]]:
     """The runs the controls describe, built on ``base`` (the sweep's first run): each chosen
-    strategy × attack at the chosen α, clients, rounds and malicious fraction.
+    strategy × attack at the chosen α, clients, rounds and malicious fraction, for each of
+    ``controls.seeds`` seeds from the base run's.
 
     Returns the new specs and, for every combination left out, why: it is already in the sweep,
     or it is invalid (say Krum with too many malicious clients). A name that would clash with a
@@ -99,34 +102,35 @@ def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[Ru
     labels = {s.label for s in existing}
     new: list[RunSpec] = []
     skipped: list[str] = []
-    for strategy in controls.strategies:
-        for attack in controls.attacks:
-            where = f"{strategy} × {attack}"
-            try:
-                (spec,) = grid(
-                    strategies=[strategy],
-                    attacks=[attack],
-                    alphas=[alpha],
-                    seeds=[base.seed],
-                    malicious_fraction=controls.malicious_fraction,
-                    where=where,
-                    **{k: v for k, v in shared.items() if k != "seed"},
-                )
-            except SpecError as e:  # its text starts with `where`
-                skipped.append(str(e))
-                continue
-            except ValueError as e:
-                skipped.append(f"{where}: {e}")
-                continue
-            if spec.spec_hash in by_hash:
-                skipped.append(f"{where}: already in this sweep")
-                continue
-            if spec.label in labels:
-                spec = spec.model_copy(update={"name": f"{spec.label} | {_differences(spec, existing)}"})
-            by_hash.add(spec.spec_hash)
-            labels.add(spec.label)
-            new.append(spec)
-    return new, skipped
+    if controls.seeds < 1:
+        return [], [f"Expected at least one seed, got {controls.seeds}"]
+    for strategy, attack, seed in itertools.product(controls.strategies, controls.attacks, range(base.seed, base.seed + controls.seeds)):
+        where = f"{strategy} × {attack}"
+        try:
+            (spec,) = grid(
+                strategies=[strategy],
+                attacks=[attack],
+                alphas=[alpha],
+                seeds=[seed],
+                malicious_fraction=controls.malicious_fraction,
+                where=where,
+                **{k: v for k, v in shared.items() if k != "seed"},
+            )
+        except SpecError as e:  # its text starts with `where`
+            skipped.append(str(e))
+            continue
+        except ValueError as e:
+            skipped.append(f"{where}: {e}")
+            continue
+        if spec.spec_hash in by_hash:
+            skipped.append(f"{where}{f' seed {seed}' if controls.seeds > 1 else ''}: already in this sweep")
+            continue
+        if spec.label in labels:
+            spec = spec.model_copy(update={"name": f"{spec.label} | {_differences(spec, existing)}"})
+        by_hash.add(spec.spec_hash)
+        labels.add(spec.label)
+        new.append(spec)
+    return new, list(dict.fromkeys(skipped))  # an invalid combination is named once, not once per seed
 
 
 def _differences(spec: RunSpec, existing: Sequence[RunSpec]) -> str:

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from velocity.sweep.sweep import Sweep
 
 #: The traits a Run message carries, as the front end shows them.
-CONTROL_TRAITS = ("alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients")
+CONTROL_TRAITS = ("alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds")
 
 #: Rows per replay message, so a late view of a long sweep is not sent one huge message.
 REPLAY_CHUNK = 5000
@@ -86,6 +86,17 @@ def _option_help(options: list[str]) -> dict[str, str]:
         if lines:
             out[option] = " ".join(lines)
     return out
+
+
+def _chance(base: RunSpec) -> float | None:
+    """A uniform guess's accuracy on the sweep's data set (None when it cannot be loaded here:
+    the runs will say why)."""
+    from velocity.data import num_classes
+
+    try:
+        return 1 / num_classes(base.dataset, test_fraction=base.test_fraction)
+    except (OSError, ValueError):
+        return None
 
 
 def _unique(items: Any) -> list[str]:
@@ -137,6 +148,7 @@ class SweepPanel(anywidget.AnyWidget):
     malicious_fraction = traitlets.Float(0.2).tag(sync=True)
     rounds = traitlets.Int(10).tag(sync=True)
     clients = traitlets.Int(10).tag(sync=True)
+    seeds = traitlets.Int(1, help="seeds per combination queued by Run, from the sweep's first run's").tag(sync=True)
     rank_by = traitlets.Enum(("accuracy", "loss"), "accuracy").tag(sync=True)
     view = traitlets.Enum(charts.CHART_NAMES, "progress", help="the chart shown (one at a time: the tabs)").tag(sync=True)
     projector = traitlets.Bool(False, help="everything drawn larger, for a projector").tag(sync=True)
@@ -156,8 +168,9 @@ class SweepPanel(anywidget.AnyWidget):
         strategy_options = _unique([*(s.strategy for s in sweep.specs), *_rule_names()])
         attack_options = _unique([*(s.attack_label for s in sweep.specs), *_attack_names()])
         keys = charts.LineKeys().extended(sweep.specs)
+        chance = _chance(base)
         super().__init__(
-            specs=charts.chart_specs(keys),
+            specs=charts.chart_specs(keys, chance=chance),
             strategy_options=strategy_options,
             attack_options=attack_options,
             option_help=_option_help([*strategy_options, *attack_options]),
@@ -167,12 +180,15 @@ class SweepPanel(anywidget.AnyWidget):
             malicious_fraction=max((s.malicious_fraction for s in attacked), default=0.2),
             rounds=base.rounds,
             clients=base.num_clients,
+            seeds=len({s.seed for s in sweep.specs}),
             **kwargs,
         )
         self.sweep = sweep
         self.interval = interval
         self._base: RunSpec = base
         self._keys = keys  # which colour and dash each strategy and attack keeps
+        self._chance = chance
+        self._configs: dict[str, int] = {}  # configuration (RunSpec.config_key) → its number in the rows
         self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
         self._incoming: deque[dict[str, Any]] = deque()  # filled by the sweep's event thread
         self._latest: dict[int, dict[str, Any]] = {}
@@ -210,7 +226,7 @@ class SweepPanel(anywidget.AnyWidget):
             raise traitlets.TraitError(f"Expected malicious_fraction in [0, 1), got {value!r}")
         return float(value)
 
-    @traitlets.validate("rounds", "clients")
+    @traitlets.validate("rounds", "clients", "seeds")
     def _check_positive(self, proposal: Any) -> int:
         value = proposal["value"]
         if value < 1:
@@ -227,6 +243,7 @@ class SweepPanel(anywidget.AnyWidget):
             malicious_fraction=self.malicious_fraction,
             rounds=self.rounds,
             clients=self.clients,
+            seeds=self.seeds,
         )
 
     def queue_runs(self) -> list[RunSpec]:
@@ -319,6 +336,7 @@ class SweepPanel(anywidget.AnyWidget):
                 "malicious_fraction",
                 "rounds",
                 "clients",
+                "seeds",
                 "rank_by",
                 "show_setting",
                 "shown_runs",
@@ -451,9 +469,13 @@ class SweepPanel(anywidget.AnyWidget):
 
     def _flush(self) -> None:
         new = []
+        run_specs: list[RunSpec] = []
         while self._incoming:  # each round once: the sweep merges events and files
             row = self._incoming.popleft()
-            new.append(panel_row(row))
+            if row["index"] >= len(run_specs):  # a run is added before its first row arrives
+                run_specs = self.sweep.specs
+            config = self._configs.setdefault(run_specs[row["index"]].config_key, len(self._configs))
+            new.append(panel_row(row, config=config))
             self._latest[row["index"]] = row
             self._rounds_seen[row["index"]] = self._rounds_seen.get(row["index"], 0) + 1
         if new:
@@ -466,7 +488,7 @@ class SweepPanel(anywidget.AnyWidget):
         keys = self._keys.extended(specs)
         if keys != self._keys:  # a new strategy or attack: the others keep their colours and dashes
             self._keys = keys
-            self.specs = charts.chart_specs(keys)
+            self.specs = charts.chart_specs(keys, chance=self._chance)
         table = run_table(specs, statuses, summaries, self._latest, self._rounds_seen)
         if table != self.runs:
             self.runs = table

@@ -222,13 +222,13 @@ function numberInput(
   onProblems: () => void,
   onChange: (v: number) => void,
 ): HTMLInputElement {
-  const input = h("input", { type: "number", "data-control": name, ...attrs }) as HTMLInputElement;
+  const input = h("input", { type: "number", "data-control": name, "data-help": attrs.title ?? "", ...attrs }) as HTMLInputElement;
   input.value = String(value);
   input.disabled = disabled;
   const check = (send: boolean) => {
     const { value: v, error } = checkNumber(NUMBER_RULES[name], input.value);
     input.classList.toggle("vfl-invalid", error !== null);
-    input.title = error ?? "";
+    input.title = error ?? input.dataset.help ?? "";
     if (error === null) problems.delete(name);
     else problems.set(name, error);
     onProblems();
@@ -398,10 +398,11 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const fraction = field("malicious_fraction", { min: "0", max: "0.95", step: "0.05" });
   const rounds = field("rounds", { min: "1", step: "1" });
   const clients = field("clients", { min: "1", step: "1" });
+  const seeds = field("seeds", { min: "1", step: "1", title: "seeds per combination: with several, the accuracy chart shades the 95 % interval over them" });
   const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
   // Run carries the controls as shown: state changes reach the kernel one at a time, this
   // message at once, so a slider moved just before Run might not have arrived yet.
-  const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients"];
+  const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds"];
   runButton.addEventListener("click", () =>
     model.send({ kind: "run", controls: Object.fromEntries(CONTROLS.map((name) => [name, model.get(name)])) }),
   );
@@ -417,6 +418,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
       h("label", {}, h("span", { class: "vfl-label" }, "malicious"), fraction),
       h("label", {}, h("span", { class: "vfl-label" }, "rounds"), rounds),
       h("label", {}, h("span", { class: "vfl-label" }, "clients"), clients),
+      h("label", {}, h("span", { class: "vfl-label" }, "seeds"), seeds),
       runButton, stopButton),
     inputError,
   );
@@ -556,10 +558,10 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   };
   const onAlpha = () => showAlpha(model.get("alpha"));
   const onNumbers = () => {
-    for (const [input, name] of [[fraction, "malicious_fraction"], [rounds, "rounds"], [clients, "clients"]] as const) {
+    for (const [input, name] of [[fraction, "malicious_fraction"], [rounds, "rounds"], [clients, "clients"], [seeds, "seeds"]] as const) {
       input.value = String(model.get(name));
       input.classList.remove("vfl-invalid");
-      input.title = "";
+      input.title = input.dataset.help ?? "";
       problems.delete(name);
     }
     showProblems();
@@ -588,6 +590,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:malicious_fraction", onNumbers],
     ["change:rounds", onNumbers],
     ["change:clients", onNumbers],
+    ["change:seeds", onNumbers],
   ];
   for (const [event, cb] of listeners) model.on(event, cb);
 

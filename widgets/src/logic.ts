@@ -15,6 +15,8 @@ export interface RoundRow {
   malicious_weight: number | null;
   clipped: number | null;
   selected_malicious: number | null;
+  /** the panel's number for the run's configuration: its seeds share it (one band) */
+  config: number;
 }
 
 /** One run in the ranking table (built by Python: velocity/panel/state.py). */
@@ -127,6 +129,7 @@ export const NUMBER_RULES = {
   malicious_fraction: { label: "malicious fraction", min: 0, max: 1, maxExclusive: true },
   rounds: { label: "rounds", min: 1, integer: true },
   clients: { label: "clients", min: 1, integer: true },
+  seeds: { label: "seeds", min: 1, integer: true },
 } satisfies Record<string, NumberRule>;
 
 /**

@@ -43,12 +43,12 @@ class FakeModel implements PanelModel {
   }
 }
 
-function rows(run: string, strategy: string, from: number, to: number, index = 0): RoundRow[] {
+function rows(run: string, strategy: string, from: number, to: number, index = 0, config = index): RoundRow[] {
   const out: RoundRow[] = [];
   for (let r = from; r <= to; r++) {
     out.push({
       run, index, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r,
-      malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null,
+      malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null, config,
     });
   }
   return out;
@@ -294,7 +294,9 @@ describe("the rendered panel", () => {
     await until(() => lineVertices(el) === 2 * 5);
     const svgBefore = el.querySelector('[data-chart="progress"] svg');
     const recoloured = structuredClone(specs) as any;
-    recoloured.progress.hconcat[0].encoding.color.scale = { domain: ["Krum", "FedAvg"], range: ["#111111", "#222222"] };
+    for (const layer of recoloured.progress.hconcat[0].layer.filter((l: any) => l.encoding?.color)) {
+      layer.encoding.color.scale = { domain: ["Krum", "FedAvg"], range: ["#111111", "#222222"] };
+    }
     model.change("specs", recoloured);
     await until(() => el.querySelector('[data-chart="progress"] svg') !== svgBefore);
     await until(() => lineVertices(el) === 2 * 5);
@@ -317,6 +319,25 @@ describe("the rendered panel", () => {
     await until(() => lineVertices(el) === 2 * 2 && Array.from(el.querySelectorAll('[data-chart="progress"] .mark-line path')).every((p) => p.getAttribute("stroke") !== "#111111"));
     model.change("shown_runs", null);
     await until(() => lineVertices(el) === 2 * 5);
+    cleanup();
+  });
+
+  it("shades the 95 % interval over the seeds of one configuration", async () => {
+    const { model, el, cleanup } = mount();
+    await until(() => el.querySelector(".vfl-panel")?.getAttribute("data-charts-ready") === "true");
+    const bands = () => el.querySelectorAll('[data-chart="progress"] .mark-area path');
+    // three seeds of configuration 7 (accuracy 0.1 r, 0.1 r + 0.02, 0.1 r + 0.04), one of configuration 8
+    const seeds = [0, 1, 2].flatMap((seed) => rows(`s${seed}`, "FedAvg", 1, 4, seed, 7).map((r) => ({ ...r, seed, accuracy: r.accuracy! + 0.02 * seed })));
+    model.emit("msg:custom", { kind: "rows", start: 0, rows: [...seeds, ...rows("x", "Krum", 1, 4, 3, 8)] });
+    await until(() => lineVertices(el) === 2 * 16);
+    await until(() => bands().length === 1); // one band: the lone run has none
+    // round 1: 0.10, 0.12, 0.14: mean 0.12, sd 0.02, ± t(0.975, 2) · 0.02 / √3 = 0.049683 (the
+    // verdict's interval); t is tabled to 4 decimals, so the edge is within 0.00005 · 0.02 / √3 = 6e-7
+    const tip = (el.querySelector('[data-chart="progress"] .mark-area path') as SVGElement).getAttribute("aria-label") ?? "";
+    expect(tip).toContain("seeds: 3");
+    expect(tip).toContain("mean over seeds: 0.120");
+    const low = Number(/test accuracy: ([0-9.]+)/.exec(tip)![1]);
+    expect(Math.abs(low - (0.12 - 4.302652729911275 * 0.02 / Math.sqrt(3)))).toBeLessThan(1e-6);
     cleanup();
   });
 });
