@@ -18,6 +18,7 @@ from velocity import Sweep
 from velocity.data import partition_label_counts
 from velocity.panel import SweepPanel
 from velocity.panel.charts import CLEAN_LABEL, SOLID, LineKeys, chart_specs
+from velocity.panel.presets import PRESETS, find_preset
 from velocity.panel.state import (
     Controls,
     RoundRate,
@@ -457,6 +458,51 @@ def test_controls_are_validated_with_clear_errors(live: Any) -> None:
         panel.malicious_fraction = 1.5
     panel.alpha = math.inf  # the same as iid
     assert panel.alpha is None
+
+
+def test_every_preset_is_a_valid_grid_in_canonical_words() -> None:
+    from velocity.specs import parse_attack, parse_strategy
+
+    base = grid(strategies=["FedAvg"], attacks=["none"], **{**FAST, "num_clients": 10})[0]
+    for preset in PRESETS:
+        assert [parse_strategy(s).text for s in preset.strategies] == list(preset.strategies), preset.name
+        assert [a if a == "none" else parse_attack(a).text for a in preset.attacks] == list(preset.attacks), preset.name
+        controls = Controls(preset.strategies, preset.attacks, preset.alpha, preset.malicious_fraction, 3, preset.clients or 10)
+        new, skipped = specs_from_controls(base, controls, [])
+        assert skipped == [] and len(new) == len(preset.strategies) * len(preset.attacks), (preset.name, skipped)
+    with pytest.raises(ValueError, match=r"Expected one of the presets 'Sign flip: mean vs median', .*, got 'nope'"):
+        find_preset("nope")
+
+
+def test_presets_reset_and_attack_strengths_set_the_controls(live: Any) -> None:
+    _, panel, _ = live
+    before = {name: getattr(panel, name) for name in ("strategies", "attacks", "alpha", "clients", "malicious_fraction", "seeds")}
+    panel._on_front_end_message(panel, {"kind": "preset", "name": "Bucketing on non-iid data, small"}, [])
+    panel.sync()
+    assert panel.strategies == ["Krum", "Bucketing + Krum", "FedMedian", "Bucketing + FedMedian"]
+    assert (panel.attacks, panel.alpha, panel.clients) == (["none", "alie"], 0.1, 25)
+    assert "Bucketing + Krum" in panel.strategy_options and panel.option_help["Bucketing + Krum"]
+    assert panel.message.startswith("Bucketing on non-iid data, small: Karimireddy et al.") and panel.message.endswith(
+        "Press Run to queue it."
+    )
+
+    # an attack at a chosen strength becomes a ticked choice; bad strengths are refused in words
+    panel._on_front_end_message(panel, {"kind": "strength", "attack": "ipm", "value": 0.5}, [])
+    panel.sync()
+    assert panel.message == "Added ipm(epsilon=0.5) to the attacks."
+    assert panel.attacks[-1] == "ipm(epsilon=0.5)" and "ipm(epsilon=0.5)" in panel.attack_options
+    assert panel.option_help["ipm(epsilon=0.5)"].endswith("Here with epsilon=0.5.")
+    for value, said in ((-1, "Expected a value > 0 for ipm.epsilon, got -1.0"), (None, "Expected a number for ipm's epsilon, got nothing")):
+        panel._on_front_end_message(panel, {"kind": "strength", "attack": "ipm", "value": value}, [])
+        panel.sync()
+        assert panel.message == said
+    with pytest.raises(ValueError, match=r"Expected one of gaussian_noise, sign_flip, .*, got 'sybil'"):
+        panel.add_attack_strength("sybil", 1.0)
+
+    panel._on_front_end_message(panel, {"kind": "reset"}, [])
+    panel.sync()
+    assert {name: getattr(panel, name) for name in before} == before
+    assert panel.message == "Controls reset to the sweep's own settings."
 
 
 def test_moving_alpha_redraws_the_label_distribution(live: Any) -> None:

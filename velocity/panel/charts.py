@@ -92,7 +92,9 @@ def _run_lines(keys: LineKeys) -> tuple[Any, dict[str, Any]]:
             "strategy:N",
             title="strategy",
             scale=alt.Scale(**colour) if colour["domain"] else alt.Undefined,
-            legend=alt.Legend(symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=2.5),  # lines, also where a seed band shares the scale
+            legend=alt.Legend(
+                symbolType="stroke", symbolOpacity=1, symbolStrokeWidth=2.5
+            ),  # lines, also where a seed band shares the scale
         ),
         "strokeDash": alt.StrokeDash("dash:N", title="attack", scale=alt.Scale(**dash) if dash["domain"] else alt.Undefined),
         "strokeWidth": alt.condition("datum.attack == 'none'", alt.value(2.6), alt.value(1.6)),

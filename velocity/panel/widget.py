@@ -23,6 +23,7 @@ import anywidget
 import traitlets
 
 from velocity.panel import charts, export
+from velocity.panel.presets import PRESETS, find_preset
 from velocity.panel.state import (
     Controls,
     RoundRate,
@@ -99,6 +100,20 @@ def _chance(base: RunSpec) -> float | None:
         return None
 
 
+def attack_strengths() -> list[dict[str, Any]]:
+    """The attacks whose strength is one number (sign-flip scale, IPM ε, ALIE z, …), from the
+    registry: name, parameter, default (None where it is derived) and what it means."""
+    from velocity.registry import list_attacks
+
+    out = []
+    for c in list_attacks():
+        floats = [p for p in c.params if p.type == "float"]
+        if len(c.params) == 1 and floats and c.name not in ("nan", "inf"):
+            (p,) = floats
+            out.append({"attack": c.name, "param": p.name, "default": None if p.derived else p.default, "help": p.description})
+    return out
+
+
 def _unique(items: Any) -> list[str]:
     return list(dict.fromkeys(items))
 
@@ -141,6 +156,10 @@ class SweepPanel(anywidget.AnyWidget):
     strategy_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     attack_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     option_help = traitlets.Dict(help="what each strategy and attack choice is, one line each (the registry's summary)").tag(sync=True)
+    presets: traitlets.List[dict[str, str]] = traitlets.List(help="scenarios the controls can be set to: name and summary").tag(sync=True)
+    attack_strengths: traitlets.List[dict[str, Any]] = traitlets.List(
+        help="attacks with one strength parameter: its name, default and meaning (velocity.panel.widget.attack_strengths)"
+    ).tag(sync=True)
     # ---- what the user chooses (two-way)
     alpha = traitlets.Float(None, allow_none=True, help="Dirichlet α of new runs; None is iid").tag(sync=True)
     strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
@@ -174,6 +193,8 @@ class SweepPanel(anywidget.AnyWidget):
             strategy_options=strategy_options,
             attack_options=attack_options,
             option_help=_option_help([*strategy_options, *attack_options]),
+            presets=[{"name": p.name, "summary": p.summary} for p in PRESETS],
+            attack_strengths=attack_strengths(),
             strategies=_unique(s.strategy for s in sweep.specs),
             attacks=_unique(s.attack_label for s in sweep.specs),
             alpha=alpha_of(base),
@@ -206,6 +227,7 @@ class SweepPanel(anywidget.AnyWidget):
         self.on_msg(self._on_front_end_message)
         self.observe(self._on_partition_change, names=["alpha", "clients", "malicious_fraction"])
         self.observe(lambda _change: self._command("shown"), names=["show_setting"])
+        self._initial = {name: getattr(self, name) for name in CONTROL_TRAITS}  # what Reset returns to
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
         self._feeder.start()
 
@@ -275,6 +297,58 @@ class SweepPanel(anywidget.AnyWidget):
         self._stopping.start()
         self._command("message", "Stopping: queued runs will not start, running ones are stopped.")
 
+    def apply_preset(self, name: str) -> None:
+        """Set the controls to a preset scenario (``velocity.panel.presets``); Run queues it."""
+        from velocity.specs import parse_attack, parse_strategy
+
+        preset = find_preset(name)
+        strategies = [parse_strategy(s).text for s in preset.strategies]
+        attacks = [a if a == "none" else parse_attack(a).text for a in preset.attacks]
+        with self.hold_trait_notifications():
+            self._add_options(strategies, attacks)
+            self.strategies, self.attacks = strategies, attacks
+            self.alpha, self.malicious_fraction = preset.alpha, preset.malicious_fraction
+            if preset.clients is not None:
+                self.clients = preset.clients
+        self.message = f"{preset.name}: {preset.summary} Press Run to queue it."
+
+    def reset_controls(self) -> None:
+        """Put the controls back as they were when the panel opened (the runs stay)."""
+        with self.hold_trait_notifications():
+            for name, value in self._initial.items():
+                setattr(self, name, value)
+        self.message = "Controls reset to the sweep's own settings."
+
+    def add_attack_strength(self, attack: str, value: float | None) -> str:
+        """Add ``attack`` at strength ``value`` (its one parameter, e.g. IPM's ε) to the attack
+        choices, ticked; returns its text (``"ipm(epsilon=0.5)"``). ``ValueError`` for an attack
+        without such a parameter or a value out of its range."""
+        from velocity.specs import parse_attack
+
+        info = next((a for a in self.attack_strengths if a["attack"] == attack), None)
+        if info is None:
+            raise ValueError(f"Expected one of {', '.join(a['attack'] for a in self.attack_strengths)}, got {attack!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            given = "nothing" if value in (None, "") else repr(value)
+            raise ValueError(f"Expected a number for {attack}'s {info['param']}, got {given}")
+        text = parse_attack(f"{attack}({info['param']}={float(value)!r})").text
+        with self.hold_trait_notifications():
+            self._add_options([], [text])
+            if text not in self.attacks:
+                self.attacks = [*self.attacks, text]
+        return text
+
+    def _add_options(self, strategies: list[str], attacks: list[str]) -> None:
+        """Make these strategies and attacks choices of the panel (with their one-line help)."""
+        new_strategies = [s for s in strategies if s not in self.strategy_options]
+        new_attacks = [a for a in attacks if a not in self.attack_options]
+        if new_strategies:
+            self.strategy_options = [*self.strategy_options, *new_strategies]
+        if new_attacks:
+            self.attack_options = [*self.attack_options, *new_attacks]
+        if new_strategies or new_attacks:
+            self.option_help = {**self.option_help, **_option_help([*new_strategies, *new_attacks])}
+
     def sync(self, timeout: float = 10.0) -> SweepPanel:
         """Wait until the feeder has applied everything that arrived before this call."""
         with self._flushed:
@@ -330,6 +404,8 @@ class SweepPanel(anywidget.AnyWidget):
                 "strategy_options",
                 "attack_options",
                 "option_help",
+                "presets",
+                "attack_strengths",
                 "alpha",
                 "strategies",
                 "attacks",
@@ -371,8 +447,12 @@ class SweepPanel(anywidget.AnyWidget):
         elif kind == "run":
             controls = content.get("controls")
             self._command("run", controls if isinstance(controls, dict) else {})
-        elif kind == "stop":
-            self._command("stop")
+        elif kind in ("stop", "reset"):
+            self._command(kind)
+        elif kind == "preset":
+            self._command("preset", str(content.get("name", "")))
+        elif kind == "strength":
+            self._command("strength", str(content.get("attack", "")), content.get("value"))
 
     def _on_partition_change(self, _change: Any) -> None:
         self._labels_stale = True
@@ -415,6 +495,18 @@ class SweepPanel(anywidget.AnyWidget):
                 self.message = f"Run failed: {type(e).__name__}: {e}"
         elif kind == "stop":
             self.stop()
+        elif kind == "reset":
+            self.reset_controls()
+        elif kind == "preset":
+            try:
+                self.apply_preset(command[1])
+            except ValueError as e:
+                self.message = str(e)
+        elif kind == "strength":
+            try:
+                self.message = f"Added {self.add_attack_strength(command[1], command[2])} to the attacks."
+            except ValueError as e:
+                self.message = str(e)
         elif kind == "message":
             self.message = command[1]
         elif kind == "shown":

@@ -26,7 +26,9 @@ import {
   sliderToAlpha,
   statusLine,
   verdictRank,
+  type AttackStrength,
   type Counts,
+  type Preset,
   type RankBy,
   type RoundRow,
   type RunEntry,
@@ -400,6 +402,51 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const clients = field("clients", { min: "1", step: "1" });
   const seeds = field("seeds", { min: "1", step: "1", title: "seeds per combination: with several, the accuracy chart shades the 95 % interval over them" });
   const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
+  const resetButton = h("button", { type: "button", "data-action": "reset", title: "the controls as they were when the panel opened (the runs stay)" }, "Reset") as HTMLButtonElement;
+  resetButton.disabled = isStatic;
+  resetButton.addEventListener("click", () => model.send({ kind: "reset" }));
+
+  // a preset scenario sets the controls (Python knows them); Run then queues it
+  const presetSelect = h("select", { "data-control": "preset" }) as HTMLSelectElement;
+  presetSelect.disabled = isStatic;
+  const renderPresets = () => {
+    const presets = (model.get("presets") ?? []) as Preset[];
+    presetSelect.replaceChildren(
+      h("option", { value: "" }, "choose a scenario…"),
+      ...presets.map((p) => h("option", { value: p.name, title: p.summary }, p.name)),
+    );
+  };
+  presetSelect.addEventListener("change", () => {
+    if (presetSelect.value) model.send({ kind: "preset", name: presetSelect.value });
+    presetSelect.value = "";
+  });
+
+  // an attack at a chosen strength (sign-flip scale, IPM ε, ALIE z…) becomes a choice of its own
+  const strengthAttack = h("select", { "data-control": "strength-attack" }) as HTMLSelectElement;
+  const strengthParam = h("span", { class: "vfl-dim", "data-role": "strength-param" });
+  const strengthValue = h("input", { type: "number", step: "any", "data-control": "strength-value" }) as HTMLInputElement;
+  const strengthAdd = h("button", { type: "button", class: "vfl-small", "data-action": "add-strength" }, "add") as HTMLButtonElement;
+  const strengthHelp = h("span", { class: "vfl-dim vfl-help", "data-role": "strength-help" });
+  for (const control of [strengthAttack, strengthValue, strengthAdd]) control.disabled = isStatic;
+  const strengths = () => (model.get("attack_strengths") ?? []) as AttackStrength[];
+  const showStrength = () => {
+    const info = strengths().find((a) => a.attack === strengthAttack.value);
+    strengthParam.textContent = info ? `${info.param} =` : "";
+    strengthValue.value = info?.default === null || info?.default === undefined ? "" : String(info.default);
+    strengthValue.placeholder = info?.default === null ? "derived" : "";
+    strengthHelp.textContent = info ? info.help : "";
+  };
+  const renderStrengths = () => {
+    strengthAttack.replaceChildren(...strengths().map((a) => h("option", { value: a.attack }, a.attack)));
+    showStrength();
+  };
+  strengthAttack.addEventListener("change", showStrength);
+  strengthAdd.addEventListener("click", () => {
+    // a number, or what was typed (Python says what it expected); an empty field sends null
+    const text = strengthValue.value.trim();
+    const value = text === "" ? null : Number.isFinite(Number(text)) ? Number(text) : text;
+    model.send({ kind: "strength", attack: strengthAttack.value, value });
+  });
   // Run carries the controls as shown: state changes reach the kernel one at a time, this
   // message at once, so a slider moved just before Run might not have arrived yet.
   const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds"];
@@ -412,14 +459,16 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     stopButton.disabled = isStatic || !model.get("running");
   };
   controls.append(
+    h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "scenario"), presetSelect),
     h("div", { class: "vfl-field vfl-alpha-field" }, h("span", { class: "vfl-label" }, "Dirichlet α"), slider, iidBox, alphaText),
     choiceSlot,
+    h("div", { class: "vfl-field vfl-strength" }, h("span", { class: "vfl-label" }, "strength"), strengthAttack, strengthParam, strengthValue, strengthAdd, strengthHelp),
     h("div", { class: "vfl-field vfl-numbers" },
       h("label", {}, h("span", { class: "vfl-label" }, "malicious"), fraction),
       h("label", {}, h("span", { class: "vfl-label" }, "rounds"), rounds),
       h("label", {}, h("span", { class: "vfl-label" }, "clients"), clients),
       h("label", {}, h("span", { class: "vfl-label" }, "seeds"), seeds),
-      runButton, stopButton),
+      runButton, stopButton, resetButton),
     inputError,
   );
 
@@ -585,6 +634,8 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:strategy_options", renderChoices],
     ["change:attack_options", renderChoices],
     ["change:option_help", renderChoices],
+    ["change:presets", renderPresets],
+    ["change:attack_strengths", renderStrengths],
     ["change:strategies", renderChoices],
     ["change:attacks", renderChoices],
     ["change:malicious_fraction", onNumbers],
@@ -598,6 +649,8 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   showView((model.get("view") ?? "progress") as ChartName);
   showProjector();
   renderChoices();
+  renderPresets();
+  renderStrengths();
   updateStatus();
   updateButtons();
   updateTable();

@@ -76,6 +76,21 @@ export interface Verdict {
 
 export type RankBy = "accuracy" | "loss";
 
+/** A scenario the controls can be set to (velocity/panel/presets.py). */
+export interface Preset {
+  name: string;
+  summary: string;
+}
+
+/** An attack whose strength is one number (velocity.panel.widget.attack_strengths). */
+export interface AttackStrength {
+  attack: string;
+  param: string;
+  /** null: derived from the federation (ALIE's z) */
+  default: number | null;
+  help: string;
+}
+
 // ---------------------------------------------------------------- the α slider
 // The slider is log-scaled over α ∈ [0.01, 100] with 20 steps per decade; one more stop past
 // the end means iid (α = ∞). Values are rounded to two significant digits (1, 1.1, 1.3, …, 8.9:

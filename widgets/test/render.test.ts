@@ -94,7 +94,13 @@ function mount() {
     malicious_fraction: 0.2,
     rounds: 5,
     clients: 2,
+    seeds: 1,
     rank_by: "accuracy",
+    presets: [{ name: "ALIE vs Krum at α = 0.1", summary: "A little is enough." }],
+    attack_strengths: [
+      { attack: "sign_flip", param: "scale", default: 1, help: "magnitude of the flipped update" },
+      { attack: "alie", param: "z", default: null, help: "deviation in standard deviations" },
+    ],
   });
   const el = document.createElement("div");
   document.body.append(el);
@@ -168,7 +174,7 @@ describe("the rendered panel", () => {
     (el.querySelector('[data-action="stop"]') as HTMLButtonElement).click();
     // Run carries the controls as shown (the state sync may still be on its way)
     expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([
-      { kind: "run", controls: { alpha: null, strategies: ["FedAvg", "Krum"], attacks: ["none"], malicious_fraction: 0.2, rounds: 12, clients: 2 } },
+      { kind: "run", controls: { alpha: null, strategies: ["FedAvg", "Krum"], attacks: ["none"], malicious_fraction: 0.2, rounds: 12, clients: 2, seeds: 1 } },
       { kind: "stop" },
     ]);
 
@@ -338,6 +344,34 @@ describe("the rendered panel", () => {
     expect(tip).toContain("mean over seeds: 0.120");
     const low = Number(/test accuracy: ([0-9.]+)/.exec(tip)![1]);
     expect(Math.abs(low - (0.12 - 4.302652729911275 * 0.02 / Math.sqrt(3)))).toBeLessThan(1e-6);
+    cleanup();
+  });
+
+  it("sends a chosen scenario, an attack at a chosen strength and Reset to Python", () => {
+    const { model, el, cleanup } = mount();
+    const preset = el.querySelector('select[data-control="preset"]') as HTMLSelectElement;
+    expect(Array.from(preset.options).map((o) => [o.value, o.title])).toEqual([["", ""], ["ALIE vs Krum at α = 0.1", "A little is enough."]]);
+    preset.value = "ALIE vs Krum at α = 0.1";
+    preset.dispatchEvent(new Event("change"));
+    expect(preset.value).toBe(""); // ready to choose again
+
+    const attack = el.querySelector('select[data-control="strength-attack"]') as HTMLSelectElement;
+    const value = el.querySelector('input[data-control="strength-value"]') as HTMLInputElement;
+    const param = () => el.querySelector('[data-role="strength-param"]')!.textContent;
+    expect([attack.value, param(), value.value]).toEqual(["sign_flip", "scale =", "1"]);
+    value.value = "4";
+    (el.querySelector('[data-action="add-strength"]') as HTMLButtonElement).click();
+    attack.value = "alie";
+    attack.dispatchEvent(new Event("change"));
+    expect([param(), value.value, value.placeholder]).toEqual(["z =", "", "derived"]); // ALIE's z comes from n and f
+    (el.querySelector('[data-action="add-strength"]') as HTMLButtonElement).click();
+    (el.querySelector('[data-action="reset"]') as HTMLButtonElement).click();
+    expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([
+      { kind: "preset", name: "ALIE vs Krum at α = 0.1" },
+      { kind: "strength", attack: "sign_flip", value: 4 },
+      { kind: "strength", attack: "alie", value: null },
+      { kind: "reset" },
+    ]);
     cleanup();
   });
 });
