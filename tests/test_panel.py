@@ -23,6 +23,7 @@ from velocity.panel.state import (
     Controls,
     RoundRate,
     caption,
+    client_rows,
     heatmap_cells,
     label_rows,
     panel_verdict,
@@ -274,6 +275,28 @@ def test_panel_verdict_is_the_comparisons_verdict_over_finished_runs() -> None:
     assert [r["seeds"] for r in panel_verdict(specs, statuses, summaries)["table"]] == [[0, 1], [1]]
 
 
+def test_client_rows_read_the_per_client_columns_and_thin_long_runs() -> None:
+    rounds = [
+        {"round": r, "client_ids": "4;1;7", "malicious_clients": "7", "client_shares": "0.5;0.5;0", "update_norms": "1.5;2;40"}
+        for r in range(1, 251)
+    ]
+    rows, note = client_rows(rounds[:2])
+    assert rows[:3] == [
+        {"round": 1, "client": 4, "role": "honest", "share": 0.5, "norm": 1.5},
+        {"round": 1, "client": 1, "role": "honest", "share": 0.5, "norm": 2.0},
+        {"round": 1, "client": 7, "role": "malicious", "share": 0.0, "norm": 40.0},
+    ]
+    assert len(rows) == 6 and note == ""
+    rows, note = client_rows(rounds)  # 250 rounds: every 3rd, and the last
+    shown = sorted({r["round"] for r in rows})
+    assert shown[:3] == [1, 4, 7] and shown[-1] == 250 and len(shown) == 84  # rounds 1, 4, …, 250
+    assert note == "1 round in 3 shown (84 of 250)"
+    # a Python rule says nothing of the shares; a decentralised run has no per-client columns
+    rows, note = client_rows([{**rounds[0], "client_shares": ""}])
+    assert rows[0]["share"] is None and "does not say what share" in note
+    assert client_rows([{"round": 1, "client_ids": "", "malicious_clients": "", "client_shares": "", "update_norms": ""}]) == ([], "")
+
+
 def test_round_rate_and_counts() -> None:
     rate = RoundRate(window=5)
     assert rate.rate(now=0) is None
@@ -411,6 +434,28 @@ def test_a_panel_opened_after_the_sweep_shows_every_round(live: Any, tmp_path: P
         assert sorted((r["index"], r["round"]) for r in late.rows) == sorted((r["index"], r["round"]) for r in first.rows)
     finally:
         late.close()
+
+
+def test_the_per_client_view_shows_the_first_attacked_run_or_the_chosen_one(live: Any) -> None:
+    sweep, panel, _ = live
+    first_attacked = next(i for i, s in enumerate(sweep.specs) if s.attacks)
+    results = sweep.results.filter(sweep.results["index"] == first_attacked).sort("round").to_dicts()
+    assert panel.client_run is None and panel.client_note.startswith(sweep.specs[first_attacked].label)
+    # 4 clients × 3 rounds, as the run's rows say: its malicious client marked, shares summing to 1
+    assert len(panel.client_rows) == 4 * 3
+    malicious = {int(c) for c in results[0]["malicious_clients"].split(";")}
+    assert {r["client"] for r in panel.client_rows if r["role"] == "malicious"} == malicious and len(malicious) == 1
+    for rnd in (1, 2, 3):
+        shares = [r["share"] for r in panel.client_rows if r["round"] == rnd]
+        assert sum(shares) == pytest.approx(1.0, abs=4e-4)  # four shares written to 4 significant digits
+    clean = next(i for i, s in enumerate(sweep.specs) if not s.attacks)
+    panel.client_run = clean
+    panel.sync()
+    assert panel.client_note.startswith(sweep.specs[clean].label)
+    assert {r["role"] for r in panel.client_rows} == {"honest"}
+    panel.client_run = None
+    panel.sync()
+    assert panel.client_note.startswith(sweep.specs[first_attacked].label)
 
 
 def test_the_sweep_and_its_panel_meet_through_public_seams(live: Any) -> None:

@@ -380,6 +380,11 @@ def test_the_html_snapshot_renders_offline(tmp_path: Path) -> None:
             assert not page.locator('[data-chart="heatmap"]').is_visible()
             page.click('.vfl-panel button[data-view="heatmap"]')
             assert page.locator('[data-chart="heatmap"]').is_visible() and not page.locator('[data-chart="progress"]').is_visible()
+            # per client: the first attacked run's 4 clients × 3 rounds, its malicious client named
+            page.click('.vfl-panel button[data-view="clients"]')
+            clients = page.locator('[data-chart="clients"]')
+            assert clients.is_visible() and clients.locator(".mark-rect.role-mark path").count() == 4 * 3
+            assert "(malicious)" in clients.text_content()
             assert not errors, errors
         finally:
             browser.close()

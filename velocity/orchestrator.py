@@ -30,12 +30,18 @@ class RoundSummary:
     (``malicious_weight``, their share of the weights, when nothing is done; NaN for rules that
     cannot say); selection rules name the clients they kept (``selected``), with detection
     precision/recall of the ones they excluded; clipping says how many updates it clipped and at
-    which radius. ``None`` where a field does not apply to the rule."""
+    which radius. Per client, in the order of ``client_ids`` (the round's rows): its share of the
+    aggregate (``client_shares``; None when the rule cannot say) and the norm of its update as
+    aggregated, after the attacks (``update_norms``). ``None`` where a field does not apply to
+    the rule."""
 
     round: int
     num_clients: int
     num_malicious: int
     malicious_clients: tuple[int, ...]
+    client_ids: tuple[int, ...]
+    client_shares: tuple[float, ...] | None
+    update_norms: tuple[float, ...]
     global_loss: float
     accuracy: float
     attacks: tuple[AttackOutcome, ...]
@@ -69,7 +75,11 @@ class RoundSummary:
             "malicious_weight",
         ):
             values[key] = math.nan if values[key] is None else float(values[key])
-        values["malicious_clients"] = tuple(values["malicious_clients"])
+        for key in ("malicious_clients", "client_ids"):
+            values[key] = tuple(values[key])
+        values["update_norms"] = tuple(math.nan if v is None else float(v) for v in values["update_norms"])
+        if values["client_shares"] is not None:
+            values["client_shares"] = tuple(math.nan if v is None else float(v) for v in values["client_shares"])
         if values["selected"] is not None:
             values["selected"] = tuple(values["selected"])
         values["attacks"] = tuple(AttackOutcome(**a) for a in values["attacks"])

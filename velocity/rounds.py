@@ -65,6 +65,10 @@ ROUND_COLUMNS: tuple[Column, ...] = (
     Column("detection_recall", "float", "of the malicious clients, the share a selection rule excluded"),
     Column("clipped", "float", "updates clipped this round (clipping rules and pre-aggregators)"),
     Column("clip_radius", "float", "the clipping radius used this round"),
+    Column("client_ids", "str", "the clients aggregated this round, in row order, joined by ';'"),
+    Column("malicious_clients", "str", "the malicious ones among them, joined by ';'"),
+    Column("client_shares", "str", "each client's share of the aggregate, in the order of client_ids, joined by ';'"),
+    Column("update_norms", "str", "the norm of each client's update as aggregated (after the attacks), in the order of client_ids"),
     Column("attacks", "str", "what each attack did, 'name=strength' joined by ';'"),
     Column("train_ms", "float", "local training (decentralised: the whole step)"),
     Column("aggregate_ms", "float", "attacks, aggregation and the server step"),
@@ -87,6 +91,9 @@ PANEL_COLUMNS: tuple[str, ...] = (
     "selected_malicious",
 )
 
+#: The round row's per-client columns (the panel's per-client view reads them).
+PER_CLIENT_COLUMNS: tuple[str, ...] = ("round", "client_ids", "malicious_clients", "client_shares", "update_norms")
+
 _BY_NAME = {c.name: c for c in SWEEP_COLUMNS}
 
 
@@ -103,6 +110,11 @@ class DefenceRecord:
     detection_recall: float | None = None
     clipped: int | None = None
     clip_radius: float | None = None
+    # per client, in the order of client_ids: who was malicious, their share, their update's norm
+    client_ids: tuple[int, ...] = ()
+    malicious_clients: tuple[int, ...] = ()
+    client_shares: tuple[float, ...] | None = None
+    update_norms: tuple[float, ...] = ()
 
     @classmethod
     def from_summary(cls, summary: RoundSummary) -> DefenceRecord:
@@ -114,9 +126,19 @@ class DefenceRecord:
         def num(v: float | None) -> float:
             return math.nan if v is None else float(v)
 
-        out: dict[str, Any] = {f.name: num(getattr(self, f.name)) for f in fields(self) if f.name != "selected"}
-        out["selected"] = "" if self.selected is None else ";".join(str(i) for i in self.selected)
+        def joined(values: Sequence[float] | None, fmt: str = "") -> str:
+            return "" if values is None else ";".join(format(v, fmt) for v in values)
+
+        out: dict[str, Any] = {f.name: num(getattr(self, f.name)) for f in fields(self) if f.name not in _LIST_FIELDS}
+        out["selected"] = joined(self.selected)
+        out["client_ids"], out["malicious_clients"] = joined(self.client_ids), joined(self.malicious_clients)
+        # four significant digits: a share or a norm, not a bit pattern
+        out["client_shares"], out["update_norms"] = joined(self.client_shares, ".4g"), joined(self.update_norms, ".4g")
         return out
+
+
+#: DefenceRecord's fields that are lists, written as text joined by ';'.
+_LIST_FIELDS = frozenset({"selected", "client_ids", "malicious_clients", "client_shares", "update_norms"})
 
 
 @dataclass(frozen=True)

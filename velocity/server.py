@@ -233,6 +233,9 @@ class FederatedServer(Trainer):
             num_clients=len(ids),
             num_malicious=len(malicious),
             malicious_clients=tuple(int(ids[r]) for r in malicious),
+            client_ids=tuple(int(i) for i in ids),
+            client_shares=None,  # a Python rule is not traced
+            update_norms=tuple(float(v) for v in np.linalg.norm(np.asarray(x, dtype=np.float64), axis=1)),
             global_loss=float("nan"),
             accuracy=float("nan"),
             attacks=tuple(outcomes),

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any, Literal
 if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
 
-ChartName = Literal["progress", "heatmap", "defence", "labels"]
-CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "defence", "labels")
+ChartName = Literal["progress", "heatmap", "defence", "clients", "labels"]
+CHART_NAMES: tuple[ChartName, ...] = ("progress", "heatmap", "defence", "clients", "labels")
+#: What an export may name: one chart, or all of them in one figure.
+ExportName = Literal["all", "progress", "heatmap", "defence", "clients", "labels"]
 #: The named data sets the charts read; the front end inserts into these by name.
-ROUNDS, LABELS, CELLS = "rounds", "labels", "cells"
+ROUNDS, LABELS, CELLS, CLIENTS = "rounds", "labels", "cells", "clients"
 
 
 def _alt() -> Any:
@@ -279,6 +281,45 @@ def heatmap_chart() -> dict[str, Any]:
     )
 
 
+def client_chart() -> dict[str, Any]:
+    """One run per client (``velocity.panel.state.client_rows``): each client's share of the
+    aggregate per round (0: the defence left it out; the malicious clients' rows are labelled),
+    and the norm of the update each sent, malicious ones in red."""
+    alt = _alt()
+    base = alt.Chart(alt.Data(name=CLIENTS)).transform_calculate(
+        who="datum.role == 'malicious' ? datum.client + ' (malicious)' : '' + datum.client"
+    )
+    tooltip = [
+        alt.Tooltip("client:O"),
+        alt.Tooltip("role:N"),
+        alt.Tooltip("round:O"),
+        alt.Tooltip("share:Q", title="share of the aggregate", format=".3f"),
+        alt.Tooltip("norm:Q", title="update norm", format=".4g"),
+    ]
+    shares = base.mark_rect().encode(
+        x=alt.X("round:O", title="round", axis=alt.Axis(labelOverlap=True)),
+        y=alt.Y("who:N", title="client", sort=alt.EncodingSortField("client", op="min")),
+        # white: no part in the aggregate
+        color=alt.Color("share:Q", title="share", scale=alt.Scale(range=["#ffffff", "#08519c"], domainMin=0)),
+        tooltip=tooltip,
+    )
+    norms = base.mark_line(point=False, strokeWidth=1.4).encode(
+        x=alt.X("round:Q", title="round", axis=alt.Axis(tickMinStep=1)),
+        y=alt.Y("norm:Q", title="update norm", scale=alt.Scale(type="symlog")),
+        detail="client:N",
+        color=alt.Color("role:N", title="client", scale=alt.Scale(domain=["honest", "malicious"], range=["#9a9a9a", "#d62728"])),
+        tooltip=tooltip,
+    )
+    return (
+        alt.hconcat(
+            shares.properties(width=360, height={"step": 14}, title="Share of the aggregate (0: left out)"),
+            norms.properties(width=260, height=220, title="Norm of each update sent"),
+        )
+        .resolve_scale(color="independent")
+        .to_dict()
+    )
+
+
 def label_chart() -> dict[str, Any]:
     """How many examples of each class every client holds: α made visible."""
     alt = _alt()
@@ -308,16 +349,22 @@ def chart_specs(keys: LineKeys = LineKeys(), *, chance: float | None = None) -> 
         "progress": progress_chart(keys, chance=chance),
         "heatmap": heatmap_chart(),
         "defence": defence_chart(keys),
+        "clients": client_chart(),
         "labels": label_chart(),
     }
     return {name: {**spec, "autosize": AUTOSIZE} for name, spec in specs.items()}
 
 
 def with_data(
-    spec: dict[str, Any], *, rounds: list[dict[str, Any]], labels: list[dict[str, Any]], cells: list[dict[str, Any]]
+    spec: dict[str, Any],
+    *,
+    rounds: list[dict[str, Any]],
+    labels: list[dict[str, Any]],
+    cells: list[dict[str, Any]],
+    clients: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The spec with its named data sets filled in, for export (PNG/SVG) or a static page."""
-    return {**spec, "datasets": {ROUNDS: rounds, LABELS: labels, CELLS: cells}}
+    return {**spec, "datasets": {ROUNDS: rounds, LABELS: labels, CELLS: cells, CLIENTS: clients or []}}
 
 
 def with_caption(spec: dict[str, Any], text: str) -> dict[str, Any]:
@@ -336,12 +383,15 @@ def with_shown_runs(spec: dict[str, Any], runs: list[int] | None) -> dict[str, A
 
 
 def combined(specs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """All charts in one spec: progress on top, heatmap, defence and labels beneath."""
+    """All charts in one spec: progress on top, heatmap, defence and labels beneath, the
+    per-client view at the bottom."""
     inner, params = [], {}
     for name in CHART_NAMES:
         s = {k: v for k, v in specs[name].items() if k not in ("$schema", "config", "datasets", "autosize", "params")}
         inner.append(s)
         params.update({p["name"]: p for p in specs[name].get("params", [])})  # variable parameters live at the top
     top = {k: v for k, v in specs["progress"].items() if k in ("$schema", "config")}
-    out = {**top, "vconcat": [inner[0], {"hconcat": inner[1:]}], "resolve": {"scale": {"color": "independent"}}}
+    by_name = dict(zip(CHART_NAMES, inner, strict=True))
+    rows = [by_name["progress"], {"hconcat": [by_name["heatmap"], by_name["defence"], by_name["labels"]]}, by_name["clients"]]
+    out = {**top, "vconcat": rows, "resolve": {"scale": {"color": "independent"}}}
     return {**out, "params": list(params.values())} if params else out

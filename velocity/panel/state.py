@@ -8,7 +8,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,6 +261,39 @@ def heatmap_cells(entries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return cells
+
+
+def _split(text: Any, kind: type) -> list[Any]:
+    return [kind(v) for v in str(text).split(";")] if isinstance(text, str) and text else []
+
+
+def client_rows(rounds: Sequence[Mapping[str, Any]], *, max_rounds: int = 100) -> tuple[list[dict[str, Any]], str]:
+    """One run seen per client: for each round and aggregated client, whether it is malicious,
+    its share of the aggregate (0: the defence left it out) and the norm of the update it sent
+    (after the attacks), from the round rows' per-client columns. A run of more than
+    ``max_rounds`` rounds is shown at evenly spaced rounds (the last included), so the chart
+    stays light; the note says so."""
+    usable = [r for r in rounds if _split(r.get("client_ids"), int)]
+    step = max(1, math.ceil(len(usable) / max_rounds))
+    shown = [r for i, r in enumerate(usable) if i % step == 0 or i == len(usable) - 1]
+    out = []
+    for r in shown:
+        ids, malicious = _split(r["client_ids"], int), set(_split(r.get("malicious_clients"), int))
+        shares, norms = _split(r.get("client_shares"), float), _split(r.get("update_norms"), float)
+        for k, client in enumerate(ids):
+            out.append(
+                {
+                    "round": int(r["round"]),
+                    "client": client,
+                    "role": "malicious" if client in malicious else "honest",
+                    "share": json_number(shares[k]) if k < len(shares) else None,
+                    "norm": json_number(norms[k]) if k < len(norms) else None,
+                }
+            )
+    note = f"1 round in {step} shown ({len(shown)} of {len(usable)})" if step > 1 else ""
+    if usable and not _split(usable[-1].get("client_shares"), float):
+        note = "; ".join(filter(None, [note, "this rule does not say what share each client had (a Python rule)"]))
+    return out, note
 
 
 def panel_verdict(specs: Sequence[RunSpec], statuses: Sequence[str], summaries: dict[int, dict[str, Any]]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anywidget
 import traitlets
@@ -29,6 +29,7 @@ from velocity.panel.state import (
     RoundRate,
     alpha_of,
     caption,
+    client_rows,
     data_holders,
     describe_partition,
     heatmap_cells,
@@ -39,7 +40,7 @@ from velocity.panel.state import (
     specs_from_controls,
     status_counts,
 )
-from velocity.rounds import panel_row
+from velocity.rounds import PER_CLIENT_COLUMNS, panel_row
 
 if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
@@ -153,6 +154,13 @@ class SweepPanel(anywidget.AnyWidget):
     message = traitlets.Unicode("", help="what the last Run or Stop did").tag(sync=True)
     label_rows: traitlets.List[dict[str, Any]] = traitlets.List(help="client × class counts of the chosen partition").tag(sync=True)
     label_note = traitlets.Unicode("").tag(sync=True)
+    client_run = traitlets.Int(None, allow_none=True, help="the run the per-client view shows (None: the first attacked run)").tag(
+        sync=True
+    )
+    client_rows: traitlets.List[dict[str, Any]] = traitlets.List(
+        help="that run per client and round (velocity.panel.state.client_rows)"
+    ).tag(sync=True)
+    client_note = traitlets.Unicode("", help="which run the per-client view shows, and how").tag(sync=True)
     strategy_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     attack_options = traitlets.List(traitlets.Unicode()).tag(sync=True)
     option_help = traitlets.Dict(help="what each strategy and attack choice is, one line each (the registry's summary)").tag(sync=True)
@@ -175,9 +183,7 @@ class SweepPanel(anywidget.AnyWidget):
         sync=True
     )
     # ---- derived from show_setting by Python
-    shown_runs = traitlets.List(traitlets.Int(), allow_none=True, default_value=None, help="indices of the runs shown (None: all)").tag(
-        sync=True
-    )
+    shown_runs = traitlets.Any(None, help="indices of the runs shown, a list (None: all)").tag(sync=True)
 
     def __init__(self, sweep: Sweep, *, interval: float = 0.25, **kwargs: Any) -> None:
         if not interval > 0:
@@ -210,6 +216,8 @@ class SweepPanel(anywidget.AnyWidget):
         self._keys = keys  # which colour and dash each strategy and attack keeps
         self._chance = chance
         self._configs: dict[str, int] = {}  # configuration (RunSpec.config_key) → its number in the rows
+        self._per_client: dict[int, list[dict[str, Any]]] = {}  # run → its rows' per-client columns
+        self._clients_stale = False
         self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
         self._incoming: deque[dict[str, Any]] = deque()  # filled by the sweep's event thread
         self._latest: dict[int, dict[str, Any]] = {}
@@ -227,6 +235,7 @@ class SweepPanel(anywidget.AnyWidget):
         self.on_msg(self._on_front_end_message)
         self.observe(self._on_partition_change, names=["alpha", "clients", "malicious_fraction"])
         self.observe(lambda _change: self._command("shown"), names=["show_setting"])
+        self.observe(lambda _change: self._command("clients"), names=["client_run"])
         self._initial = {name: getattr(self, name) for name in CONTROL_TRAITS}  # what Reset returns to
         self._feeder = threading.Thread(target=self._feed, name="velocity-panel", daemon=True)
         self._feeder.start()
@@ -240,6 +249,15 @@ class SweepPanel(anywidget.AnyWidget):
         if not value > 0:
             raise traitlets.TraitError(f"Expected alpha > 0 or None (iid), got {value!r}")
         return float(value)
+
+    @traitlets.validate("shown_runs")
+    def _check_shown_runs(self, proposal: Any) -> list[int] | None:
+        value = proposal["value"]
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple) or not all(isinstance(i, int) and not isinstance(i, bool) for i in value):
+            raise traitlets.TraitError(f"Expected shown_runs as a list of run indices or None, got {value!r}")
+        return list(value)
 
     @traitlets.validate("malicious_fraction")
     def _check_fraction(self, proposal: Any) -> float:
@@ -363,9 +381,7 @@ class SweepPanel(anywidget.AnyWidget):
         """Every round row sent to the charts, in arrival order."""
         return list(self._rows)
 
-    def full_spec(
-        self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all", *, captioned: bool = True
-    ) -> dict[str, Any]:
+    def full_spec(self, chart: charts.ExportName = "all", *, captioned: bool = True) -> dict[str, Any]:
         """A chart's Vega-Lite spec with the current data filled in (``all``: every chart), and,
         unless ``captioned=False``, a caption naming the settings its runs share."""
         specs = dict(self.specs)
@@ -373,15 +389,15 @@ class SweepPanel(anywidget.AnyWidget):
         spec = charts.with_shown_runs(spec, self.shown_runs)
         if captioned:
             spec = charts.with_caption(spec, caption(self.sweep.specs))
-        return charts.with_data(spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells))
+        return charts.with_data(
+            spec, rounds=list(self._rows), labels=list(self.label_rows), cells=list(self.cells), clients=list(self.client_rows)
+        )
 
-    def chart(self, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all") -> Any:
+    def chart(self, chart: charts.ExportName = "all") -> Any:
         """The chart with its current data as an Altair chart (``.save("x.png")``, ``.show()``…)."""
         return export.altair_chart(self.full_spec(chart))
 
-    def save_chart(
-        self, path: str | Path, chart: Literal["all", "progress", "heatmap", "defence", "labels"] = "all", *, scale: float = 2.0
-    ) -> Path:
+    def save_chart(self, path: str | Path, chart: charts.ExportName = "all", *, scale: float = 2.0) -> Path:
         """Save a chart with its current data as PNG or SVG (vl-convert: no browser, no network)."""
         return export.save_spec(self.full_spec(chart), path, scale=scale)
 
@@ -401,6 +417,9 @@ class SweepPanel(anywidget.AnyWidget):
                 "message",
                 "label_rows",
                 "label_note",
+                "client_run",
+                "client_rows",
+                "client_note",
                 "strategy_options",
                 "attack_options",
                 "option_help",
@@ -511,6 +530,8 @@ class SweepPanel(anywidget.AnyWidget):
             self.message = command[1]
         elif kind == "shown":
             self._update_shown()
+        elif kind == "clients":
+            self._clients_stale = True
 
     def _apply_controls(self, controls: dict[str, Any]) -> None:
         """The controls as the front end showed them when Run was pressed. The front end sends
@@ -549,6 +570,27 @@ class SweepPanel(anywidget.AnyWidget):
         self.label_rows = label_rows(counts)
         self.label_note = describe_partition(self._base, alpha, clients, counts)
 
+    def _client_view_run(self) -> int | None:
+        """The run the per-client view shows: the chosen one, else the first attacked run."""
+        if self.client_run is not None:
+            return self.client_run
+        return next((e["index"] for e in self.runs if e["attack"] != "none"), None)
+
+    def _update_clients(self) -> None:
+        self._clients_stale = False
+        index = self._client_view_run()
+        rows, note = client_rows(self._per_client.get(index, [])) if index is not None else ([], "")
+        name = next((e["run"] for e in self.runs if e["index"] == index), None)
+        if index is None:
+            note = "No run to show yet."
+        elif not rows:
+            note = f"{name}: no per-client record yet (decentralised runs keep none)"
+        else:
+            note = f"{name}" + (f" · {note}" if note else "")
+        if rows != self.client_rows:
+            self.client_rows = rows
+        self.client_note = note
+
     def _update_shown(self) -> None:
         """The runs of the chosen setting; a setting the table no longer names (a sweep that
         now varies the clients names its settings with them) falls back to every setting."""
@@ -567,6 +609,8 @@ class SweepPanel(anywidget.AnyWidget):
             if row["index"] >= len(run_specs):  # a run is added before its first row arrives
                 run_specs = self.sweep.specs
             config = self._configs.setdefault(run_specs[row["index"]].config_key, len(self._configs))
+            self._per_client.setdefault(row["index"], []).append({k: row.get(k, "") for k in PER_CLIENT_COLUMNS})
+            self._clients_stale = self._clients_stale or row["index"] == self._client_view_run()
             new.append(panel_row(row, config=config))
             self._latest[row["index"]] = row
             self._rounds_seen[row["index"]] = self._rounds_seen.get(row["index"], 0) + 1
@@ -585,9 +629,12 @@ class SweepPanel(anywidget.AnyWidget):
         if table != self.runs:
             self.runs = table
             self._update_shown()
+            self._clients_stale = self._clients_stale or self.client_run is None  # the first attacked run may be known now
             cells = heatmap_cells(table)
             if cells != self.cells:
                 self.cells = cells
+        if self._clients_stale:
+            self._update_clients()
         verdict_of = (*statuses, len(summaries))
         if verdict_of != self._verdict_of:  # a run finished (or was added): the verdict may change
             self._verdict_of = verdict_of

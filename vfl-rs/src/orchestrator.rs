@@ -25,6 +25,12 @@ pub struct RoundSummary {
     pub num_clients: usize,
     pub num_malicious: usize,
     pub malicious_clients: Vec<usize>,
+    /// The sampled clients' ids in row order: what `client_shares` and `update_norms` are about.
+    pub client_ids: Vec<usize>,
+    /// Each row's share of the aggregate (see `crate::trace`); None when the rule cannot say.
+    pub client_shares: Option<Vec<f64>>,
+    /// ‖update‖ of each row as aggregated, after the attacks: what the defence saw.
+    pub update_norms: Vec<f64>,
     /// The loss measured by the caller after this round; NaN (null) until reported.
     pub global_loss: f64,
     pub accuracy: f64,
@@ -201,6 +207,7 @@ impl Orchestrator {
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
         let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
+        let update_norms: Vec<f64> = (0..n).map(|r| sq_norm_par(view.row(r)).sqrt()).collect();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;
         let t3 = Instant::now();
@@ -212,6 +219,8 @@ impl Orchestrator {
             num_clients: n,
             num_malicious: malicious.len(),
             malicious_clients: malicious.iter().map(|&r| ids[r]).collect(),
+            client_shares: trace.share.clone(),
+            update_norms,
             global_loss: f64::NAN,
             accuracy: f64::NAN,
             attacks: outcomes,
@@ -227,6 +236,7 @@ impl Orchestrator {
             detection_recall: defence.recall,
             clipped: trace.clipped,
             clip_radius: trace.radius,
+            client_ids: ids,
             attack_ms: ms(t0, t1),
             aggregate_ms: ms(t1, t2),
             server_ms: ms(t2, t3),

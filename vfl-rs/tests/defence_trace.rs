@@ -124,6 +124,17 @@ fn the_orchestrator_reads_the_trace_against_the_malicious_clients() {
     assert_eq!(mk.detection_precision, Some(caught as f64 / 2.0));
     assert_eq!(mk.detection_recall, Some(caught as f64 / 2.0));
     assert!(mk.malicious_share < mean.malicious_share);
+    // per client, in row order: its share (0 for the rows MultiKrum left out) and its norm
+    assert_eq!(mk.client_ids, (0..7).collect::<Vec<_>>());
+    let shares = mk.client_shares.clone().unwrap();
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-12 && shares[6] == 0.0);
+    for (r, s) in shares.iter().enumerate() {
+        assert_eq!(*s > 0.0, mk.selected.as_ref().unwrap().contains(&r), "row {r}");
+    }
+    for (r, norm) in mk.update_norms.iter().enumerate() {
+        let exact = x.row(r).iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt();
+        assert!((norm - exact).abs() <= 1e-12 * exact.max(1.0), "row {r}: {norm} vs {exact}");
+    }
     let json = serde_json::to_value(&mk).unwrap();
     for key in [
         "malicious_share",
@@ -134,6 +145,9 @@ fn the_orchestrator_reads_the_trace_against_the_malicious_clients() {
         "detection_recall",
         "clipped",
         "clip_radius",
+        "client_ids",
+        "client_shares",
+        "update_norms",
     ] {
         assert!(json.get(key).is_some(), "{key} in {json}");
     }

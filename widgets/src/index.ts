@@ -45,10 +45,11 @@ export interface PanelModel {
   off(event: string, callback: (...args: any[]) => void): void;
 }
 
-type ChartName = "progress" | "heatmap" | "defence" | "labels";
+type ChartName = "progress" | "heatmap" | "defence" | "clients" | "labels";
 const ROUNDS = "rounds";
 const LABELS = "labels";
 const CELLS = "cells";
+const CLIENTS = "clients";
 /** The line charts' parameter naming the runs drawn (velocity/panel/charts.py: SHOWN_RUNS). */
 const SHOWN_RUNS = "shown_runs";
 /** The chart tabs, in order. */
@@ -56,6 +57,7 @@ const VIEW_TITLES: Record<ChartName, string> = {
   progress: "Accuracy and loss",
   heatmap: "Final accuracy",
   defence: "Defence",
+  clients: "Per client",
   labels: "Label distribution",
 };
 
@@ -75,7 +77,7 @@ function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, 
 class Charts {
   private views = new Map<ChartName, View>();
   private specs = new Map<ChartName, string>();
-  private data = new Map<string, object[]>([[ROUNDS, []], [LABELS, []], [CELLS, []]]);
+  private data = new Map<string, object[]>([[ROUNDS, []], [LABELS, []], [CELLS, []], [CLIENTS, []]]);
   private shownRuns: number[] | null = null;
   private queue: Promise<void> = Promise.resolve();
   inserted = 0;
@@ -149,6 +151,10 @@ class Charts {
 
   replaceCells(rows: object[]): Promise<void> {
     return this.change(CELLS, rows, true);
+  }
+
+  replaceClients(rows: object[]): Promise<void> {
+    return this.change(CLIENTS, rows, true);
   }
 
   /** Draw only these runs in the line charts (null: every run). */
@@ -481,6 +487,10 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     h("div", { class: "vfl-chart", "data-chart": "progress" }),
     h("div", { class: "vfl-chart", "data-chart": "heatmap" }),
     h("div", { class: "vfl-chart", "data-chart": "defence" }),
+    h("div", { class: "vfl-chart vfl-chart-col", "data-chart-box": "clients" },
+      h("div", { class: "vfl-field" }, h("label", {}, h("span", { class: "vfl-dim" }, "run "), h("select", { "data-control": "client_run" })),
+        h("span", { class: "vfl-dim", "data-role": "client-note" })),
+      h("div", { "data-chart": "clients" })),
     h("div", { class: "vfl-chart vfl-chart-col", "data-chart-box": "labels" },
       h("div", { "data-chart": "labels" }),
       h("div", { class: "vfl-dim", "data-role": "label-note" })),
@@ -509,6 +519,18 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   // Moving α is about the data: show what it does to them.
   slider.addEventListener("input", () => chooseView("labels"));
   const labelNote = chartsBox.querySelector('[data-role="label-note"]') as HTMLElement;
+  const clientNote = chartsBox.querySelector('[data-role="client-note"]') as HTMLElement;
+  const clientRun = chartsBox.querySelector('select[data-control="client_run"]') as HTMLSelectElement;
+  clientRun.addEventListener("change", () => setAndSave("client_run")(clientRun.value === "" ? null : Number(clientRun.value)));
+  const renderClientRuns = () => {
+    const runs = (model.get("runs") ?? []) as RunEntry[];
+    const chosen = model.get("client_run");
+    clientRun.replaceChildren(
+      h("option", { value: "" }, "the first attacked run"),
+      ...runs.map((e) => h("option", { value: String(e.index) }, `${e.strategy} · ${e.attack_shown} · ${e.setting} · seed ${e.seed}`)),
+    );
+    clientRun.value = chosen === null || chosen === undefined ? "" : String(chosen);
+  };
   const charts = new Charts(chartsBox, model.get("specs"));
 
   // ------------------------------------------------------------ which setting is shown
@@ -601,6 +623,10 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   model.on("msg:custom", onMessage);
 
   const updateCells = () => void charts.replaceCells((model.get("cells") ?? []) as object[]);
+  const updateClients = () => {
+    void charts.replaceClients((model.get("client_rows") ?? []) as object[]);
+    clientNote.textContent = String(model.get("client_note") ?? "");
+  };
   const updateLabels = () => {
     void charts.replaceLabels((model.get("label_rows") ?? []) as object[]);
     labelNote.textContent = String(model.get("label_note") ?? "");
@@ -619,7 +645,10 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:counts", updateStatus],
     ["change:message", updateStatus],
     ["change:running", () => (updateStatus(), updateButtons())],
-    ["change:runs", () => (updateTable(), updateShow())],
+    ["change:runs", () => (updateTable(), updateShow(), renderClientRuns())],
+    ["change:client_run", renderClientRuns],
+    ["change:client_rows", updateClients],
+    ["change:client_note", updateClients],
     ["change:show_setting", updateShow],
     ["change:shown_runs", updateShownRuns],
     ["change:specs", () => void charts.setSpecs(model.get("specs"))],
@@ -655,11 +684,13 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   updateButtons();
   updateTable();
   updateShow();
+  renderClientRuns();
   updateVerdict();
   void charts.showRuns((model.get("shown_runs") ?? null) as number[] | null);
   void charts.whenReady().then(() => {
     updateLabels();
     updateCells();
+    updateClients();
     root.dataset.chartsReady = "true";
     // Messages sent before this view existed are lost: ask Python for every row from the start.
     askReplay();

@@ -374,4 +374,22 @@ describe("the rendered panel", () => {
     ]);
     cleanup();
   });
+
+  it("draws the chosen run per client and sends another choice to Python", async () => {
+    const { model, el, cleanup } = mount();
+    await until(() => el.querySelector(".vfl-panel")?.getAttribute("data-charts-ready") === "true");
+    const row = (round: number, client: number, role: string, share: number) => ({ round, client, role, share, norm: role === "malicious" ? 40 : 2 });
+    model.change("client_rows", [row(1, 0, "honest", 0.5), row(1, 1, "honest", 0.5), row(1, 2, "malicious", 0), row(2, 0, "honest", 1), row(2, 1, "honest", 0), row(2, 2, "malicious", 0)]);
+    model.change("client_note", "Krum | alie | α=iid | seed=0");
+    const chart = () => el.querySelector('[data-chart="clients"]')!;
+    await until(() => chart().querySelectorAll(".mark-rect.role-mark path").length === 6);
+    expect(chart().textContent).toContain("2 (malicious)");
+    expect(el.querySelector('[data-role="client-note"]')!.textContent).toBe("Krum | alie | α=iid | seed=0");
+    const select = el.querySelector('select[data-control="client_run"]') as HTMLSelectElement;
+    expect(Array.from(select.options).map((o) => o.value)).toEqual(["", "0", "0", "0"]); // every run (all index 0 here)
+    select.value = "0";
+    select.dispatchEvent(new Event("change"));
+    expect(model.state.client_run).toBe(0);
+    cleanup();
+  });
 });
