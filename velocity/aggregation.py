@@ -11,13 +11,46 @@ import numpy.typing as npt
 from velocity import _core
 from velocity.specs import AttackLike, StrategyLike, parse_attack, parse_strategy
 
+#: The largest count or seed the core takes (an unsigned 64-bit integer).
+_MAX_U64 = 2**64 - 1
+
+
+def as_count(value: Any, name: str, *, maximum: int = _MAX_U64) -> int:
+    """``value`` as a non-negative integer the core can take (f, a seed, a client count);
+    ``ValueError``/``TypeError`` naming ``name`` otherwise, never an ``OverflowError``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"Expected {name} as a non-negative integer, got {value!r}")
+    if not 0 <= value <= maximum:
+        raise ValueError(f"Expected {name} as an integer in [0, {maximum}], got {value}")
+    return int(value)
+
+
+def as_indices(values: Any, name: str, n: int) -> list[int]:
+    """``values`` as distinct indices in ``[0, n)`` (rows of a matrix, or client ids)."""
+    if values is None or isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise TypeError(f"Expected {name} as a list of indices in [0, {n}), got {values!r}")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise TypeError(f"Expected {name} as a list of indices in [0, {n}), got {v!r} among them")
+        if not 0 <= v < n:
+            raise ValueError(f"Expected {name} as indices in [0, {n}), got {v}")
+        out.append(int(v))
+    if len(set(out)) != len(out):
+        twice = next(v for v in out if out.count(v) > 1)
+        raise ValueError(f"Expected distinct {name}, got {twice} twice")
+    return out
+
 
 def as_update_matrix(updates: Any, *, name: str = "updates") -> np.ndarray:
     """The ``n × d`` C-contiguous float32 matrix the core reads in place.
 
     float32 C-contiguous input is passed through without a copy; other real dtypes are converted.
     """
-    arr = np.asarray(updates)
+    try:
+        arr = np.asarray(updates)
+    except ValueError:  # numpy's words for rows of different lengths
+        raise ValueError(f"Expected {name} as a 2-D array (n clients × d parameters), got rows of different lengths") from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"Expected {name} as a real-valued array, got dtype {arr.dtype}")
     if arr.ndim != 2:
@@ -30,7 +63,10 @@ def as_update_matrix(updates: Any, *, name: str = "updates") -> np.ndarray:
 def as_weights(weights: Any, n: int) -> np.ndarray | None:
     if weights is None:
         return None
-    w = np.ascontiguousarray(weights, dtype=np.float64)
+    try:
+        w = np.ascontiguousarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected weights as {n} numbers (one per update row), got {weights!r}") from None
     if w.ndim != 1 or w.shape[0] != n:
         raise ValueError(f"Expected weights as {n} values (one per update row), got shape {w.shape}")
     return w
@@ -73,7 +109,8 @@ def aggregate(
     spec = parse_strategy(strategy)
     x = as_update_matrix(updates)
     w = as_weights(weights, x.shape[0])
-    return _core.aggregate(x, spec.core, weights=w, f=f, seed=seed)
+    f = None if f is None else as_count(f, "f")
+    return _core.aggregate(x, spec.core, weights=w, f=f, seed=as_count(seed, "seed"))
 
 
 def apply_attack(
@@ -94,7 +131,13 @@ def apply_attack(
     a = parse_attack(attack)
     x = as_update_matrix(updates)
     w = as_weights(weights, x.shape[0])
-    out, outcome = _core.apply_attack(x, a.to_json(), list(malicious), strategy=parse_strategy(strategy).core, weights=w, f=f, seed=seed)
+    rows = as_indices(malicious, "malicious", x.shape[0])
+    if len(rows) == x.shape[0]:  # an attack is measured against the honest clients
+        raise ValueError(f"Expected at least one honest row, got all {len(rows)} rows malicious")
+    f = None if f is None else as_count(f, "f")
+    out, outcome = _core.apply_attack(
+        x, a.to_json(), rows, strategy=parse_strategy(strategy).core, weights=w, f=f, seed=as_count(seed, "seed")
+    )
     return out, json.loads(outcome)
 
 
@@ -104,4 +147,4 @@ def alie_z(n: int, f: int) -> float:
     References: Baruch, Baruch, Goldberg, "A Little Is Enough: Circumventing Defenses For
     Distributed Learning", NeurIPS 2019.
     """
-    return _core.alie_z(n, f)
+    return _core.alie_z(as_count(n, "n"), as_count(f, "f"))

@@ -211,7 +211,7 @@ def _print_comparison(comp: dict, folder) -> None:
             _fmt(e["loss_change_vs_clean"], digits=3),
         )
     console.print(table)
-    console.print(Text.assemble(("Best run: ", "bold"), comp["winner"] or "none (no run finished)"))
+    console.print(Text.assemble(("Best run: ", "bold"), comp["winner"] or "none (no run finished with a finite loss and accuracy)"))
     if comp["robustness"]:
         console.print(
             Text(

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from velocity import _core
-from velocity.aggregation import as_update_matrix, as_weights
+from velocity.aggregation import as_count, as_indices, as_update_matrix, as_weights
 from velocity.specs import AttacksLike, AttackSpec, StrategyLike, StrategySpec, parse_attacks, parse_strategy
 
 
@@ -118,16 +118,16 @@ class Orchestrator:
     ) -> None:
         self.strategy: StrategySpec = parse_strategy(strategy)
         self.attacks: list[AttackSpec] = parse_attacks(attacks)
-        if not isinstance(num_clients, int) or num_clients < 1:
+        if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
             raise ValueError(f"Expected num_clients as an integer >= 1, got {num_clients!r}")
         attacks_json = json.dumps([json.loads(a.to_json()) for a in self.attacks])
         self._inner = _core.Orchestrator(
             self.strategy.core,
             attacks_json,
             num_clients,
-            num_malicious=num_malicious,
-            malicious=list(malicious) if malicious is not None else None,
-            seed=seed,
+            num_malicious=as_count(num_malicious, "num_malicious", maximum=num_clients),
+            malicious=as_indices(malicious, "malicious", num_clients) if malicious is not None else None,
+            seed=as_count(seed, "seed"),
         )
         self.num_clients = num_clients
 
@@ -159,12 +159,13 @@ class Orchestrator:
         """Run one round on the sampled clients' updates (``n × d``, rows in ``client_ids`` order)."""
         x = as_update_matrix(updates)
         w = as_weights(weights, x.shape[0])
-        ids = [int(i) for i in client_ids] if client_ids is not None else None
+        ids = as_indices(client_ids, "client_ids", self.num_clients) if client_ids is not None else None
         return RoundSummary.from_dict(json.loads(self._inner.step(x, weights=w, client_ids=ids)))
 
     def report_metrics(self, loss: float, accuracy: float | None = None, *, round: int | None = None) -> None:
-        """Record the loss (and accuracy) the caller measured after ``round`` (default: the latest)."""
-        self._inner.report_metrics(float(loss), None if accuracy is None else float(accuracy), round)
+        """Record the loss (and accuracy, a fraction in [0, 1]; NaN: not measured) the caller
+        measured after ``round`` (default: the latest)."""
+        self._inner.report_metrics(float(loss), None if accuracy is None else float(accuracy), None if round is None else as_count(round, "round"))
 
     @property
     def history(self) -> list[RoundSummary]:

@@ -76,6 +76,11 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
     return out
 
 
+def _measured(entry: dict[str, Any]) -> bool:
+    """Whether a configuration ended with a finite accuracy and loss (a diverged run has NaN loss)."""
+    return math.isfinite(entry["final_accuracy"]) and math.isfinite(entry["final_loss"])
+
+
 def _baseline_key(spec: RunSpec) -> str:
     return spec.clean_twin().config_key
 
@@ -94,10 +99,11 @@ def build_comparison(
     entries = _group(results)
     specs = {r.spec.config_key: r.spec for r in results}
 
-    def rank_key(e: dict[str, Any]) -> tuple[float, float]:
-        acc = e["final_accuracy"]
-        loss = e["final_loss"]
-        return (-acc if not math.isnan(acc) else math.inf, loss if not math.isnan(loss) else math.inf)
+    def rank_key(e: dict[str, Any]) -> tuple[bool, float, float]:
+        # a run whose loss diverged (NaN) or that measured nothing ranks after every run that
+        # measured both, whatever accuracy its broken model scores
+        acc, loss = e["final_accuracy"], e["final_loss"]
+        return (not _measured(e), -acc if not math.isnan(acc) else math.inf, loss if not math.isnan(loss) else math.inf)
 
     ranked = sorted(entries, key=rank_key)
     clean = {e["config_key"]: e for e in entries if e["attack"] == "none"}
@@ -119,7 +125,7 @@ def build_comparison(
     timing = {"runs": len(results), "parallel": parallel, "wall_s": wall_s, "serial_s": serial, "resumed": sorted(set(resumed))}
     if wall_s:
         timing["speedup"] = serial / wall_s
-    winner = next((e for e in ranked if e["finished"]), None)
+    winner = next((e for e in ranked if e["finished"] and _measured(e)), None)
     return {
         "verdict": verdicts(results),
         "ranking": ranked,
@@ -190,7 +196,7 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     lines.append("")
     if any(len(e["seeds"]) > 1 for e in comp["ranking"]):
         lines += ["Values with several seeds are mean ± the half-width of a 95% Student-t interval; ranks use the mean.", ""]
-    lines.append(f"**Winner:** {comp['winner'] or 'none (no run finished)'}")
+    lines.append(f"**Winner:** {comp['winner'] or 'none (no run finished with a finite loss and accuracy)'}")
     lines.append("")
     if comp["robustness"]:
         best = comp["robustness"][0]

@@ -57,7 +57,7 @@ class RunSpec(BaseModel):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out as the test set (when the source has no test split)")
     num_clients: int = Field(10, ge=1, description="size of the federation")
     min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
-    rounds: int = Field(10, ge=0, description="federated rounds (decentralised: steps of every worker)")
+    rounds: int = Field(10, ge=1, description="federated rounds (decentralised: steps of every worker)")
     local_epochs: int = Field(_LOCAL.local_epochs, ge=1, description="local epochs per round")
     lr: float = Field(_LOCAL.lr, gt=0, description="local learning rate")
     batch_size: int = Field(_LOCAL.batch_size, ge=1, description="local minibatch size")

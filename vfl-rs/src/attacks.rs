@@ -1,6 +1,8 @@
 //! Model-update attacks: they see the round's honest updates (an omniscient attacker, the worst
 //! case that robustness papers evaluate against) and overwrite the malicious clients' rows.
 
+use std::collections::BTreeSet;
+
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -27,6 +29,22 @@ pub enum UpdateAttack {
     Inf,
     AdaptiveIpm { lower: f64, upper: f64, steps: usize },
     AdaptiveAlie { lower: f64, upper: f64, steps: usize },
+}
+
+impl UpdateAttack {
+    /// Whether the attack can work in a federation of `num_clients` with these malicious ids:
+    /// mimic's target must be one of its honest clients (it copies an honest update).
+    pub fn check_federation(&self, num_clients: usize, malicious: &BTreeSet<usize>) -> Result<()> {
+        if let UpdateAttack::Mimic { target: Some(t) } = self {
+            if *t >= num_clients {
+                return Err(VflError::expected("mimic's target", format!("a client id below num_clients = {num_clients}"), t));
+            }
+            if malicious.contains(t) {
+                return Err(VflError::value(format!("Expected mimic's target to be an honest client, got client {t}, which is malicious")));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// What an attack did in one round.
@@ -92,6 +110,14 @@ pub fn attack_round(
         }
     }
     let honest: Vec<usize> = (0..n).filter(|&r| !is_malicious[r]).collect();
+    let malicious_ids: BTreeSet<usize> = round.malicious.iter().map(|&r| round.client_ids[r]).collect();
+    for a in attacks {
+        if let UpdateAttack::Mimic { target: Some(t) } = a {
+            if malicious_ids.contains(t) {
+                return Err(VflError::value(format!("Expected mimic's target to be an honest client, got client {t}, which is malicious")));
+            }
+        }
+    }
     let mut m = x.to_owned();
     // The adaptive attacks replay the round's aggregation: give them the round's starting rng.
     let defence_rng = rng.clone();

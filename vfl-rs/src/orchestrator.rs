@@ -122,6 +122,7 @@ impl Orchestrator {
                 return Err(VflError::value(format!("Expected an attack, got the {:?} {}", a.kind(), a.name())));
             }
             if let Some(u) = UpdateAttack::from_config(a)? {
+                u.check_federation(cfg.num_clients, &malicious)?;
                 attacks.push(u);
             }
         }
@@ -255,6 +256,12 @@ impl Orchestrator {
         let r = round.unwrap_or(count);
         if r == 0 || r > count {
             return Err(VflError::expected("round", format!("1..={count}"), r));
+        }
+        if let Some(a) = accuracy {
+            // NaN: not measured; anything else is a fraction of the test set
+            if !(a.is_nan() || (0.0..=1.0).contains(&a)) {
+                return Err(VflError::expected("accuracy", "a fraction in [0, 1]", a));
+            }
         }
         let s = &mut self.history[r - 1];
         s.global_loss = loss;

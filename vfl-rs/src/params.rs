@@ -85,15 +85,17 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     fn range_text(&self) -> String {
+        // 3.4028234663852886e38, not its 39 digits
+        let num = |v: f64| if v.abs() >= 1e16 { format!("{v:e}") } else { format!("{v}") };
         let lo = match self.min {
             Bound::Unbounded => None,
-            Bound::Inclusive(v) => Some(format!(">= {v}")),
-            Bound::Exclusive(v) => Some(format!("> {v}")),
+            Bound::Inclusive(v) => Some(format!(">= {}", num(v))),
+            Bound::Exclusive(v) => Some(format!("> {}", num(v))),
         };
         let hi = match self.max {
             Bound::Unbounded => None,
-            Bound::Inclusive(v) => Some(format!("<= {v}")),
-            Bound::Exclusive(v) => Some(format!("< {v}")),
+            Bound::Inclusive(v) => Some(format!("<= {}", num(v))),
+            Bound::Exclusive(v) => Some(format!("< {}", num(v))),
         };
         match (lo, hi) {
             (Some(a), Some(b)) => format!("{a} and {b}"),

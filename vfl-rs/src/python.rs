@@ -163,6 +163,8 @@ fn apply_attack<'py>(
         )));
     };
     let x = matrix(&updates)?;
+    // Here the rows are the clients: ids 0..n, the malicious ones named by their rows.
+    attack.check_federation(x.n(), &malicious.iter().copied().collect())?;
     let spec = match strategy {
         Some(s) => s.spec.clone(),
         None => strategy_from("\"FedAvg\"")?,

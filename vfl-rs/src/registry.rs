@@ -93,6 +93,8 @@ const fn int(v: i64) -> Default {
     Default::Value(ParamValue::Int(v))
 }
 use Bound::{Exclusive as Gt, Inclusive as Ge, Unbounded as Any};
+// (as an upper bound)
+use Bound::{Exclusive as Lt, Inclusive as Le};
 use ParamType::{Float, Int};
 
 const F_PARAM: ParamSpec = p(
@@ -146,7 +148,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: true,
         params: &[
             F_PARAM,
-            p("beta", Float, Default::Derived, Ge(0.0), Gt(0.5), "fraction trimmed per side; give either f or beta"),
+            p("beta", Float, Default::Derived, Ge(0.0), Lt(0.5), "fraction trimmed per side; give either f or beta"),
         ],
     },
     ComponentSpec {
@@ -224,7 +226,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: false,
         params: &[
             p("server_lr", Float, float(1.0), Gt(0.0), Any, "server learning rate"),
-            p("momentum", Float, float(0.9), Ge(0.0), Gt(1.0), "server momentum"),
+            p("momentum", Float, float(0.9), Ge(0.0), Lt(1.0), "server momentum"),
         ],
     },
     ComponentSpec {
@@ -237,8 +239,8 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: false,
         params: &[
             p("eta", Float, float(0.1), Gt(0.0), Any, "server learning rate"),
-            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
-            p("beta_2", Float, float(0.99), Ge(0.0), Gt(1.0), "second-moment decay"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Lt(1.0), "first-moment decay"),
+            p("beta_2", Float, float(0.99), Ge(0.0), Lt(1.0), "second-moment decay"),
             p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
         ],
     },
@@ -252,8 +254,8 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: false,
         params: &[
             p("eta", Float, float(0.01), Gt(0.0), Any, "server learning rate"),
-            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
-            p("beta_2", Float, float(0.99), Ge(0.0), Gt(1.0), "second-moment decay"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Lt(1.0), "first-moment decay"),
+            p("beta_2", Float, float(0.99), Ge(0.0), Lt(1.0), "second-moment decay"),
             p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
         ],
     },
@@ -267,7 +269,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: false,
         params: &[
             p("eta", Float, float(0.1), Gt(0.0), Any, "server learning rate"),
-            p("beta_1", Float, float(0.9), Ge(0.0), Gt(1.0), "first-moment decay"),
+            p("beta_1", Float, float(0.9), Ge(0.0), Lt(1.0), "first-moment decay"),
             p("tau", Float, float(1e-3), Gt(0.0), Any, "adaptivity (added to the root of the second moment)"),
         ],
     },
@@ -328,7 +330,8 @@ pub static REGISTRY: &[ComponentSpec] = &[
         reference: "Blanchard et al., Machine Learning with Adversaries: Byzantine Tolerant Gradient Descent, NeurIPS 2017 (Gaussian Byzantine workers)",
         requires: "",
         accepts_non_finite: true,
-        params: &[p("sigma", Float, float(1.0), Ge(0.0), Any, "standard deviation of the added noise")],
+        // noise is drawn in float32: a larger sigma is infinite there
+        params: &[p("sigma", Float, float(1.0), Ge(0.0), Le(f32::MAX as f64), "standard deviation of the added noise")],
     },
     ComponentSpec {
         name: "sign_flip",

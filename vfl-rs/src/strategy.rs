@@ -99,8 +99,25 @@ impl Strategy {
             Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, trace),
             None => self.rule.aggregate_traced(x, &w, f_default, trace),
         }?;
-        if check_after && out.iter().any(|v| !v.is_finite()) {
-            self.reject_non_finite(x)?; // (finite rows whose mean overflows pass through as inf)
+        // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take
+        // non-finite rows names the first; one that tolerates them does so up to a point (f rows,
+        // fewer than half for the median), past which it says how many there were; finite rows
+        // whose aggregate overflows float32 are named as such.
+        if non_finite == NonFinite::Reject && out.iter().any(|v| !v.is_finite()) {
+            if check_after {
+                self.reject_non_finite(x)?;
+            }
+            let bad = (0..x.n()).filter(|&r| x.row(r).iter().any(|v| !v.is_finite())).count();
+            return Err(VflError::value(if bad == 0 {
+                format!("Expected a finite aggregate from {}, got one that overflows float32 (every row is finite)", self.spec)
+            } else {
+                format!(
+                    "Expected {} to absorb the non-finite rows, got a non-finite aggregate: {bad} of {} rows are not finite{}",
+                    self.spec,
+                    x.n(),
+                    f_default.map_or(String::new(), |f| format!(" (f = {f})"))
+                )
+            }));
         }
         if !self.pre.iter().all(PreAggregator::keeps_rows) {
             t.selected = None; // a selected bucket is not a client

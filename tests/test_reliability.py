@@ -1,0 +1,174 @@
+"""Hostile but realistic input, one family per test: every case ends in one clear line naming
+what was expected and what was given, or in a result that is right — never a NaN passed off as
+an aggregate, a traceback from deep inside, or a broken run ranked first (docs/reliability.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from velocity.aggregation import aggregate, alie_z, apply_attack
+from velocity.orchestrator import Orchestrator
+from velocity.sweep.report import RunResult, build_comparison
+from velocity.sweep.spec import RunSpec
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((8, 4)).astype(np.float32)
+TWO_NAN_ROWS = np.vstack([np.full((2, 4), np.nan, dtype=np.float32), X[:6]])
+
+
+# ---------------------------------------------------------------------------- non-finite rows
+@pytest.mark.parametrize(
+    ("updates", "strategy", "said"),
+    [
+        (np.full((5, 4), np.nan, dtype=np.float32), "FedMedian", "5 of 5 rows are not finite"),
+        (TWO_NAN_ROWS, "TrimmedMean(f=1)", "2 of 8 rows are not finite"),
+        (TWO_NAN_ROWS, "MultiKrum(f=1)", "2 of 8 rows are not finite"),
+        (TWO_NAN_ROWS, "NNM(f=1) + FedMedian", "2 of 8 rows are not finite"),
+    ],
+)
+def test_a_rule_that_cannot_absorb_non_finite_rows_says_so_instead_of_returning_nan(updates: Any, strategy: str, said: str) -> None:
+    with pytest.raises(ValueError) as e:
+        aggregate(updates, strategy)
+    assert str(e.value).startswith(f"Expected {strategy} to absorb the non-finite rows, got a non-finite aggregate: {said}")
+
+
+@pytest.mark.parametrize("strategy", ["TrimmedMean(f=2)", "MultiKrum(f=2)", "FedMedian", "Krum(f=2)"])
+def test_non_finite_rows_within_what_a_rule_tolerates_are_ignored(strategy: str) -> None:
+    out = aggregate(TWO_NAN_ROWS, strategy)
+    assert np.isfinite(out).all()
+    # the NaN rows had no part: the same as aggregating without them, up to the rule's choice
+    assert np.abs(out).max() <= np.abs(X[:6]).max()
+
+
+def test_a_simulated_round_poisoned_past_repair_is_flagged() -> None:
+    """In a simulated round a NaN attack with a malicious majority breaks the model: that is the
+    attack's effect, recorded (aggregate_finite) and shown as a diverged run, not an error."""
+    orch = Orchestrator("FedMedian", attacks="nan", num_clients=8, num_malicious=5)
+    summary = orch.step(np.ones((8, 3), dtype=np.float32))
+    assert summary.aggregate_finite is False
+
+
+# ---------------------------------------------------------------------------- attack inputs
+@pytest.mark.parametrize(
+    ("call", "error", "said"),
+    [
+        (lambda: apply_attack(X, "alie", malicious=[0, 0]), ValueError, "Expected distinct malicious, got 0 twice"),
+        (
+            lambda: apply_attack(X, "alie", malicious=list(range(8))),
+            ValueError,
+            "Expected at least one honest row, got all 8 rows malicious",
+        ),
+        (
+            lambda: apply_attack(X, "mimic(target=99)", malicious=[0]),
+            ValueError,
+            "Expected a client id below num_clients = 8 for mimic's target, got 99",
+        ),
+        (
+            lambda: apply_attack(X, "mimic(target=1)", malicious=[0, 1]),
+            ValueError,
+            "Expected mimic's target to be an honest client, got client 1, which is malicious",
+        ),
+        (lambda: apply_attack(X, "alie", malicious=None), TypeError, "Expected malicious as a list of indices in [0, 8), got None"),
+        (lambda: apply_attack(X, "alie", malicious=[-1]), ValueError, "Expected malicious as indices in [0, 8), got -1"),
+        (lambda: apply_attack(X, "alie", malicious=[2**64]), ValueError, f"Expected malicious as indices in [0, 8), got {2**64}"),
+        (
+            lambda: apply_attack(X, "gaussian_noise(sigma=1e300)", malicious=[0]),
+            ValueError,
+            "Expected a value >= 0 and <= 3.4028234663852886e38 for gaussian_noise.sigma, got 1e300",
+        ),
+        (
+            lambda: Orchestrator("FedAvg", attacks="mimic(target=2)", num_clients=6, malicious=[2]),
+            ValueError,
+            "Expected mimic's target to be an honest client, got client 2, which is malicious",
+        ),
+    ],
+)
+def test_attack_inputs_are_checked(call: Any, error: type[Exception], said: str) -> None:
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == said
+
+
+def test_mimic_copies_the_target_it_was_given() -> None:
+    out, outcome = apply_attack(X, "mimic(target=5)", malicious=[0, 1])
+    assert outcome["strength"] == 5 and (out[0] == X[5]).all() and (out[1] == X[5]).all()
+
+
+# ---------------------------------------------------------------------------- numbers from Python
+@pytest.mark.parametrize(
+    ("call", "error", "said"),
+    [
+        (lambda: aggregate(X, "Krum", f=-1), ValueError, "Expected f as an integer in [0, 18446744073709551615], got -1"),
+        (lambda: aggregate(X, "Krum", f=2**70), ValueError, f"Expected f as an integer in [0, 18446744073709551615], got {2**70}"),
+        (lambda: aggregate(X, "Krum", f=1.5), TypeError, "Expected f as a non-negative integer, got 1.5"),
+        (
+            lambda: aggregate(X, "Bucketing + FedAvg", seed=-1),
+            ValueError,
+            "Expected seed as an integer in [0, 18446744073709551615], got -1",
+        ),
+        (
+            lambda: aggregate(X, "FedAvg", weights=["a"] * 8),
+            ValueError,
+            "Expected weights as 8 numbers (one per update row), got ['a', 'a', 'a', 'a', 'a', 'a', 'a', 'a']",
+        ),
+        (
+            lambda: aggregate([[1.0, 2.0], [3.0]], "FedAvg"),
+            ValueError,
+            "Expected updates as a 2-D array (n clients × d parameters), got rows of different lengths",
+        ),
+        (
+            lambda: Orchestrator("FedAvg", num_clients=6, num_malicious=-1),
+            ValueError,
+            "Expected num_malicious as an integer in [0, 6], got -1",
+        ),
+        (lambda: Orchestrator("FedAvg", num_clients=6, malicious=[-1]), ValueError, "Expected malicious as indices in [0, 6), got -1"),
+        (
+            lambda: Orchestrator("FedAvg", num_clients=6, seed=2**64),
+            ValueError,
+            f"Expected seed as an integer in [0, 18446744073709551615], got {2**64}",
+        ),
+        (lambda: alie_z(-1, 2), ValueError, "Expected n as an integer in [0, 18446744073709551615], got -1"),
+    ],
+)
+def test_numbers_out_of_range_get_one_line_not_an_overflow(call: Any, error: type[Exception], said: str) -> None:
+    with pytest.raises(error) as e:
+        call()
+    assert str(e.value) == said
+
+
+def test_an_accuracy_outside_0_1_is_refused_and_nan_means_not_measured() -> None:
+    orch = Orchestrator("FedAvg", num_clients=4)
+    orch.step(X[:4])
+    with pytest.raises(ValueError, match=r"^Expected a fraction in \[0, 1\] for accuracy, got 5$"):
+        orch.report_metrics(math.nan, 5.0)
+    orch.report_metrics(math.nan, math.nan)
+    orch.report_metrics(0.7, 0.25)
+    assert (orch.history[0].global_loss, orch.history[0].accuracy) == (0.7, 0.25)
+
+
+# ---------------------------------------------------------------------------- what wins
+def _result(name: str, accuracy: float, loss: float, status: str = "finished") -> RunResult:
+    strategy = {"diverged": "FedAvg", "nothing": "FedMedian", "healthy": "TrimmedMean"}[name]  # three configurations
+    spec = RunSpec(name=name, strategy=strategy, dataset="blobs", seed=0)
+    return RunResult(spec, {"status": status, "final_accuracy": accuracy, "final_loss": loss, "elapsed_s": 1.0}, name)
+
+
+def test_a_diverged_or_unmeasured_run_never_wins() -> None:
+    comp = build_comparison(
+        [_result("diverged", 0.9, math.nan), _result("nothing", math.nan, math.nan), _result("healthy", 0.6, 0.8)],
+        wall_s=None,
+        parallel=None,
+    )
+    assert comp["winner"] == "healthy"
+    assert [e["run"] for e in comp["ranking"]] == ["healthy", "diverged", "nothing"]
+    alone = build_comparison([_result("diverged", 0.9, math.nan)], wall_s=None, parallel=None)
+    assert alone["winner"] is None
+
+
+def test_a_run_of_zero_rounds_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"rounds"):
+        RunSpec(rounds=0)
