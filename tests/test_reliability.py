@@ -5,6 +5,9 @@ an aggregate, a traceback from deep inside, or a broken run ranked first (docs/r
 from __future__ import annotations
 
 import math
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -172,3 +175,69 @@ def test_a_diverged_or_unmeasured_run_never_wins() -> None:
 def test_a_run_of_zero_rounds_is_refused() -> None:
     with pytest.raises(ValueError, match=r"rounds"):
         RunSpec(rounds=0)
+
+
+# ---------------------------------------------------------------------------- the command line
+def test_a_failed_runs_error_is_printed_literally(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from velocity.cli import main
+
+    missing = tmp_path / "no[/x]" / "d.parquet"
+    assert main(["sweep", "--dataset", str(missing), "--rounds", "1", "--out", str(tmp_path / "out"), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "1 run(s) failed:" in out and f"got '{missing}'" in out.replace("\n", "")
+
+
+def test_values_separated_by_spaces_are_explained(capsys: pytest.CaptureFixture[str]) -> None:
+    from velocity.cli import main
+
+    assert main(["sweep", "--strategies", "FedAvg", "FedMedian"]) == 2
+    assert capsys.readouterr().out.strip() == (
+        "error: Expected comma-separated values after a grid flag (--strategies FedAvg,FedMedian), got 'FedMedian' as a "
+        "separate word, read as an experiment file that does not exist"
+    )
+
+
+def test_the_timing_line_says_when_nothing_ran_and_when_workers_shared_cores() -> None:
+    from velocity.sweep.report import timing_line
+
+    assert timing_line({"runs": 2, "parallel": 2, "wall_s": 0.01, "serial_s": 0.0, "speedup": 0.0, "resumed": ["a", "b"]}) == (
+        "2 runs, all finished earlier: nothing was run now"
+    )
+    crowded = timing_line({"runs": 6, "parallel": 6, "cores": 2, "wall_s": 10.0, "serial_s": 30.6, "speedup": 3.06, "resumed": []})
+    assert crowded.endswith("6 workers shared 2 cores, so the serial time, and the speedup, are overstated")
+
+
+# ---------------------------------------------------------------------------- run folders
+def test_a_run_named_dot_or_dot_dot_stays_inside_the_sweep_folder(tmp_path: Path) -> None:
+    from velocity.sweep import Sweep
+
+    sweep = Sweep([RunSpec(name="..", dataset="blobs"), RunSpec(name=".", dataset="blobs", seed=1)], out=tmp_path / "out")
+    for i in (0, 1):
+        assert sweep.run_dir(i).parent == tmp_path / "out" and sweep.run_dir(i).name not in (".", "..")
+
+
+def test_two_runs_whose_names_give_one_folder_are_refused(tmp_path: Path) -> None:
+    from velocity.sweep import Sweep
+    from velocity.sweep.experiment import SpecError
+
+    with pytest.raises(SpecError, match=r"^Expected run names that give distinct folders, got 'a/b' and 'a\?b' \(both 'a-b'\)$"):
+        Sweep([RunSpec(name="a/b", dataset="blobs"), RunSpec(name="a?b", dataset="blobs", seed=1)], out=tmp_path)
+
+
+def test_written_files_follow_the_umask(tmp_path: Path) -> None:
+    from velocity.sweep.files import atomic_write_text
+
+    mask = os.umask(0o027)
+    try:
+        import importlib
+
+        import velocity.sweep.files as files
+
+        importlib.reload(files)  # the mode is read once, at import
+        files.atomic_write_text(tmp_path / "x.json", "{}")
+        assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o640
+    finally:
+        os.umask(mask)
+        importlib.reload(files)
+    atomic_write_text(tmp_path / "y.json", "{}")
+    assert stat.S_IMODE((tmp_path / "y.json").stat().st_mode) == 0o666 & ~mask

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -152,6 +153,11 @@ def _sweep_specs(args: argparse.Namespace) -> list:
     grid_given = [spec_flag(key) for key in shared]
     grid_given += [f"--{k}" for k in ("strategies", "attacks", "alphas", "seeds") if getattr(args, k) is not None]
     if args.experiment:
+        if grid_given and not Path(args.experiment).exists():  # `--strategies FedAvg FedMedian`: the second word lands here
+            raise SpecError(
+                f"Expected comma-separated values after a grid flag (--strategies FedAvg,FedMedian), got '{args.experiment}' "
+                "as a separate word, read as an experiment file that does not exist"
+            )
         if grid_given:
             raise SpecError(f"Expected either an experiment file or grid flags, got both ({', '.join(grid_given)}): put them in the file")
         return load_experiment(args.experiment)
@@ -233,6 +239,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     specs = _sweep_specs(args)
     sweep = Sweep(specs, out=args.out, parallel=args.parallel)
     console.print(Text.assemble((f"{len(specs)} runs", "bold"), f", {sweep.parallel} in parallel → {sweep.out}"))
+    from velocity.sweep.manifest import available_cpus
+
+    cores = available_cpus()
+    if sweep.parallel > cores:
+        console.print(Text(f"Note: {sweep.parallel} workers on {cores} cores take turns; a run's time includes the wait.", style="yellow"))
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(bar_width=20),
@@ -277,16 +288,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _print_comparison(comparison, sweep.out)
     failed = comparison["failed"]
     if failed:
-        console.print(f"[red]{len(failed)} run(s) failed:[/red]")
+        console.print(Text(f"{len(failed)} run(s) failed:", style="red"))
         for f in failed:
-            console.print(f"  {f['run']}: {f['error']}")
+            console.print(Text(f"  {f['run']}: {f['error']}"), soft_wrap=True)  # user text, never markup
         return 1
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from velocity.sweep.report import load_results, write_comparison
 
     folder = Path(args.dir)

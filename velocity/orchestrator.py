@@ -165,7 +165,9 @@ class Orchestrator:
     def report_metrics(self, loss: float, accuracy: float | None = None, *, round: int | None = None) -> None:
         """Record the loss (and accuracy, a fraction in [0, 1]; NaN: not measured) the caller
         measured after ``round`` (default: the latest)."""
-        self._inner.report_metrics(float(loss), None if accuracy is None else float(accuracy), None if round is None else as_count(round, "round"))
+        self._inner.report_metrics(
+            float(loss), None if accuracy is None else float(accuracy), None if round is None else as_count(round, "round")
+        )
 
     @property
     def history(self) -> list[RoundSummary]:

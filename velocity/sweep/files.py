@@ -17,6 +17,17 @@ from velocity.rounds import ROUND_COLUMNS, parse_cell
 from velocity.specs import to_json_value
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # (the only portable way to read it; done once, at import)
+    os.umask(mask)
+    return mask
+
+
+#: The mode a file written here gets: what the user's umask gives a new file (a temporary
+#: file is created 0600, and a rename would keep that).
+FILE_MODE = 0o666 & ~_umask()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -25,6 +36,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from velocity.sweep.files import atomic_write_json, atomic_write_text, read_json
+from velocity.sweep.manifest import available_cpus
 from velocity.sweep.spec import RunSpec
 from velocity.sweep.verdict import mean_ci, verdicts, versus_best
 
@@ -122,7 +123,14 @@ def build_comparison(
     # Runs resumed from an earlier sweep into this folder took no part of this wall time.
     timed = [r for r in results if r.run_dir not in resumed and not math.isnan(r.metric("elapsed_s"))]
     serial = sum(r.metric("elapsed_s") for r in timed)
-    timing = {"runs": len(results), "parallel": parallel, "wall_s": wall_s, "serial_s": serial, "resumed": sorted(set(resumed))}
+    timing = {
+        "runs": len(results),
+        "parallel": parallel,
+        "cores": available_cpus(),
+        "wall_s": wall_s,
+        "serial_s": serial,
+        "resumed": sorted(set(resumed)),
+    }
     if wall_s:
         timing["speedup"] = serial / wall_s
     winner = next((e for e in ranked if e["finished"] and _measured(e)), None)
@@ -224,11 +232,17 @@ def timing_line(t: dict[str, Any]) -> str:
     """The sweep's timing in one line: wall time against the serial time of the runs it ran."""
     resumed = len(t.get("resumed", []))
     ran = t["runs"] - resumed
+    if ran == 0:
+        return f"{t['runs']} runs, all finished earlier: nothing was run now"
     where = f"{t['runs']} runs ({resumed} finished earlier, {ran} run now)" if resumed else f"{t['runs']} runs"
-    return (
+    line = (
         f"{where}, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s "
         f"(serial would be {t['serial_s']:.1f} s — {t['speedup']:.2f}× speedup)"
     )
+    cores = t.get("cores")
+    if cores and t["parallel"] > cores:  # each run's time then includes waiting for a core
+        line += f"; {t['parallel']} workers shared {cores} cores, so the serial time, and the speedup, are overstated"
+    return line
 
 
 def write_comparison(

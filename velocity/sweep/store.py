@@ -33,8 +33,9 @@ class SweepSnapshot(NamedTuple):
 
 def run_folder_name(spec: RunSpec) -> str:
     """A stable folder name per run, so re-running a sweep finds its earlier runs."""
-    safe = "".join(c if c.isalnum() or c in "-_.=" else "-" for c in spec.label.replace(" | ", "__"))
-    return safe.strip("-")[:120] or spec.spec_hash
+    safe = "".join(c if c.isalnum() or c in "-_.=" else "-" for c in spec.label.replace(" | ", "__")).strip("-")[:120]
+    # "." and ".." would be the sweep's folder or its parent
+    return safe if safe.strip(".") else spec.spec_hash
 
 
 class RunStore:
@@ -57,6 +58,10 @@ class RunStore:
         with self.lock:
             if any(s.label == spec.label for s in self._specs):
                 raise SpecError(f"Expected unique run names, got '{spec.label}' twice")
+            folder = run_folder_name(spec)
+            other = next((s for s in self._specs if run_folder_name(s) == folder), None)
+            if other is not None:  # two runs writing one folder would mix their files
+                raise SpecError(f"Expected run names that give distinct folders, got '{other.label}' and '{spec.label}' (both '{folder}')")
             self._specs.append(spec)
             self._status.append("queued")
             return len(self._specs) - 1
