@@ -5,8 +5,10 @@ an aggregate, a traceback from deep inside, or a broken run ranked first (docs/r
 from __future__ import annotations
 
 import math
-import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from velocity.aggregation import aggregate, alie_z, apply_attack
 from velocity.orchestrator import Orchestrator
+from velocity.rounds import ROUND_COLUMNS
 from velocity.sweep.report import RunResult, build_comparison
 from velocity.sweep.spec import RunSpec
 
@@ -225,19 +228,98 @@ def test_two_runs_whose_names_give_one_folder_are_refused(tmp_path: Path) -> Non
 
 
 def test_written_files_follow_the_umask(tmp_path: Path) -> None:
-    from velocity.sweep.files import atomic_write_text
+    """A temporary file is created 0600 and a rename keeps it: the sweep's files must get what
+    the umask gives a new file (read once, at import: a fresh interpreter per umask)."""
+    for umask, mode in ((0o022, 0o644), (0o027, 0o640)):
+        path = tmp_path / f"x{umask:o}.json"
+        code = f"import os; os.umask({umask}); from velocity.sweep.files import atomic_write_text as w; w(__import__('pathlib').Path({str(path)!r}), '{{}}')"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        assert stat.S_IMODE(path.stat().st_mode) == mode, oct(path.stat().st_mode)
 
-    mask = os.umask(0o027)
-    try:
-        import importlib
 
-        import velocity.sweep.files as files
+# ---------------------------------------------------------------------------- damaged files
+def _spec() -> RunSpec:
+    return RunSpec(name="only", dataset="blobs", model_id="logreg", num_clients=4, rounds=2, lr=0.5)
 
-        importlib.reload(files)  # the mode is read once, at import
-        files.atomic_write_text(tmp_path / "x.json", "{}")
-        assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o640
-    finally:
-        os.umask(mask)
-        importlib.reload(files)
-    atomic_write_text(tmp_path / "y.json", "{}")
-    assert stat.S_IMODE((tmp_path / "y.json").stat().st_mode) == 0o666 & ~mask
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from velocity.sweep import Sweep
+
+    out = tmp_path_factory.mktemp("finished") / "sweep"
+    Sweep([_spec()], out=out, parallel=1).run()
+    return out
+
+
+SUMMARY_DAMAGE = {
+    "truncated": (lambda text: text[: len(text) // 2], "Expected JSON in {path}, got text that is not"),
+    "a list": (lambda text: "[]", "Expected a JSON object in {path}, got list []"),
+    "accuracy 7.5": (
+        lambda text: text.replace('"final_accuracy": ', '"final_accuracy": 7.5, "was": '),
+        "Expected final_accuracy in [0, 1] in {path}, got 7.5",
+    ),
+    "a string for a number": (
+        lambda text: text.replace('"final_loss": ', '"final_loss": "low", "was": '),
+        "Expected final_loss as a number in {path}, got 'low'",
+    ),
+}
+
+
+def _keep_cells(text: str, cells: int) -> str:
+    """The file with its last row cut after ``cells`` cells (as a crash mid-write would)."""
+    head, last = text.rstrip("\n").rsplit("\n", 1)
+    return head + "\n" + ",".join(last.split(",")[:cells])
+
+
+ROUNDS_DAMAGE = {
+    "garbage": (lambda text: "\x00\x01garbage,\n1,2\n", "Expected a rounds.csv header in {path}"),
+    "cut mid-row": (lambda text: _keep_cells(text, 3), f"Expected {len(ROUND_COLUMNS)} cells per row in {{path}}, got 3 on line 3"),
+    "a word for a number": (lambda text: text.replace("\n2,", "\ntwo,"), "Expected numbers in their columns in {path}, got line 3"),
+}
+
+
+@pytest.mark.parametrize(("file", "damage"), [*(("summary.json", d) for d in SUMMARY_DAMAGE), *(("rounds.csv", d) for d in ROUNDS_DAMAGE)])
+def test_a_damaged_run_is_named_and_run_again(finished_sweep: Path, tmp_path: Path, file: str, damage: str) -> None:
+    from velocity.sweep import Sweep
+
+    out = tmp_path / "sweep"
+    shutil.copytree(finished_sweep, out)
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    path = run_dir / file
+    change, said = (SUMMARY_DAMAGE if file == "summary.json" else ROUNDS_DAMAGE)[damage]
+    path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
+    sweep = Sweep([_spec()], out=out, parallel=1).run()
+    comparison = sweep.comparison()
+    assert comparison["damaged"][0].startswith(f"Running 'only' again: {said.format(path=path)}"), comparison["damaged"]
+    assert comparison["winner"] == "only" and comparison["timing"]["resumed"] == []  # run again, not taken as finished
+    assert len((run_dir / "rounds.csv").read_text(encoding="utf-8").splitlines()) == 1 + 2
+
+
+def test_report_names_a_damaged_config_and_leaves_its_run_out(
+    finished_sweep: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from velocity.cli import main
+
+    out = tmp_path / "sweep"
+    shutil.copytree(finished_sweep, out)
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    shutil.copytree(run_dir, out / "second")
+    (out / "second" / "config.json").write_text('{"strategy": "FedAvg", "rounds": ', encoding="utf-8")
+    (out / "comparison.json").write_text("[", encoding="utf-8")
+    assert main(["report", str(out)]) == 0
+    text = capsys.readouterr().out.replace("\n", "")
+    assert f"Damaged: Expected JSON in {out / 'second' / 'config.json'}, got text that is not" in text and "(the run is left out)" in text
+    assert f"Damaged: Expected JSON in {out / 'comparison.json'}" in text
+    assert "## Damaged files" in (out / "comparison.md").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------- output folders
+def test_an_output_folder_that_cannot_be_one_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    from velocity.sweep import Sweep
+
+    file = tmp_path / "file"
+    file.write_text("x", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^Expected a folder for the sweep's files, got '{file}', which is a file$"):
+        Sweep([_spec()], out=file)
+    with pytest.raises(ValueError, match=rf"^Expected a folder for the sweep's files, got '{file / 'sub'}', below '{file}', a file$"):
+        Sweep([_spec()], out=file / "sub")

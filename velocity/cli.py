@@ -229,6 +229,8 @@ def _print_comparison(comp: dict, folder) -> None:
     t = comp["timing"]
     if t.get("wall_s"):
         console.print(Text(timing_line(t)))
+    for text in comp.get("damaged", []):
+        console.print(Text("Damaged: " + text, style="yellow"), soft_wrap=True)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -296,20 +298,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from velocity.sweep.files import DamagedFile, read_json
     from velocity.sweep.report import load_results, write_comparison
+    from velocity.sweep.sweep import check_out_folder
 
     folder = Path(args.dir)
-    results = load_results(folder) if folder.is_dir() else []
+    check_out_folder(folder)  # the comparison is written there
+    damaged: list[str] = []
+    results = load_results(folder, damaged) if folder.is_dir() else []
     if not results:
         raise ValueError(f"Expected a sweep folder with run folders holding config.json, got {folder}")
     previous = folder / "comparison.json"
-    timing = {}
+    timing: dict = {}
     if previous.exists():
-        import json
-
-        timing = json.loads(previous.read_text()).get("timing", {})
+        try:
+            old = read_json(previous)
+            timing = old.get("timing", {}) if isinstance(old, dict) and isinstance(old.get("timing"), dict) else {}
+        except DamagedFile as e:  # rebuilt anyway, without the earlier timing
+            damaged.append(str(e))
     comparison = write_comparison(
-        folder, results, wall_s=timing.get("wall_s"), parallel=timing.get("parallel"), resumed=timing.get("resumed", [])
+        folder,
+        results,
+        wall_s=timing.get("wall_s"),
+        parallel=timing.get("parallel"),
+        resumed=timing.get("resumed", []),
+        damaged=damaged,
     )
     _print_comparison(comparison, folder)
     return 1 if comparison["failed"] else 0
@@ -356,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as e:
         # one line, as written: the message may quote user text, which is never markup
         console.print(Text.assemble(("error: ", "red"), str(e)), soft_wrap=True)
+        return 2
+    except OSError as e:  # the file system refused (no space left, a folder gone): say which file
+        what = f"{e.strerror}: '{e.filename}'" if e.filename else str(e)
+        console.print(Text.assemble(("error: ", "red"), what), soft_wrap=True)
         return 2
 
 

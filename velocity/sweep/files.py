@@ -48,8 +48,58 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(to_json_value(data, nan_as_null=True), indent=2, allow_nan=False) + "\n")
 
 
+class DamagedFile(ValueError):
+    """A sweep's file that is not what it should be (truncated, edited, garbage); the message
+    names the file, what was expected in it and what was found."""
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DamagedFile(f"Expected JSON text in {path}, got bytes that are not UTF-8") from None
+    except json.JSONDecodeError as e:
+        raise DamagedFile(f"Expected JSON in {path}, got text that is not ({e.msg} at line {e.lineno}, column {e.colno})") from None
+
+
+#: A run summary's numbers that are shares or fractions, and those that cannot be negative.
+_SUMMARY_FRACTIONS = (
+    "initial_accuracy",
+    "final_accuracy",
+    "mean_accuracy",
+    "mean_malicious_share",
+    "mean_malicious_weight",
+    "mean_detection_precision",
+    "mean_detection_recall",
+)
+_SUMMARY_NON_NEGATIVE = ("initial_loss", "final_loss", "mean_loss", "elapsed_s", "rounds_completed", "rounds_defence_acted", "mean_clipped")
+
+
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's ``summary.json``, checked: an object with a status, its numbers numbers (null
+    for NaN) within their ranges. ``DamagedFile`` otherwise: a hand-edited accuracy of 7.5 is
+    no result."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise DamagedFile(f"Expected a JSON object in {path}, got {type(data).__name__} {_short(data)}")
+    if not isinstance(data.get("status"), str):
+        raise DamagedFile(f"Expected a status in {path}, got {_short(data.get('status'))}")
+    for key in (*_SUMMARY_FRACTIONS, *_SUMMARY_NON_NEGATIVE):
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise DamagedFile(f"Expected {key} as a number in {path}, got {_short(value)}")
+        if key in _SUMMARY_FRACTIONS and not 0 <= value <= 1:
+            raise DamagedFile(f"Expected {key} in [0, 1] in {path}, got {value}")
+        if key in _SUMMARY_NON_NEGATIVE and value < 0:
+            raise DamagedFile(f"Expected {key} >= 0 in {path}, got {value}")
+    return data
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
@@ -62,8 +112,29 @@ def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 def read_rounds_csv(path: Path) -> list[dict[str, Any]]:
-    """Rows of a rounds.csv, each cell parsed as its column's kind (empty numbers → NaN)."""
+    """Rows of a rounds.csv, each cell parsed as its column's kind (empty numbers → NaN).
+    ``DamagedFile`` for a header that is not this file's, a row cut short or too long, or a cell
+    that is not its column's kind (a file written before a column existed lacks it: fine)."""
     if not path.exists():
         return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return [{k: parse_cell(k, v) for k, v in row.items()} for row in csv.DictReader(f)]
+    known = {c.name for c in ROUND_COLUMNS}
+    rows = []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            if "round" not in header or not set(header) <= known:
+                raise DamagedFile(f"Expected a rounds.csv header in {path}, got {_short(','.join(header))}")
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):  # too many cells, or too few
+                    count = sum(v is not None for k, v in row.items() if k is not None) + len(row.get(None) or [])
+                    raise DamagedFile(f"Expected {len(header)} cells per row in {path}, got {count} on line {reader.line_num}")
+                try:
+                    rows.append({k: parse_cell(k, v) for k, v in row.items()})
+                except ValueError:
+                    raise DamagedFile(f"Expected numbers in their columns in {path}, got line {reader.line_num}: {_short(row)}") from None
+    except UnicodeDecodeError:
+        raise DamagedFile(f"Expected text in {path}, got bytes that are not UTF-8") from None
+    except csv.Error as e:
+        raise DamagedFile(f"Expected CSV in {path}, got {e}") from None
+    return rows

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velocity.sweep.files import atomic_write_json, atomic_write_text, read_json
+from velocity.sweep.files import DamagedFile, atomic_write_json, atomic_write_text, read_summary
+from velocity.sweep.files import read_json as read_json
 from velocity.sweep.manifest import available_cpus
 from velocity.sweep.spec import RunSpec
 from velocity.sweep.verdict import mean_ci, verdicts, versus_best
@@ -38,16 +39,38 @@ class RunResult:
         return math.nan if v is None else float(v)
 
 
-def load_results(sweep_dir: Path) -> list[RunResult]:
-    """Every run folder of a sweep that has a config.json (summary may be missing if it never ran)."""
+def load_results(sweep_dir: Path, damaged: list[str] | None = None) -> list[RunResult]:
+    """Every run folder of a sweep that has a config.json (summary may be missing if it never
+    ran). A damaged summary makes its run unfinished (status "damaged", the reason as its
+    error); a damaged config.json leaves the folder out. Either is named in ``damaged``."""
     results = []
     for cfg in sorted(sweep_dir.glob("*/config.json")):
-        spec = RunSpec.model_validate(read_json(cfg))
+        try:
+            spec = read_config(cfg)
+        except DamagedFile as e:
+            if damaged is not None:
+                damaged.append(f"{e} (the run is left out)")
+            continue
         summary_path = cfg.parent / "summary.json"
-        summary = read_json(summary_path) if summary_path.exists() else {"status": "not run"}
+        try:
+            summary = read_summary(summary_path) if summary_path.exists() else {"status": "not run"}
+        except DamagedFile as e:
+            summary = {"status": "damaged", "error": str(e)}
+            if damaged is not None:
+                damaged.append(str(e))
         results.append(RunResult(spec, summary, cfg.parent.name))
-    results.sort(key=lambda r: r.summary.get("index", 0))
+    results.sort(key=lambda r: r.summary.get("index", 0) if isinstance(r.summary.get("index"), int) else 0)
     return results
+
+
+def read_config(path: Path) -> RunSpec:
+    """A run's ``config.json`` as its RunSpec; ``DamagedFile`` naming the file otherwise."""
+    data = read_json(path)
+    try:
+        return RunSpec.model_validate(data)
+    except ValueError as e:  # pydantic's ValidationError is one
+        first = str(e).splitlines()
+        raise DamagedFile(f"Expected a run's settings in {path}, got {first[1] if len(first) > 1 else first[0]}".rstrip()) from None
 
 
 def _group(results: list[RunResult]) -> list[dict[str, Any]]:
@@ -95,7 +118,12 @@ def _loss_change(attacked: dict[str, Any], clean: dict[str, Any]) -> float:
 
 
 def build_comparison(
-    results: list[RunResult], *, wall_s: float | None, parallel: int | None, resumed: Collection[str] = ()
+    results: list[RunResult],
+    *,
+    wall_s: float | None,
+    parallel: int | None,
+    resumed: Collection[str] = (),
+    damaged: Collection[str] = (),
 ) -> dict[str, Any]:
     entries = _group(results)
     specs = {r.spec.config_key: r.spec for r in results}
@@ -142,6 +170,7 @@ def build_comparison(
         "robustness": robust_table,
         "timing": timing,
         "failed": [f for e in ranked for f in e["failed"]],
+        "damaged": list(damaged),
     }
 
 
@@ -192,6 +221,10 @@ def verdict_markdown(verdict: dict[str, Any]) -> list[str]:
 def comparison_markdown(comp: dict[str, Any]) -> str:
     lines = ["# Sweep comparison", ""]
     lines += verdict_markdown(comp["verdict"])
+    if comp.get("damaged"):
+        lines += ["## Damaged files", ""]
+        lines += [f"- {_cell(text)}" for text in comp["damaged"]]
+        lines.append("")
     lines += ["## Every run", ""]
     lines.append("| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s) | Δ loss vs clean |")
     lines.append("|---:|---|---|---|---|---:|---:|---:|---:|---:|")
@@ -246,11 +279,18 @@ def timing_line(t: dict[str, Any]) -> str:
 
 
 def write_comparison(
-    sweep_dir: Path, results: list[RunResult], *, wall_s: float | None, parallel: int | None, resumed: Collection[str] = ()
+    sweep_dir: Path,
+    results: list[RunResult],
+    *,
+    wall_s: float | None,
+    parallel: int | None,
+    resumed: Collection[str] = (),
+    damaged: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write comparison.json and .md; ``resumed`` names the run folders an earlier sweep finished
-    (they are compared, but their time is not part of ``wall_s``)."""
-    comp = build_comparison(results, wall_s=wall_s, parallel=parallel, resumed=resumed)
+    (they are compared, but their time is not part of ``wall_s``); ``damaged``, the files found
+    damaged (runs done again, folders left out)."""
+    comp = build_comparison(results, wall_s=wall_s, parallel=parallel, resumed=resumed, damaged=damaged)
     atomic_write_json(sweep_dir / "comparison.json", comp)
     atomic_write_text(sweep_dir / "comparison.md", comparison_markdown(comp))
     return comp

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from velocity.rounds import sweep_row
 from velocity.sweep.experiment import SpecError
-from velocity.sweep.files import atomic_write_json, read_json, read_rounds_csv
+from velocity.sweep.files import DamagedFile, atomic_write_json, read_rounds_csv, read_summary
 from velocity.sweep.spec import RunSpec
 from velocity.sweep.worker import round_metrics
 
@@ -51,6 +51,7 @@ class RunStore:
         self._seen_rounds: set[tuple[int, int]] = set()
         self._pids: dict[int, int] = {}  # run index → the worker process running it
         self._callbacks: list[RoundCallback] = []
+        self._notices: list[str] = []
 
     # ------------------------------------------------------------------ runs
     def append(self, spec: RunSpec) -> int:
@@ -152,20 +153,45 @@ class RunStore:
                 if self._status[i] == "queued":
                     self._status[i] = "running"
 
+    # ------------------------------------------------------------------ notices
+    def note(self, text: str) -> None:
+        """Something the user should read at the end (a damaged file, a run done again)."""
+        with self.lock:
+            self._notices.append(text)
+
+    def notices(self) -> list[str]:
+        with self.lock:
+            return list(self._notices)
+
     # ------------------------------------------------------------------ run folders
+    def _rounds_on_disk(self, i: int) -> list[dict[str, Any]]:
+        """Run ``i``'s rounds.csv; damaged (an outside hand, a failing disk), it is named and
+        the rounds the events brought stand."""
+        try:
+            return read_rounds_csv(self.run_dir(i) / "rounds.csv")
+        except DamagedFile as e:
+            self.note(str(e))
+            return []
+
     def prepare(self, i: int) -> bool:
         """Get run ``i``'s folder ready; False when an identical run already finished there
         (it is then recorded as finished, with its rounds, and needs no worker)."""
         spec, run_dir = self._specs[i], self.run_dir(i)
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
-            old = read_json(summary_path)
-            if old.get("status") == "finished" and old.get("spec_hash") == spec.spec_hash:
+            try:
+                old = read_summary(summary_path)
+                finished = old.get("status") == "finished" and old.get("spec_hash") == spec.spec_hash
+                rows = read_rounds_csv(run_dir / "rounds.csv") if finished else []
+            except DamagedFile as e:  # named, and run again from the start
+                self.note(f"Running '{spec.label}' again: {e}")
+                finished = False
+            if finished:
                 old["index"] = i
                 with self.lock:
                     self._summaries[i] = {**old, "resumed": True}
                     self._status[i] = "finished"
-                self.add_rounds(i, read_rounds_csv(run_dir / "rounds.csv"))
+                self.add_rounds(i, rows)
                 return False
         atomic_write_json(run_dir / "config.json", spec.model_dump(mode="json"))
         summary_path.unlink(missing_ok=True)
@@ -173,7 +199,7 @@ class RunStore:
 
     def finish(self, i: int, summary: dict[str, Any]) -> None:
         """Record a run's end. Events are a live view and may trail the result: the file has every round."""
-        self.add_rounds(i, read_rounds_csv(self.run_dir(i) / "rounds.csv"))
+        self.add_rounds(i, self._rounds_on_disk(i))
         with self.lock:
             self._summaries[i] = summary
             self._status[i] = summary.get("status", "failed")
@@ -181,7 +207,7 @@ class RunStore:
     def record_outside_worker(self, i: int, status: str, error: str) -> None:
         """The worker could not write its summary (it died or was stopped): write it here,
         keeping every round that reached rounds.csv."""
-        rows = read_rounds_csv(self.run_dir(i) / "rounds.csv")
+        rows = self._rounds_on_disk(i)
         spec = self._specs[i]
         summary: dict[str, Any] = {"run": spec.label, "index": i, "spec_hash": spec.spec_hash, "status": status, "error": error}
         summary.update(round_metrics(rows), rounds_completed=len(rows))

@@ -10,6 +10,7 @@ with the same spec.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -35,6 +36,19 @@ SCRIPT_GUARD_HELP = (
 )
 
 
+def check_out_folder(out: Path) -> None:
+    """Refuse an output folder the sweep could not write, before any run starts: a file, a
+    path below a file, or a folder (or its nearest existing parent) without write permission."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "which is a file" if existing == out else f"below '{existing}', a file"
+        raise ValueError(f"Expected a folder for the sweep's files, got '{out}', {where}")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"Expected a folder the sweep can write to, got '{out}' ('{existing}' is not writable)")
+
+
 class Sweep:
     """A strategy × attack × heterogeneity matrix of federated runs.
 
@@ -56,6 +70,7 @@ class Sweep:
         if not specs:
             raise ValueError("Expected at least one run in a sweep, got none")
         self.out = Path(out) if out is not None else Path("out") / f"{datetime.now().strftime('%Y-%m-%dT%H-%M-%S')}-sweep"
+        check_out_folder(self.out)
         if parallel is not None and parallel < 1:
             raise ValueError(f"Expected parallel >= 1, got {parallel}")
         self.parallel = parallel or max(1, min(available_cpus(), len(specs)))
@@ -234,7 +249,9 @@ class Sweep:
     def _write_comparison(self) -> dict[str, Any]:
         _, _, summaries = self.snapshot()
         resumed = [self.run_dir(i).name for i, summary in summaries.items() if summary.get("resumed")]
-        return write_comparison(self.out, load_results(self.out), wall_s=self.wall_s, parallel=self.parallel, resumed=resumed)
+        damaged = self.store.notices()
+        results = load_results(self.out, damaged)
+        return write_comparison(self.out, results, wall_s=self.wall_s, parallel=self.parallel, resumed=resumed, damaged=damaged)
 
     def _queue(self, i: int) -> None:
         """Queue run ``i`` for a worker unless an identical run already finished in its folder."""
