@@ -5,6 +5,7 @@ an aggregate, a traceback from deep inside, or a broken run ranked first (docs/r
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import stat
 import subprocess
@@ -323,3 +324,40 @@ def test_an_output_folder_that_cannot_be_one_is_refused_before_anything_runs(tmp
         Sweep([_spec()], out=file)
     with pytest.raises(ValueError, match=rf"^Expected a folder for the sweep's files, got '{file / 'sub'}', below '{file}', a file$"):
         Sweep([_spec()], out=file / "sub")
+
+
+# ---------------------------------------------------------------------------- one sweep per folder
+def test_a_second_sweep_into_a_folder_in_use_is_refused_and_welcome_once_it_is_free(tmp_path: Path) -> None:
+    from velocity.sweep import Sweep
+
+    out = tmp_path / "shared"
+    first = Sweep([RunSpec(name="long", dataset="blobs", model_id="logreg", num_clients=4, rounds=400, lr=0.5)], out=out, parallel=1)
+    second = Sweep([RunSpec(name="other", dataset="blobs", model_id="logreg", num_clients=4, rounds=2, lr=0.1)], out=out, parallel=1)
+    first.start()
+    try:
+        with pytest.raises(
+            ValueError, match=rf"^Expected no other sweep writing to '{out}', got one running there now \(pid {os.getpid()}\)"
+        ):
+            second.start()
+        assert not (out / "other").exists()  # nothing of it was written
+    finally:
+        first.cancel()
+    second.run()  # free again
+    assert second.comparison()["winner"] == "other"
+
+
+# ---------------------------------------------------------------------------- memory
+def test_a_batch_size_beyond_the_data_pads_nothing() -> None:
+    """batch_size = 10**9 once grew a worker to 24 GB (padding to the batch size): the batched
+    trainer pads to the widest batch drawn, so it is the same job as a batch of the whole data."""
+    from velocity.data import load_federated
+    from velocity.server import FederatedServer
+    from velocity.training import LocalTrainingConfig
+
+    data = load_federated("blobs", num_clients=4)
+    models = []
+    for batch_size in (10**9, len(data.y_train)):
+        server = FederatedServer(data, model_id="logreg", local=LocalTrainingConfig(lr=0.5, batch_size=batch_size), batched=True, seed=0)
+        server.run(1)
+        models.append(server.orchestrator.global_model)
+    assert np.array_equal(models[0], models[1])

@@ -10,7 +10,7 @@ class GaussianNoise(Component):
 
     Parameters
     ----------
-    sigma : float, default 1.0, >= 0
+    sigma : float, default 1.0, >= 0, <= 3.40282e+38
         standard deviation of the added noise
 
     References

@@ -159,7 +159,7 @@ class Orchestrator:
         """Run one round on the sampled clients' updates (``n × d``, rows in ``client_ids`` order)."""
         x = as_update_matrix(updates)
         w = as_weights(weights, x.shape[0])
-        ids = as_indices(client_ids, "client_ids", self.num_clients) if client_ids is not None else None
+        ids = as_indices(client_ids, "client ids", self.num_clients) if client_ids is not None else None
         return RoundSummary.from_dict(json.loads(self._inner.step(x, weights=w, client_ids=ids)))
 
     def report_metrics(self, loss: float, accuracy: float | None = None, *, round: int | None = None) -> None:

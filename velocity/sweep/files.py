@@ -138,3 +138,49 @@ def read_rounds_csv(path: Path) -> list[dict[str, Any]]:
     except csv.Error as e:
         raise DamagedFile(f"Expected CSV in {path}, got {e}") from None
     return rows
+
+
+class FolderLock:
+    """One sweep writes a folder at a time: two sweeps with different settings into one folder
+    would mix their runs' files. An advisory lock on ``.velocity.lock`` in the folder (released
+    by the OS if the process dies, so it never goes stale); where the OS has no ``flock``, no
+    lock is taken."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._file: Any = None
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def acquire(self) -> None:
+        """Hold the folder; ``ValueError`` when another sweep holds it now."""
+        if self._file is not None:
+            return
+        try:
+            import fcntl
+        except ImportError:  # (Windows)
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        f = (self.folder / ".velocity.lock").open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise ValueError(
+                f"Expected no other sweep writing to '{self.folder}', got one running there now ({holder}): "
+                "wait for it to end, or choose another folder"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}\n")
+        f.flush()
+        self._file = f
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the lock
+            self._file = None

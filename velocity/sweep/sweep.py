@@ -22,7 +22,7 @@ from typing import Any
 
 from velocity.rounds import polars_schema
 from velocity.sweep.experiment import grid, load_experiment
-from velocity.sweep.files import atomic_write_json
+from velocity.sweep.files import FolderLock, atomic_write_json
 from velocity.sweep.manifest import available_cpus, build_manifest
 from velocity.sweep.pool import PoolDriver
 from velocity.sweep.report import load_results, write_comparison
@@ -75,6 +75,7 @@ class Sweep:
             raise ValueError(f"Expected parallel >= 1, got {parallel}")
         self.parallel = parallel or max(1, min(available_cpus(), len(specs)))
         self.store = RunStore(self.out)
+        self._folder = FolderLock(self.out)
         self._lock = self.store.lock
         self._pending: queue.Queue[int] = queue.Queue()
         self._cancel = threading.Event()
@@ -199,7 +200,7 @@ class Sweep:
             raise RuntimeError("This sweep is already running")
         if getattr(multiprocessing.current_process(), "_inheriting", False):
             raise RuntimeError(SCRIPT_GUARD_HELP)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self._folder.acquire()  # before anything is written there
         specs = self.store.specs()
         atomic_write_json(self.out / "manifest.json", build_manifest(specs, parallel=self.parallel))
         self._started_at = time.perf_counter()
@@ -219,6 +220,8 @@ class Sweep:
         # Under the lock, the driver either sees these runs before it ends or has ended: never
         # neither (a run queued while the driver was finishing would wait forever).
         with self._lock:
+            if self._started_at is not None and not self.running:
+                self._folder.acquire()  # a restart writes the folder again
             for s in specs:
                 i = self.store.append(s)
                 if self._started_at is not None:
@@ -269,11 +272,13 @@ class Sweep:
                 self._drive()
                 with self._lock:  # see add(): runs queued while the driver was finishing run now
                     if self._cancel.is_set() or self._pending.empty():
+                        self._folder.release()
                         self._idle.set()
                         return
         except BaseException as e:  # surfaced by wait()
             self._error = e
             with self._lock:
+                self._folder.release()
                 self._idle.set()
 
     def _drive(self) -> None:

@@ -103,7 +103,9 @@ def train_clients_batched(
     momentum = {n: torch.zeros_like(p) for n, p in params.items()} if cfg.momentum > 0 else None
 
     steps = max((len(b) for b in plan.batches), default=0)
-    bsz = cfg.batch_size
+    # The widest batch drawn, not cfg.batch_size: a batch size above a client's data (10**9 was
+    # tried) pads nothing, and the padding stays bounded by the data's size.
+    bsz = max((len(idx) for batches in plan.batches for idx in batches), default=1)
     # Padded global indices and masks, (k, steps, bsz): one gather per step for every client.
     index = torch.zeros(k, steps, bsz, dtype=torch.int64)
     mask = torch.zeros(k, steps, bsz, dtype=global_params.dtype)
