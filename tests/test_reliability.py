@@ -291,7 +291,7 @@ def test_a_damaged_run_is_named_and_run_again(finished_sweep: Path, tmp_path: Pa
     path.write_text(change(path.read_text(encoding="utf-8")), encoding="utf-8")
     sweep = Sweep([_spec()], out=out, parallel=1).run()
     comparison = sweep.comparison()
-    assert comparison["damaged"][0].startswith(f"Running 'only' again: {said.format(path=path)}"), comparison["damaged"]
+    assert comparison["file_problems"][0].startswith(f"Running 'only' again: {said.format(path=path)}"), comparison["file_problems"]
     assert comparison["winner"] == "only" and comparison["timing"]["resumed"] == []  # run again, not taken as finished
     assert len((run_dir / "rounds.csv").read_text(encoding="utf-8").splitlines()) == 1 + 2
 
@@ -309,9 +309,11 @@ def test_report_names_a_damaged_config_and_leaves_its_run_out(
     (out / "comparison.json").write_text("[", encoding="utf-8")
     assert main(["report", str(out)]) == 0
     text = capsys.readouterr().out.replace("\n", "")
-    assert f"Damaged: Expected JSON in {out / 'second' / 'config.json'}, got text that is not" in text and "(the run is left out)" in text
-    assert f"Damaged: Expected JSON in {out / 'comparison.json'}" in text
-    assert "## Damaged files" in (out / "comparison.md").read_text(encoding="utf-8")
+    assert (
+        f"File problem: Expected JSON in {out / 'second' / 'config.json'}, got text that is not" in text and "(the run is left out)" in text
+    )
+    assert f"File problem: Expected JSON in {out / 'comparison.json'}" in text
+    assert "## File problems" in (out / "comparison.md").read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------- output folders
@@ -361,3 +363,44 @@ def test_a_batch_size_beyond_the_data_pads_nothing() -> None:
         server.run(1)
         models.append(server.orchestrator.global_model)
     assert np.array_equal(models[0], models[1])
+
+
+# ---------------------------------------------------------------------------- a full disk
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Any:
+    """A 512 KiB tmpfs, nearly full (needs the right to mount: root, as in CI)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"needs a tmpfs mount: {done.stderr.decode().strip()}")
+    try:
+        (mount / "fill").write_bytes(b"\0" * 480_000)
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_full_disk_stops_the_sweep_with_one_line_per_problem(tiny_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from velocity.cli import main
+
+    out = tiny_disk / "out"
+    argv = ["sweep", "--dataset", "blobs", "--model", "logreg", "--rounds", "40", "--clients", "6", "--parallel", "1", "--quiet"]
+    assert main([*argv, "--strategies", "FedAvg,FedMedian,Krum,TrimmedMean", "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "Traceback" not in text
+    assert "File problem: No space left on device: the runs not yet started were not started" in text
+    assert "File problem: Could not write the comparison (No space left on device" in text
+    failed = text[text.index("4 run(s) failed:") :].splitlines()[1:]
+    assert "No space left on device" in failed[0] and all(line.endswith(": not run") for line in failed[1:]), failed
+
+
+# ---------------------------------------------------------------------------- data
+def test_a_data_set_with_non_finite_features_is_refused(tmp_path: Path) -> None:
+    from velocity.data import load_federated
+
+    rows = ["f1,f2,label"] + [f"{i * 0.1:.1f},{'nan' if i in (3, 7) else 1.0},{i % 2}" for i in range(40)]
+    path = tmp_path / "table.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"^Expected finite features in {path}, got NaN or infinite values in 2 of 40 examples$"):
+        load_federated(str(path), num_clients=2)

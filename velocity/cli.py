@@ -202,7 +202,8 @@ def _print_comparison(comp: dict, folder) -> None:
     for notice in verdict["notices"]:
         console.print(Text("Notice: " + notice))
     named = any(not e["run"].startswith(e["strategy"] + " | ") for e in comp["ranking"])
-    table = Table(title=f"Every run ({folder}/comparison.md)")
+    written = (folder / "comparison.md").exists()  # (not on a full disk)
+    table = Table(title=Text(f"Every run ({folder}/comparison.md)" if written else "Every run"))
     for col in ["#", *(["run"] if named else []), "strategy", "attack", "α", "final acc", "final loss", "Δ loss vs clean"]:
         table.add_column(col, justify="right" if col in ("#", "final acc", "final loss", "Δ loss vs clean") else "left")
     for e in comp["ranking"]:
@@ -229,8 +230,8 @@ def _print_comparison(comp: dict, folder) -> None:
     t = comp["timing"]
     if t.get("wall_s"):
         console.print(Text(timing_line(t)))
-    for text in comp.get("damaged", []):
-        console.print(Text("Damaged: " + text, style="yellow"), soft_wrap=True)
+    for text in comp.get("file_problems", []):
+        console.print(Text("File problem: " + text, style="yellow"), soft_wrap=True)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -322,7 +323,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         wall_s=timing.get("wall_s"),
         parallel=timing.get("parallel"),
         resumed=timing.get("resumed", []),
-        damaged=damaged,
+        file_problems=damaged,
     )
     _print_comparison(comparison, folder)
     return 1 if comparison["failed"] else 0

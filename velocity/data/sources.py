@@ -186,6 +186,15 @@ def load_source(source: str) -> ArrayData:
     return data
 
 
+def _check_finite(source: str, x: np.ndarray, x_test: np.ndarray | None) -> None:
+    """Refuse NaN or infinite features: a model trained on them is broken from the first step,
+    and its run would only show a missing loss."""
+    for split, arr in (("", x), (" test", x_test)):
+        if arr is not None and not np.isfinite(arr).all():
+            bad = int((~np.isfinite(arr.reshape(len(arr), -1))).any(axis=1).sum())
+            raise ValueError(f"Expected finite features in {source}, got NaN or infinite values in {bad} of {len(arr)}{split} examples")
+
+
 def decode(source: str) -> ArrayData:
     train, test = _splits(_open(source))
     cols = _Columns(train, source)
@@ -204,6 +213,7 @@ def decode(source: str) -> ArrayData:
     if test is not None:
         x_test = cols.inputs(test)
         y_test = np.array([mapping[v] for v in raw_test], dtype=np.int64)
+    _check_finite(source, x, x_test)  # before standardising spreads one NaN over a column
     if cols.features:  # tabular: standardise with the training statistics
         mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
         x = (x - mean) / std

@@ -9,6 +9,7 @@ culprit is found and recorded without failing the innocent ones.
 from __future__ import annotations
 
 import contextlib
+import errno
 import multiprocessing
 import os
 import queue
@@ -24,6 +25,10 @@ from velocity.sweep.events import EventListener
 from velocity.sweep.manifest import available_cpus
 from velocity.sweep.store import RunStore
 from velocity.sweep.worker import execute_run
+
+
+#: The errors that say the disk is full (every later run would fail the same way).
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class PoolDriver:
@@ -43,10 +48,12 @@ class PoolDriver:
         self.pending = pending
         self.cancel = cancel
         self.parallel = parallel
+        self.stop_reason = "cancelled by the user"
         self.executor = executor  # a caller's executor is used as is and never shut down
 
     def drive(self) -> None:
         """One pass: submit, collect, replace a broken pool, stop everything on cancel."""
+        self.stop_reason = "cancelled by the user"  # (or why the driver stopped itself)
         ctx = multiprocessing.get_context("spawn")
         listener = EventListener(self.store.handle_event)
         threads = max(1, available_cpus() // self.parallel)
@@ -75,6 +82,14 @@ class PoolDriver:
                         self.store.finish(i, fut.result())
                     except BrokenProcessPool:
                         broken.append(i)
+                    except OSError as e:  # the run could not write its files: a full disk fails every run after it
+                        self.store.record_outside_worker(i, "failed", f"{e.strerror or e}: {e.filename or self.store.run_dir(i)}")
+                        if e.errno in DISK_FULL:
+                            self.store.note(
+                                f"{e.strerror}: the runs not yet started were not started (free space, then run the sweep again)"
+                            )
+                            self.stop_reason = f"not finished: {e.strerror}"
+                            self.cancel.set()
                     except Exception as e:  # e.g. a dask worker that died
                         self.store.record_outside_worker(i, "failed", f"worker failed: {type(e).__name__}: {e}")
                 if broken:
@@ -107,7 +122,7 @@ class PoolDriver:
         if owned:
             self._stop_workers(in_flight)
         for i in [*in_flight.values(), *isolate]:
-            self.store.record_outside_worker(i, "cancelled", "cancelled by the user")
+            self.store.record_outside_worker(i, "cancelled", self.stop_reason)
         in_flight.clear()
         while True:
             try:

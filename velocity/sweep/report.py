@@ -123,7 +123,7 @@ def build_comparison(
     wall_s: float | None,
     parallel: int | None,
     resumed: Collection[str] = (),
-    damaged: Collection[str] = (),
+    file_problems: Collection[str] = (),
 ) -> dict[str, Any]:
     entries = _group(results)
     specs = {r.spec.config_key: r.spec for r in results}
@@ -170,7 +170,7 @@ def build_comparison(
         "robustness": robust_table,
         "timing": timing,
         "failed": [f for e in ranked for f in e["failed"]],
-        "damaged": list(damaged),
+        "file_problems": list(file_problems),
     }
 
 
@@ -221,9 +221,9 @@ def verdict_markdown(verdict: dict[str, Any]) -> list[str]:
 def comparison_markdown(comp: dict[str, Any]) -> str:
     lines = ["# Sweep comparison", ""]
     lines += verdict_markdown(comp["verdict"])
-    if comp.get("damaged"):
-        lines += ["## Damaged files", ""]
-        lines += [f"- {_cell(text)}" for text in comp["damaged"]]
+    if comp.get("file_problems"):
+        lines += ["## File problems", ""]
+        lines += [f"- {_cell(text)}" for text in comp["file_problems"]]
         lines.append("")
     lines += ["## Every run", ""]
     lines.append("| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s) | Δ loss vs clean |")
@@ -267,6 +267,8 @@ def timing_line(t: dict[str, Any]) -> str:
     ran = t["runs"] - resumed
     if ran == 0:
         return f"{t['runs']} runs, all finished earlier: nothing was run now"
+    if not t.get("serial_s"):  # no run measured its time: no speedup to speak of
+        return f"{t['runs']} runs, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s"
     where = f"{t['runs']} runs ({resumed} finished earlier, {ran} run now)" if resumed else f"{t['runs']} runs"
     line = (
         f"{where}, {t['parallel']} parallel, total wall {t['wall_s']:.1f} s "
@@ -285,12 +287,12 @@ def write_comparison(
     wall_s: float | None,
     parallel: int | None,
     resumed: Collection[str] = (),
-    damaged: Collection[str] = (),
+    file_problems: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write comparison.json and .md; ``resumed`` names the run folders an earlier sweep finished
-    (they are compared, but their time is not part of ``wall_s``); ``damaged``, the files found
-    damaged (runs done again, folders left out)."""
-    comp = build_comparison(results, wall_s=wall_s, parallel=parallel, resumed=resumed, damaged=damaged)
+    (they are compared, but their time is not part of ``wall_s``); ``file_problems``, files found
+    damaged (runs done again, folders left out) or that could not be written."""
+    comp = build_comparison(results, wall_s=wall_s, parallel=parallel, resumed=resumed, file_problems=file_problems)
     atomic_write_json(sweep_dir / "comparison.json", comp)
     atomic_write_text(sweep_dir / "comparison.md", comparison_markdown(comp))
     return comp

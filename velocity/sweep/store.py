@@ -211,5 +211,8 @@ class RunStore:
         spec = self._specs[i]
         summary: dict[str, Any] = {"run": spec.label, "index": i, "spec_hash": spec.spec_hash, "status": status, "error": error}
         summary.update(round_metrics(rows), rounds_completed=len(rows))
-        atomic_write_json(self.run_dir(i) / "summary.json", summary)
+        try:
+            atomic_write_json(self.run_dir(i) / "summary.json", summary)
+        except OSError as e:  # (a full disk): the sweep knows the run's end all the same
+            self.note(f"Could not write {e.filename or self.run_dir(i) / 'summary.json'}: {e.strerror or e}")
         self.finish(i, summary)

@@ -25,7 +25,7 @@ from velocity.sweep.experiment import grid, load_experiment
 from velocity.sweep.files import FolderLock, atomic_write_json
 from velocity.sweep.manifest import available_cpus, build_manifest
 from velocity.sweep.pool import PoolDriver
-from velocity.sweep.report import load_results, write_comparison
+from velocity.sweep.report import build_comparison, load_results, write_comparison
 from velocity.sweep.spec import RunSpec
 from velocity.sweep.store import RoundCallback, RunStore, SweepSnapshot
 
@@ -252,9 +252,13 @@ class Sweep:
     def _write_comparison(self) -> dict[str, Any]:
         _, _, summaries = self.snapshot()
         resumed = [self.run_dir(i).name for i, summary in summaries.items() if summary.get("resumed")]
-        damaged = self.store.notices()
-        results = load_results(self.out, damaged)
-        return write_comparison(self.out, results, wall_s=self.wall_s, parallel=self.parallel, resumed=resumed, damaged=damaged)
+        problems = self.store.notices()
+        results = load_results(self.out, problems)
+        try:
+            return write_comparison(self.out, results, wall_s=self.wall_s, parallel=self.parallel, resumed=resumed, file_problems=problems)
+        except OSError as e:  # (a full disk): the comparison is still computed and returned
+            problems.append(f"Could not write the comparison ({e.strerror or e}: {e.filename or self.out})")
+            return build_comparison(results, wall_s=self.wall_s, parallel=self.parallel, resumed=resumed, file_problems=problems)
 
     def _queue(self, i: int) -> None:
         """Queue run ``i`` for a worker unless an identical run already finished in its folder."""
