@@ -26,7 +26,6 @@ from velocity.sweep.manifest import available_cpus
 from velocity.sweep.store import RunStore
 from velocity.sweep.worker import execute_run
 
-
 #: The errors that say the disk is full (every later run would fail the same way).
 DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
