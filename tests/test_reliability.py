@@ -404,3 +404,24 @@ def test_a_data_set_with_non_finite_features_is_refused(tmp_path: Path) -> None:
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=rf"^Expected finite features in {path}, got NaN or infinite values in 2 of 40 examples$"):
         load_federated(str(path), num_clients=2)
+
+
+def test_a_batched_run_that_cannot_fit_in_memory_is_refused_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from velocity import server as server_module
+    from velocity.data import load_federated
+    from velocity.server import FederatedServer
+    from velocity.training import LocalTrainingConfig, batched_memory_floor
+
+    data = load_federated("blobs", num_clients=4)
+    # logreg on blobs: 20 × 10 + 10 = 210 parameters; batch 32 of 20 features; momentum 0.9
+    need = batched_memory_floor(4, 210, 32, 20, momentum=True)
+    assert need == 4 * 4 * (3 * 210 + 32 * 20)
+    monkeypatch.setattr(server_module, "available_memory", lambda: need - 1)  # a machine one byte short
+    local = LocalTrainingConfig(lr=0.5, batch_size=32, momentum=0.9)
+    with pytest.raises(
+        ValueError, match=r"^Expected a run that fits in memory, got one that needs at least .* GiB to train 4 clients at once"
+    ):
+        FederatedServer(data, model_id="logreg", local=local, seed=0)
+    FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0)  # one client at a time: fine
+    monkeypatch.setattr(server_module, "available_memory", lambda: need)
+    FederatedServer(data, model_id="logreg", local=local, seed=0)

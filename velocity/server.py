@@ -22,6 +22,8 @@ from velocity.trainer import RoundRecord, Trainer
 from velocity.training import (
     ClientBatchPlan,
     LocalTrainingConfig,
+    available_memory,
+    batched_memory_floor,
     evaluate,
     flatten_params,
     poison_labels,
@@ -128,11 +130,29 @@ class FederatedServer(Trainer):
         self.seed = seed
         self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed)
         self.orchestrator.global_model = flatten_params(self._model).numpy()
+        if batched:
+            self._check_memory(self.clients_per_round)
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
         self._y_train = self._poisoned_labels()
         self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
         self.history: list[RoundRecord] = []
+
+    def _check_memory(self, clients: int) -> None:
+        """Refuse, before training, a batched run that cannot fit in this machine's memory (the
+        OS would otherwise stop the worker with no word of why)."""
+        parameters = sum(p.numel() for p in self._model.parameters())
+        largest = max((len(i) for i in self.data.client_indices), default=0)
+        batch = min(self.local.batch_size, largest)
+        features = int(np.prod(self.data.input_shape))
+        need = batched_memory_floor(clients, parameters, batch, features, momentum=self.local.momentum > 0)
+        have = available_memory()
+        if have is not None and need > have:
+            raise ValueError(
+                f"Expected a run that fits in memory, got one that needs at least {need / 2**30:.1f} GiB to train {clients} "
+                f"clients at once ({parameters} parameters each, with gradients, and a batch of {batch}) with "
+                f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
+            )
 
     def _poisoned_labels(self) -> torch.Tensor:
         """Training labels with the data attacks applied to the malicious clients' examples, once."""

@@ -3,11 +3,20 @@
 from velocity.training.config import LocalTrainingConfig
 from velocity.training.data_attacks import poison_labels
 from velocity.training.evaluate import evaluate
-from velocity.training.local import ClientBatchPlan, flatten_params, train_clients_batched, train_clients_loop
+from velocity.training.local import (
+    ClientBatchPlan,
+    available_memory,
+    batched_memory_floor,
+    flatten_params,
+    train_clients_batched,
+    train_clients_loop,
+)
 
 __all__ = [
     "ClientBatchPlan",
     "LocalTrainingConfig",
+    "available_memory",
+    "batched_memory_floor",
     "evaluate",
     "flatten_params",
     "poison_labels",

@@ -141,3 +141,23 @@ def train_clients_batched(
                     g = momentum[n]
                 params[n] = torch.where(live, params[n] - cfg.lr * g, params[n])
     return torch.cat([params[n].reshape(k, -1) for n in names], dim=1) - global_params
+
+
+def batched_memory_floor(clients: int, parameters: int, batch: int, features: int, *, momentum: bool) -> int:
+    """The least memory, in bytes, :func:`train_clients_batched` needs: every client's
+    parameters and gradients (and momentum), and one batch of inputs per client, in float32.
+    Activations come on top; this floor only tells a run that cannot fit from one that may."""
+    copies = 3 if momentum else 2
+    return 4 * clients * (copies * parameters + batch * features)
+
+
+def available_memory() -> int | None:
+    """Bytes the OS can give without swapping (Linux's MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
