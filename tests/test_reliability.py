@@ -425,3 +425,17 @@ def test_a_batched_run_that_cannot_fit_in_memory_is_refused_before_training(monk
     FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0)  # one client at a time: fine
     monkeypatch.setattr(server_module, "available_memory", lambda: need)
     FederatedServer(data, model_id="logreg", local=local, seed=0)
+
+
+def test_a_run_name_like_markup_is_printed_as_written_by_sweep_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from velocity.cli import main
+
+    toml = tmp_path / "exp.toml"
+    toml.write_text(
+        '[shared]\ndataset = "blobs"\nmodel_id = "logreg"\nrounds = 1\nnum_clients = 4\n\n[[runs]]\nname = "a[/x]b [bold]c"\n',
+        encoding="utf-8",
+    )
+    for argv in (["sweep", str(toml), "--out", str(tmp_path / "out"), "--quiet"], ["report", str(tmp_path / "out")]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert "Best run: a[/x]b [bold]c" in out, out
