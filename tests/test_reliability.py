@@ -4,6 +4,7 @@ an aggregate, a traceback from deep inside, or a broken run ranked first (docs/r
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -439,3 +440,36 @@ def test_a_run_name_like_markup_is_printed_as_written_by_sweep_and_report(tmp_pa
         assert main(argv) == 0
         out = capsys.readouterr().out
         assert "Best run: a[/x]b [bold]c" in out, out
+
+
+def test_ctrl_c_on_the_command_line_keeps_the_rounds_and_writes_the_comparison(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole foreground process group: the command and its workers."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    argv = [sys.executable, "-m", "velocity.cli", "sweep", "--dataset", "blobs", "--model", "logreg", "--rounds", "100000"]
+    argv += ["--strategies", "FedAvg,FedMedian", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # (a background job starts with it ignored)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob("*/rounds.csv")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        text, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, text
+    assert "Traceback" not in text and "Cancelled. Every finished round is kept in" in text
+    assert (out / "comparison.json").exists() and (out / "comparison.md").exists()
+    for run_dir in (p for p in out.iterdir() if p.is_dir()):
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        assert summary["status"] == "cancelled" and summary["rounds_completed"] >= 0
