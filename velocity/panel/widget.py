@@ -136,8 +136,9 @@ class SweepPanel(anywidget.AnyWidget):
         Seconds between updates sent to the front end; rows arriving in between are batched.
     **kwargs
         Initial values of the traits, e.g. ``view`` (the chart shown: ``"progress"``,
-        ``"heatmap"``, ``"defence"`` or ``"labels"``), ``projector`` (larger text and charts) or
-        ``show_setting`` (only the runs of one setting, as the run table names it).
+        ``"heatmap"``, ``"defence"``, ``"clients"`` or ``"labels"``), ``projector`` (larger text
+        and charts), ``show_setting`` (only the runs of one setting, as the run table names it) or
+        ``client_run`` (the run the per-client view shows).
     """
 
     _esm = export.STATIC / "panel.js"

@@ -76,9 +76,9 @@ _SUMMARY_NON_NEGATIVE = ("initial_loss", "final_loss", "mean_loss", "elapsed_s",
 
 
 def read_summary(path: Path) -> dict[str, Any]:
-    """A run's ``summary.json``, checked: an object with a status, its numbers numbers (null
-    for NaN) within their ranges. ``DamagedFile`` otherwise: a hand-edited accuracy of 7.5 is
-    no result."""
+    """A run's ``summary.json``, checked: an object with a status, whose numbers are numbers
+    (or null, for NaN) within their ranges. ``DamagedFile`` otherwise: a hand-edited accuracy
+    of 7.5 is no result."""
     data = read_json(path)
     if not isinstance(data, dict):
         raise DamagedFile(f"Expected a JSON object in {path}, got {type(data).__name__} {_short(data)}")
@@ -149,10 +149,6 @@ class FolderLock:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._file: Any = None
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None
 
     def acquire(self) -> None:
         """Hold the folder; ``ValueError`` when another sweep holds it now."""

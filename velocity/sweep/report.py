@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from velocity.sweep.files import DamagedFile, atomic_write_json, atomic_write_text, read_summary
-from velocity.sweep.files import read_json as read_json
+from velocity.sweep.files import DamagedFile, atomic_write_json, atomic_write_text, read_json, read_summary
 from velocity.sweep.manifest import available_cpus
 from velocity.sweep.spec import RunSpec
 from velocity.sweep.verdict import mean_ci, verdicts, versus_best
