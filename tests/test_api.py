@@ -42,6 +42,8 @@ EXPECTED_ATTACKS = {
     "alie",
     "mimic",
     "sybil",
+    "min_max",
+    "min_sum",
     "nan",
     "inf",
     "adaptive_ipm",
@@ -59,7 +61,9 @@ def test_registry_lists_every_component_with_parameters_and_reference():
     for c in [*strategies.values(), *attacks.values()]:
         assert c.summary and c.reference, c.name
         for p in c.params:
-            assert p.type in ("int", "float", "bool") and p.description
+            assert p.type in ("int", "float", "bool", "choice") and p.description
+            assert bool(p.choices) == (p.type == "choice"), (c.name, p.name)
+    assert attacks["min_max"].param("perturbation").choices == ("unit_vec", "std", "sign")
     assert strategies["Krum"].requires == "n > 2f + 2"
     assert strategies["FedAdam"].param("eta").default == 0.1
     assert attacks["targeted_label_flipping"].kind == "data_attack"

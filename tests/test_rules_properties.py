@@ -297,3 +297,40 @@ def test_gaussian_noise_really_adds_noise():
     np.testing.assert_array_equal(out[[0, 2]], 0.0)
     # the FedAvg aggregate carries the noise: std of the mean = sigma * sqrt(f) / n = 2 * sqrt(2) / 4
     assert aggregate(out, "FedAvg").std() == pytest.approx(2 * np.sqrt(2) / 4, rel=0.05)
+
+
+# ---------------------------------------------------------------- Min-Max and Min-Sum (NDSS 2021)
+def _perturbation(honest: np.ndarray, kind: str) -> np.ndarray:
+    mu = honest.mean(0).astype(np.float32).astype(np.float64)  # the kernel's mean is float32 (a denormal mean is 0)
+    if kind == "unit_vec":
+        norm = np.linalg.norm(mu)
+        return mu / norm if norm > 0 else np.zeros_like(mu)
+    if kind == "sign":
+        return np.sign(mu)
+    return honest.std(0, ddof=1)  # the authors' torch.std
+
+
+@pytest.mark.parametrize("attack", ["min_max", "min_sum"])
+@pytest.mark.parametrize("kind", ["unit_vec", "std", "sign"])
+@given(x=matrices(min_n=4, max_n=10, max_d=12))
+def test_min_max_and_min_sum_meet_their_bound_and_a_larger_gamma_would_not(attack: str, kind: str, x: np.ndarray) -> None:
+    """The malicious row is μ − γ·p (float64 references), within the paper's bound, and γ is the
+    largest the search finds: 1 % more of the first γ tried breaks the bound (or γ sits at the
+    search's ceiling, twice the first γ)."""
+    honest = x[:-2].astype(np.float64)
+    out, info = apply_attack(x, f"{attack}(perturbation={kind}, gamma_init=10.0)", malicious=[len(x) - 2, len(x) - 1])
+    gamma = info["strength"]
+    p = _perturbation(honest, kind)
+    mu = honest.mean(0).astype(np.float32).astype(np.float64)
+    np.testing.assert_allclose(out[-1], mu - gamma * p, rtol=1e-5, atol=1e-3)
+    pair = ((honest[:, None, :] - honest[None, :, :]) ** 2).sum(-1)
+    bound = pair.max() if attack == "min_max" else pair.sum(1).min()
+
+    def score(g: float) -> float:
+        d = ((mu - g * p - honest) ** 2).sum(1)
+        return d.max() if attack == "min_max" else d.sum()
+
+    scale = max(1.0, bound)
+    assert score(gamma) <= bound + 1e-6 * scale  # (float32 rows, float64 sums)
+    if gamma < 20.0 - 1e-3 and np.any(p != 0):
+        assert score(gamma + 0.1) > bound - 1e-6 * scale

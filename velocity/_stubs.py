@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from velocity.registry import ComponentInfo, list_attacks, list_strategies
+from velocity.registry import ComponentInfo, ParamInfo, list_attacks, list_strategies
 from velocity.specs import _class_name, _docstring
 
 HEADER = "# Written by `python -m velocity._stubs` from the registry (vfl-rs/src/registry.rs); do not edit.\n"
@@ -22,15 +22,19 @@ def _indent(text: str, prefix: str) -> str:
     return "\n".join(prefix + line if line else "" for line in text.splitlines())
 
 
+def _annotation(p: ParamInfo) -> str:
+    return f"Literal[{', '.join(repr(c) for c in p.choices)}]" if p.type == "choice" else _TYPES[p.type]
+
+
 def _class(info: ComponentInfo) -> str:
     args = []
     for p in info.params:
         if p.required:
-            args.append(f"{p.name}: {_TYPES[p.type]}")
+            args.append(f"{p.name}: {_annotation(p)}")
         elif p.derived:
-            args.append(f"{p.name}: {_TYPES[p.type]} | None = None")
+            args.append(f"{p.name}: {_annotation(p)} | None = None")
         else:
-            args.append(f"{p.name}: {_TYPES[p.type]} = ...")
+            args.append(f"{p.name}: {_annotation(p)} = ...")
     signature = f"self, *, {', '.join(args)}" if args else "self"
     doc = _indent('"""' + _docstring(info).replace("\\", "\\\\") + '\n"""', "    ")
     return f"class {_class_name(info.name)}(Component):\n{doc}\n\n    info: ComponentInfo\n    def __init__({signature}) -> None: ...\n"
@@ -45,8 +49,10 @@ def stub(module: str) -> str:
     else:
         raise ValueError(f"Expected 'strategies' or 'attacks', got {module!r}")
     names = [*imports, *(_class_name(i.name) for i in infos)]
+    uses_literal = any(p.type == "choice" for i in infos for p in i.params)
     head = [
         HEADER,
+        *(["from typing import Literal", ""] if uses_literal else []),
         "from velocity.registry import ComponentInfo",
         f"from velocity.specs import {', '.join(imports)}",
         "",

@@ -1,9 +1,11 @@
 # Written by `python -m velocity._stubs` from the registry (vfl-rs/src/registry.rs); do not edit.
 
+from typing import Literal
+
 from velocity.registry import ComponentInfo
 from velocity.specs import AttackSpec, Component, parse_attack, parse_attacks
 
-__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "LabelFlipping", "TargetedLabelFlipping"]
+__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "LabelFlipping", "TargetedLabelFlipping"]
 
 class GaussianNoise(Component):
     """Each malicious client adds N(0, sigma²) noise to every coordinate of its update.
@@ -200,6 +202,44 @@ class AdaptiveALIE(Component):
 
     info: ComponentInfo
     def __init__(self, *, lower: float = ..., upper: float = ..., steps: int = ...) -> None: ...
+
+
+class MinMax(Component):
+    """Every malicious client sends μ - γ·p, γ the largest for which its farthest squared distance to an honest update stays within the largest between two honest updates.
+
+    Parameters
+    ----------
+    perturbation : choice, default unit_vec, one of unit_vec | std | sign
+        direction p: the honest mean's unit vector, the honest updates' coordinate-wise standard deviation, or the mean's sign
+    gamma_init : float, default 10.0, > 0, <= 1e+30
+        first γ tried (the search reaches at most twice this)
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-agnostic Min-Max)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, perturbation: Literal['unit_vec', 'std', 'sign'] = ..., gamma_init: float = ...) -> None: ...
+
+
+class MinSum(Component):
+    """Every malicious client sends μ - γ·p, γ the largest for which its summed squared distances to the honest updates stay within the smallest such sum of an honest update.
+
+    Parameters
+    ----------
+    perturbation : choice, default unit_vec, one of unit_vec | std | sign
+        direction p: the honest mean's unit vector, the honest updates' coordinate-wise standard deviation, or the mean's sign
+    gamma_init : float, default 10.0, > 0, <= 1e+30
+        first γ tried (the search reaches at most twice this)
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-agnostic Min-Sum)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, perturbation: Literal['unit_vec', 'std', 'sign'] = ..., gamma_init: float = ...) -> None: ...
 
 
 class LabelFlipping(Component):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from velocity import _core
 
 Kind = Literal["rule", "pre_aggregator", "server_optimizer", "update_attack", "data_attack", "mixer"]
-ParamType = Literal["int", "float", "bool"]
+ParamType = Literal["int", "float", "bool", "choice"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,7 @@ class ParamInfo:
     maximum: float | None
     exclusive_maximum: float | None
     description: str
+    choices: tuple[str, ...] = ()  # the words a "choice" parameter takes
 
     @property
     def default_text(self) -> str:
@@ -42,6 +43,8 @@ class ParamInfo:
 
     @property
     def range_text(self) -> str:
+        if self.choices:
+            return "one of " + " | ".join(self.choices)
         parts = []
         if self.minimum is not None:
             parts.append(f">= {self.minimum:g}")
@@ -80,7 +83,7 @@ def registry() -> tuple[ComponentInfo, ...]:
     """Every registered component, in declaration order."""
     out = []
     for c in json.loads(_core.registry()):
-        params = tuple(ParamInfo(**p) for p in c.pop("params"))
+        params = tuple(ParamInfo(**{**p, "choices": tuple(p.get("choices", ()))}) for p in c.pop("params"))
         out.append(ComponentInfo(params=params, aliases=tuple(c.pop("aliases")), **c))
     return tuple(out)
 

@@ -199,7 +199,7 @@ def parse_attacks(attacks: AttacksLike) -> list[AttackSpec]:
     return [parse_attack(a) for a in attack_items(attacks)]
 
 
-_PY_TYPES = {"int": int, "float": float, "bool": bool}
+_PY_TYPES = {"int": int, "float": float, "bool": bool, "choice": str}
 
 
 def _class_name(name: str) -> str:

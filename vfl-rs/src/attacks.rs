@@ -11,7 +11,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
 
 use crate::error::{Result, VflError};
-use crate::matrix::{sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
+use crate::matrix::{sq_dist, sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
 use crate::spec::ComponentConfig;
 use crate::strategy::{NonFinite, Strategy};
 
@@ -29,6 +29,19 @@ pub enum UpdateAttack {
     Inf,
     AdaptiveIpm { lower: f64, upper: f64, steps: usize },
     AdaptiveAlie { lower: f64, upper: f64, steps: usize },
+    MinMax { perturbation: Perturbation, gamma_init: f64 },
+    MinSum { perturbation: Perturbation, gamma_init: f64 },
+}
+
+/// Min-Max's and Min-Sum's direction p (the malicious update is μ − γ·p).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Perturbation {
+    /// μ / ‖μ‖
+    UnitVec,
+    /// the honest updates' coordinate-wise standard deviation (unbiased, as the authors' `torch.std`)
+    Std,
+    /// sign(μ)
+    Sign,
 }
 
 impl UpdateAttack {
@@ -181,6 +194,19 @@ impl UpdateAttack {
                 let (lower, upper, steps) = range("adaptive_alie")?;
                 UpdateAttack::AdaptiveAlie { lower, upper, steps }
             }
+            "min_max" | "min_sum" => {
+                let perturbation = match p.choice("perturbation")? {
+                    "std" => Perturbation::Std,
+                    "sign" => Perturbation::Sign,
+                    _ => Perturbation::UnitVec,
+                };
+                let gamma_init = p.f64("gamma_init")?;
+                if c.name() == "min_max" {
+                    UpdateAttack::MinMax { perturbation, gamma_init }
+                } else {
+                    UpdateAttack::MinSum { perturbation, gamma_init }
+                }
+            }
             _ => return Ok(None),
         }))
     }
@@ -199,6 +225,8 @@ impl UpdateAttack {
             UpdateAttack::Inf => "inf",
             UpdateAttack::AdaptiveIpm { .. } => "adaptive_ipm",
             UpdateAttack::AdaptiveAlie { .. } => "adaptive_alie",
+            UpdateAttack::MinMax { .. } => "min_max",
+            UpdateAttack::MinSum { .. } => "min_sum",
         }
     }
 
@@ -267,6 +295,12 @@ impl UpdateAttack {
             }
             UpdateAttack::Nan => set_rows(x, ctx.malicious, &vec![f32::NAN; x.d]),
             UpdateAttack::Inf => set_rows(x, ctx.malicious, &vec![f32::INFINITY; x.d]),
+            UpdateAttack::MinMax { perturbation, gamma_init } | UpdateAttack::MinSum { perturbation, gamma_init } => {
+                let within = if matches!(self, UpdateAttack::MinMax { .. }) { Within::Max } else { Within::Sum };
+                let (row, gamma) = agr_agnostic_row(x, reference, *perturbation, *gamma_init, within);
+                set_rows(x, ctx.malicious, &row);
+                outcome.strength = Some(gamma);
+            }
             UpdateAttack::AdaptiveIpm { lower, upper, steps } => {
                 let mu = rows_mean(x, reference);
                 let best = line_search(x, ctx, &mu, *lower, *upper, *steps, |e| ipm_row(&mu, e))?;
@@ -335,6 +369,87 @@ fn for_rows(x: &mut OwnedMatrix, rows: &[usize], seeds: &[u64], f: impl Fn(&mut 
             f(row, seeds.get(k).copied().unwrap_or(0));
         }
     });
+}
+
+/// Which distance of the malicious update to the honest ones Min-Max / Min-Sum bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Within {
+    /// its largest squared distance ≤ the largest between two honest updates (Min-Max)
+    Max,
+    /// its summed squared distances ≤ the smallest such sum of an honest update (Min-Sum; the
+    /// authors' code takes the smallest, where the paper's text reads "any")
+    Sum,
+}
+
+/// Shejwalkar & Houmansadr's AGR-agnostic attack (NDSS 2021): the malicious update μ − γ·p with
+/// γ found as in the authors' code: start at `gamma_init`, step ± half the last step (up after
+/// a γ that met the bound, down after one that did not) until the step is below gamma_init·1e-6;
+/// the last γ that met the bound (0 if none). Distances to the honest updates g_i expand as
+/// ‖μ − g_i‖² − 2γ⟨μ − g_i, p⟩ + γ²‖p‖², so each γ costs O(k) after one pass over the rows.
+/// Returns the row and γ.
+fn agr_agnostic_row(x: &OwnedMatrix, honest: &[usize], perturbation: Perturbation, gamma_init: f64, within: Within) -> (Vec<f32>, f64) {
+    let v = x.view();
+    let k = honest.len();
+    let mu = rows_mean(x, honest);
+    let p: Vec<f32> = match perturbation {
+        Perturbation::UnitVec => {
+            let norm = mu.iter().map(|&m| f64::from(m) * f64::from(m)).sum::<f64>().sqrt();
+            mu.iter().map(|&m| if norm > 0.0 { (f64::from(m) / norm) as f32 } else { 0.0 }).collect()
+        }
+        Perturbation::Sign => mu
+            .iter()
+            .map(|&m| {
+                if m > 0.0 {
+                    1.0
+                } else if m < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+        Perturbation::Std => {
+            let (_, sd) = column_mean_std(x, honest);
+            let unbiased = if k > 1 { (k as f64 / (k as f64 - 1.0)).sqrt() } else { 1.0 };
+            sd.iter().map(|&s| (f64::from(s) * unbiased) as f32).collect()
+        }
+    };
+    let pairs: Vec<Vec<f64>> = honest.par_iter().map(|&i| honest.iter().map(|&j| sq_dist(v.row(i), v.row(j))).collect()).collect();
+    let bound = match within {
+        Within::Max => pairs.iter().flatten().copied().fold(0.0, f64::max),
+        Within::Sum => pairs.iter().map(|row| row.iter().sum::<f64>()).fold(f64::INFINITY, f64::min),
+    };
+    // a_i = ‖μ − g_i‖², b_i = ⟨μ − g_i, p⟩, c = ‖p‖²
+    let ab: Vec<(f64, f64)> = honest
+        .par_iter()
+        .map(|&i| {
+            v.row(i).iter().zip(&mu).zip(&p).fold((0.0, 0.0), |(a, b), ((&g, &m), &pj)| {
+                let t = f64::from(m) - f64::from(g);
+                (a + t * t, b + t * f64::from(pj))
+            })
+        })
+        .collect();
+    let c: f64 = p.iter().map(|&pj| f64::from(pj) * f64::from(pj)).sum();
+    let meets = |gamma: f64| {
+        let dist = ab.iter().map(|&(a, b)| (a - 2.0 * gamma * b + gamma * gamma * c).max(0.0));
+        match within {
+            Within::Max => dist.fold(0.0, f64::max) <= bound,
+            Within::Sum => dist.sum::<f64>() <= bound,
+        }
+    };
+    let tolerance = gamma_init * 1e-6;
+    let (mut gamma, mut step, mut found) = (gamma_init, gamma_init, 0.0);
+    while (found - gamma).abs() > tolerance {
+        if meets(gamma) {
+            found = gamma;
+            gamma += step / 2.0;
+        } else {
+            gamma -= step / 2.0;
+        }
+        step /= 2.0;
+    }
+    let row = mu.iter().zip(&p).map(|(&m, &pj)| (f64::from(m) - found * f64::from(pj)) as f32).collect();
+    (row, found)
 }
 
 fn set_rows(x: &mut OwnedMatrix, rows: &[usize], value: &[f32]) {

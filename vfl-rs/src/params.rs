@@ -13,6 +13,8 @@ pub enum ParamType {
     Int,
     Float,
     Bool,
+    /// One of a fixed list of words (`ParamSpec::choices`).
+    Choice,
 }
 
 /// A concrete parameter value.
@@ -21,14 +23,25 @@ pub enum ParamValue {
     Int(i64),
     Float(f64),
     Bool(bool),
+    Choice(&'static str),
 }
 
 impl ParamValue {
+    /// The value as a number (a choice has none: NaN).
     pub fn as_f64(self) -> f64 {
         match self {
             ParamValue::Int(v) => v as f64,
             ParamValue::Float(v) => v,
             ParamValue::Bool(b) => b as i64 as f64,
+            ParamValue::Choice(_) => f64::NAN,
+        }
+    }
+
+    /// Whether two values are the same setting (an integer and a float of equal value are).
+    fn same(self, other: ParamValue) -> bool {
+        match (self, other) {
+            (ParamValue::Choice(a), ParamValue::Choice(b)) => a == b,
+            (a, b) => a.as_f64() == b.as_f64(),
         }
     }
 
@@ -39,6 +52,7 @@ impl ParamValue {
             ParamValue::Float(v) if v.is_infinite() => Json::from(if v > 0.0 { "inf" } else { "-inf" }),
             ParamValue::Float(v) => Json::from(v),
             ParamValue::Bool(b) => Json::from(b),
+            ParamValue::Choice(c) => Json::from(c),
         }
     }
 }
@@ -51,6 +65,7 @@ impl fmt::Display for ParamValue {
             // `{:?}` keeps a trailing `.0`, so the text round-trips as a float.
             ParamValue::Float(v) => write!(f, "{v:?}"),
             ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Choice(c) => write!(f, "{c}"),
         }
     }
 }
@@ -80,6 +95,8 @@ pub struct ParamSpec {
     pub default: Default,
     pub min: Bound,
     pub max: Bound,
+    /// The words a `Choice` parameter takes (empty for the other types).
+    pub choices: &'static [&'static str],
     pub description: &'static str,
 }
 
@@ -108,6 +125,13 @@ impl ParamSpec {
     /// Check one given value against this declaration. `owner` names the component in errors.
     pub fn check(&self, owner: &str, raw: &Json) -> Result<ParamValue> {
         let what = format!("{owner}.{}", self.name);
+        if self.ty == ParamType::Choice {
+            let word = raw.as_str().map(|s| s.trim().to_ascii_lowercase());
+            return match self.choices.iter().find(|c| Some(c.to_ascii_lowercase()) == word) {
+                Some(c) => Ok(ParamValue::Choice(c)),
+                None => Err(VflError::expected(&what, format!("one of {}", self.choices.join(", ")), raw)),
+            };
+        }
         let value = match (self.ty, raw) {
             (ParamType::Bool, Json::Bool(b)) => ParamValue::Bool(*b),
             (ParamType::Int, Json::Number(n)) => match (n.as_i64(), n.as_f64()) {
@@ -126,6 +150,7 @@ impl ParamSpec {
                     ParamType::Int => "an integer",
                     ParamType::Float => "a number",
                     ParamType::Bool => "true or false",
+                    ParamType::Choice => "a word", // (checked above)
                 };
                 return Err(VflError::type_error(format!("Expected {tname} for {what}, got {other}")));
             }
@@ -170,6 +195,7 @@ impl ParamSpec {
         m.insert("exclusive_minimum".into(), xmin);
         m.insert("maximum".into(), max);
         m.insert("exclusive_maximum".into(), xmax);
+        m.insert("choices".into(), Json::from(self.choices.to_vec()));
         m.insert("description".into(), Json::from(self.description));
         Json::Object(m)
     }
@@ -206,7 +232,7 @@ impl Params {
                     let v = spec.check(owner, raw)?;
                     // A value equal to the default is not shown in the canonical text, so
                     // "FedAdam(eta=0.1)" and "FedAdam" name the same strategy.
-                    let shown = !matches!(spec.default, Default::Value(d) if d.as_f64() == v.as_f64());
+                    let shown = !matches!(spec.default, Default::Value(d) if d.same(v));
                     values.push((spec.name, Some(v), shown))
                 }
             }
@@ -242,6 +268,14 @@ impl Params {
     /// A parameter that may be derived (`None` when not given).
     pub fn opt_f64(&self, name: &str) -> Result<Option<f64>> {
         Ok(self.get(name)?.map(ParamValue::as_f64))
+    }
+
+    /// A choice parameter's word (given or defaulted), as the registry spells it.
+    pub fn choice(&self, name: &str) -> Result<&'static str> {
+        match self.required(name)? {
+            ParamValue::Choice(c) => Ok(c),
+            other => Err(VflError::value(format!("{}.{name} is {other}, not a choice: the registry and its kernel disagree", self.owner))),
+        }
     }
 
     /// A count with a value (given or defaulted); the registry's bounds keep it >= 0.

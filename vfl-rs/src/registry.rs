@@ -84,7 +84,19 @@ impl ComponentSpec {
 }
 
 const fn p(name: &'static str, ty: ParamType, default: Default, min: Bound, max: Bound, description: &'static str) -> ParamSpec {
-    ParamSpec { name, ty, default, min, max, description }
+    ParamSpec { name, ty, default, min, max, choices: &[], description }
+}
+/// A parameter that takes one of `choices`, `default` among them.
+const fn choice(name: &'static str, default: &'static str, choices: &'static [&'static str], description: &'static str) -> ParamSpec {
+    ParamSpec {
+        name,
+        ty: ParamType::Choice,
+        default: Default::Value(ParamValue::Choice(default)),
+        min: Bound::Unbounded,
+        max: Bound::Unbounded,
+        choices,
+        description,
+    }
 }
 const fn float(v: f64) -> Default {
     Default::Value(ParamValue::Float(v))
@@ -96,6 +108,17 @@ use Bound::{Exclusive as Gt, Inclusive as Ge, Unbounded as Any};
 // (as an upper bound)
 use Bound::{Exclusive as Lt, Inclusive as Le};
 use ParamType::{Float, Int};
+
+/// Min-Max's and Min-Sum's direction p (Shejwalkar & Houmansadr, NDSS 2021, Section IV-B).
+const PERTURBATION: ParamSpec = choice(
+    "perturbation",
+    "unit_vec",
+    &["unit_vec", "std", "sign"],
+    "direction p: the honest mean's unit vector, the honest updates' coordinate-wise standard deviation, or the mean's sign",
+);
+/// Their γ search: from gamma_init, the step halved each time until it is below gamma_init·1e-6.
+const GAMMA_INIT: ParamSpec =
+    p("gamma_init", Float, float(10.0), Gt(0.0), Le(1e30), "first γ tried (the search reaches at most twice this)");
 
 const F_PARAM: ParamSpec = p(
     "f",
@@ -464,6 +487,26 @@ pub static REGISTRY: &[ComponentSpec] = &[
             p("upper", Float, float(10.0), Gt(0.0), Any, "largest z tried"),
             p("steps", Int, int(12), Ge(2.0), Any, "log-spaced candidates between lower and upper"),
         ],
+    },
+    ComponentSpec {
+        name: "min_max",
+        aliases: &[],
+        kind: Kind::UpdateAttack,
+        summary: "Every malicious client sends μ - γ·p, γ the largest for which its farthest squared distance to an honest update stays within the largest between two honest updates.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-agnostic Min-Max)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[PERTURBATION, GAMMA_INIT],
+    },
+    ComponentSpec {
+        name: "min_sum",
+        aliases: &[],
+        kind: Kind::UpdateAttack,
+        summary: "Every malicious client sends μ - γ·p, γ the largest for which its summed squared distances to the honest updates stay within the smallest such sum of an honest update.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-agnostic Min-Sum)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[PERTURBATION, GAMMA_INIT],
     },
     // ---------------------------------------------------------------- data attacks
     ComponentSpec {

@@ -354,3 +354,45 @@ fn every_registered_update_attack_is_implemented_under_its_name() {
         assert_eq!(a.name(), c.name);
     }
 }
+
+/// Honest rows (0, 0), (4, 0), (2, 1), (2, −1): mean μ = (2, 0); rows 4 and 5 are malicious.
+/// Squared distances between honest rows: 16 between the first two, 5 from either to the
+/// others, 4 between the last two; per row the sums are 26, 26, 14, 14.
+fn min_max_rows() -> OwnedMatrix {
+    mat(&[&[0.0, 0.0], &[4.0, 0.0], &[2.0, 1.0], &[2.0, -1.0], &[9.0, 9.0], &[-9.0, 9.0]])
+}
+
+#[test]
+fn min_max_and_min_sum_find_the_largest_gamma_the_bound_allows() {
+    let x = min_max_rows();
+    // unit vector p = (1, 0): the malicious row (2 − γ, 0).
+    // Min-Max: its farthest honest row is (4, 0), (2 + γ)² ≤ 16 ⇒ γ = 2: (0, 0).
+    let (out, outcome) = run("min_max", &x, &[4, 5], None, 0);
+    let gamma = outcome.strength.unwrap();
+    assert!((gamma - 2.0).abs() < 2e-5, "min_max γ = {gamma}"); // the search stops within 10·1e-6 of it
+    assert_close(out.row(4), &[2.0 - gamma, 0.0], 1e-6);
+    assert_eq!(out.row(4), out.row(5));
+    // Min-Sum: (2 − γ)² + (2 + γ)² + 2(γ² + 1) = 10 + 4γ² ≤ 14 ⇒ γ = 1: (1, 0).
+    let (out, outcome) = run("min_sum", &x, &[4, 5], None, 0);
+    let gamma = outcome.strength.unwrap();
+    assert!((gamma - 1.0).abs() < 2e-5, "min_sum γ = {gamma}");
+    assert_close(out.row(4), &[2.0 - gamma, 0.0], 1e-6);
+    // sign p = (1, 0) here too (μ's second coordinate is 0, its sign 0): the same γ.
+    assert!((run("min_max(perturbation=sign)", &x, &[4, 5], None, 0).1.strength.unwrap() - 2.0).abs() < 2e-5);
+    // std p = (√(8/3), √(2/3)) (unbiased, as the authors' torch.std): the malicious row
+    // (2 − 1.633γ, −0.8165γ); Min-Max's farthest honest row is (4, 0) or (2, 1):
+    // (2 + 1.633γ)² + (0.8165γ)² = 4 + 6.532γ + 3.3333γ² ≤ 16 ⇒ γ = 1.0766.
+    let (_, outcome) = run("min_max(perturbation=std)", &x, &[4, 5], None, 0);
+    let (a, b) = (10.0f64 / 3.0, 4.0 * (8.0f64 / 3.0).sqrt());
+    let want = (-b + (b * b + 4.0 * a * 12.0).sqrt()) / (2.0 * a);
+    assert!((outcome.strength.unwrap() - want).abs() < 2e-5, "{:?} vs {want}", outcome.strength);
+}
+
+#[test]
+fn min_max_with_nothing_to_hide_among_sends_the_mean() {
+    // One honest row: no honest distance to stay within, γ = 0, the row itself.
+    let x = mat(&[&[1.0, 2.0], &[7.0, 7.0]]);
+    let (out, outcome) = run("min_max(gamma_init=3.0)", &x, &[1], None, 0);
+    assert_eq!(outcome.strength, Some(0.0));
+    assert_eq!(out.row(1), &[1.0, 2.0]);
+}

@@ -21,6 +21,7 @@ fn required_params(c: &vfl::registry::ComponentSpec) -> Map<String, serde_json::
             (ParamType::Float, Bound::Inclusive(v) | Bound::Exclusive(v)) => json!(v + 1.0),
             (ParamType::Int, Bound::Unbounded) => json!(1),
             (ParamType::Float, Bound::Unbounded) => json!(1.0),
+            (ParamType::Choice, _) => json!(p.choices[0]),
         };
         m.insert(p.name.into(), value);
     }
@@ -42,6 +43,21 @@ fn every_entry_builds_through_its_kernel() {
             }
             Kind::DataAttack => assert!(UpdateAttack::from_config(&cfg).unwrap().is_none(), "{} runs in the trainer", c.name),
             Kind::Mixer => drop(Mixer::from_config(&cfg).unwrap_or_else(|e| panic!("{}: {e}", c.name))),
+        }
+    }
+}
+
+#[test]
+fn every_choice_of_a_choice_parameter_builds_and_a_wrong_word_is_named() {
+    for c in REGISTRY {
+        for p in c.params.iter().filter(|p| p.ty == ParamType::Choice) {
+            assert!(!p.choices.is_empty(), "{}.{}", c.name, p.name);
+            for word in p.choices.iter().map(|w| w.to_string()).chain(p.choices.iter().map(|w| w.to_uppercase())) {
+                let cfg = parse_component_of(&json!({"name": c.name, p.name: word}), c.kind).unwrap_or_else(|e| panic!("{}: {e}", c.name));
+                assert!(UpdateAttack::from_config(&cfg).is_ok(), "{}({}={word})", c.name, p.name);
+            }
+            let err = parse_component_of(&json!({"name": c.name, p.name: "nope"}), c.kind).unwrap_err().to_string();
+            assert_eq!(err, format!("Expected one of {} for {}.{}, got \"nope\"", p.choices.join(", "), c.name, p.name));
         }
     }
 }
