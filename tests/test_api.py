@@ -44,6 +44,8 @@ EXPECTED_ATTACKS = {
     "sybil",
     "min_max",
     "min_sum",
+    "fang_krum",
+    "fang_trim",
     "nan",
     "inf",
     "adaptive_ipm",

@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import AttackSpec, Component, parse_attack, parse_attacks
 
-__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "LabelFlipping", "TargetedLabelFlipping"]
+__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "FangKrum", "FangTrim", "LabelFlipping", "TargetedLabelFlipping"]
 
 class GaussianNoise(Component):
     """Each malicious client adds N(0, sigma²) noise to every coordinate of its update.
@@ -240,6 +240,42 @@ class MinSum(Component):
 
     info: ComponentInfo
     def __init__(self, *, perturbation: Literal['unit_vec', 'std', 'sign'] = ..., gamma_init: float = ...) -> None: ...
+
+
+class FangKrum(Component):
+    """Every malicious client sends -λ·sign(μ), λ the largest (halved from the paper's bound) for which Krum selects a malicious update.
+
+    Parameters
+    ----------
+    threshold : float, default 1e-05, > 0
+        the smallest λ tried; below it the attack sends -threshold·sign(μ)
+
+    Requires: n > 2f + 2 (Krum's own condition).
+
+    References
+    ----------
+    Fang, Cao, Jia, Gong, Local Model Poisoning Attacks to Byzantine-Robust Federated Learning, USENIX Security 2020 (attack on Krum, full knowledge)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, threshold: float = ...) -> None: ...
+
+
+class FangTrim(Component):
+    """Per coordinate, every malicious client sends a value beyond the honest extreme opposite to the honest mean's sign (scaled by a random factor in [1, b]).
+
+    Parameters
+    ----------
+    b : float, default 2.0, > 1, <= 1e+06
+        the largest factor by which a crafted value goes beyond the honest extreme
+
+    References
+    ----------
+    Fang, Cao, Jia, Gong, Local Model Poisoning Attacks to Byzantine-Robust Federated Learning, USENIX Security 2020 (attack on trimmed mean and median, full knowledge)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, b: float = ...) -> None: ...
 
 
 class LabelFlipping(Component):

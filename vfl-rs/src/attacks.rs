@@ -12,6 +12,7 @@ use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
 
 use crate::error::{Result, VflError};
 use crate::matrix::{sq_dist, sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
+use crate::rules::krum::krum_select;
 use crate::spec::ComponentConfig;
 use crate::strategy::{NonFinite, Strategy};
 
@@ -31,6 +32,8 @@ pub enum UpdateAttack {
     AdaptiveAlie { lower: f64, upper: f64, steps: usize },
     MinMax { perturbation: Perturbation, gamma_init: f64 },
     MinSum { perturbation: Perturbation, gamma_init: f64 },
+    FangKrum { threshold: f64 },
+    FangTrim { b: f64 },
 }
 
 /// Min-Max's and Min-Sum's direction p (the malicious update is μ − γ·p).
@@ -207,6 +210,8 @@ impl UpdateAttack {
                     UpdateAttack::MinSum { perturbation, gamma_init }
                 }
             }
+            "fang_krum" => UpdateAttack::FangKrum { threshold: p.f64("threshold")? },
+            "fang_trim" => UpdateAttack::FangTrim { b: p.f64("b")? },
             _ => return Ok(None),
         }))
     }
@@ -227,6 +232,8 @@ impl UpdateAttack {
             UpdateAttack::AdaptiveAlie { .. } => "adaptive_alie",
             UpdateAttack::MinMax { .. } => "min_max",
             UpdateAttack::MinSum { .. } => "min_sum",
+            UpdateAttack::FangKrum { .. } => "fang_krum",
+            UpdateAttack::FangTrim { .. } => "fang_trim",
         }
     }
 
@@ -301,6 +308,15 @@ impl UpdateAttack {
                 set_rows(x, ctx.malicious, &row);
                 outcome.strength = Some(gamma);
             }
+            UpdateAttack::FangKrum { threshold } => {
+                let (row, lambda) = fang_krum_row(x, ctx.honest, ctx.malicious, *threshold);
+                set_rows(x, ctx.malicious, &row);
+                outcome.strength = Some(lambda);
+            }
+            UpdateAttack::FangTrim { b } => {
+                fang_trim(x, reference, ctx.malicious, *b, ctx.rng);
+                outcome.strength = Some(*b);
+            }
             UpdateAttack::AdaptiveIpm { lower, upper, steps } => {
                 let mu = rows_mean(x, reference);
                 let best = line_search(x, ctx, &mu, *lower, *upper, *steps, |e| ipm_row(&mu, e))?;
@@ -369,6 +385,125 @@ fn for_rows(x: &mut OwnedMatrix, rows: &[usize], seeds: &[u64], f: impl Fn(&mut 
             f(row, seeds.get(k).copied().unwrap_or(0));
         }
     });
+}
+
+/// Fang et al.'s attack on Krum (USENIX Security 2020, full knowledge), in update space (their
+/// w_Re − λs is the update −λ·s): s = sign(μ) of the honest updates, every malicious row −λ·s.
+/// λ starts at the paper's bound
+///   1/((n − 2c − 1)·√d) · min_i Σ_{l ∈ Γ(i)} ‖u_l − u_i‖ + 1/√d · max_i ‖u_i‖
+/// (i over the honest updates, Γ(i) the n − c − 2 honest updates nearest to u_i) and is halved
+/// until Krum with f = c selects a malicious row, or λ falls below `threshold`, which is then
+/// sent. Krum's scores use the squared distances (as our Krum); honest–malicious distances
+/// expand as ‖u_i‖² + 2λ⟨u_i, s⟩ + λ²‖s‖², so each λ costs O(n²) after one pass. Returns the row
+/// and λ.
+fn fang_krum_row(x: &OwnedMatrix, honest: &[usize], malicious: &[usize], threshold: f64) -> (Vec<f32>, f64) {
+    let v = x.view();
+    let (n, c, d) = (x.n, malicious.len(), x.d as f64);
+    let reference: &[usize] = if honest.is_empty() { malicious } else { honest };
+    let mu = rows_mean(x, reference);
+    let s: Vec<f32> = mu
+        .iter()
+        .map(|&m| {
+            if m > 0.0 {
+                1.0
+            } else if m < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let h = honest.len();
+    let hh: Vec<Vec<f64>> = honest.par_iter().map(|&i| honest.iter().map(|&j| sq_dist(v.row(i), v.row(j))).collect()).collect();
+    let stats: Vec<(f64, f64)> = honest
+        .par_iter()
+        .map(|&i| {
+            v.row(i)
+                .iter()
+                .zip(&s)
+                .fold((0.0, 0.0), |(a, b), (&u, &sj)| (a + f64::from(u) * f64::from(u), b + f64::from(u) * f64::from(sj)))
+        })
+        .collect();
+    let ss: f64 = s.iter().map(|&sj| f64::from(sj * sj)).sum();
+    // the paper's upper bound on λ
+    let near = n.saturating_sub(c + 2).min(h.saturating_sub(1));
+    let closest = hh
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let mut others: Vec<f64> = row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &q)| q.sqrt()).collect();
+            others.sort_by(f64::total_cmp);
+            others[..near.min(others.len())].iter().sum::<f64>()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let farthest = stats.iter().map(|&(a, _)| a.sqrt()).fold(0.0, f64::max);
+    let spread = (n as f64 - 2.0 * c as f64 - 1.0).max(1.0);
+    let mut lambda = if closest.is_finite() { closest / (spread * d.sqrt()) } else { 0.0 } + farthest / d.sqrt();
+    // Krum (f = c) over the honest rows and c identical malicious rows at −λ·s
+    let selects_malicious = |lambda: f64| {
+        let m = h + c;
+        let mut dist = vec![0.0f64; m * m];
+        for i in 0..h {
+            for j in 0..h {
+                dist[i * m + j] = hh[i][j];
+            }
+            let (a, b) = stats[i];
+            let to_malicious = (a + 2.0 * lambda * b + lambda * lambda * ss).max(0.0);
+            for j in h..m {
+                dist[i * m + j] = to_malicious;
+                dist[j * m + i] = to_malicious;
+            }
+        }
+        let members: Vec<usize> = (0..m).collect();
+        krum_select(&dist, m, &members, c) >= h
+    };
+    while lambda >= threshold && !selects_malicious(lambda) {
+        lambda /= 2.0;
+    }
+    if lambda < threshold {
+        lambda = threshold;
+    }
+    (s.iter().map(|&sj| (-lambda * f64::from(sj)) as f32).collect(), lambda)
+}
+
+/// Fang et al.'s attack on the trimmed mean and the median (USENIX Security 2020, full
+/// knowledge), per coordinate j of the update, as in the authors' group's code (Cao et al.,
+/// FLTrust, NDSS 2021): opposite to s_j = sign(Σ honest u_j), each malicious value goes beyond
+/// the honest extreme on that side (the minimum when s_j > 0, the maximum when s_j < 0) by a
+/// factor r ~ U[1, b] drawn per client and coordinate: the extreme divided by r when that moves
+/// it away from the honest values, times r otherwise. A coordinate with s_j = 0 gets 0.
+fn fang_trim(x: &mut OwnedMatrix, honest: &[usize], malicious: &[usize], b: f64, rng: &mut ChaCha8Rng) {
+    let d = x.d;
+    let (mut lo, mut hi, mut sum) = (vec![f32::INFINITY; d], vec![f32::NEG_INFINITY; d], vec![0.0f64; d]);
+    for &r in honest {
+        for (j, &u) in x.row(r).iter().enumerate() {
+            lo[j] = lo[j].min(u);
+            hi[j] = hi[j].max(u);
+            sum[j] += f64::from(u);
+        }
+    }
+    let seeds: Vec<u64> = malicious.iter().map(|_| rng.random()).collect();
+    for (&r, seed) in malicious.iter().zip(seeds) {
+        let mut draw = ChaCha8Rng::seed_from_u64(seed);
+        for (j, value) in x.row_mut(r).iter_mut().enumerate() {
+            let s = if sum[j] > 0.0 {
+                1.0
+            } else if sum[j] < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+            let extreme = if s > 0.0 {
+                f64::from(lo[j])
+            } else if s < 0.0 {
+                f64::from(hi[j])
+            } else {
+                0.0
+            };
+            let factor = draw.random_range(1.0..=b);
+            *value = (if s * extreme > 0.0 { extreme / factor } else { extreme * factor }) as f32;
+        }
+    }
 }
 
 /// Which distance of the malicious update to the honest ones Min-Max / Min-Sum bound.

@@ -508,6 +508,26 @@ pub static REGISTRY: &[ComponentSpec] = &[
         accepts_non_finite: true,
         params: &[PERTURBATION, GAMMA_INIT],
     },
+    ComponentSpec {
+        name: "fang_krum",
+        aliases: &[],
+        kind: Kind::UpdateAttack,
+        summary: "Every malicious client sends -λ·sign(μ), λ the largest (halved from the paper's bound) for which Krum selects a malicious update.",
+        reference: "Fang, Cao, Jia, Gong, Local Model Poisoning Attacks to Byzantine-Robust Federated Learning, USENIX Security 2020 (attack on Krum, full knowledge)",
+        requires: "n > 2f + 2 (Krum's own condition)",
+        accepts_non_finite: true,
+        params: &[p("threshold", Float, float(1e-5), Gt(0.0), Any, "the smallest λ tried; below it the attack sends -threshold·sign(μ)")],
+    },
+    ComponentSpec {
+        name: "fang_trim",
+        aliases: &[],
+        kind: Kind::UpdateAttack,
+        summary: "Per coordinate, every malicious client sends a value beyond the honest extreme opposite to the honest mean's sign (scaled by a random factor in [1, b]).",
+        reference: "Fang, Cao, Jia, Gong, Local Model Poisoning Attacks to Byzantine-Robust Federated Learning, USENIX Security 2020 (attack on trimmed mean and median, full knowledge)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[p("b", Float, float(2.0), Gt(1.0), Le(1e6), "the largest factor by which a crafted value goes beyond the honest extreme")],
+    },
     // ---------------------------------------------------------------- data attacks
     ComponentSpec {
         name: "label_flipping",

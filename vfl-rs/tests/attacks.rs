@@ -396,3 +396,62 @@ fn min_max_with_nothing_to_hide_among_sends_the_mean() {
     assert_eq!(outcome.strength, Some(0.0));
     assert_eq!(out.row(1), &[1.0, 2.0]);
 }
+
+#[test]
+fn fang_trim_goes_beyond_the_honest_extreme_opposite_to_the_mean() {
+    // Honest (1, −2), (3, −4), (2, −3): sums (6, −9), s = (+, −). Coordinate 0: beyond the
+    // minimum 1 > 0, so 1/r ∈ [0.5, 1]; coordinate 1: beyond the maximum −2 < 0, so −2/r ∈ [−2, −1].
+    let x = mat(&[&[1.0, -2.0], &[3.0, -4.0], &[2.0, -3.0], &[0.0, 0.0], &[0.0, 0.0]]);
+    let (out, outcome) = run("fang_trim", &x, &[3, 4], None, 7);
+    assert_eq!(outcome.strength, Some(2.0));
+    for r in [3, 4] {
+        let v = out.row(r);
+        assert!((0.5..=1.0).contains(&v[0]) && (-2.0..=-1.0).contains(&v[1]), "row {r}: {v:?}");
+    }
+    assert_ne!(out.row(3), out.row(4)); // each client draws its own factors
+    assert_eq!(run("fang_trim", &x, &[3, 4], None, 7).0, out); // seeded
+                                                               // b = 4 widens the interval to [0.25, 1] and [−2, −0.5]; the median now sits below the honest
+                                                               // values' in coordinate 0 and above in coordinate 1
+    let (out, _) = run("fang_trim(b=4)", &x, &[3, 4], None, 7);
+    assert!((0.25..=1.0).contains(&out.row(3)[0]) && (-2.0..=-0.5).contains(&out.row(3)[1]));
+}
+
+#[test]
+fn fang_krum_halves_lambda_from_the_papers_bound_until_krum_picks_a_malicious_update() {
+    // Five honest updates spread around μ = (0.8, 0.8) and two malicious rows: s = (1, 1). (With
+    // honest updates tightly packed far from 0, no λ makes Krum pick −λ·s and λ ends at the
+    // threshold: the attack needs the honest spread to be comparable to their norm.)
+    let honest: [[f32; 2]; 5] = [[1.0, 0.0], [0.0, 1.0], [2.0, 0.0], [0.0, 2.0], [1.0, 1.0]];
+    let rows: Vec<&[f32]> = honest.iter().map(|r| &r[..]).chain([&[0.0f32, 0.0][..], &[0.0, 0.0][..]]).collect();
+    let x = mat(&rows);
+    let (out, outcome) = run("fang_krum", &x, &[5, 6], None, 0);
+    let lambda = outcome.strength.unwrap();
+    assert_eq!(out.row(5), out.row(6));
+    assert_close(out.row(5), &[-lambda, -lambda], 1e-6);
+    // The paper's bound: n = 7, c = 2, d = 2; Γ(i) = the n − c − 2 = 3 honest updates nearest to u_i.
+    let dist = |a: &[f32; 2], b: &[f32; 2]| (((a[0] - b[0]) as f64).powi(2) + ((a[1] - b[1]) as f64).powi(2)).sqrt();
+    let closest = honest
+        .iter()
+        .map(|a| {
+            let mut ds: Vec<f64> = honest.iter().filter(|b| *b != a).map(|b| dist(a, b)).collect();
+            ds.sort_by(f64::total_cmp);
+            ds[..3].iter().sum::<f64>()
+        })
+        .fold(f64::INFINITY, f64::min);
+    let farthest = honest.iter().map(|a| dist(a, &[0.0, 0.0])).fold(0.0, f64::max);
+    let bound = closest / ((7.0 - 4.0 - 1.0) * 2f64.sqrt()) + farthest / 2f64.sqrt();
+    let halvings = (bound / lambda).log2();
+    assert!((halvings - halvings.round()).abs() < 1e-9, "λ = bound / 2^k: {bound} / {lambda}");
+    // Krum (f = 2) picks a malicious row at λ, not at 2λ (when 2λ is within the bound)
+    let picks = |l: f64| {
+        let mut y = x.clone();
+        for r in [5, 6] {
+            y.row_mut(r).copy_from_slice(&[-l as f32, -l as f32]);
+        }
+        agg(&y, "Krum(f=2)") == vec![-l as f32, -l as f32]
+    };
+    assert!(picks(lambda));
+    if halvings >= 1.0 {
+        assert!(!picks(2.0 * lambda));
+    }
+}
