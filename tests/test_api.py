@@ -46,6 +46,7 @@ EXPECTED_ATTACKS = {
     "min_sum",
     "fang_krum",
     "fang_trim",
+    "backdoor",
     "nan",
     "inf",
     "adaptive_ipm",

@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import AttackSpec, Component, parse_attack, parse_attacks
 
-__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "FangKrum", "FangTrim", "LabelFlipping", "TargetedLabelFlipping"]
+__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "FangKrum", "FangTrim", "LabelFlipping", "TargetedLabelFlipping", "Backdoor"]
 
 class GaussianNoise(Component):
     """Each malicious client adds N(0, sigma²) noise to every coordinate of its update.
@@ -307,3 +307,26 @@ class TargetedLabelFlipping(Component):
 
     info: ComponentInfo
     def __init__(self, *, source: int, target: int) -> None: ...
+
+
+class Backdoor(Component):
+    """Malicious clients stamp a trigger (a bright corner square on images, high values in the last features of tabular data) on a share of their examples and relabel them as `target`; the attack's success rate is measured every round.
+
+    Parameters
+    ----------
+    target : int, default 0, >= 0
+        the class triggered examples are relabelled as
+    size : int, default 3, >= 1
+        the trigger's side in pixels (images) or its number of features (tabular)
+    fraction : float, default 0.5, > 0, <= 1
+        share of each malicious client's examples that carry the trigger
+    distributed : bool, default False
+        split the trigger among the malicious clients (DBA); the full trigger is tested
+
+    References
+    ----------
+    Gu, Dolan-Gavitt, Garg, BadNets: Identifying Vulnerabilities in the Machine Learning Model Supply Chain, 2017; distributed: Xie, Huang, Chen, Li, DBA: Distributed Backdoor Attacks against Federated Learning, ICLR 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, target: int = ..., size: int = ..., fraction: float = ..., distributed: bool = ...) -> None: ...

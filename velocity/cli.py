@@ -204,8 +204,22 @@ def _print_comparison(comp: dict, folder) -> None:
     named = any(not e["run"].startswith(e["strategy"] + " | ") for e in comp["ranking"])
     written = (folder / "comparison.md").exists()  # (not on a full disk)
     table = Table(title=Text(f"Every run ({folder}/comparison.md)" if written else "Every run"))
-    for col in ["#", *(["run"] if named else []), "strategy", "attack", "α", "final acc", "final loss", "Δ loss vs clean"]:
-        table.add_column(col, justify="right" if col in ("#", "final acc", "final loss", "Δ loss vs clean") else "left")
+    import math
+
+    asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])  # a targeted attack ran
+    numbers = ("#", "final acc", "attack success", "final loss", "Δ loss vs clean")
+    for col in [
+        "#",
+        *(["run"] if named else []),
+        "strategy",
+        "attack",
+        "α",
+        "final acc",
+        *(["attack success"] if asr else []),
+        "final loss",
+        "Δ loss vs clean",
+    ]:
+        table.add_column(col, justify="right" if col in numbers else "left")
     for e in comp["ranking"]:
         table.add_row(
             str(e["rank"]),
@@ -214,6 +228,7 @@ def _print_comparison(comp: dict, folder) -> None:
             Text(e["attack"]),
             Text(e["alpha"]),
             _fmt(e["final_accuracy"], e["final_accuracy_ci95"], 3),
+            *([_fmt(e.get("final_attack_success"), e.get("final_attack_success_ci95"), 3)] if asr else []),
             _fmt(e["final_loss"], e["final_loss_ci95"], 3),
             _fmt(e["loss_change_vs_clean"], digits=3),
         )

@@ -52,6 +52,12 @@ ROUND_COLUMNS: tuple[Column, ...] = (
     Column("num_malicious", "int", "malicious clients among them (decentralised: f)"),
     Column("global_loss", "float", "test loss of the new global model (decentralised: mean over honest workers); empty if not finite"),
     Column("accuracy", "float", "test accuracy of the new global model (decentralised: mean over honest workers)"),
+    Column(
+        "attack_success",
+        "float",
+        "a targeted attack's success rate: backdoor, the triggered test examples not of the target class classified as it; "
+        "targeted label flipping, the source class's test examples classified as the target (empty otherwise)",
+    ),
     Column("attack_distance", "float", "distance of the aggregate from the honest updates' mean"),
     Column(
         "malicious_share",
@@ -85,6 +91,7 @@ PANEL_COLUMNS: tuple[str, ...] = (
     "round",
     "global_loss",
     "accuracy",
+    "attack_success",
     "malicious_share",
     "malicious_weight",
     "clipped",
@@ -158,6 +165,7 @@ class RoundRecord:
     eval_ms: float
     round_ms: float
     defence: DefenceRecord = field(default_factory=lambda: DefenceRecord())
+    attack_success: float = math.nan  # a targeted attack's success rate (NaN: none)
 
     def row(self) -> dict[str, Any]:
         """The round's :data:`ROUND_COLUMNS`."""

@@ -4,6 +4,7 @@ orchestrator (attacks + strategy), evaluate the new global model, record the rou
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -30,6 +31,7 @@ from velocity.training import (
     train_clients_batched,
     train_clients_loop,
 )
+from velocity.training.backdoor import SuccessProbe, backdoor_of, make_trigger, plant_backdoor, success_probe
 
 __all__ = ["FederatedData", "FederatedServer", "RoundRecord"]
 
@@ -135,6 +137,7 @@ class FederatedServer(Trainer):
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
         self._y_train = self._poisoned_labels()
+        self._x_train, self._success = self._plant_backdoor()
         self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
         self.history: list[RoundRecord] = []
 
@@ -165,6 +168,25 @@ class FederatedServer(Trainer):
             y[idx] = poison_labels(y[idx], attacks, self.data.num_classes)
         return y
 
+    def _plant_backdoor(self) -> tuple[torch.Tensor, SuccessProbe | None]:
+        """Training inputs with a backdoor planted in the malicious clients' data (its labels go to
+        ``_y_train``), and what measures a targeted attack's success each round."""
+        attacks = self.orchestrator.data_attacks
+        backdoor, trigger, x = backdoor_of(attacks), None, self.data.x_train
+        if backdoor is not None:
+            trigger = make_trigger(tuple(self.data.input_shape), int(backdoor.params["size"]), self.data.x_train)
+            x, self._y_train = plant_backdoor(
+                x,
+                self._y_train,
+                self.data.client_indices,
+                self.orchestrator.malicious_clients,
+                backdoor,
+                trigger,
+                self.data.num_classes,
+                self.seed,
+            )
+        return x, success_probe(attacks, self.data.x_test, self.data.y_test, trigger)
+
     @property
     def model(self) -> torch.nn.Module:
         """The global model (its parameters are the orchestrator's global model after each round)."""
@@ -184,7 +206,7 @@ class FederatedServer(Trainer):
         )
         global_params = torch.from_numpy(self.orchestrator.global_model)
         train = train_clients_batched if self.batched else train_clients_loop
-        updates = train(self._model, global_params, self.data.x_train, self._y_train, plan, self.local)
+        updates = train(self._model, global_params, self._x_train, self._y_train, plan, self.local)
         if self.client_momentum > 0:
             updates = self._apply_client_momentum(ids, updates)
         t_train = time.perf_counter()
@@ -197,6 +219,7 @@ class FederatedServer(Trainer):
 
         vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self._model.parameters())
         loss, acc = evaluate(self._model, self.data.x_test, self.data.y_test)
+        success = self._success.rate(self._model) if self._success is not None else math.nan
         if self._python_rule is None:  # a Python rule's rounds are not in the core's history
             self.orchestrator.report_metrics(loss, acc)
         end = time.perf_counter()
@@ -208,6 +231,7 @@ class FederatedServer(Trainer):
             num_malicious=summary.num_malicious,
             global_loss=loss,
             accuracy=acc,
+            attack_success=success,
             attack_distance=summary.attack_distance,
             attacks=summary.attacks,
             train_ms=(t_train - start) * 1e3,

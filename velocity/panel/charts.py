@@ -106,6 +106,7 @@ def _run_lines(keys: LineKeys) -> tuple[Any, dict[str, Any]]:
             alt.Tooltip("round:Q"),
             alt.Tooltip("accuracy:Q", format=".3f"),
             alt.Tooltip("global_loss:Q", title="loss", format=".4g"),
+            alt.Tooltip("attack_success:Q", title="attack success (targeted attacks)", format=".3f"),
         ],
     }
     return base, encoding

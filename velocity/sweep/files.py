@@ -71,6 +71,7 @@ _SUMMARY_FRACTIONS = (
     "mean_malicious_weight",
     "mean_detection_precision",
     "mean_detection_recall",
+    "final_attack_success",
 )
 _SUMMARY_NON_NEGATIVE = ("initial_loss", "final_loss", "mean_loss", "elapsed_s", "rounds_completed", "rounds_defence_acted", "mean_clipped")
 

@@ -91,7 +91,7 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
             "failed": [{"run": m.spec.label, "error": m.summary.get("error", m.summary.get("status"))} for m in members if not m.finished],
             "config_key": spec.config_key,
         }
-        for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s"):
+        for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s", "final_attack_success"):
             mean, ci = mean_ci([m.metric(key) for m in done])
             entry[key] = mean
             entry[f"{key}_ci95"] = ci
@@ -225,15 +225,28 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
         lines += [f"- {_cell(text)}" for text in comp["file_problems"]]
         lines.append("")
     lines += ["## Every run", ""]
-    lines.append("| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | Mean loss | Elapsed (s) | Δ loss vs clean |")
-    lines.append("|---:|---|---|---|---|---:|---:|---:|---:|---:|")
+    # the attack success rate, when a targeted attack (backdoor, targeted label flipping) ran
+    asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])
+    lines.append(
+        "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | "
+        + ("Attack success | " if asr else "")
+        + "Mean loss | Elapsed (s) | Δ loss vs clean |"
+    )
+    lines.append("|---:|---|---|---|---|---:|---:|" + ("---:|" if asr else "") + "---:|---:|---:|")
     for e in comp["ranking"]:
+        success = f"{_fmt(e.get('final_attack_success'), e.get('final_attack_success_ci95'))} | " if asr else ""
         lines.append(
             f"| {e['rank']} | {_cell(e['run'])} | {_cell(e['strategy'])} | {_cell(e['attack'])} | {e['alpha']} | "
-            f"{_fmt(e['final_loss'], e['final_loss_ci95'])} | {_fmt(e['final_accuracy'], e['final_accuracy_ci95'])} | "
+            f"{_fmt(e['final_loss'], e['final_loss_ci95'])} | {_fmt(e['final_accuracy'], e['final_accuracy_ci95'])} | {success}"
             f"{_fmt(e['mean_loss'], e['mean_loss_ci95'])} | {_fmt(e['elapsed_s'], digits=1)} | {_fmt(e['loss_change_vs_clean'])} |"
         )
     lines.append("")
+    if asr:
+        lines += [
+            "Attack success: for a backdoor, the share of triggered test examples (not of the target class) classified as "
+            "the target; for targeted label flipping, the share of the source class's test examples classified as the target.",
+            "",
+        ]
     if any(len(e["seeds"]) > 1 for e in comp["ranking"]):
         lines += ["Values with several seeds are mean ± the half-width of a 95% Student-t interval; ranks use the mean.", ""]
     lines.append(f"**Winner:** {comp['winner'] or 'none (no run finished with a finite loss and accuracy)'}")

@@ -191,8 +191,13 @@ def _weak_attacks(results: Sequence[RunResult]) -> list[str]:
     clean = {(r.spec.config_key, r.spec.seed): r for r in results if not r.spec.attacks and r.finished}
     drops: dict[str, list[float]] = {}
     sizes: dict[str, tuple[int, int]] = {}
+    success: dict[str, dict[str, list[float]]] = {}  # targeted attack → strategy → success rates
     for r in results:
         if not r.spec.attacks or not r.finished:
+            continue
+        rate = r.metric("final_attack_success")
+        if not math.isnan(rate):  # a targeted attack aims to keep accuracy: its measure is its success rate
+            success.setdefault(r.spec.attack_label, {}).setdefault(r.spec.strategy, []).append(rate)
             continue
         twin = clean.get((r.spec.clean_twin().config_key, r.spec.seed))
         if twin is None:
@@ -208,4 +213,10 @@ def _weak_attacks(results: Sequence[RunResult]) -> list[str]:
                 f"Weak attack: {attack} lowered no strategy's accuracy by more than {WEAK_ATTACK_DROP:.2f} "
                 f"(largest drop {max(finite):+.3f}, n = {n}, f = {f}); it cannot rank the defences here."
             )
+    for attack, by_strategy in success.items():
+        rates = ", ".join(f"{s} {statistics.fmean(v):.2f}" for s, v in sorted(by_strategy.items(), key=lambda kv: statistics.fmean(kv[1])))
+        out.append(
+            f"Targeted attack: {attack} aims to keep accuracy while succeeding on its targets; its success rate "
+            f"(mean over seeds, lowest first): {rates}. The accuracy ranking above does not show it."
+        )
     return out

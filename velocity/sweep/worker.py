@@ -7,6 +7,7 @@ plain top-level function of a package module, never a closure or a notebook-defi
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import threading
@@ -113,15 +114,25 @@ def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Final and mean loss/accuracy of a run's rounds (None when it has none), and what its
     defence did over them (:func:`velocity.rounds.defence_metrics`)."""
     if not rows:
-        empty = {"final_loss": None, "final_accuracy": None, "mean_loss": None, "mean_accuracy": None, "late_accuracy_gain": None}
+        empty = {
+            "final_loss": None,
+            "final_accuracy": None,
+            "mean_loss": None,
+            "mean_accuracy": None,
+            "late_accuracy_gain": None,
+            "final_attack_success": None,
+        }
         return {**empty, **defence_metrics([])}
     losses = [r["global_loss"] for r in rows]
     accs = [r["accuracy"] for r in rows]
+    success = [r.get("attack_success", math.nan) for r in rows]
     return {
         "final_loss": losses[-1],
         "final_accuracy": accs[-1],
         "mean_loss": sum(losses) / len(losses),
         "mean_accuracy": sum(accs) / len(accs),
         "late_accuracy_gain": late_accuracy_gain(accs),
+        # a targeted attack's success rate: last round, and its mean (None when not measured)
+        "final_attack_success": None if math.isnan(success[-1]) else success[-1],
         **defence_metrics(rows),
     }

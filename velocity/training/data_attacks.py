@@ -24,6 +24,8 @@ def poison_labels(y: torch.Tensor, attacks: list[AttackSpec], num_classes: int) 
                 if not 0 <= v < num_classes:
                     raise ValueError(f"Expected targeted_label_flipping.{what} in 0..{num_classes - 1}, got {v}")
             out = torch.where(out == src, torch.tensor(dst, dtype=out.dtype), out)
+        elif a.name == "backdoor":
+            continue  # planted with its trigger, inputs and labels together (velocity.training.backdoor)
         elif a.is_data_attack:
             raise ValueError(f"Data attack {a.name!r} has no implementation in the trainer")
     return out

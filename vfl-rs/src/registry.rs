@@ -107,7 +107,7 @@ const fn int(v: i64) -> Default {
 use Bound::{Exclusive as Gt, Inclusive as Ge, Unbounded as Any};
 // (as an upper bound)
 use Bound::{Exclusive as Lt, Inclusive as Le};
-use ParamType::{Float, Int};
+use ParamType::{Bool, Float, Int};
 
 /// Min-Max's and Min-Sum's direction p (Shejwalkar & Houmansadr, NDSS 2021, Section IV-B).
 const PERTURBATION: ParamSpec = choice(
@@ -550,6 +550,21 @@ pub static REGISTRY: &[ComponentSpec] = &[
         params: &[
             p("source", Int, Default::Required, Ge(0.0), Any, "class whose labels are changed"),
             p("target", Int, Default::Required, Ge(0.0), Any, "label they are changed to"),
+        ],
+    },
+    ComponentSpec {
+        name: "backdoor",
+        aliases: &["BadNets"],
+        kind: Kind::DataAttack,
+        summary: "Malicious clients stamp a trigger (a bright corner square on images, high values in the last features of tabular data) on a share of their examples and relabel them as `target`; the attack's success rate is measured every round.",
+        reference: "Gu, Dolan-Gavitt, Garg, BadNets: Identifying Vulnerabilities in the Machine Learning Model Supply Chain, 2017; distributed: Xie, Huang, Chen, Li, DBA: Distributed Backdoor Attacks against Federated Learning, ICLR 2020",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[
+            p("target", Int, int(0), Ge(0.0), Any, "the class triggered examples are relabelled as"),
+            p("size", Int, int(3), Ge(1.0), Any, "the trigger's side in pixels (images) or its number of features (tabular)"),
+            p("fraction", Float, float(0.5), Gt(0.0), Le(1.0), "share of each malicious client's examples that carry the trigger"),
+            p("distributed", Bool, Default::Value(ParamValue::Bool(false)), Any, Any, "split the trigger among the malicious clients (DBA); the full trigger is tested"),
         ],
     },
     // ---------------------------------------------------------------- decentralised mixers

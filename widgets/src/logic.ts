@@ -11,6 +11,8 @@ export interface RoundRow {
   round: number;
   global_loss: number | null;
   accuracy: number | null;
+  /** a targeted attack's success rate (backdoor, targeted label flipping); null otherwise */
+  attack_success: number | null;
   malicious_share: number | null;
   malicious_weight: number | null;
   clipped: number | null;

@@ -24,7 +24,7 @@ import {
 function row(run: string, round: number, accuracy: number | null = 0.5): RoundRow {
   return {
     run, index: 0, strategy: run.split(" ")[0], attack: "none", alpha: "iid", seed: 0, round, global_loss: 1, accuracy,
-    malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null, config: 0,
+    attack_success: null, malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null, config: 0,
   };
 }
 

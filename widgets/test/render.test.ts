@@ -48,7 +48,7 @@ function rows(run: string, strategy: string, from: number, to: number, index = 0
   for (let r = from; r <= to; r++) {
     out.push({
       run, index, strategy, attack: "none", alpha: "iid", seed: 0, round: r, global_loss: 2 / r, accuracy: 0.1 * r,
-      malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null, config,
+      attack_success: null, malicious_share: null, malicious_weight: null, clipped: null, selected_malicious: null, config,
     });
   }
   return out;
