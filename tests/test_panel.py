@@ -365,6 +365,7 @@ def test_rows_stream_to_the_front_end_in_order(live: Any) -> None:
     assert all(0 <= r["malicious_share"] <= 1 and r["malicious_weight"] == pytest.approx(0.25) for r in attacked)
     assert {(r["run"], r["round"]) for r in held} == {(r["run"], r["round"]) for r in sweep.results.to_dicts()}
     assert set(held[0]) == {"run", "index", "strategy", "attack", "alpha", "seed", "round", "global_loss", "accuracy"} | {
+        "attack_success",
         "malicious_share",
         "malicious_weight",
         "clipped",
