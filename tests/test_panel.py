@@ -170,6 +170,7 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
         "loss": 0.3,
         "accuracy_change": None,
         "loss_change": None,
+        "attack_success": None,
         "malicious_share": None,
         "malicious_weight": None,
         "defence_note": None,
@@ -205,6 +206,14 @@ def test_run_table_says_what_the_defence_let_through_and_when_it_never_acted() -
     # while running, the latest round's share; no verdict on acting yet
     table = run_table(specs, ["running", "running"], {}, {1: {"malicious_share": 0.0, "malicious_weight": 0.25}}, {})
     assert (table[1]["malicious_share"], table[1]["malicious_weight"], table[1]["defence_note"]) == (0.0, 0.25, None)
+
+
+def test_run_table_shows_a_targeted_attacks_success_rate() -> None:
+    specs = grid(strategies=["FedAvg"], attacks=["none", "backdoor"], rounds=4, **FAST)
+    table = run_table(specs, ["finished", "running"], {0: {"final_accuracy": 0.9}}, {1: {"attack_success": 0.4}}, {})
+    assert [e["attack_success"] for e in table] == [None, 0.4]  # the latest round's while running
+    table = run_table(specs, ["finished", "finished"], {0: {}, 1: {"final_attack_success": 0.97}}, {1: {"attack_success": 0.4}}, {})
+    assert table[1]["attack_success"] == 0.97  # the summary's once finished
 
 
 def test_heatmap_cells_average_seeds_with_an_interval_and_keep_settings_apart() -> None:

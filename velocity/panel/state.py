@@ -183,6 +183,7 @@ def run_table(
                 "loss": json_number(loss),
                 "accuracy_change": None,
                 "loss_change": None,
+                "attack_success": json_number(summary.get("final_attack_success", last.get("attack_success"))) if spec.attacks else None,
                 "malicious_share": json_number(share) if spec.attacks else None,
                 "malicious_weight": json_number(weight) if spec.attacks else None,
                 "defence_note": "never acted" if never_acted else None,

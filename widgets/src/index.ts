@@ -249,6 +249,9 @@ function numberInput(
 
 function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy, shown: number[] | null): void {
   body.replaceChildren();
+  // the attack-success column only when a targeted attack (backdoor, targeted flipping) ran
+  const success = runs.some((e) => e.attack_success !== null && e.attack_success !== undefined);
+  body.closest("table")?.classList.toggle("vfl-with-success", success);
   for (const { entry, rank, leader } of rankRuns(shownEntries(runs, shown), by)) {
     const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
     if (leader) row.classList.add("vfl-leader");
@@ -268,6 +271,7 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
         ? h("td", { class: "vfl-num vfl-warn", title: "the loss is not finite: the model diverged" }, "diverged")
         : h("td", { class: "vfl-num" }, formatNumber(entry.loss, 4)),
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.loss_change, 4)),
+      h("td", { class: "vfl-num vfl-success", title: "the targeted attack's success rate" }, entry.attack_success === null || entry.attack_success === undefined ? "" : formatNumber(entry.attack_success, 2)),
       defenceCell(entry),
     );
     body.append(row);
@@ -562,7 +566,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const table = h(
     "table",
     { class: "vfl-table", "data-role": "ranking" },
-    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ acc vs clean", "loss", "Δ loss vs clean", "malicious share"].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ acc vs clean", "loss", "Δ loss vs clean", "attack success", "malicious share"].map((t) => h("th", t === "attack success" ? { class: "vfl-success" } : {}, t)))),
     tbody,
   );
   const updateTable = () => {

@@ -40,6 +40,8 @@ export interface RunEntry {
   loss: number | null;
   accuracy_change: number | null;
   loss_change: number | null;
+  /** a targeted attack's success rate (backdoor, targeted label flipping): final, or latest while running */
+  attack_success: number | null;
   /** the malicious updates' share of the aggregate (mean over rounds once finished) */
   malicious_share: number | null;
   /** their share of the weights: what malicious_share is when the rule does nothing */

@@ -58,7 +58,7 @@ function entry(run: string, accuracy: number | null, status: string): RunEntry {
   return {
     index: 0, run, strategy: run, attack: "none", alpha: "iid", setting: "iid", attack_shown: "none", seed: 0, status, rounds_done: 3, rounds_total: 5,
     accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null,
-    malicious_share: null, malicious_weight: null, defence_note: null, error: status === "failed" ? "ValueError: boom" : null,
+    attack_success: null, malicious_share: null, malicious_weight: null, defence_note: null, error: status === "failed" ? "ValueError: boom" : null,
   };
 }
 
@@ -236,6 +236,11 @@ describe("the rendered panel", () => {
     ]);
     const cells = Array.from(el.querySelectorAll('[data-role="ranking"] tbody td.vfl-defence')).map((c) => c.textContent);
     expect(cells).toEqual(["0.03 of 0.20", "0.20 of 0.20never acted"]);
+    const table = el.querySelector('[data-role="ranking"]') as HTMLTableElement;
+    expect(table.classList.contains("vfl-with-success")).toBe(false); // no targeted attack: no column
+    model.change("runs", [{ ...entry("FedAvg", 0.96, "finished"), attack: "backdoor", attack_success: 0.97 }]);
+    expect(table.classList.contains("vfl-with-success")).toBe(true);
+    expect(el.querySelector('[data-role="ranking"] tbody td.vfl-success')!.textContent).toBe("0.97");
     cleanup();
   });
 
