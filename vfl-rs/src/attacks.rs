@@ -439,6 +439,9 @@ fn fang_krum_row(x: &OwnedMatrix, honest: &[usize], malicious: &[usize], thresho
     let farthest = stats.iter().map(|&(a, _)| a.sqrt()).fold(0.0, f64::max);
     let spread = (n as f64 - 2.0 * c as f64 - 1.0).max(1.0);
     let mut lambda = if closest.is_finite() { closest / (spread * d.sqrt()) } else { 0.0 } + farthest / d.sqrt();
+    if !lambda.is_finite() {
+        lambda = threshold; // non-finite honest updates: no bound to start from (and halving ∞ never ends)
+    }
     // Krum (f = c) over the honest rows and c identical malicious rows at −λ·s
     let selects_malicious = |lambda: f64| {
         let m = h + c;
