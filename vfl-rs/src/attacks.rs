@@ -11,7 +11,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Normal as StdNormal};
 
 use crate::error::{Result, VflError};
-use crate::matrix::{sq_dist, sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
+use crate::matrix::{pairwise_sq_dists, sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
 use crate::rules::krum::krum_select;
 use crate::spec::ComponentConfig;
 use crate::strategy::{NonFinite, Strategy};
@@ -401,20 +401,9 @@ fn fang_krum_row(x: &OwnedMatrix, honest: &[usize], malicious: &[usize], thresho
     let (n, c, d) = (x.n, malicious.len(), x.d as f64);
     let reference: &[usize] = if honest.is_empty() { malicious } else { honest };
     let mu = rows_mean(x, reference);
-    let s: Vec<f32> = mu
-        .iter()
-        .map(|&m| {
-            if m > 0.0 {
-                1.0
-            } else if m < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        })
-        .collect();
+    let s = signs(&mu);
     let h = honest.len();
-    let hh: Vec<Vec<f64>> = honest.par_iter().map(|&i| honest.iter().map(|&j| sq_dist(v.row(i), v.row(j))).collect()).collect();
+    let hh = sq_dists_among(x, honest);
     let stats: Vec<(f64, f64)> = honest
         .par_iter()
         .map(|&i| {
@@ -428,7 +417,7 @@ fn fang_krum_row(x: &OwnedMatrix, honest: &[usize], malicious: &[usize], thresho
     // the paper's upper bound on λ
     let near = n.saturating_sub(c + 2).min(h.saturating_sub(1));
     let closest = hh
-        .iter()
+        .chunks(h.max(1))
         .enumerate()
         .map(|(i, row)| {
             let mut others: Vec<f64> = row.iter().enumerate().filter(|&(j, _)| j != i).map(|(_, &q)| q.sqrt()).collect();
@@ -448,7 +437,7 @@ fn fang_krum_row(x: &OwnedMatrix, honest: &[usize], malicious: &[usize], thresho
         let mut dist = vec![0.0f64; m * m];
         for i in 0..h {
             for j in 0..h {
-                dist[i * m + j] = hh[i][j];
+                dist[i * m + j] = hh[i * h + j];
             }
             let (a, b) = stats[i];
             let to_malicious = (a + 2.0 * lambda * b + lambda * lambda * ss).max(0.0);
@@ -534,28 +523,17 @@ fn agr_agnostic_row(x: &OwnedMatrix, honest: &[usize], perturbation: Perturbatio
             let norm = mu.iter().map(|&m| f64::from(m) * f64::from(m)).sum::<f64>().sqrt();
             mu.iter().map(|&m| if norm > 0.0 { (f64::from(m) / norm) as f32 } else { 0.0 }).collect()
         }
-        Perturbation::Sign => mu
-            .iter()
-            .map(|&m| {
-                if m > 0.0 {
-                    1.0
-                } else if m < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            })
-            .collect(),
+        Perturbation::Sign => signs(&mu),
         Perturbation::Std => {
             let (_, sd) = column_mean_std(x, honest);
             let unbiased = if k > 1 { (k as f64 / (k as f64 - 1.0)).sqrt() } else { 1.0 };
             sd.iter().map(|&s| (f64::from(s) * unbiased) as f32).collect()
         }
     };
-    let pairs: Vec<Vec<f64>> = honest.par_iter().map(|&i| honest.iter().map(|&j| sq_dist(v.row(i), v.row(j))).collect()).collect();
+    let pairs = sq_dists_among(x, honest);
     let bound = match within {
-        Within::Max => pairs.iter().flatten().copied().fold(0.0, f64::max),
-        Within::Sum => pairs.iter().map(|row| row.iter().sum::<f64>()).fold(f64::INFINITY, f64::min),
+        Within::Max => pairs.iter().copied().fold(0.0, f64::max),
+        Within::Sum => pairs.chunks(k.max(1)).map(|row| row.iter().sum::<f64>()).fold(f64::INFINITY, f64::min),
     };
     // a_i = ‖μ − g_i‖², b_i = ⟨μ − g_i, p⟩, c = ‖p‖²
     let ab: Vec<(f64, f64)> = honest
@@ -588,6 +566,29 @@ fn agr_agnostic_row(x: &OwnedMatrix, honest: &[usize], perturbation: Perturbatio
     }
     let row = mu.iter().zip(&p).map(|(&m, &pj)| (f64::from(m) - found * f64::from(pj)) as f32).collect();
     (row, found)
+}
+
+/// Each value's sign: 1, −1, or 0 for 0 (unlike `f32::signum`, which gives 1 for +0).
+fn signs(v: &[f32]) -> Vec<f32> {
+    v.iter()
+        .map(|&m| {
+            if m > 0.0 {
+                1.0
+            } else if m < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Squared distances between the listed rows (`k × k`, row-major), by Krum's blocked kernel.
+fn sq_dists_among(x: &OwnedMatrix, rows: &[usize]) -> Vec<f64> {
+    if rows.is_empty() {
+        return Vec::new();
+    }
+    pairwise_sq_dists(x.view().select_rows(rows).view())
 }
 
 fn set_rows(x: &mut OwnedMatrix, rows: &[usize], value: &[f32]) {
