@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -204,8 +205,6 @@ def _print_comparison(comp: dict, folder) -> None:
     named = any(not e["run"].startswith(e["strategy"] + " | ") for e in comp["ranking"])
     written = (folder / "comparison.md").exists()  # (not on a full disk)
     table = Table(title=Text(f"Every run ({folder}/comparison.md)" if written else "Every run"))
-    import math
-
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])  # a targeted attack ran
     numbers = ("#", "final acc", "attack success", "final loss", "Δ loss vs clean")
     for col in [

@@ -136,8 +136,7 @@ class FederatedServer(Trainer):
             self._check_memory(self.clients_per_round)
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
-        self._y_train = self._poisoned_labels()
-        self._x_train, self._success = self._plant_backdoor()
+        self._x_train, self._y_train, self._success = self._plant_backdoor(self._poisoned_labels())
         self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
         self.history: list[RoundRecord] = []
 
@@ -168,16 +167,16 @@ class FederatedServer(Trainer):
             y[idx] = poison_labels(y[idx], attacks, self.data.num_classes)
         return y
 
-    def _plant_backdoor(self) -> tuple[torch.Tensor, SuccessProbe | None]:
-        """Training inputs with a backdoor planted in the malicious clients' data (its labels go to
-        ``_y_train``), and what measures a targeted attack's success each round."""
+    def _plant_backdoor(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, SuccessProbe | None]:
+        """Training inputs and labels (``y``: after the label attacks) with a backdoor planted in
+        the malicious clients' data, and what measures a targeted attack's success each round."""
         attacks = self.orchestrator.data_attacks
         backdoor, trigger, x = backdoor_of(attacks), None, self.data.x_train
         if backdoor is not None:
             trigger = make_trigger(tuple(self.data.input_shape), int(backdoor.params["size"]), self.data.x_train)
-            x, self._y_train = plant_backdoor(
+            x, y = plant_backdoor(
                 x,
-                self._y_train,
+                y,
                 self.data.client_indices,
                 self.orchestrator.malicious_clients,
                 backdoor,
@@ -185,7 +184,7 @@ class FederatedServer(Trainer):
                 self.data.num_classes,
                 self.seed,
             )
-        return x, success_probe(attacks, self.data.x_test, self.data.y_test, trigger)
+        return x, y, success_probe(attacks, self.data.x_test, self.data.y_test, trigger)
 
     @property
     def model(self) -> torch.nn.Module:

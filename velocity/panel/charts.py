@@ -8,6 +8,7 @@ One spec, both uses.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -135,17 +136,18 @@ def progress_chart(keys: LineKeys = LineKeys(), *, chance: float | None = None) 
 
 #: Student-t 97.5 % quantiles for 1..100 degrees of freedom: the band's interval is the one the
 #: verdict computes (``velocity.sweep.verdict.mean_ci``); beyond 100 seeds the last one serves.
-def _t975() -> list[float]:
+@functools.cache  # (a chart's spec is rebuilt whenever a strategy or attack is added)
+def _t975() -> tuple[float, ...]:
     from scipy.stats import t
 
-    return [round(float(t.ppf(0.975, df)), 4) for df in range(1, 101)]
+    return tuple(round(float(t.ppf(0.975, df)), 4) for df in range(1, 101))
 
 
 def _seed_band(base: Any, encoding: dict[str, Any]) -> Any:
     """Per configuration with several seeds (the rows' ``config``) and round: the mean accuracy
     ± the half-width of its 95 % Student-t interval over the seeds, as a shaded band."""
     alt = _alt()
-    quantiles = _t975()
+    quantiles = list(_t975())  # a Vega array literal
     return (
         base.transform_filter("isValid(datum.accuracy)")
         .transform_aggregate(

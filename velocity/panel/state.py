@@ -274,7 +274,7 @@ def client_rows(rounds: Sequence[Mapping[str, Any]], *, max_rounds: int = 100) -
     (after the attacks), from the round rows' per-client columns. A run of more than
     ``max_rounds`` rounds is shown at evenly spaced rounds (the last included), so the chart
     stays light; the note says so."""
-    usable = [r for r in rounds if _split(r.get("client_ids"), int)]
+    usable = [r for r in rounds if isinstance(r.get("client_ids"), str) and r["client_ids"]]  # (decentralised rows have none)
     step = max(1, math.ceil(len(usable) / max_rounds))
     shown = [r for i, r in enumerate(usable) if i % step == 0 or i == len(usable) - 1]
     out = []
@@ -292,7 +292,7 @@ def client_rows(rounds: Sequence[Mapping[str, Any]], *, max_rounds: int = 100) -
                 }
             )
     note = f"1 round in {step} shown ({len(shown)} of {len(usable)})" if step > 1 else ""
-    if usable and not _split(usable[-1].get("client_shares"), float):
+    if usable and not usable[-1].get("client_shares"):
         note = "; ".join(filter(None, [note, "this rule does not say what share each client had (a Python rule)"]))
     return out, note
 

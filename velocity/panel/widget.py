@@ -217,6 +217,7 @@ class SweepPanel(anywidget.AnyWidget):
         self._keys = keys  # which colour and dash each strategy and attack keeps
         self._chance = chance
         self._configs: dict[str, int] = {}  # configuration (RunSpec.config_key) → its number in the rows
+        self._config_of_run: dict[int, int] = {}  # run index → its configuration's number
         self._per_client: dict[int, list[dict[str, Any]]] = {}  # run → its rows' per-client columns
         self._clients_stale = False
         self._rows: list[dict[str, Any]] = []  # every row sent, in order (replays come from here)
@@ -605,13 +606,18 @@ class SweepPanel(anywidget.AnyWidget):
     def _flush(self) -> None:
         new = []
         run_specs: list[RunSpec] = []
+        client_view = self._client_view_run()
         while self._incoming:  # each round once: the sweep merges events and files
             row = self._incoming.popleft()
-            if row["index"] >= len(run_specs):  # a run is added before its first row arrives
-                run_specs = self.sweep.specs
-            config = self._configs.setdefault(run_specs[row["index"]].config_key, len(self._configs))
-            self._per_client.setdefault(row["index"], []).append({k: row.get(k, "") for k in PER_CLIENT_COLUMNS})
-            self._clients_stale = self._clients_stale or row["index"] == self._client_view_run()
+            index = row["index"]
+            if index not in self._config_of_run:  # a run's first row: number its configuration once
+                if index >= len(run_specs):  # (a run is added before its first row arrives)
+                    run_specs = self.sweep.specs
+                key = run_specs[index].config_key
+                self._config_of_run[index] = self._configs.setdefault(key, len(self._configs))
+            config = self._config_of_run[index]
+            self._per_client.setdefault(index, []).append({k: row.get(k, "") for k in PER_CLIENT_COLUMNS})
+            self._clients_stale = self._clients_stale or index == client_view
             new.append(panel_row(row, config=config))
             self._latest[row["index"]] = row
             self._rounds_seen[row["index"]] = self._rounds_seen.get(row["index"], 0) + 1
