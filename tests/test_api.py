@@ -51,6 +51,7 @@ EXPECTED_ATTACKS = {
     "inf",
     "adaptive_ipm",
     "adaptive_alie",
+    "agr_tailored",
     "label_flipping",
     "targeted_label_flipping",
 }

@@ -1,6 +1,8 @@
 """Type stubs for the compiled core (vfl-rs/src/python.rs). A strategy crosses as a parsed
 ``Strategy``; other structured values cross as JSON text."""
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -45,8 +47,11 @@ def apply_attack(
     weights: npt.NDArray[np.float64] | None = None,
     f: int | None = None,
     seed: int = 0,
+    defence: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]] | None = None,
 ) -> tuple[npt.NDArray[np.float32], str]:
-    """Apply one update attack to the listed rows of a copy; returns the matrix and the outcome JSON."""
+    """Apply one update attack to the listed rows of a copy; returns the matrix and the outcome JSON.
+    Adaptive attacks optimise against ``defence`` (the attacked matrix in, C-contiguous float32
+    ``k × d`` outputs out) when given, else against ``strategy``."""
 
 def alie_z(n: int, f: int) -> float: ...
 def nearest_neighbour_mix(

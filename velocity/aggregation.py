@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,11 +123,17 @@ def apply_attack(
     weights: npt.ArrayLike | None = None,
     f: int | None = None,
     seed: int = 0,
+    defence: Callable[[np.ndarray], npt.ArrayLike] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Apply one update attack to the rows ``malicious`` of a copy of ``updates``.
 
     Returns the attacked matrix and a dict describing what the attack did (its name and the
-    strength it used). Adaptive attacks search their strength against ``strategy``.
+    strength it used). The adaptive attacks (``adaptive_ipm``, ``adaptive_alie``,
+    ``agr_tailored``) search their strength against the defence: ``strategy`` (its
+    pre-aggregators, rule and server optimiser, from a fresh state), or ``defence`` when given, a
+    function from the attacked ``n × d`` matrix to the defended outcome (a ``d`` aggregate, or
+    ``k × d`` rows such as every honest worker's mixed model); they pick the strength that puts
+    the outcome furthest from the honest rows' mean.
     """
     a = parse_attack(attack)
     x = as_update_matrix(updates)
@@ -135,10 +142,35 @@ def apply_attack(
     if len(rows) == x.shape[0]:  # an attack is measured against the honest clients
         raise ValueError(f"Expected at least one honest row, got all {len(rows)} rows malicious")
     f = None if f is None else as_count(f, "f")
+    if defence is not None and not callable(defence):
+        raise TypeError(f"Expected defence to be a function of the update matrix, got {type(defence).__name__}")
     out, outcome = _core.apply_attack(
-        x, a.to_json(), rows, strategy=parse_strategy(strategy).core, weights=w, f=f, seed=as_count(seed, "seed")
+        x,
+        a.to_json(),
+        rows,
+        strategy=parse_strategy(strategy).core,
+        weights=w,
+        f=f,
+        seed=as_count(seed, "seed"),
+        defence=None if defence is None else _defended_rows(defence, x.shape[1]),
     )
     return out, json.loads(outcome)
+
+
+def _defended_rows(defence: Callable[[np.ndarray], npt.ArrayLike], d: int) -> Callable[[np.ndarray], np.ndarray]:
+    """``defence`` with its outcome as the core reads it: C-contiguous float32 rows of ``d`` values."""
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        out = np.asarray(defence(x))
+        if out.ndim == 1:
+            out = out[None, :]
+        if out.ndim != 2 or out.shape[1] != d or out.shape[0] == 0 or not np.issubdtype(out.dtype, np.number):
+            raise ValueError(
+                f"Expected the defence to return {d} numbers or rows of {d} numbers, got an array of shape {out.shape} and dtype {out.dtype}"
+            )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    return rows
 
 
 def alie_z(n: int, f: int) -> float:

@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import AttackSpec, Component, parse_attack, parse_attacks
 
-__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "FangKrum", "FangTrim", "LabelFlipping", "TargetedLabelFlipping", "Backdoor"]
+__all__ = ["AttackSpec", "Component", "parse_attack", "parse_attacks", "GaussianNoise", "SignFlip", "Scaling", "ModelPoisoning", "IPM", "ALIE", "Mimic", "Sybil", "NaN", "Inf", "AdaptiveIPM", "AdaptiveALIE", "MinMax", "MinSum", "AGRTailored", "FangKrum", "FangTrim", "LabelFlipping", "TargetedLabelFlipping", "Backdoor"]
 
 class GaussianNoise(Component):
     """Each malicious client adds N(0, sigma²) noise to every coordinate of its update.
@@ -240,6 +240,27 @@ class MinSum(Component):
 
     info: ComponentInfo
     def __init__(self, *, perturbation: Literal['unit_vec', 'std', 'sign'] = ..., gamma_init: float = ...) -> None: ...
+
+
+class AGRTailored(Component):
+    """Every malicious client sends μ - γ·p, γ searched each round against the run's real defence (pre-aggregators, rule, server optimiser; a Python rule; MoNNA's mixing) to push the outcome furthest from the honest mean's.
+
+    Parameters
+    ----------
+    perturbation : choice, default unit_vec, one of unit_vec | std | sign
+        direction p: the honest mean's unit vector, the honest updates' coordinate-wise standard deviation, or the mean's sign
+    gamma_init : float, default 10.0, > 0, <= 1e+30
+        first γ tried (the search reaches at most twice this)
+    steps : int, default 20, >= 1, <= 200
+        trials of the γ search, each a replay of the defence: half scan [gamma_init/64, 2·gamma_init], half refine the best
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-tailored attack)
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, perturbation: Literal['unit_vec', 'std', 'sign'] = ..., gamma_init: float = ..., steps: int = ...) -> None: ...
 
 
 class FangKrum(Component):

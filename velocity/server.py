@@ -258,13 +258,18 @@ class FederatedServer(Trainer):
 
         honest = [r for r in range(len(ids)) if r not in malicious] or malicious
         honest_mean = x[honest].mean(axis=0)
+        rule = self._python_rule
+
+        def defence(m: np.ndarray) -> np.ndarray:  # what the adaptive attacks optimise against: this rule
+            return extend.run_rule(rule, m, f=len(malicious), weights=weights)
+
         if malicious:
             for a in self.orchestrator.attacks:
                 if not a.is_data_attack:
-                    x, report = apply_attack(x, a, malicious=malicious, weights=weights, f=len(malicious), seed=int(rng.integers(2**63)))
+                    x, report = apply_attack(x, a, malicious=malicious, f=len(malicious), seed=int(rng.integers(2**63)), defence=defence)
                     outcomes.append(AttackOutcome(report["name"], report.get("strength")))
         t_attack = time.perf_counter()
-        aggregate = extend.run_rule(self._python_rule, np.ascontiguousarray(x, dtype=np.float32), f=len(malicious), weights=weights)
+        aggregate = defence(np.ascontiguousarray(x, dtype=np.float32))
         t_rule = time.perf_counter()
         self.orchestrator.global_model = self.orchestrator.global_model + aggregate
 

@@ -106,6 +106,10 @@ class StrategySpec:
         return self.text
 
 
+#: Attacks whose success rate the trainer measures (see ``velocity.training.backdoor``).
+TARGETED_ATTACKS = frozenset({"backdoor", "targeted_label_flipping"})
+
+
 @dataclass(frozen=True)
 class AttackSpec:
     """A validated attack: an update attack (applied by the core) or a data attack (by the trainer)."""
@@ -118,6 +122,12 @@ class AttackSpec:
     @property
     def is_data_attack(self) -> bool:
         return self.kind == "data_attack"
+
+    @property
+    def is_targeted(self) -> bool:
+        """Whether the attack aims at chosen inputs rather than at accuracy (a backdoor, targeted
+        label flipping): its success rate is measured each round."""
+        return self.name in TARGETED_ATTACKS
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.name, **{k: v for k, v in self.params.items() if v is not None}}
@@ -203,7 +213,15 @@ _PY_TYPES = {"int": int, "float": float, "bool": bool, "choice": str}
 
 
 def _class_name(name: str) -> str:
-    special = {"ipm": "IPM", "alie": "ALIE", "nan": "NaN", "inf": "Inf", "adaptive_ipm": "AdaptiveIPM", "adaptive_alie": "AdaptiveALIE"}
+    special = {
+        "ipm": "IPM",
+        "alie": "ALIE",
+        "nan": "NaN",
+        "inf": "Inf",
+        "adaptive_ipm": "AdaptiveIPM",
+        "adaptive_alie": "AdaptiveALIE",
+        "agr_tailored": "AGRTailored",
+    }
     if name in special:
         return special[name]
     return "".join(part[:1].upper() + part[1:] for part in name.split("_"))

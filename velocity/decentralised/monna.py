@@ -20,7 +20,10 @@ The Byzantine models are generated once per round, from the honest post-step mod
 attack of the Rust core (:func:`velocity.apply_attack`): the attack sees the ``(n − f) × d``
 matrix of honest models with ``f`` extra rows that start as the honest mean, and overwrites those
 rows. Sign flipping therefore sends ``−scale · mean(θ_{t+½})``, as the paper's code does; ALIE
-sends ``μ − z·σ`` of the honest models, mimic copies one honest model. The mixing runs in the Rust
+sends ``μ − z·σ`` of the honest models, mimic copies one honest model. The adaptive attacks
+(``adaptive_ipm``, ``adaptive_alie``, ``agr_tailored``) replay the round's mixing (its received
+sets and aggregator) for each strength they try, and send the one that puts the honest workers'
+mixed models furthest, on average, from the honest mean. The mixing runs in the Rust
 core too (``velocity._core.nearest_neighbour_mix``, every worker's received set in one call).
 The honest workers' gradients are computed together: their parameters are stacked and
 ``torch.func.vmap`` runs one batched gradient over all of them. Example::
@@ -350,18 +353,24 @@ class MonnaSimulation:
         post = self._theta - self.learning_rate * momentum
 
         post_np = post.detach().cpu().numpy()
+        received = self._received(t)
         outcome: dict[str, Any] | None = None
         if f > 0:
             assert self.attack is not None
             start = np.concatenate([post_np, np.repeat(post_np.mean(axis=0, keepdims=True), f, axis=0)])
+            # adaptive attacks optimise against this round's mixing of the models every worker receives
             attacked, outcome = apply_attack(
-                start, self.attack, malicious=list(range(k, self.n)), f=f, seed=int(self._rng(t, 2).integers(2**63))
+                start,
+                self.attack,
+                malicious=list(range(k, self.n)),
+                f=f,
+                seed=int(self._rng(t, 2).integers(2**63)),
+                defence=lambda m: self._mix(m, received, t),
             )
             byz_np = attacked[k:]
         else:
             byz_np = np.zeros((0, self.dim), np.float32)
         models = np.ascontiguousarray(np.concatenate([post_np, byz_np]))
-        received = self._received(t)
         mixed = torch.from_numpy(self._mix(models, received, t)).to(self.device)
 
         self._momentum, self._theta = momentum, mixed

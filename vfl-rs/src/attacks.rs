@@ -34,6 +34,7 @@ pub enum UpdateAttack {
     MinSum { perturbation: Perturbation, gamma_init: f64 },
     FangKrum { threshold: f64 },
     FangTrim { b: f64 },
+    AgrTailored { perturbation: Perturbation, gamma_init: f64, steps: usize },
 }
 
 /// Min-Max's and Min-Sum's direction p (the malicious update is μ − γ·p).
@@ -72,12 +73,15 @@ pub struct AttackOutcome {
     pub strength: Option<f64>,
 }
 
-/// The defence an adaptive attack optimises against, and the round's context for it.
-pub struct Defence<'a> {
-    pub strategy: &'a Strategy,
-    pub weights: Option<&'a [f64]>,
-    pub f_default: Option<usize>,
-    pub rng: &'a ChaCha8Rng,
+/// What the adaptive attacks optimise against.
+pub enum Defence<'a> {
+    /// A federated round as the core runs it: pre-aggregators, rule and server optimiser, with
+    /// the random stream the round's aggregation draws from, so that a trial replays the round
+    /// exactly. Trials run on clones: the strategy's state and the stream are untouched.
+    Strategy { strategy: &'a Strategy, weights: Option<&'a [f64]>, f_default: Option<usize>, rng: &'a ChaCha8Rng },
+    /// A defence the caller runs (a Python rule, MoNNA's mixing): the attacked matrix in, the
+    /// defended outputs out, one row each (one aggregate, or every honest worker's mixed model).
+    Outputs(&'a dyn Fn(&OwnedMatrix) -> Result<OwnedMatrix>),
 }
 
 /// The attack's view of the round.
@@ -88,7 +92,7 @@ pub struct AttackContext<'a> {
     /// Client id of each row (for `mimic`'s target).
     pub client_ids: &'a [usize],
     pub rng: &'a mut ChaCha8Rng,
-    pub defence: Option<Defence<'a>>,
+    pub defence: &'a Defence<'a>,
 }
 
 /// The round as the attacks see it: which rows attack, who they are, and the defence they face.
@@ -97,10 +101,8 @@ pub struct AttackRound<'a> {
     pub malicious: &'a [usize],
     /// Client id of each row (for `mimic`'s target).
     pub client_ids: &'a [usize],
-    /// What the adaptive attacks optimise against (replayed with the round's starting rng).
-    pub strategy: &'a Strategy,
-    pub weights: Option<&'a [f64]>,
-    pub f_default: Option<usize>,
+    /// What the adaptive attacks optimise against.
+    pub defence: Defence<'a>,
 }
 
 /// Apply `attacks` in order to the malicious rows of a copy of `x`; returns the attacked matrix
@@ -135,20 +137,57 @@ pub fn attack_round(
         }
     }
     let mut m = x.to_owned();
-    // The adaptive attacks replay the round's aggregation: give them the round's starting rng.
-    let defence_rng = rng.clone();
     let mut outcomes = Vec::with_capacity(attacks.len());
     for a in attacks {
-        let mut ctx = AttackContext {
-            honest: &honest,
-            malicious: round.malicious,
-            client_ids: round.client_ids,
-            rng,
-            defence: Some(Defence { strategy: round.strategy, weights: round.weights, f_default: round.f_default, rng: &defence_rng }),
-        };
+        let mut ctx =
+            AttackContext { honest: &honest, malicious: round.malicious, client_ids: round.client_ids, rng, defence: &round.defence };
         outcomes.push(a.apply(&mut m, &mut ctx)?);
     }
     Ok((m, outcomes))
+}
+
+/// How much a trial matrix hurts: how far the defended outcome lands from where the honest
+/// updates alone would take it. For a federated round, the squared distance between the global
+/// model's move (through the server optimiser: the aggregate itself without one) and the move
+/// the honest mean μ would make; for a caller's defence, the mean squared distance of its output
+/// rows from μ. A non-finite outcome counts as infinitely far.
+struct Objective<'a, 'b> {
+    defence: &'a Defence<'b>,
+    /// μ, or μ's move through the server optimiser
+    target: Vec<f32>,
+}
+
+impl<'a, 'b> Objective<'a, 'b> {
+    fn new(defence: &'a Defence<'b>, mu: &[f32]) -> Result<Self> {
+        let target = match defence {
+            Defence::Strategy { strategy, .. } => (*strategy).clone().server_move(mu.to_vec())?,
+            Defence::Outputs(_) => mu.to_vec(),
+        };
+        Ok(Objective { defence, target })
+    }
+
+    fn damage(&self, trial: &OwnedMatrix) -> Result<f64> {
+        let dist = match self.defence {
+            Defence::Strategy { strategy, weights, f_default, rng } => {
+                let mut strategy = (*strategy).clone();
+                let mut rng = (*rng).clone();
+                let agg = strategy.aggregate(trial.view(), *weights, *f_default, &mut rng, NonFinite::Propagate)?;
+                sq_dist_par(&strategy.server_move(agg)?, &self.target)
+            }
+            Defence::Outputs(run) => {
+                let out = run(trial)?;
+                if out.n == 0 || out.d != self.target.len() {
+                    return Err(VflError::expected(
+                        "the defence's output",
+                        format!("at least one row of {} values", self.target.len()),
+                        format!("{} × {}", out.n, out.d),
+                    ));
+                }
+                (0..out.n).map(|r| sq_dist_par(out.row(r), &self.target)).sum::<f64>() / out.n as f64
+            }
+        };
+        Ok(if dist.is_nan() { f64::INFINITY } else { dist })
+    }
 }
 
 /// ALIE's default z (Baruch et al., NeurIPS 2019, Algorithm 3): s = ⌊n/2⌋ + 1 − f supporters
@@ -197,17 +236,17 @@ impl UpdateAttack {
                 let (lower, upper, steps) = range("adaptive_alie")?;
                 UpdateAttack::AdaptiveAlie { lower, upper, steps }
             }
-            "min_max" | "min_sum" => {
+            "min_max" | "min_sum" | "agr_tailored" => {
                 let perturbation = match p.choice("perturbation")? {
                     "std" => Perturbation::Std,
                     "sign" => Perturbation::Sign,
                     _ => Perturbation::UnitVec,
                 };
                 let gamma_init = p.f64("gamma_init")?;
-                if c.name() == "min_max" {
-                    UpdateAttack::MinMax { perturbation, gamma_init }
-                } else {
-                    UpdateAttack::MinSum { perturbation, gamma_init }
+                match c.name() {
+                    "min_max" => UpdateAttack::MinMax { perturbation, gamma_init },
+                    "min_sum" => UpdateAttack::MinSum { perturbation, gamma_init },
+                    _ => UpdateAttack::AgrTailored { perturbation, gamma_init, steps: p.usize("steps")? },
                 }
             }
             "fang_krum" => UpdateAttack::FangKrum { threshold: p.f64("threshold")? },
@@ -234,6 +273,7 @@ impl UpdateAttack {
             UpdateAttack::MinSum { .. } => "min_sum",
             UpdateAttack::FangKrum { .. } => "fang_krum",
             UpdateAttack::FangTrim { .. } => "fang_trim",
+            UpdateAttack::AgrTailored { .. } => "agr_tailored",
         }
     }
 
@@ -329,6 +369,13 @@ impl UpdateAttack {
                 set_rows(x, ctx.malicious, &alie_row(&mu, &sd, best));
                 outcome.strength = Some(best);
             }
+            UpdateAttack::AgrTailored { perturbation, gamma_init, steps } => {
+                let mu = rows_mean(x, reference);
+                let p = perturbation_direction(x, reference, &mu, *perturbation);
+                let gamma = tailored_gamma(x, ctx, &mu, *gamma_init, *steps, |g| shifted_row(&mu, &p, g))?;
+                set_rows(x, ctx.malicious, &shifted_row(&mu, &p, gamma));
+                outcome.strength = Some(gamma);
+            }
         }
         Ok(outcome)
     }
@@ -344,9 +391,8 @@ fn alie_row(mu: &[f32], sd: &[f32], z: f64) -> Vec<f32> {
     mu.iter().zip(sd).map(|(m, s)| m - z * s).collect()
 }
 
-/// Try `steps` log-spaced strengths in [lower, upper]; keep the one whose defended aggregate is
-/// furthest from the honest mean `mu` (ties: the smaller strength). The defence is evaluated on
-/// clones, so its state (e.g. centered clipping's centre) and random stream are untouched.
+/// Try `steps` log-spaced strengths in [lower, upper]; keep the one that hurts most (see
+/// `Objective`; ties: the smaller strength). Each trial replays the defence on clones.
 fn line_search(
     x: &OwnedMatrix,
     ctx: &AttackContext,
@@ -356,22 +402,66 @@ fn line_search(
     steps: usize,
     make_row: impl Fn(f64) -> Vec<f32>,
 ) -> Result<f64> {
-    let Some(def) = &ctx.defence else {
-        return Err(VflError::value("Adaptive attacks need the defence they optimise against (a strategy)"));
-    };
+    let objective = Objective::new(ctx.defence, mu)?;
     let (ll, lu) = (lower.ln(), upper.ln());
+    let mut trial = x.clone();
     let mut best = (f64::NEG_INFINITY, lower);
     for k in 0..steps {
         let s = (ll + (lu - ll) * k as f64 / (steps - 1) as f64).exp();
-        let mut trial = x.clone();
         set_rows(&mut trial, ctx.malicious, &make_row(s));
-        let mut strategy = def.strategy.clone();
-        let mut rng = def.rng.clone();
-        let agg = strategy.aggregate(trial.view(), def.weights, def.f_default, &mut rng, NonFinite::Propagate)?;
-        let dist = sq_dist_par(&agg, mu);
-        let dist = if dist.is_nan() { f64::INFINITY } else { dist };
-        if dist > best.0 {
-            best = (dist, s);
+        let damage = objective.damage(&trial)?;
+        if damage > best.0 {
+            best = (damage, s);
+        }
+    }
+    Ok(best.1)
+}
+
+/// The AGR-tailored γ search (Shejwalkar & Houmansadr, NDSS 2021). The authors halve a step from
+/// γ_init with a rule-specific condition (Krum: an attacker is selected; trimmed mean, median:
+/// the damage grew); against any defence the damage (see `Objective`) grows with γ until the
+/// defence rejects the attackers and then drops, so a halving search from γ_init alone misses
+/// the peak when it lies below γ_init. Here the first half of the `steps` trials scan a log grid
+/// over [γ_init/64, 2·γ_init], the second half bisect between the best point and the next larger
+/// one (keeping a trial that hurt more), which finds the rejection edge to a small fraction of
+/// the grid's spacing. Ties keep the smaller γ.
+fn tailored_gamma(
+    x: &OwnedMatrix,
+    ctx: &AttackContext,
+    mu: &[f32],
+    gamma_init: f64,
+    steps: usize,
+    make_row: impl Fn(f64) -> Vec<f32>,
+) -> Result<f64> {
+    let objective = Objective::new(ctx.defence, mu)?;
+    let mut trial = x.clone();
+    let mut damage = |gamma: f64| -> Result<f64> {
+        set_rows(&mut trial, ctx.malicious, &make_row(gamma));
+        objective.damage(&trial)
+    };
+    if steps < 2 {
+        return Ok(gamma_init);
+    }
+    let scanned = steps.div_ceil(2);
+    let (ll, lu) = ((gamma_init / 64.0).ln(), (2.0 * gamma_init).ln());
+    let mut grid: Vec<f64> = (0..scanned).map(|k| (ll + (lu - ll) * k as f64 / (scanned - 1) as f64).exp()).collect();
+    (grid[0], grid[scanned - 1]) = (gamma_init / 64.0, 2.0 * gamma_init); // exact ends
+    let mut best = (f64::NEG_INFINITY, gamma_init, 0);
+    for (k, &g) in grid.iter().enumerate() {
+        let h = damage(g)?;
+        if h > best.0 {
+            best = (h, g, k);
+        }
+    }
+    let Some(&upper) = grid.get(best.2 + 1) else { return Ok(best.1) };
+    let (mut lo, mut hi) = (best.1, upper);
+    for _ in scanned..steps {
+        let mid = 0.5 * (lo + hi);
+        let h = damage(mid)?;
+        if h > best.0 {
+            (best.0, best.1, lo) = (h, mid, mid);
+        } else {
+            hi = mid;
         }
     }
     Ok(best.1)
@@ -518,18 +608,7 @@ fn agr_agnostic_row(x: &OwnedMatrix, honest: &[usize], perturbation: Perturbatio
     let v = x.view();
     let k = honest.len();
     let mu = rows_mean(x, honest);
-    let p: Vec<f32> = match perturbation {
-        Perturbation::UnitVec => {
-            let norm = mu.iter().map(|&m| f64::from(m) * f64::from(m)).sum::<f64>().sqrt();
-            mu.iter().map(|&m| if norm > 0.0 { (f64::from(m) / norm) as f32 } else { 0.0 }).collect()
-        }
-        Perturbation::Sign => signs(&mu),
-        Perturbation::Std => {
-            let (_, sd) = column_mean_std(x, honest);
-            let unbiased = if k > 1 { (k as f64 / (k as f64 - 1.0)).sqrt() } else { 1.0 };
-            sd.iter().map(|&s| (f64::from(s) * unbiased) as f32).collect()
-        }
-    };
+    let p = perturbation_direction(x, honest, &mu, perturbation);
     let pairs = sq_dists_among(x, honest);
     let bound = match within {
         Within::Max => pairs.iter().copied().fold(0.0, f64::max),
@@ -564,8 +643,29 @@ fn agr_agnostic_row(x: &OwnedMatrix, honest: &[usize], perturbation: Perturbatio
         }
         step /= 2.0;
     }
-    let row = mu.iter().zip(&p).map(|(&m, &pj)| (f64::from(m) - found * f64::from(pj)) as f32).collect();
-    (row, found)
+    (shifted_row(&mu, &p, found), found)
+}
+
+/// Min-Max's, Min-Sum's and the AGR-tailored attack's direction p for honest mean `mu`.
+fn perturbation_direction(x: &OwnedMatrix, honest: &[usize], mu: &[f32], perturbation: Perturbation) -> Vec<f32> {
+    match perturbation {
+        Perturbation::UnitVec => {
+            let norm = mu.iter().map(|&m| f64::from(m) * f64::from(m)).sum::<f64>().sqrt();
+            mu.iter().map(|&m| if norm > 0.0 { (f64::from(m) / norm) as f32 } else { 0.0 }).collect()
+        }
+        Perturbation::Sign => signs(mu),
+        Perturbation::Std => {
+            let k = honest.len();
+            let (_, sd) = column_mean_std(x, honest);
+            let unbiased = if k > 1 { (k as f64 / (k as f64 - 1.0)).sqrt() } else { 1.0 };
+            sd.iter().map(|&s| (f64::from(s) * unbiased) as f32).collect()
+        }
+    }
+}
+
+/// μ − γ·p
+fn shifted_row(mu: &[f32], p: &[f32], gamma: f64) -> Vec<f32> {
+    mu.iter().zip(p).map(|(&m, &pj)| (f64::from(m) - gamma * f64::from(pj)) as f32).collect()
 }
 
 /// Each value's sign: 1, −1, or 0 for 0 (unlike `f32::signum`, which gives 1 for +0).

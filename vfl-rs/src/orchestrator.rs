@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::attacks::{attack_round, AttackOutcome, AttackRound, UpdateAttack};
+use crate::attacks::{attack_round, AttackOutcome, AttackRound, Defence, UpdateAttack};
 use crate::error::{Result, VflError};
 use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
 use crate::spec::{ComponentConfig, StrategySpec};
@@ -83,6 +83,9 @@ pub struct Orchestrator {
     global: Option<Vec<f32>>,
     history: Vec<RoundSummary>,
 }
+
+/// Salt of the aggregation's random stream (bucketing's shuffle), apart from the attacks'.
+const AGGREGATION_STREAM: u64 = 0xA66E_6A7E_0000_0001;
 
 /// SplitMix64 finaliser: decorrelates per-round seeds derived from one run seed.
 fn mix(seed: u64, round: u64) -> u64 {
@@ -190,7 +193,10 @@ impl Orchestrator {
             return Err(VflError::expected("the update size", format!("{} parameters (the global model)", global.len()), d));
         }
         let round = self.history.len() + 1;
-        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, round as u64));
+        // Separate streams for the attacks and the aggregation, so that an adaptive attack can
+        // replay the aggregation exactly, whatever the attacks before it drew.
+        let mut attack_rng = ChaCha8Rng::seed_from_u64(mix(self.seed, round as u64));
+        let aggregation_rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ AGGREGATION_STREAM, round as u64));
         let (malicious, honest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| self.malicious.contains(&ids[r]));
         let reference = if honest.is_empty() { &malicious } else { &honest };
         let honest_mean = weighted_mean(x.select_rows(reference).view(), &vec![1.0; reference.len()]);
@@ -200,12 +206,14 @@ impl Orchestrator {
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())
         } else {
-            let round = AttackRound { malicious: &malicious, client_ids: &ids, strategy: &self.strategy, weights, f_default };
-            let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut rng)?;
+            let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, rng: &aggregation_rng };
+            let round = AttackRound { malicious: &malicious, client_ids: &ids, defence };
+            let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut attack_rng)?;
             (Some(m), outcomes)
         };
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
+        let mut rng = aggregation_rng;
         let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");

@@ -3,6 +3,8 @@
 //! `ValueError`/`TypeError`. A strategy crosses as a parsed `Strategy` object (parsed once); other
 //! structured results cross as JSON text, which the Python layer turns into typed objects.
 
+use std::sync::Mutex;
+
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -10,9 +12,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value as Json;
 
-use crate::attacks::{attack_round, AttackRound, UpdateAttack};
+use crate::attacks::{attack_round, AttackRound, Defence, UpdateAttack};
 use crate::error::VflError;
-use crate::matrix::Matrix;
+use crate::matrix::{Matrix, OwnedMatrix};
 use crate::mixing::Mixer;
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::registry::{registry_json, Kind};
@@ -141,9 +143,11 @@ fn aggregate<'py>(
 }
 
 /// Apply one update attack to the rows listed in `malicious`; returns the new matrix and what
-/// the attack did (JSON). Adaptive attacks optimise against `strategy` (FedAvg when omitted).
+/// the attack did (JSON). Adaptive attacks optimise against `defence` when given (a callable
+/// from the attacked matrix to the defended outputs as a C-contiguous float32 `k × d` array),
+/// else against `strategy` (FedAvg when omitted).
 #[pyfunction]
-#[pyo3(signature = (updates, attack, malicious, strategy=None, weights=None, f=None, seed=0))]
+#[pyo3(signature = (updates, attack, malicious, strategy=None, weights=None, f=None, seed=0, defence=None))]
 #[allow(clippy::too_many_arguments)]
 fn apply_attack<'py>(
     py: Python<'py>,
@@ -154,6 +158,7 @@ fn apply_attack<'py>(
     weights: Option<PyReadonlyArray1<'py, f64>>,
     f: Option<usize>,
     seed: u64,
+    defence: Option<Py<PyAny>>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
     let cfg = parse_attack(&json(attack, "the attack")?)?;
     let Some(attack) = UpdateAttack::from_config(&cfg)? else {
@@ -171,18 +176,46 @@ fn apply_attack<'py>(
     };
     let strategy = Strategy::new(spec)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
-    let (m, outcome) = py.allow_threads(|| -> Result<_, VflError> {
+    // An exception the Python defence raises is kept here and raised as it is.
+    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
+    let run_defence = |m: &OwnedMatrix| -> Result<OwnedMatrix, VflError> {
+        let callable = defence.as_ref().expect("only called with a defence");
+        Python::with_gil(|py| {
+            let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data.clone()).expect("n × d values").into_pyarray(py);
+            let out = callable.call1(py, (arr,)).and_then(|out| {
+                let out = out.extract::<PyReadonlyArray2<f32>>(py)?;
+                let (shape, data) = (out.shape().to_vec(), out.as_slice().map(<[f32]>::to_vec));
+                Ok(data.map(|data| OwnedMatrix { data, n: shape[0], d: shape[1] }))
+            });
+            match out {
+                Ok(Ok(m)) => Ok(m),
+                Ok(Err(_)) => Err(VflError::value("Expected the defence to return a C-contiguous float32 array, got a strided view")),
+                Err(e) => {
+                    *raised.lock().expect("not poisoned") = Some(e);
+                    Err(VflError::value("the defence raised an exception"))
+                }
+            }
+        })
+    };
+    let result = py.allow_threads(|| -> Result<_, VflError> {
         let ids: Vec<usize> = (0..x.n()).collect();
-        let round = AttackRound {
-            malicious: &malicious,
-            client_ids: &ids,
-            strategy: &strategy,
-            weights: w,
-            f_default: f.or(Some(malicious.len())),
+        let defence = match defence {
+            Some(_) => Defence::Outputs(&run_defence),
+            None => Defence::Strategy {
+                strategy: &strategy,
+                weights: w,
+                f_default: f.or(Some(malicious.len())),
+                rng: &ChaCha8Rng::seed_from_u64(seed),
+            },
         };
+        let round = AttackRound { malicious: &malicious, client_ids: &ids, defence };
         let (m, mut outcomes) = attack_round(x, std::slice::from_ref(&attack), &round, &mut ChaCha8Rng::seed_from_u64(seed))?;
         Ok((m, outcomes.remove(0)))
-    })?;
+    });
+    if let Some(e) = raised.lock().expect("not poisoned").take() {
+        return Err(e);
+    }
+    let (m, outcome) = result?;
     let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok((arr.into_pyarray(py), serde_json::to_string(&outcome).unwrap_or_default()))
 }

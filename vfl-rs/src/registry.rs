@@ -509,6 +509,20 @@ pub static REGISTRY: &[ComponentSpec] = &[
         params: &[PERTURBATION, GAMMA_INIT],
     },
     ComponentSpec {
+        name: "agr_tailored",
+        aliases: &["min_max_tailored"],
+        kind: Kind::UpdateAttack,
+        summary: "Every malicious client sends μ - γ·p, γ searched each round against the run's real defence (pre-aggregators, rule, server optimiser; a Python rule; MoNNA's mixing) to push the outcome furthest from the honest mean's.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021 (AGR-tailored attack)",
+        requires: "",
+        accepts_non_finite: true,
+        params: &[
+            PERTURBATION,
+            GAMMA_INIT,
+            p("steps", Int, int(20), Ge(1.0), Le(200.0), "trials of the γ search, each a replay of the defence: half scan [gamma_init/64, 2·gamma_init], half refine the best"),
+        ],
+    },
+    ComponentSpec {
         name: "fang_krum",
         aliases: &[],
         kind: Kind::UpdateAttack,

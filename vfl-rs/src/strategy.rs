@@ -152,6 +152,17 @@ impl Strategy {
     pub fn server_step(&mut self, global: &mut [f32], aggregate: &[f32]) -> Result<()> {
         self.server.step(global, aggregate)
     }
+
+    /// How the server optimiser would move the global model for `aggregate` (the aggregate
+    /// itself without one); it advances the optimiser's state, so call it on a clone to ask.
+    pub fn server_move(&mut self, aggregate: Vec<f32>) -> Result<Vec<f32>> {
+        if matches!(self.server, ServerOptimizer::Plain) {
+            return Ok(aggregate);
+        }
+        let mut moved = vec![0.0; aggregate.len()];
+        self.server.step(&mut moved, &aggregate)?;
+        Ok(moved)
+    }
 }
 
 fn check_weights(weights: Option<&[f64]>, n: usize) -> Result<Vec<f64>> {

@@ -6,11 +6,11 @@ use common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use vfl::attacks::{alie_z, AttackContext, AttackOutcome, UpdateAttack};
+use vfl::attacks::{alie_z, attack_round, AttackContext, AttackOutcome, AttackRound, Defence, UpdateAttack};
 use vfl::orchestrator::{Orchestrator, OrchestratorConfig, RoundSummary};
 use vfl::params::{Default as ParamDefault, ParamType};
 use vfl::registry::{lookup, registry_json, Kind, REGISTRY};
-use vfl::{parse_attack, OwnedMatrix};
+use vfl::{parse_attack, OwnedMatrix, Strategy};
 
 fn attack_of(value: serde_json::Value) -> UpdateAttack {
     let c = parse_attack(&value).unwrap_or_else(|e| panic!("{value}: {e}"));
@@ -22,7 +22,9 @@ fn run(text: &str, x: &OwnedMatrix, malicious: &[usize], ids: Option<&[usize]>, 
     let honest: Vec<usize> = (0..x.n).filter(|i| !malicious.contains(i)).collect();
     let default_ids: Vec<usize> = (0..x.n).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut ctx = AttackContext { honest: &honest, malicious, client_ids: ids.unwrap_or(&default_ids), rng: &mut rng, defence: None };
+    let strategy = Strategy::new(spec("FedAvg")).unwrap();
+    let defence = Defence::Strategy { strategy: &strategy, weights: None, f_default: None, rng: &ChaCha8Rng::seed_from_u64(seed) };
+    let mut ctx = AttackContext { honest: &honest, malicious, client_ids: ids.unwrap_or(&default_ids), rng: &mut rng, defence: &defence };
     let mut out = x.clone();
     let outcome = attack_of(json!(text)).apply(&mut out, &mut ctx).unwrap_or_else(|e| panic!("{text}: {e}"));
     (out, outcome)
@@ -289,6 +291,131 @@ fn adaptive_alie_is_at_least_as_strong_as_every_fixed_z_on_its_grid() {
     }
 }
 
+/// The global model after one round of `strategy` under `attack` (it starts at zero).
+fn global_after(strategy: &str, attacks: serde_json::Value, x: &OwnedMatrix, malicious: &[usize], seed: u64) -> (Vec<f32>, RoundSummary) {
+    let attacks = match attacks {
+        serde_json::Value::Array(items) => items.iter().map(|a| parse_attack(a).unwrap()).collect(),
+        one => vec![parse_attack(&one).unwrap()],
+    };
+    let mut o = Orchestrator::new(OrchestratorConfig {
+        strategy: spec(strategy),
+        attacks,
+        num_clients: x.n,
+        malicious: Some(malicious.to_vec()),
+        num_malicious: 0,
+        seed,
+    })
+    .unwrap();
+    let summary = o.step(x.view(), None, None).unwrap_or_else(|e| panic!("{strategy}: {e}")).clone();
+    (o.global_model().unwrap().to_vec(), summary)
+}
+
+fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
+    a.iter().zip(b).map(|(&p, &q)| (f64::from(p) - f64::from(q)).powi(2)).sum()
+}
+
+/// Honest-looking updates whose coordinates differ in scale by four orders of magnitude (as a
+/// network's layers do): coordinate j is N(m_j, s_j²) with m_j, s_j = ±10^U(−2, 2).
+fn layered(n: usize, d: usize, seed: u64) -> OwnedMatrix {
+    let scales = gaussian(2, d, 0.0, 1.0, seed ^ 0xACE);
+    let noise = gaussian(n, d, 0.0, 1.0, seed);
+    let scale = |v: f32| 10f32.powf((v * 1.5).clamp(-2.0, 2.0));
+    let data = (0..n * d)
+        .map(|k| {
+            let j = k % d;
+            let (m, s) = (scales.data[j], scales.data[d + j]);
+            m.signum() * scale(m) + scale(s) * noise.data[k]
+        })
+        .collect();
+    OwnedMatrix { data, n, d }
+}
+
+#[test]
+fn adaptive_attacks_aim_at_the_model_the_server_optimiser_makes_and_replay_bucketing_exactly() {
+    // The adaptive attack's pick is the strength whose real round moves the global model furthest
+    // from where the honest mean would move it: through the server optimiser (FedAdam's
+    // per-coordinate normalisation ranks the candidates differently from the aggregate's
+    // distance when a selection rule trades a few large coordinates for many small ones), and
+    // with bucketing's shuffle replayed exactly after an attack that drew random numbers first.
+    let mal = [2, 7, 12];
+    let honest: Vec<usize> = (0..15).filter(|r| !mal.contains(r)).collect();
+    for seed in 0..12 {
+        let x = layered(15, 30, seed);
+        let honest_rows: Vec<Vec<f32>> = honest.iter().map(|&r| x.row(r).to_vec()).collect();
+        let honest_only = OwnedMatrix::from_rows(&honest_rows).unwrap();
+        for (defence, server) in [
+            ("Krum + FedAdam(tau=0.01)", "FedAdam(tau=0.01)"),
+            ("MultiKrum + FedYogi(tau=0.01)", "FedYogi(tau=0.01)"),
+            ("GeometricMedian + FedAdagrad(tau=0.01)", "FedAdagrad(tau=0.01)"),
+            ("Bucketing(s=3) + FedMedian + FedAvgM(server_lr=1.0, momentum=0.9)", "FedAvgM(server_lr=1.0, momentum=0.9)"),
+        ] {
+            // where the honest mean moves the model: the same server optimiser on the honest rows alone
+            let (reference, _) = global_after(server, json!([]), &honest_only, &[], 3);
+            for (adaptive, fixed, key, lo, hi) in [
+                ("adaptive_ipm(lower=0.1, upper=100.0, steps=5)", "ipm", "epsilon", 0.1, 100.0),
+                ("adaptive_alie(lower=0.1, upper=10.0, steps=5)", "alie", "z", 0.1, 10.0),
+            ] {
+                let before = json!({"type": "gaussian_noise", "sigma": 0.01});
+                let (w, summary) = global_after(defence, json!([before, adaptive]), &x, &mal, seed);
+                let chosen = summary.attacks[1].strength.unwrap();
+                let damage = sq_dist(&w, &reference);
+                for s in grid(lo, hi, 5) {
+                    let (wf, _) = global_after(defence, json!([before, {"type": fixed, key: s}]), &x, &mal, seed);
+                    let other = sq_dist(&wf, &reference);
+                    assert!(
+                        damage >= other,
+                        "seed {seed}, {defence} / {adaptive}: chose {chosen} ({damage}), but {s} moves the model further ({other})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn agr_tailored_scans_then_refines_the_best_gamma() {
+    // Against FedAvg the damage grows with γ: the top of the scan, 2·γ_init, with nothing above to refine.
+    let x = four_rows();
+    let (out, outcome) = run("agr_tailored(perturbation=std, gamma_init=2.0, steps=3)", &x, &[2, 3], None, 0);
+    assert_eq!(outcome.name, "agr_tailored");
+    assert_eq!(outcome.strength, Some(4.0));
+    // honest mean (2, 10); unbiased std of (1, 3) and (10, 10): (√2, 0); μ − 4·p
+    let want = [2.0 - 4.0 * 2f64.sqrt(), 10.0];
+    assert_close(&out.data[4..6], &want, 1e-6);
+    assert_close(&out.data[6..8], &want, 1e-6);
+    assert_eq!(&out.data[..4], &x.data[..4]);
+    // Against a defence that drops the attackers beyond γ = 3 (|μ − γ·p| ≥ 3·√2 in the first
+    // coordinate), the damage peaks just below 3: a scan of {1/32, 4} (4 is rejected) and 12
+    // bisections between them approach 3 from below.
+    let edge = |m: &OwnedMatrix| {
+        let keep: Vec<Vec<f32>> = (0..m.n).map(|r| m.row(r).to_vec()).filter(|r| (r[0] - 2.0).abs() < 3.0 * 2f32.sqrt()).collect();
+        let mean: Vec<f32> = (0..m.d).map(|j| keep.iter().map(|r| r[j]).sum::<f32>() / keep.len() as f32).collect();
+        OwnedMatrix::from_rows(&[mean])
+    };
+    let round = AttackRound { malicious: &[2, 3], client_ids: &[0, 1, 2, 3], defence: Defence::Outputs(&edge) };
+    let tailored = attack_of(json!("agr_tailored(perturbation=std, gamma_init=2.0, steps=14)"));
+    let (_, outcomes) = attack_round(x.view(), &[tailored], &round, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let gamma = outcomes[0].strength.unwrap();
+    assert!((2.99..3.0).contains(&gamma), "γ = {gamma}");
+}
+
+#[test]
+fn agr_tailored_gets_krum_to_pick_a_malicious_update_and_beats_the_agnostic_attacks() {
+    // n = 20, f = 4, honest N(1, 1) in 50 dimensions: Krum picks an attacker's update and the
+    // aggregate moves further than under Min-Max or Min-Sum with the same direction.
+    let x = gaussian(20, 50, 1.0, 1.0, 11);
+    let mal = [0, 5, 10, 15];
+    for p in ["unit_vec", "std", "sign"] {
+        let tailored = one_round("Krum", json!({"type": "agr_tailored", "perturbation": p}), &x, &mal, 1);
+        assert_eq!(tailored.selected_malicious, Some(1), "{p}");
+        for agnostic in ["min_max", "min_sum"] {
+            let other = one_round("Krum", json!({"type": agnostic, "perturbation": p}), &x, &mal, 1);
+            let (t, o) = (tailored.attack_distance, other.attack_distance);
+            assert!(t > o, "{p}: {agnostic} moved Krum's aggregate {o} from the honest mean, the tailored attack only {t}");
+        }
+    }
+}
+
 #[test]
 fn adaptive_attacks_beat_the_default_strengths() {
     // With the default grids (12 steps), compare against ipm's ε = 0.1 and ALIE's z = Φ⁻¹ formula
@@ -306,16 +433,15 @@ fn adaptive_attacks_beat_the_default_strengths() {
 }
 
 #[test]
-fn adaptive_attacks_need_a_defence_and_a_valid_range() {
-    let x = four_rows();
-    let honest = [0, 1];
-    let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let mut ctx = AttackContext { honest: &honest, malicious: &[2, 3], client_ids: &[0, 1, 2, 3], rng: &mut rng, defence: None };
-    let e = attack_of(json!("adaptive_ipm")).apply(&mut x.clone(), &mut ctx).unwrap_err().to_string();
-    assert_contains(&e, "Adaptive attacks need the defence");
+fn adaptive_attacks_need_a_valid_range_and_a_defence_output_of_the_right_width() {
     let c = parse_attack(&json!("adaptive_alie(lower=2.0, upper=1.0)")).unwrap();
     let e = UpdateAttack::from_config(&c).unwrap_err().to_string();
     assert_eq!(e, "Expected less than upper = 1 for adaptive_alie.lower, got 2");
+    let x = four_rows();
+    let narrow = |_: &OwnedMatrix| Ok(OwnedMatrix::zeros(1, 1));
+    let round = AttackRound { malicious: &[2, 3], client_ids: &[0, 1, 2, 3], defence: Defence::Outputs(&narrow) };
+    let e = attack_round(x.view(), &[attack_of(json!("adaptive_ipm"))], &round, &mut ChaCha8Rng::seed_from_u64(0)).unwrap_err();
+    assert_eq!(e.to_string(), "Expected at least one row of 2 values for the defence's output, got 1 × 1");
 }
 
 // ------------------------------------------------------------------ registry

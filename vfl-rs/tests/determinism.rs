@@ -7,7 +7,7 @@ use common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use vfl::attacks::{AttackContext, UpdateAttack};
+use vfl::attacks::{AttackContext, Defence, UpdateAttack};
 use vfl::{parse_attack, NonFinite, OwnedMatrix, Strategy};
 
 const N: usize = 20;
@@ -59,11 +59,14 @@ fn attacks_and_server_steps_are_identical_with_1_and_4_threads() {
     let honest: Vec<usize> = (0..16).collect();
     let malicious: Vec<usize> = (16..20).collect();
     let ids: Vec<usize> = (0..N).collect();
-    for text in ["gaussian_noise(sigma=2.0)", "alie", "ipm", "model_poisoning", "sybil"] {
+    let krum = Strategy::new(spec("Krum + FedAdam")).unwrap();
+    for text in ["gaussian_noise(sigma=2.0)", "alie", "ipm", "model_poisoning", "sybil", "adaptive_alie", "agr_tailored", "min_max"] {
         let attack = UpdateAttack::from_config(&parse_attack(&json!(text)).unwrap()).unwrap().unwrap();
         let run = || {
             let mut rng = ChaCha8Rng::seed_from_u64(5);
-            let mut ctx = AttackContext { honest: &honest, malicious: &malicious, client_ids: &ids, rng: &mut rng, defence: None };
+            let replay = ChaCha8Rng::seed_from_u64(6);
+            let defence = Defence::Strategy { strategy: &krum, weights: None, f_default: Some(4), rng: &replay };
+            let mut ctx = AttackContext { honest: &honest, malicious: &malicious, client_ids: &ids, rng: &mut rng, defence: &defence };
             let mut m = x.clone();
             attack.apply(&mut m, &mut ctx).unwrap();
             bits(&m.data)

@@ -273,13 +273,15 @@ fn alie_z_bounds() {
 
 #[test]
 fn an_attacks_rows_are_checked_once_for_every_caller() {
-    use vfl::attacks::{attack_round, AttackRound};
+    use vfl::attacks::{attack_round, AttackRound, Defence};
     let x = OwnedMatrix::from_rows(&[vec![1.0], vec![2.0], vec![3.0], vec![4.0]]).unwrap();
     let alie = UpdateAttack::from_config(&parse_attack(&json!("alie")).unwrap()).unwrap().unwrap();
     let strategy = Strategy::new(StrategySpec::parse("FedAvg").unwrap()).unwrap();
     let ids = [0, 1, 2, 3];
     let run = |malicious: &[usize]| {
-        let round = AttackRound { malicious, client_ids: &ids, strategy: &strategy, weights: None, f_default: None };
+        let rng = ChaCha8Rng::seed_from_u64(0);
+        let defence = Defence::Strategy { strategy: &strategy, weights: None, f_default: None, rng: &rng };
+        let round = AttackRound { malicious, client_ids: &ids, defence };
         attack_round(x.view(), std::slice::from_ref(&alie), &round, &mut ChaCha8Rng::seed_from_u64(0)).map(|(m, _)| m)
     };
     // a duplicate row used to count twice in ALIE's f (and so in its z)
