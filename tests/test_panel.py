@@ -265,6 +265,37 @@ def test_strategies_and_attacks_keep_their_colour_and_dash_as_runs_are_added() -
     assert progress["params"] == [{"name": "shown_runs", "value": None}]
 
 
+def test_a_targeted_attack_adds_its_success_rate_beside_the_defence_chart() -> None:
+    """The defence tab plots a targeted attack's success rate per round once a run has one; the
+    other runs draw no line there (their rate is not measured)."""
+    import vl_convert as vlc
+
+    from velocity.panel.charts import with_data
+
+    plain = LineKeys().extended(grid(strategies=["FedAvg"], attacks=["none", "alie"], **FAST))
+    assert not plain.targeted and "hconcat" not in chart_specs(plain)["defence"]
+    keys = plain.extended(grid(strategies=["FedAvg"], attacks=["backdoor(target=0)"], **FAST))
+    assert keys.targeted and keys.extended([]).targeted
+    rows = []
+    for index, (attack, success) in enumerate([("backdoor(target=0)", [0.2, 0.9, 1.0]), ("alie", [None] * 3), ("none", [None] * 3)]):
+        weight = 0.0 if attack == "none" else 0.2
+        for rnd, rate in enumerate(success, 1):
+            rows.append(
+                {
+                    "index": index, "run": f"FedAvg | {attack}", "strategy": "FedAvg", "attack": attack, "round": rnd,
+                    "accuracy": 0.5, "global_loss": 1.0, "attack_success": rate, "malicious_share": weight,
+                    "malicious_weight": weight, "config": index,
+                }
+            )  # fmt: skip
+    svg = vlc.vegalite_to_svg(with_data(chart_specs(keys)["defence"], rounds=rows, labels=[], cells=[]))
+    lines = re.findall(r'<path aria-label="([^"]*)" role="graphics-symbol" aria-roledescription="line mark" d="([^"]*)"', svg)
+    success = [(label, path) for label, path in lines if "attack success rate" in label]
+    assert "Targeted attack success" in svg and len(success) == 1 and "backdoor" in success[0][0]
+    # 180 px high, [0, 1]: 0.2, 0.9, 1.0 at y = 144, 18, 0 over rounds 1..3
+    assert [round(float(y)) for y in re.findall(r"[ML][\d.]+,([\d.]+)", success[0][1])] == [144, 18, 0]
+    assert sum(1 for label, path in lines if "malicious share" in label and path) == 2  # the attacked runs
+
+
 def test_the_heatmap_puts_the_clean_baseline_first() -> None:
     specs = grid(strategies=["FedAvg"], attacks=["alie", "none", "sign_flip", "ipm"], rounds=4, **FAST)
     cells = heatmap_cells(run_table(specs, ["finished"] * len(specs), {i: {"final_accuracy": 0.5} for i in range(len(specs))}, {}, {}))

@@ -58,14 +58,19 @@ class LineKeys:
 
     strategies: tuple[str, ...] = ()
     attacks: tuple[str, ...] = ()
+    #: whether a run has a targeted attack: the defence tab then plots its success rate
+    targeted: bool = False
 
     def extended(self, specs: Iterable[RunSpec]) -> LineKeys:
         """These keys with the strategies and attacks of ``specs`` not yet among them appended."""
         strategies, attacks = dict.fromkeys(self.strategies), dict.fromkeys(self.attacks)
+        targeted = self.targeted
         for spec in specs:
             strategies.setdefault(spec.strategy)
-            attacks.setdefault(spec.attack_label)
-        return LineKeys(tuple(strategies), tuple(attacks))
+            if spec.attack_label not in attacks:
+                attacks[spec.attack_label] = None
+                targeted = targeted or spec.targeted
+        return LineKeys(tuple(strategies), tuple(attacks), targeted)
 
     def colour_scale(self) -> dict[str, Any]:
         return {"domain": list(self.strategies), "range": [PALETTE[i % len(PALETTE)] for i in range(len(self.strategies))]}
@@ -224,7 +229,8 @@ def _loss_chart(base: Any, encoding: dict[str, Any]) -> Any:
 def defence_chart(keys: LineKeys = LineKeys()) -> dict[str, Any]:
     """What the defence let through: the malicious updates' share of the aggregate per round, one
     line per attacked run. 0: they had no part in it; their weight share (the tooltip): the rule
-    treated them as anyone else, as FedAvg does."""
+    treated them as anyone else, as FedAvg does. Beside it, when a run has a targeted attack
+    (``keys.targeted``), that attack's success rate per round."""
     alt = _alt()
     base, encoding = _run_lines(keys)
     encoding["tooltip"] = [
@@ -234,14 +240,31 @@ def defence_chart(keys: LineKeys = LineKeys()) -> dict[str, Any]:
         alt.Tooltip("clipped:Q", title="updates clipped"),
         alt.Tooltip("selected_malicious:Q", title="malicious among the selected"),
     ]
-    return _with_run_filter(
-        # A clean run's share is 0 of 0: no line (blanked rather than filtered out, so the
-        # legend matches the progress charts').
+    size = {"width": 220, "height": 180}
+    # A clean run's share is 0 of 0: no line (blanked rather than filtered out, so the legend
+    # matches the progress charts').
+    share = (
         base.transform_calculate(share="datum.malicious_weight > 0 ? datum.malicious_share : null")
         .encode(y=alt.Y("share:Q", title="malicious share of the aggregate", scale=alt.Scale(domain=[0, 1], clamp=True)), **encoding)
-        .properties(width=220, height=180, title="What the defence let through")
-        .to_dict()
+        .properties(title="What the defence let through", **size)
     )
+    if not keys.targeted:
+        return _with_run_filter(share.to_dict())
+    success_encoding = {
+        **encoding,
+        "tooltip": [*encoding["tooltip"][:2], alt.Tooltip("attack_success:Q", title="attack success", format=".3f")],
+    }
+    success = base.encode(
+        y=alt.Y("attack_success:Q", title="attack success rate", scale=alt.Scale(domain=[0, 1], clamp=True)), **success_encoding
+    ).properties(
+        title=alt.TitleParams(
+            "Targeted attack success",
+            subtitle="backdoor: triggered test inputs classified as the target; targeted flipping: the source class",
+            subtitleFontSize=9,
+        ),
+        **size,
+    )
+    return _with_run_filter(alt.hconcat(share, success).resolve_scale(color="shared", strokeDash="shared").to_dict())
 
 
 def heatmap_chart() -> dict[str, Any]:

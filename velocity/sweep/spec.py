@@ -18,7 +18,7 @@ from velocity import extend
 from velocity.decentralised.setup import mixer_name
 from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
-from velocity.specs import attack_items, parse_attacks, parse_strategy, to_json_value
+from velocity.specs import attack_items, parse_attack, parse_attacks, parse_strategy, to_json_value
 from velocity.training.config import LocalTrainingConfig
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
@@ -204,6 +204,11 @@ class RunSpec(BaseModel):
         malicious clients. The comparison matches twins without the seed (``config_key``), the
         panel with it (``spec_hash``)."""
         return self.model_copy(update={"attacks": (), "malicious_fraction": 0.0, "name": None})
+
+    @property
+    def targeted(self) -> bool:
+        """Whether a targeted attack runs (its success rate is measured each round)."""
+        return any(extend.get(a) is None and parse_attack(a).is_targeted for a in self.attacks)
 
     @property
     def attack_label(self) -> str:
