@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -51,7 +52,7 @@ def test_only_a_share_of_the_malicious_clients_examples_carry_the_trigger_and_th
     stamped = (px[:, 4:] == 1).all(1)
     assert stamped[10:20].sum() == 5 and stamped[30:40].sum() == 5 and stamped.sum() == 10  # half of each malicious client's
     assert (py[stamped] == 2).all() and torch.equal(py[~stamped], y[~stamped]) and torch.equal(px[:, :4], x[:, :4])
-    with pytest.raises(ValueError, match=r"^Expected backdoor.target in 0..2, got 5$"):
+    with pytest.raises(ValueError, match=r"^Expected backdoor.target in 0..2 \(the data set has 3 classes\), got 5$"):
         plant_backdoor(x, y, clients, [1], parse_attack("backdoor(target=5)"), trigger, 3, seed=0)
     # distributed: each malicious client stamps its own part
     px, _ = plant_backdoor(x, y, clients, [1, 3], parse_attack("backdoor(size=2, distributed=true)"), trigger, 3, seed=0)
@@ -85,3 +86,29 @@ def test_a_backdoor_succeeds_against_fedavg_and_the_rate_is_recorded_every_round
     assert history[-1].accuracy > 0.85 and history[-1].attack_success > 0.5
     clean = FederatedServer(data, model_id="mlp", local=local, seed=0).run(1)
     assert math.isnan(clean[0].attack_success)  # no targeted attack, nothing measured
+
+
+@pytest.mark.parametrize(
+    ("attack", "said"),
+    [
+        ("backdoor(target=10)", r"backdoor\.target in 0\.\.9 \(the data set has 10 classes\), got 10"),
+        ("backdoor(size=9)", r"a backdoor trigger of at most 8 pixels for 8×8 images, got size = 9"),
+        (
+            "targeted_label_flipping(source=3, target=12)",
+            r"targeted_label_flipping\.target in 0\.\.9 \(the data set has 10 classes\), got 12",
+        ),
+    ],
+)
+def test_a_targeted_attack_its_data_cannot_carry_is_refused_before_any_run(tmp_path, attack: str, said: str) -> None:
+    """Refused when the sweep is made (or a run is added), naming the run, with nothing written:
+    the runs used to start and each fail on its own."""
+    from velocity import Sweep
+
+    out = tmp_path / "sweep"
+    with pytest.raises(ValueError, match=rf"^FedAvg \| {re.escape(attack)} \| α=iid \| seed=0 on digits: Expected {said}$"):
+        Sweep.from_grid(attacks=["none", attack], dataset="digits", num_clients=5, rounds=1, out=out)
+    assert not out.exists()
+    sweep = Sweep.from_grid(attacks=["none"], dataset="digits", num_clients=5, rounds=1, out=out)
+    with pytest.raises(ValueError, match=said):
+        sweep.add(sweep.specs[0].model_copy(update={"attacks": (attack,), "malicious_fraction": 0.2}))
+    assert len(sweep.specs) == 1

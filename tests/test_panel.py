@@ -103,6 +103,11 @@ def test_specs_from_controls_leaves_out_duplicates_and_invalid_runs_and_says_why
     assert not any(
         w in skipped[1] for w in ("(run)", "min_clients = None", ", run 1", "× sign_flip: Krum × sign_flip")
     )  # no internal words
+    # a targeted attack the data set cannot carry (FAST's data set has fewer than 99 classes)
+    _, refused = specs_from_controls(base, Controls(("FedAvg",), ("backdoor(target=99)",), None, 0.5, 3, 4), [base])
+    assert (
+        len(refused) == 1 and refused[0].startswith("FedAvg | backdoor(target=99) | ") and "Expected backdoor.target in 0.." in refused[0]
+    )
     assert specs_from_controls(base, Controls((), ("none",), None, 0.2, 3, 4), [base]) == ([], ["Expected at least one strategy, got none"])
     assert specs_from_controls(base, Controls(("FedAvg",), (), None, 0.2, 3, 4), [base])[1] == [
         "Expected at least one attack (or 'none'), got none"

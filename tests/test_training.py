@@ -105,7 +105,7 @@ def test_label_attacks():
     y = torch.tensor([0, 1, 2, 3, 9])
     assert poison_labels(y, [parse_attack("label_flipping")], 10).tolist() == [9, 8, 7, 6, 0]
     assert poison_labels(y, [parse_attack("targeted_label_flipping(source=2, target=5)")], 10).tolist() == [0, 1, 5, 3, 9]
-    with pytest.raises(ValueError, match=r"Expected targeted_label_flipping.target in 0..9, got 12"):
+    with pytest.raises(ValueError, match=r"Expected targeted_label_flipping.target in 0..9 \(the data set has 10 classes\), got 12"):
         poison_labels(y, [parse_attack("targeted_label_flipping(source=2, target=12)")], 10)
     assert poison_labels(y, [parse_attack("sign_flip")], 10).tolist() == y.tolist()  # update attacks are not data attacks
 

@@ -30,6 +30,7 @@ __all__ = [
     "PARTITIONS",
     "FederatedDataset",
     "clear_cache",
+    "input_shape",
     "label_counts",
     "list_builtin_datasets",
     "load_federated",
@@ -110,18 +111,24 @@ def _load(source: str, test_fraction: float) -> ArrayData:
 
 
 @functools.lru_cache(maxsize=8)
-def _training_labels(source: str, test_fraction: float) -> tuple[np.ndarray, int]:
+def _training_labels(source: str, test_fraction: float) -> tuple[np.ndarray, int, tuple[int, ...]]:
+    """The training labels, the number of classes and one example's shape."""
     data = _load(source, test_fraction)
     _, y_tr, _, _ = _split_test(data, test_fraction)
     y_tr = np.asarray(y_tr, dtype=np.int64)
     y_tr.setflags(write=False)
-    return y_tr, data.num_classes
+    return y_tr, data.num_classes, tuple(int(v) for v in data.x.shape[1:])
 
 
 def num_classes(source: str, *, test_fraction: float = 0.2) -> int:
     """How many classes the data set ``source`` has (its labels are kept in memory, as for
     :func:`partition_label_counts`)."""
     return _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)[1]
+
+
+def input_shape(source: str, *, test_fraction: float = 0.2) -> tuple[int, ...]:
+    """The shape of one example of the data set ``source`` (e.g. ``(1, 28, 28)``)."""
+    return _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)[2]
 
 
 def partition_label_counts(
@@ -139,7 +146,7 @@ def partition_label_counts(
     """The client × class label counts ``load_federated`` would give with these arguments,
     without building tensors. The training labels are kept in memory per source, so moving a
     slider over α re-partitions in milliseconds."""
-    labels, num_classes = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)
+    labels, num_classes, _ = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)
     parts = _partition(
         labels,
         num_clients,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator, model_validator
@@ -252,3 +253,22 @@ class RunSpec(BaseModel):
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data
+
+
+def check_against_data(specs: Iterable[RunSpec]) -> None:
+    """Refuse, before any run starts, a targeted attack its data set cannot carry (a class the
+    data set does not have, a trigger larger than its inputs): one ``ValueError`` naming the run.
+    Each data set a targeted run uses is read once (and stays cached for the runs)."""
+    targeted = [s for s in specs if s.targeted]
+    if not targeted:
+        return
+    from velocity.data import input_shape, num_classes
+    from velocity.training.backdoor import check_targets
+
+    for spec in targeted:
+        try:
+            classes = num_classes(spec.dataset, test_fraction=spec.test_fraction)
+            shape = input_shape(spec.dataset, test_fraction=spec.test_fraction)
+            check_targets([parse_attack(a) for a in spec.attacks if extend.get(a) is None], classes, shape)
+        except ValueError as e:
+            raise ValueError(f"{spec.label} on {spec.dataset}: {e}") from None

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from velocity.specs import AttackSpec
+from velocity.training.data_attacks import check_class
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,38 @@ class Trigger:
         return [p for p in torch.tensor_split(self.features, count) if len(p) > 0]
 
 
-def make_trigger(input_shape: tuple[int, ...], size: int, x_train: torch.Tensor) -> Trigger:
-    """The trigger for data of ``input_shape``; its value is the training data's largest value (1
-    for images in [0, 1], a high value for standardised features). ``ValueError`` when it does
-    not fit the input."""
+def trigger_features(input_shape: tuple[int, ...], size: int) -> torch.Tensor:
+    """The flat feature indices a trigger of ``size`` covers on inputs of ``input_shape``: the
+    ``size × size`` bottom-right square of every channel of an image, else the last ``size``
+    features. ``ValueError`` when it does not fit."""
     if len(input_shape) == 3:
         c, h, w = input_shape
         if size > min(h, w):
             raise ValueError(f"Expected a backdoor trigger of at most {min(h, w)} pixels for {h}×{w} images, got size = {size}")
-        grid = torch.arange(c * h * w).view(c, h, w)
-        features = grid[:, h - size :, w - size :].reshape(-1)
-    else:
-        d = math.prod(input_shape)
-        if size > d:
-            raise ValueError(f"Expected a backdoor trigger of at most {d} features, got size = {size}")
-        features = torch.arange(d - size, d)
-    return Trigger(features=features, value=float(x_train.max()))
+        return torch.arange(c * h * w).view(c, h, w)[:, h - size :, w - size :].reshape(-1)
+    d = math.prod(input_shape)
+    if size > d:
+        raise ValueError(f"Expected a backdoor trigger of at most {d} features, got size = {size}")
+    return torch.arange(d - size, d)
+
+
+def make_trigger(input_shape: tuple[int, ...], size: int, x_train: torch.Tensor) -> Trigger:
+    """The trigger for data of ``input_shape``; its value is the training data's largest value (1
+    for images in [0, 1], a high value for standardised features). ``ValueError`` when it does
+    not fit the input."""
+    return Trigger(features=trigger_features(input_shape, size), value=float(x_train.max()))
+
+
+def check_targets(attacks: list[AttackSpec], num_classes: int, input_shape: tuple[int, ...]) -> None:
+    """Refuse a targeted attack its data cannot carry: a class outside 0..C−1, a trigger larger
+    than the inputs (``ValueError``). The trainer and the sweep (before any run starts) both ask."""
+    for a in attacks:
+        if a.name == "backdoor":
+            check_class(a, "target", num_classes)
+            trigger_features(input_shape, int(a.params["size"]))
+        elif a.name == "targeted_label_flipping":
+            check_class(a, "source", num_classes)
+            check_class(a, "target", num_classes)
 
 
 def backdoor_of(attacks: list[AttackSpec]) -> AttackSpec | None:
@@ -80,8 +97,7 @@ def plant_backdoor(
     tensors): each stamps its part of the trigger (the whole one unless distributed) on a
     seeded ``fraction`` of its examples and relabels them as ``target``."""
     target, fraction = int(attack.params["target"]), float(attack.params["fraction"])
-    if not 0 <= target < num_classes:
-        raise ValueError(f"Expected backdoor.target in 0..{num_classes - 1}, got {target}")
+    check_targets([attack], num_classes, tuple(x.shape[1:]))
     parts = trigger.parts(len(malicious)) if attack.params.get("distributed") else [trigger.features]
     x, y = x.clone(), y.clone()
     rng = np.random.default_rng([seed, 0xBAD])

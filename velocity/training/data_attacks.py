@@ -7,6 +7,14 @@ import torch
 from velocity.specs import AttackSpec
 
 
+def check_class(attack: AttackSpec, param: str, num_classes: int) -> int:
+    """The class ``attack.params[param]`` names, refused (``ValueError``) outside 0..C−1."""
+    value = int(attack.params[param])
+    if not 0 <= value < num_classes:
+        raise ValueError(f"Expected {attack.name}.{param} in 0..{num_classes - 1} (the data set has {num_classes} classes), got {value}")
+    return value
+
+
 def poison_labels(y: torch.Tensor, attacks: list[AttackSpec], num_classes: int) -> torch.Tensor:
     """Apply every data attack in ``attacks`` to a malicious client's labels (a new tensor).
 
@@ -19,10 +27,7 @@ def poison_labels(y: torch.Tensor, attacks: list[AttackSpec], num_classes: int) 
         if a.name == "label_flipping":
             out = (num_classes - 1) - out
         elif a.name == "targeted_label_flipping":
-            src, dst = int(a.params["source"]), int(a.params["target"])
-            for v, what in ((src, "source"), (dst, "target")):
-                if not 0 <= v < num_classes:
-                    raise ValueError(f"Expected targeted_label_flipping.{what} in 0..{num_classes - 1}, got {v}")
+            src, dst = check_class(a, "source", num_classes), check_class(a, "target", num_classes)
             out = torch.where(out == src, torch.tensor(dst, dtype=out.dtype), out)
         elif a.name == "backdoor":
             continue  # planted with its trigger, inputs and labels together (velocity.training.backdoor)
