@@ -439,10 +439,7 @@ fn tailored_gamma(
         set_rows(&mut trial, ctx.malicious, &make_row(gamma));
         objective.damage(&trial)
     };
-    if steps < 2 {
-        return Ok(gamma_init);
-    }
-    let scanned = steps.div_ceil(2);
+    let scanned = steps.div_ceil(2).max(2); // (the registry asks for steps >= 2)
     let (ll, lu) = ((gamma_init / 64.0).ln(), (2.0 * gamma_init).ln());
     let mut grid: Vec<f64> = (0..scanned).map(|k| (ll + (lu - ll) * k as f64 / (scanned - 1) as f64).exp()).collect();
     (grid[0], grid[scanned - 1]) = (gamma_init / 64.0, 2.0 * gamma_init); // exact ends

@@ -519,7 +519,7 @@ pub static REGISTRY: &[ComponentSpec] = &[
         params: &[
             PERTURBATION,
             GAMMA_INIT,
-            p("steps", Int, int(20), Ge(1.0), Le(200.0), "trials of the γ search, each a replay of the defence: half scan [gamma_init/64, 2·gamma_init], half refine the best"),
+            p("steps", Int, int(20), Ge(2.0), Le(200.0), "trials of the γ search, each a replay of the defence: half scan [gamma_init/64, 2·gamma_init], half refine the best"),
         ],
     },
     ComponentSpec {

@@ -397,6 +397,9 @@ fn agr_tailored_scans_then_refines_the_best_gamma() {
     let (_, outcomes) = attack_round(x.view(), &[tailored], &round, &mut ChaCha8Rng::seed_from_u64(0)).unwrap();
     let gamma = outcomes[0].strength.unwrap();
     assert!((2.99..3.0).contains(&gamma), "γ = {gamma}");
+    // the fewest trials: the scan's two ends
+    let (_, outcome) = run("agr_tailored(perturbation=std, gamma_init=2.0, steps=2)", &x, &[2, 3], None, 0);
+    assert_eq!(outcome.strength, Some(4.0));
 }
 
 #[test]

@@ -194,6 +194,7 @@ fn out_of_bounds_parameters() {
         ("ipm(epsilon=0)", "Expected a value > 0 for ipm.epsilon, got 0.0"),
         ("mimic(target=-1)", "Expected a value >= 0 for mimic.target, got -1"),
         ("adaptive_ipm(steps=1)", "Expected a value >= 2 for adaptive_ipm.steps, got 1"),
+        ("agr_tailored(steps=1)", "Expected a value >= 2 and <= 200 for agr_tailored.steps, got 1"),
         ("adaptive_alie(lower=0)", "Expected a value > 0 for adaptive_alie.lower, got 0.0"),
         ("adaptive_ipm(lower=5.0, upper=5.0)", "Expected less than upper = 5 for adaptive_ipm.lower, got 5"),
         ("targeted_label_flipping(source=-1, target=2)", "Expected a value >= 0 for targeted_label_flipping.source, got -1"),
