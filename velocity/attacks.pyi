@@ -251,7 +251,7 @@ class AGRTailored(Component):
         direction p: the honest mean's unit vector, the honest updates' coordinate-wise standard deviation, or the mean's sign
     gamma_init : float, default 10.0, > 0, <= 1e+30
         first γ tried (the search reaches at most twice this)
-    steps : int, default 20, >= 1, <= 200
+    steps : int, default 20, >= 2, <= 200
         trials of the γ search, each a replay of the defence: half scan [gamma_init/64, 2·gamma_init], half refine the best
 
     References
