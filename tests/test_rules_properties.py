@@ -5,6 +5,7 @@ The references follow the papers' definitions (see the docstrings in vfl-rs/src/
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -190,6 +191,129 @@ def test_static_clipping_bounds_the_norms(x, c):
     assert np.linalg.norm(aggregate(x, f"Clipping(c={c}) + FedAvg")) <= c * (1 + 1e-5)
 
 
+# ---------------------------------------------------------------- the spread-based defences
+def assume_gap(values, best_index, rel=1e-5):
+    """The best of `values` (smallest) is clearly ahead of the others: float32 kernels and float64
+    references may order near ties differently."""
+    v = np.asarray(values, dtype=np.float64)
+    others = np.delete(v, best_index)
+    if len(others):
+        assume(others.min() - v[best_index] > rel * (1.0 + abs(v[best_index])))
+
+
+def ref_meamed(x, f):
+    """Per coordinate, the mean of the n − f values closest to numpy's median (Xie et al. 2018)."""
+    out = []
+    for col in x.astype(np.float64).T:
+        dist = np.abs(col - np.median(col))
+        assume_no_near_tie(dist, len(col) - f)
+        out.append(col[np.argsort(dist, kind="stable")[: len(col) - f]].mean())
+    return np.array(out)
+
+
+def subsets(n, f):
+    return list(itertools.combinations(range(n), n - f))
+
+
+def ref_mda(x, f):
+    d2 = ref_sq_dists(x)
+    cands = subsets(len(x), f)
+    diam = [max((d2[i, j] for i, j in itertools.combinations(s, 2)), default=0.0) for s in cands]
+    best = int(np.argmin(diam))
+    assume_gap(diam, best)
+    return x[list(cands[best])].astype(np.float64).mean(axis=0)
+
+
+def ref_smea(x, f):
+    x64 = x.astype(np.float64)
+    cands = subsets(len(x), f)
+    top = [np.linalg.eigvalsh(np.cov(x64[list(s)].T, bias=True).reshape(x.shape[1], x.shape[1]))[-1] for s in cands]
+    best = int(np.argmin(top))
+    assume_gap(top, best)
+    return x64[list(cands[best])].mean(axis=0)
+
+
+def ref_caf(x, f):
+    """CAF with the exact top eigenpair of the d × d weighted covariance (the core works with the
+    n × n Gram matrix: a different route to the same numbers)."""
+    x64 = x.astype(np.float64)
+    n = len(x)
+    c = np.ones(n)
+    seen = []  # (λ, μ) per iteration
+    for _ in range(4 * n):
+        if c.sum() <= n - 2 * f:
+            break
+        mu = (c[:, None] * x64).sum(axis=0) / c.sum()
+        r = x64 - mu
+        vals, vecs = np.linalg.eigh((c[:, None] * r).T @ r / c.sum())
+        assume(len(vals) < 2 or vals[-1] - vals[-2] > 1e-6 * (1.0 + vals[-1]))  # a defined eigenvector
+        seen.append((vals[-1], mu))
+        if vals[-1] <= 0:
+            break
+        tau = (r @ vecs[:, -1]) ** 2
+        c = c * np.maximum(1 - tau / tau.max(), 0)
+    else:
+        assume(False)  # longer than the core's cap
+    if not seen:
+        return x64.mean(axis=0)
+    best = int(np.argmin([lam for lam, _ in seen]))
+    assume_gap([lam for lam, _ in seen], best, rel=1e-4)
+    return seen[best][1]
+
+
+def ref_dnc(x, f):
+    """DnC over every coordinate (deterministic): drop the f rows farthest along the top right
+    singular vector of the centred updates."""
+    x64 = x.astype(np.float64)
+    z = x64 - x64.mean(axis=0)
+    _, sv, vt = np.linalg.svd(z, full_matrices=False)
+    assume(len(sv) < 2 or sv[0] - sv[1] > 1e-4 * (1.0 + sv[0]))
+    score = (z @ vt[0]) ** 2
+    assume_no_near_tie(score, len(x) - f)
+    return x64[np.sort(np.argsort(score, kind="stable")[: len(x) - f])].mean(axis=0)
+
+
+@given(matrices(min_n=1, unique=True), st.data())
+def test_meamed(x, data):
+    f = data.draw(st.integers(0, (len(x) - 1) // 2))
+    np.testing.assert_allclose(aggregate(x, f"Meamed(f={f})"), ref_meamed(x, f), atol=tol(x))
+
+
+@given(matrices(min_n=1, max_n=10, unique=True), st.data())
+def test_mda(x, data):
+    f = data.draw(st.integers(0, (len(x) - 1) // 2))
+    np.testing.assert_allclose(aggregate(x, f"MDA(f={f})"), ref_mda(x, f), atol=tol(x))
+
+
+@given(matrices(min_n=1, max_n=9, max_d=8, unique=True), st.data())
+def test_smea(x, data):
+    f = data.draw(st.integers(0, (len(x) - 1) // 2))
+    np.testing.assert_allclose(aggregate(x, f"SMEA(f={f})"), ref_smea(x, f), atol=tol(x))
+
+
+@given(matrices(min_n=1, max_n=10, max_d=8, unique=True), st.data())
+def test_caf(x, data):
+    f = data.draw(st.integers(0, (len(x) - 1) // 2))
+    np.testing.assert_allclose(aggregate(x, f"CAF(f={f})"), ref_caf(x, f), atol=tol(x))
+
+
+@given(matrices(min_n=2, unique=True), st.data())
+def test_dnc_over_every_coordinate(x, data):
+    f = data.draw(st.integers(0, len(x) - 1))
+    np.testing.assert_allclose(aggregate(x, f"DnC(f={f}, sub_dim={x.shape[1]})"), ref_dnc(x, f), atol=tol(x))
+
+
+@pytest.mark.parametrize("rule", ["MDA", "SMEA"])
+@given(honest=arrays(np.float32, (9, 6), elements=st.floats(-1, 1, width=32)), f=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_the_greedy_search_beyond_max_subsets_drops_a_far_cluster(rule, honest, f, seed):
+    """With one subset allowed the search is greedy; f updates far from the honest ones (a shifted
+    copy of some of them) are the ones it drops."""
+    evil = honest[:f] + np.float32(100.0)
+    x = np.concatenate([honest, evil])[np.random.default_rng(seed).permutation(9 + f)]
+    got = aggregate(x, f"{rule}(f={f}, max_subsets=1)")
+    np.testing.assert_allclose(got, honest.astype(np.float64).mean(axis=0), atol=1e-5)
+
+
 # ---------------------------------------------------------------- properties
 ORDER_FREE = [
     "FedAvg",
@@ -199,8 +323,20 @@ ORDER_FREE = [
     "CenteredClipping(tau=5)",
     "Clipping(c=3) + FedAvg",
     "ARC(f=1) + FedAvg",
+    "Meamed(f=1)",
 ]
-ALL_RULES = [*ORDER_FREE, "Krum(f=1)", "MultiKrum(f=1)", "Bulyan(f=1)", "NNM(f=1) + FedAvg", "Bucketing(s=2) + FedMedian"]
+ALL_RULES = [
+    *ORDER_FREE,
+    "Krum(f=1)",
+    "MultiKrum(f=1)",
+    "Bulyan(f=1)",
+    "NNM(f=1) + FedAvg",
+    "Bucketing(s=2) + FedMedian",
+    "MDA(f=1)",
+    "SMEA(f=1)",
+    "CAF(f=1)",
+    "DnC(f=1)",
+]
 
 
 @pytest.mark.parametrize("rule", ORDER_FREE)
@@ -230,7 +366,9 @@ def test_integer_weights_equal_repeated_rows(x, data):
         np.testing.assert_allclose(aggregate(x, rule, weights=counts), aggregate(repeated, rule), atol=10 * tol(x), err_msg=rule)
 
 
-@pytest.mark.parametrize("rule", ["FedMedian", "TrimmedMean", "Bulyan", "Krum", "MultiKrum", "NNM + TrimmedMean"])
+# (DnC is not here: its scores are centred on the mean of every row, which the Byzantine rows pull;
+# with identical honest rows at 0 and Byzantine 5 and 1, it drops 5 and an honest 0 and keeps 1.)
+@pytest.mark.parametrize("rule", ["FedMedian", "TrimmedMean", "Bulyan", "Krum", "MultiKrum", "NNM + TrimmedMean", "Meamed", "MDA", "SMEA"])
 @given(data=st.data())
 def test_robust_rules_stay_within_the_honest_rows(rule, data):
     """With f arbitrary rows (any magnitude, NaN, Inf), coordinate-wise rules stay inside the honest
@@ -249,6 +387,9 @@ def test_robust_rules_stay_within_the_honest_rows(rule, data):
         "Krum": f"Krum(f={f})",
         "MultiKrum": f"MultiKrum(f={f})",
         "NNM + TrimmedMean": f"NNM(f={f}) + TrimmedMean(f={f})",
+        "Meamed": f"Meamed(f={f})",
+        "MDA": f"MDA(f={f})",
+        "SMEA": f"SMEA(f={f})",
     }[rule]
     out = aggregate(x, spec)
     lo, hi = honest.min(axis=0), honest.max(axis=0)
@@ -260,7 +401,7 @@ def test_robust_rules_stay_within_the_honest_rows(rule, data):
     # the honest spread.
     if rule in ("FedMedian", "TrimmedMean"):
         slack = 0.0
-    elif rule == "Bulyan":
+    elif rule in ("Bulyan", "Meamed"):  # (Meamed is Bulyan's second stage over every row)
         slack = hi - lo
     else:
         slack = 2.0 * float((hi - lo).max()) + 1e-6

@@ -3,7 +3,7 @@
 from velocity.registry import ComponentInfo
 from velocity.specs import Component, StrategySpec, parse_strategy
 
-__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
 
 class FedAvg(Component):
     """Mean of the updates weighted by the clients' sample counts.
@@ -174,6 +174,111 @@ class CenteredClipping(Component):
 
     info: ComponentInfo
     def __init__(self, *, tau: float | None = None, iters: int = ...) -> None: ...
+
+
+class Meamed(Component):
+    """Per coordinate, the mean of the n-f values closest to the median (ties: the lower value).
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n > 2f.
+
+    References
+    ----------
+    Xie, Koyejo, Gupta, Generalized Byzantine-tolerant SGD, arXiv:1802.10116, 2018
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
+
+
+class MDA(Component):
+    """The mean of the n-f updates whose largest pairwise distance is smallest; exact over the C(n, f) subsets up to max_subsets, within twice the smallest diameter beyond.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+    max_subsets : int, default 100000, >= 1
+        largest C(n, f) searched exactly; beyond it, the n-f nearest to the row with the tightest such ball (diameter at most twice the optimum)
+
+    Requires: n > 2f.
+
+    References
+    ----------
+    El Mhamdi, Guerraoui, Guirguis, Hoang, Rouault, Genuinely Distributed Byzantine Machine Learning, PODC 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None, max_subsets: int = ...) -> None: ...
+
+
+class SMEA(Component):
+    """The mean of the n-f updates whose covariance has the smallest largest eigenvalue (exact eigenvalues); exact over the C(n, f) subsets up to max_subsets, greedy beyond.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+    max_subsets : int, default 10000, >= 1
+        largest C(n, f) searched exactly; beyond it, f greedy removals of the update farthest along the top eigenvector
+
+    Requires: n > 2f.
+
+    References
+    ----------
+    Allouah, Guerraoui, Gupta, Pinot, Stephan, On the Privacy-Robustness-Utility Trilemma in Distributed Learning, ICML 2023
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None, max_subsets: int = ...) -> None: ...
+
+
+class CAF(Component):
+    """Down-weight the updates along the weighted covariance's top eigenvector until the weights sum to n-2f; the weighted mean of smallest top eigenvalue seen.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+
+    Requires: n > 2f.
+
+    References
+    ----------
+    Allouah, Guerraoui, Stephan, Towards Trustworthy Federated Learning with Untrusted Participants, ICML 2025
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None) -> None: ...
+
+
+class DnC(Component):
+    """Score the updates by their projection on the top singular direction of random coordinate subsets; average those never among the filter_frac·f highest.
+
+    Parameters
+    ----------
+    f : int, default derived, >= 0
+        number of Byzantine clients tolerated; defaults to the number of malicious clients in the round
+    sub_dim : int, default 10000, >= 1
+        coordinates drawn per iteration (all of them when the update has fewer)
+    iters : int, default 5, >= 1
+        iterations, each with its own coordinate draw
+    filter_frac : float, default 1.0, >= 0
+        c: each iteration drops the floor(c·f) highest scores
+
+    Requires: n > floor(filter_frac·f).
+
+    References
+    ----------
+    Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, f: int | None = None, sub_dim: int = ..., iters: int = ..., filter_frac: float = ...) -> None: ...
 
 
 class FedAvgM(Component):

@@ -61,6 +61,16 @@ impl<'a> Matrix<'a> {
     }
 
     /// The rows listed in `idx`, copied in that order.
+    /// The listed rows restricted to the listed columns.
+    pub fn select_columns(&self, rows: &[usize], cols: &[usize]) -> OwnedMatrix {
+        let mut data = Vec::with_capacity(rows.len() * cols.len());
+        for &i in rows {
+            let row = self.row(i);
+            data.extend(cols.iter().map(|&j| row[j]));
+        }
+        OwnedMatrix { data, n: rows.len(), d: cols.len() }
+    }
+
     pub fn select_rows(&self, idx: &[usize]) -> OwnedMatrix {
         let mut data = Vec::with_capacity(idx.len() * self.d);
         for &i in idx {
@@ -229,6 +239,43 @@ pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
             }
             out[i * n + j] = s;
             out[j * n + i] = s;
+            p += 1;
+        }
+    }
+    out
+}
+
+/// Inner products of the listed rows, as an `n × n` row-major matrix (entries of other rows are
+/// 0), accumulated in float64 over column blocks like `pairwise_sq_dists`.
+pub fn gram(x: Matrix, rows: &[usize]) -> Vec<f64> {
+    let (n, d, k) = (x.n(), x.d(), rows.len());
+    let nblocks = d.div_ceil(DIST_BLOCK);
+    let groups: Vec<usize> = (0..nblocks.div_ceil(DIST_GROUP)).collect();
+    let partial: Vec<Vec<f64>> = groups
+        .par_iter()
+        .map(|&g| {
+            let mut acc = vec![0f64; k * (k + 1) / 2];
+            for b in g * DIST_GROUP..((g + 1) * DIST_GROUP).min(nblocks) {
+                let (c0, c1) = (b * DIST_BLOCK, ((b + 1) * DIST_BLOCK).min(d));
+                let mut p = 0;
+                for (s, &i) in rows.iter().enumerate() {
+                    let ri = &x.row(i)[c0..c1];
+                    for &j in &rows[s..] {
+                        acc[p] += ri.iter().zip(&x.row(j)[c0..c1]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum::<f64>();
+                        p += 1;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut out = vec![0f64; n * n];
+    let mut p = 0;
+    for (s, &i) in rows.iter().enumerate() {
+        for &j in &rows[s..] {
+            let v: f64 = partial.iter().map(|acc| acc[p]).sum();
+            out[i * n + j] = v;
+            out[j * n + i] = v;
             p += 1;
         }
     }

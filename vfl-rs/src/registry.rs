@@ -238,6 +238,67 @@ pub static REGISTRY: &[ComponentSpec] = &[
             p("iters", Int, int(1), Ge(1.0), Any, "clipping iterations per round"),
         ],
     },
+    ComponentSpec {
+        name: "Meamed",
+        aliases: &["MeanAroundMedian"],
+        kind: Kind::Rule,
+        summary: "Per coordinate, the mean of the n-f values closest to the median (ties: the lower value).",
+        reference: "Xie, Koyejo, Gupta, Generalized Byzantine-tolerant SGD, arXiv:1802.10116, 2018",
+        requires: "n > 2f",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    ComponentSpec {
+        name: "MDA",
+        aliases: &["MinimumDiameterAveraging"],
+        kind: Kind::Rule,
+        summary: "The mean of the n-f updates whose largest pairwise distance is smallest; exact over the C(n, f) subsets up to max_subsets, within twice the smallest diameter beyond.",
+        reference: "El Mhamdi, Guerraoui, Guirguis, Hoang, Rouault, Genuinely Distributed Byzantine Machine Learning, PODC 2020",
+        requires: "n > 2f",
+        accepts_non_finite: true,
+        params: &[
+            F_PARAM,
+            p("max_subsets", Int, int(100_000), Ge(1.0), Any, "largest C(n, f) searched exactly; beyond it, the n-f nearest to the row with the tightest such ball (diameter at most twice the optimum)"),
+        ],
+    },
+    ComponentSpec {
+        name: "SMEA",
+        aliases: &["SmallestMaximumEigenvalueAveraging"],
+        kind: Kind::Rule,
+        summary: "The mean of the n-f updates whose covariance has the smallest largest eigenvalue (exact eigenvalues); exact over the C(n, f) subsets up to max_subsets, greedy beyond.",
+        reference: "Allouah, Guerraoui, Gupta, Pinot, Stephan, On the Privacy-Robustness-Utility Trilemma in Distributed Learning, ICML 2023",
+        requires: "n > 2f",
+        accepts_non_finite: true,
+        params: &[
+            F_PARAM,
+            p("max_subsets", Int, int(10_000), Ge(1.0), Any, "largest C(n, f) searched exactly; beyond it, f greedy removals of the update farthest along the top eigenvector"),
+        ],
+    },
+    ComponentSpec {
+        name: "CAF",
+        aliases: &["CovarianceBoundAgnosticFilter"],
+        kind: Kind::Rule,
+        summary: "Down-weight the updates along the weighted covariance's top eigenvector until the weights sum to n-2f; the weighted mean of smallest top eigenvalue seen.",
+        reference: "Allouah, Guerraoui, Stephan, Towards Trustworthy Federated Learning with Untrusted Participants, ICML 2025",
+        requires: "n > 2f",
+        accepts_non_finite: true,
+        params: &[F_PARAM],
+    },
+    ComponentSpec {
+        name: "DnC",
+        aliases: &["DivideAndConquer"],
+        kind: Kind::Rule,
+        summary: "Score the updates by their projection on the top singular direction of random coordinate subsets; average those never among the filter_frac·f highest.",
+        reference: "Shejwalkar, Houmansadr, Manipulating the Byzantine: Optimizing Model Poisoning Attacks and Defenses for Federated Learning, NDSS 2021",
+        requires: "n > floor(filter_frac·f)",
+        accepts_non_finite: true,
+        params: &[
+            F_PARAM,
+            p("sub_dim", Int, int(10_000), Ge(1.0), Any, "coordinates drawn per iteration (all of them when the update has fewer)"),
+            p("iters", Int, int(5), Ge(1.0), Any, "iterations, each with its own coordinate draw"),
+            p("filter_frac", Float, float(1.0), Ge(0.0), Any, "c: each iteration drops the floor(c·f) highest scores"),
+        ],
+    },
     // ---------------------------------------------------------------- server optimisers
     ComponentSpec {
         name: "FedAvgM",
@@ -658,6 +719,8 @@ mod tests {
         assert_eq!(lookup("rfa", "rule", |k| k == Kind::Rule).unwrap().name, "GeometricMedian");
         assert_eq!(lookup("MoNNA", "mixer", |k| k == Kind::Mixer).unwrap().name, "nearest_neighbour");
         assert_eq!(lookup("multi_krum", "rule", |k| k == Kind::Rule).unwrap().name, "MultiKrum");
+        assert_eq!(lookup("divide-and-conquer", "rule", |k| k == Kind::Rule).unwrap().name, "DnC");
+        assert_eq!(lookup("mda", "rule", |k| k == Kind::Rule).unwrap().name, "MDA");
         assert_eq!(lookup("SIGN-FLIP", "attack", Kind::is_attack).unwrap().name, "sign_flip");
         let err = lookup("Krum", "attack", Kind::is_attack).unwrap_err().to_string();
         assert!(err.contains("not a valid attack"), "{err}");

@@ -96,8 +96,8 @@ impl Strategy {
             owned = Some((m, mw));
         }
         let (out, mut t) = match &owned {
-            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, trace),
-            None => self.rule.aggregate_traced(x, &w, f_default, trace),
+            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, rng, trace),
+            None => self.rule.aggregate_traced(x, &w, f_default, rng, trace),
         }?;
         // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take
         // non-finite rows names the first; one that tolerates them does so up to a point (f rows,

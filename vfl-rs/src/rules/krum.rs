@@ -1,8 +1,7 @@
 //! Krum, MultiKrum and Bulyan: selection by distance scores.
 
-use crate::matrix::{argsort_by_key, map_columns, weighted_mean, Matrix};
-use crate::rules::median::median_in_place;
-use crate::trace::window_shares;
+use crate::matrix::{argsort_by_key, weighted_mean, Matrix};
+use crate::rules::median::mean_around_median;
 
 /// Krum scores of the rows listed in `members` (indices into the `n × n` squared-distance matrix).
 ///
@@ -69,15 +68,9 @@ pub fn bulyan_select(dists: &[f64], n: usize, f: usize) -> Vec<usize> {
 pub fn bulyan(x: Matrix, dists: &[f64], f: usize, trace: bool) -> (Vec<f32>, Vec<usize>, Option<Vec<f64>>) {
     let chosen = bulyan_select(dists, x.n(), f);
     let sub = x.select_rows(&chosen);
-    let theta = chosen.len();
-    let beta = theta - 2 * f;
-    let out = map_columns(sub.view(), |col| {
-        let med = median_in_place(col, theta);
-        col.sort_unstable_by(f32::total_cmp);
-        closest_mean(col, med, beta)
-    });
-    let share = trace.then(|| {
-        let within = window_shares(sub.view(), |sorted| closest_window(sorted, sorted_median(sorted), beta));
+    let beta = chosen.len() - 2 * f;
+    let (out, within) = mean_around_median(sub.view(), beta, trace);
+    let share = within.map(|within| {
         let mut s = vec![0.0; x.n()];
         for (&row, v) in chosen.iter().zip(within) {
             s[row] = v;
@@ -85,54 +78,4 @@ pub fn bulyan(x: Matrix, dists: &[f64], f: usize, trace: bool) -> (Vec<f32>, Vec
         s
     });
     (out, chosen, share)
-}
-
-/// The median of a sorted slice, as `median_in_place` computes it.
-fn sorted_median(sorted: &[f32]) -> f32 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        ((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0) as f32
-    }
-}
-
-/// Mean of the `beta` values of the sorted slice closest to `m` (a contiguous window around m).
-fn closest_mean(sorted: &[f32], m: f32, beta: usize) -> f32 {
-    let (left, right) = closest_window(sorted, m, beta);
-    let s: f64 = sorted[left..right].iter().map(|&v| v as f64).sum();
-    (s / beta as f64) as f32
-}
-
-/// The positions `left..right` of the `beta` values of the sorted slice closest to `m`.
-fn closest_window(sorted: &[f32], m: f32, beta: usize) -> (usize, usize) {
-    let mut right = sorted.partition_point(|v| v.total_cmp(&m).is_lt());
-    let mut left = right; // window is [left, right)
-    while right - left < beta {
-        let take_left = if left == 0 {
-            false
-        } else if right == sorted.len() {
-            true
-        } else {
-            (m as f64 - sorted[left - 1] as f64).abs() <= (sorted[right] as f64 - m as f64).abs()
-        };
-        if take_left {
-            left -= 1;
-        } else {
-            right += 1;
-        }
-    }
-    (left, right)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn closest_window() {
-        let v = [1.0, 2.0, 3.0, 10.0, 11.0];
-        assert_eq!(closest_mean(&v, 3.0, 3), 2.0);
-        assert_eq!(closest_mean(&v, 10.5, 2), 10.5);
-    }
 }

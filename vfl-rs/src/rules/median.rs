@@ -5,6 +5,7 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, Matrix};
+use crate::trace::window_shares;
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
 /// (numpy's convention).
@@ -46,5 +47,67 @@ pub fn median_window(n: usize) -> (usize, usize) {
         (n / 2, n / 2 + 1)
     } else {
         (n / 2 - 1, n / 2 + 1)
+    }
+}
+
+/// Per coordinate, the mean of the `keep` values closest to the median (ties: the lower value;
+/// NaN is farthest): Meamed (Xie, Koyejo, Gupta, "Generalized Byzantine-tolerant SGD", 2018), and
+/// Bulyan's second stage. With `trace`, also each row's share (its part of the windows).
+pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    let out = map_columns(x, |col| {
+        col.sort_unstable_by(f32::total_cmp);
+        let (left, right) = closest_window(col, sorted_median(col), keep);
+        let s: f64 = col[left..right].iter().map(|&v| v as f64).sum();
+        (s / keep as f64) as f32
+    });
+    let share = trace.then(|| window_shares(x, |sorted| closest_window(sorted, sorted_median(sorted), keep)));
+    (out, share)
+}
+
+/// The median of a sorted slice, as `median_in_place` computes it.
+fn sorted_median(sorted: &[f32]) -> f32 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        ((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0) as f32
+    }
+}
+
+/// The positions `left..right` of the `keep` values of the sorted slice closest to `m` (a
+/// contiguous window around m; ties: the lower value; a NaN distance is the largest).
+fn closest_window(sorted: &[f32], m: f32, keep: usize) -> (usize, usize) {
+    let mut right = sorted.partition_point(|v| v.total_cmp(&m).is_lt());
+    let mut left = right; // window is [left, right)
+    while right - left < keep {
+        let take_left = if left == 0 {
+            false
+        } else if right == sorted.len() {
+            true
+        } else {
+            let (below, above) = ((m as f64 - sorted[left - 1] as f64).abs(), (sorted[right] as f64 - m as f64).abs());
+            below.total_cmp(&above).is_le()
+        };
+        if take_left {
+            left -= 1;
+        } else {
+            right += 1;
+        }
+    }
+    (left, right)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_window_grows_around_the_median() {
+        let v = [1.0, 2.0, 3.0, 10.0, 11.0];
+        assert_eq!(closest_window(&v, 3.0, 3), (0, 3));
+        assert_eq!(closest_window(&v, 10.5, 2), (3, 5));
+        // equal distances: the lower value; NaN is farthest
+        assert_eq!(closest_window(&[1.0, 3.0, 5.0], 3.0, 2), (0, 2));
+        assert_eq!(closest_window(&[1.0, 2.0, 3.0, f32::NAN], 2.5, 3), (0, 3));
     }
 }

@@ -4,6 +4,9 @@ pub mod centered_clipping;
 pub mod geometric_median;
 pub mod krum;
 pub mod median;
+pub mod spectral;
+
+use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, VflError};
 use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
@@ -40,6 +43,26 @@ pub enum Rule {
         iters: usize,
         center: Option<Vec<f32>>,
     },
+    Meamed {
+        f: Option<usize>,
+    },
+    Mda {
+        f: Option<usize>,
+        max_subsets: u128,
+    },
+    Smea {
+        f: Option<usize>,
+        max_subsets: u128,
+    },
+    Caf {
+        f: Option<usize>,
+    },
+    Dnc {
+        f: Option<usize>,
+        sub_dim: usize,
+        iters: usize,
+        frac: f64,
+    },
 }
 
 /// Resolve a rule's `f`: its own parameter, else the caller's default (the orchestrator passes
@@ -67,6 +90,13 @@ impl Rule {
             "Bulyan" => Rule::Bulyan { f: p.opt_usize("f")? },
             "GeometricMedian" => Rule::GeometricMedian { nu: p.f64("nu")?, tol: p.f64("tol")?, max_iter: p.usize("max_iter")? },
             "CenteredClipping" => Rule::CenteredClipping { tau: p.opt_f64("tau")?, iters: p.usize("iters")?, center: None },
+            "Meamed" => Rule::Meamed { f: p.opt_usize("f")? },
+            "MDA" => Rule::Mda { f: p.opt_usize("f")?, max_subsets: p.usize("max_subsets")? as u128 },
+            "SMEA" => Rule::Smea { f: p.opt_usize("f")?, max_subsets: p.usize("max_subsets")? as u128 },
+            "CAF" => Rule::Caf { f: p.opt_usize("f")? },
+            "DnC" => {
+                Rule::Dnc { f: p.opt_usize("f")?, sub_dim: p.usize("sub_dim")?, iters: p.usize("iters")?, frac: p.f64("filter_frac")? }
+            }
             other => return Err(VflError::value(format!("{other} is not an aggregation rule"))),
         })
     }
@@ -101,9 +131,46 @@ impl Rule {
                     return Err(VflError::expected(format!("Bulyan with f = {f}"), format!("n >= 4f + 3 = {bound}"), format!("n = {n}")));
                 }
             }
+            Rule::Meamed { f } | Rule::Mda { f, .. } | Rule::Smea { f, .. } | Rule::Caf { f } => {
+                let name = self.name();
+                let f = resolve_f(name, *f, f_default)?;
+                let bound = f.saturating_mul(2);
+                if n <= bound {
+                    return Err(VflError::expected(format!("{name} with f = {f}"), format!("n > 2f = {bound}"), format!("n = {n}")));
+                }
+            }
+            Rule::Dnc { f, frac, .. } => {
+                let f = resolve_f("DnC", *f, f_default)?;
+                let dropped = (frac * f as f64).floor() as usize;
+                if n <= dropped {
+                    return Err(VflError::expected(
+                        format!("DnC with f = {f} and filter_frac = {frac}"),
+                        format!("n > ⌊filter_frac·f⌋ = {dropped}"),
+                        format!("n = {n}"),
+                    ));
+                }
+            }
             _ => {}
         }
         Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Rule::Mean => "FedAvg",
+            Rule::Median => "FedMedian",
+            Rule::TrimmedMean { .. } => "TrimmedMean",
+            Rule::Krum { .. } => "Krum",
+            Rule::MultiKrum { .. } => "MultiKrum",
+            Rule::Bulyan { .. } => "Bulyan",
+            Rule::GeometricMedian { .. } => "GeometricMedian",
+            Rule::CenteredClipping { .. } => "CenteredClipping",
+            Rule::Meamed { .. } => "Meamed",
+            Rule::Mda { .. } => "MDA",
+            Rule::Smea { .. } => "SMEA",
+            Rule::Caf { .. } => "CAF",
+            Rule::Dnc { .. } => "DnC",
+        }
     }
 
     fn trim(n: usize, f: Option<usize>, beta: Option<f64>, f_default: Option<usize>) -> Result<usize> {
@@ -113,14 +180,22 @@ impl Rule {
         }
     }
 
-    pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>) -> Result<Vec<f32>> {
-        Ok(self.aggregate_traced(x, w, f_default, false)?.0)
+    pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>, rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
+        Ok(self.aggregate_traced(x, w, f_default, rng, false)?.0)
     }
 
     /// Aggregate, and say what the rule did (see `crate::trace`). Selections, clipping and the
     /// shares that fall out of the computation are always traced; with `trace`, the
     /// coordinate-wise rules also compute their row shares (one more sort per column).
-    pub fn aggregate_traced(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>, trace: bool) -> Result<(Vec<f32>, Trace)> {
+    /// Randomised rules (DnC's coordinate draws) draw from `rng`.
+    pub fn aggregate_traced(
+        &mut self,
+        x: Matrix,
+        w: &[f64],
+        f_default: Option<usize>,
+        rng: &mut ChaCha8Rng,
+        trace: bool,
+    ) -> Result<(Vec<f32>, Trace)> {
         let n = x.n();
         self.check(n, f_default)?;
         let coordinate = |lo: usize, hi: usize| trace.then(|| window_shares(x, |_| (lo, hi)));
@@ -161,6 +236,21 @@ impl Rule {
                 let t = centered_clipping::centered_clipping(x, w, v, *tau, *iters);
                 (v.clone(), t)
             }
+            Rule::Meamed { f } => {
+                let f = resolve_f("Meamed", *f, f_default)?;
+                let (out, share) = median::mean_around_median(x, n - f, trace);
+                (out, Trace { share, ..Trace::default() })
+            }
+            Rule::Mda { f, max_subsets } => chosen(x, w, spectral::mda(x, w, resolve_f("MDA", *f, f_default)?, *max_subsets)),
+            Rule::Smea { f, max_subsets } => chosen(x, w, spectral::smea(x, w, resolve_f("SMEA", *f, f_default)?, *max_subsets)?),
+            Rule::Caf { f } => {
+                let (out, share) = spectral::caf(x, w, resolve_f("CAF", *f, f_default)?)?;
+                (out, Trace { share: Some(share), ..Trace::default() })
+            }
+            Rule::Dnc { f, sub_dim, iters, frac } => {
+                let f = resolve_f("DnC", *f, f_default)?;
+                chosen(x, w, spectral::dnc(x, w, f, *sub_dim, *iters, *frac, rng)?)
+            }
         })
     }
 }
@@ -170,4 +260,10 @@ fn selection(x: Matrix, w: &[f64], f: usize, m: impl Fn(usize) -> usize) -> (Vec
     let (out, chosen) = krum::multi_krum(x, w, &pairwise_sq_dists(x), f, m(f));
     let share = selection_share(x.n(), &chosen, w);
     (out, Trace { share, selected: Some(chosen), ..Trace::default() })
+}
+
+/// A rule's mean of the rows it kept, traced as its selection.
+fn chosen(x: Matrix, w: &[f64], (out, rows): (Vec<f32>, Vec<usize>)) -> (Vec<f32>, Trace) {
+    let share = selection_share(x.n(), &rows, w);
+    (out, Trace { share, selected: Some(rows), ..Trace::default() })
 }

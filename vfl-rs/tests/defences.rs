@@ -1,0 +1,125 @@
+//! Meamed, MDA, SMEA, CAF and DnC on hand-computed cases (the worked examples of ByzFL's and
+//! fedlib's implementations, checked against them), their requirements and their traces.
+
+mod common;
+
+use common::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use vfl::{NonFinite, OwnedMatrix, Strategy};
+
+/// x1 = (0, 0), x2 = (4, 0), x3 = (1, 3), x4 = (3, 1), x5 = (9, 5): x5 is the outlier.
+fn dataset_a() -> OwnedMatrix {
+    mat(&[&[0.0, 0.0], &[4.0, 0.0], &[1.0, 3.0], &[3.0, 1.0], &[9.0, 5.0]])
+}
+
+/// ByzFL's docstring example: (1, 2, 3), (4, 5, 6), (7, 8, 9).
+fn byzfl_rows() -> OwnedMatrix {
+    mat(&[&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0], &[7.0, 8.0, 9.0]])
+}
+
+fn traced(x: &OwnedMatrix, text: &str) -> (Vec<f32>, vfl::trace::Trace) {
+    let mut s = Strategy::new(spec(text)).unwrap();
+    s.aggregate_traced(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+}
+
+#[test]
+fn meamed_averages_the_values_nearest_each_coordinates_median() {
+    // column 1: median 3, nearest four 3, 4, 1, 0 → 2; column 2: median 1, nearest 1, 0, 0, 3 → 1
+    // (trimmed mean with f = 1 would give (2.667, 1.333))
+    assert_close(&agg(&dataset_a(), "Meamed(f=1)"), &[2.0, 1.0], 1e-6);
+    // even n: (0, 1, 2, 10), median 1.5, nearest three 1, 2, 0 → 1
+    assert_close(&agg(&col(&[0.0, 1.0, 2.0, 10.0]), "Meamed(f=1)"), &[1.0], 1e-6);
+    // a tie at the edge (1 and 7 are both 3 from the median 4) keeps the lower value, as ByzFL's example
+    assert_close(&agg(&byzfl_rows(), "Meamed(f=1)"), &[2.5, 3.5, 4.5], 1e-6);
+    // f = 0 is the mean
+    assert_close(&agg(&dataset_a(), "Meamed(f=0)"), &[3.4, 1.8], 1e-6);
+}
+
+#[test]
+fn mda_averages_the_subset_of_smallest_diameter() {
+    // {1,2,3,4} has diameter √18 (x2–x3); every subset with x5 is wider
+    let (out, t) = traced(&dataset_a(), "MDA(f=1)");
+    assert_close(&out, &[2.0, 1.0], 1e-6);
+    assert_eq!(t.selected, Some(vec![0, 1, 2, 3]));
+    assert_eq!(t.share, Some(vec![0.25, 0.25, 0.25, 0.25, 0.0]));
+    // {1,2} and {2,3} tie at √27: the first in lexicographic order wins, as ByzFL's example
+    assert_close(&agg(&byzfl_rows(), "MDA(f=1)"), &[2.5, 3.5, 4.5], 1e-6);
+    // beyond max_subsets: the tightest ball of four rows is around x4 (radius √10: x2, x3, x1)
+    assert_close(&agg(&dataset_a(), "MDA(f=1, max_subsets=1)"), &[2.0, 1.0], 1e-6);
+}
+
+#[test]
+fn smea_averages_the_subset_of_smallest_top_eigenvalue() {
+    // λ_max of {1,2,3,4}'s covariance [[2.5, −0.5], [−0.5, 1.5]] is 2 + √0.5 ≈ 2.707, the
+    // smallest of the five subsets (the next, {2,3,4,5}, has 10.24)
+    let (out, t) = traced(&dataset_a(), "SMEA(f=1)");
+    assert_close(&out, &[2.0, 1.0], 1e-6);
+    assert_eq!(t.selected, Some(vec![0, 1, 2, 3]));
+    // greedy: x5 lies farthest along the top eigenvector of all five
+    assert_close(&agg(&dataset_a(), "SMEA(f=1, max_subsets=1)"), &[2.0, 1.0], 1e-6);
+    // a subset with no spread has λ = 0 and is chosen (ByzFL's power step gives NaN and skips it)
+    let x = mat(&[&[1.0, 1.0], &[1.0, 1.0], &[1.0, 1.0], &[50.0, -3.0]]);
+    assert_close(&agg(&x, "SMEA(f=1)"), &[1.0, 1.0], 1e-6);
+}
+
+#[test]
+fn caf_filters_along_the_top_eigenvector_and_keeps_the_flattest_mean() {
+    // iteration 1: μ = (3.4, 1.8), λ = 11.888, x5 weighted out; iteration 2: μ = (2.212948,
+    // 1.065590), λ = 2.768; then Σc ≈ 2.906 ≤ n − 2f = 3 ends the loop (the exact-eigenvector
+    // numbers of the reference's algorithm)
+    let (out, t) = traced(&dataset_a(), "CAF(f=1)");
+    assert_close(&out, &[2.212_948, 1.065_590], 1e-5);
+    let share = t.share.unwrap();
+    assert_eq!(share[4], 0.0);
+    assert!((share.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    // ByzFL's example: both extremes get weight 0 at once, leaving the middle row
+    assert_close(&agg(&byzfl_rows(), "CAF(f=1)"), &[4.0, 5.0, 6.0], 1e-6);
+    // f = 0 is the mean (ByzFL returns None)
+    assert_close(&agg(&dataset_a(), "CAF(f=0)"), &[3.4, 1.8], 1e-6);
+}
+
+#[test]
+fn dnc_drops_the_rows_farthest_along_the_top_singular_direction() {
+    // x1 = (1, 2), x2 = (2, 1), x3 = (1.5, 2.5), x4 = (3, 2), x5 = (6, 2): on both coordinates
+    // the scores are (2.89, 0.50, 1.43, 0.09, 10.89)·const; x5 goes
+    let x = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[6.0, 2.0]]);
+    let (out, t) = traced(&x, "DnC(f=1)");
+    assert_close(&out, &[1.875, 1.875], 1e-6);
+    assert_eq!(t.selected, Some(vec![0, 1, 2, 3]));
+    // fedlib's test: rows (1,2,3), (−1,4,−1), (2,2,3), (3,1,3), two coordinates of three drawn
+    // at random, one iteration: every draw drops (−1, 4, −1)
+    let y = mat(&[&[1.0, 2.0, 3.0], &[-1.0, 4.0, -1.0], &[2.0, 2.0, 3.0], &[3.0, 1.0, 3.0]]);
+    for seed in 0..8 {
+        let mut s = Strategy::new(spec("DnC(f=1, sub_dim=2, iters=1)")).unwrap();
+        let out = s.aggregate(y.view(), None, None, &mut ChaCha8Rng::seed_from_u64(seed), NonFinite::Reject).unwrap();
+        assert_close(&out, &[2.0, 5.0 / 3.0, 3.0], 1e-6);
+    }
+    // filter_frac = 0 keeps everyone: the mean
+    assert_close(&agg(&x, "DnC(f=1, filter_frac=0.0)"), &[2.7, 1.9], 1e-6);
+}
+
+#[test]
+fn non_finite_rows_are_left_out_first() {
+    let mut x = dataset_a();
+    x.data[8] = f32::NAN; // x5 = (NaN, 5)
+    for rule in ["Meamed(f=1)", "MDA(f=1)", "SMEA(f=1)", "DnC(f=1)"] {
+        let mut s = Strategy::new(spec(rule)).unwrap();
+        let out = s.aggregate(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate).unwrap();
+        assert_close(&out, &[2.0, 1.0], 1e-6);
+    }
+    let mut s = Strategy::new(spec("CAF(f=1)")).unwrap();
+    let out = s.aggregate(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()), "{out:?}");
+}
+
+#[test]
+fn requirements_are_checked_before_any_work() {
+    let x = gaussian(4, 3, 0.0, 1.0, 1);
+    for rule in ["Meamed", "MDA", "SMEA", "CAF"] {
+        assert_eq!(err(&x, &format!("{rule}(f=2)"), None, None), format!("Expected n > 2f = 4 for {rule} with f = 2, got n = 4"));
+    }
+    assert_eq!(err(&x, "DnC(f=4)", None, None), "Expected n > ⌊filter_frac·f⌋ = 4 for DnC with f = 4 and filter_frac = 1, got n = 4");
+    assert!(err(&x, "MDA", None, None).contains("MDA needs f"));
+}
