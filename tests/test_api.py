@@ -29,6 +29,8 @@ EXPECTED_STRATEGIES = {
     "SMEA",
     "CAF",
     "DnC",
+    "SignGuard",
+    "ClippedClustering",
     "FedAvgM",
     "FedAdam",
     "FedYogi",

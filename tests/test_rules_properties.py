@@ -303,6 +303,54 @@ def test_dnc_over_every_coordinate(x, data):
     np.testing.assert_allclose(aggregate(x, f"DnC(f={f}, sub_dim={x.shape[1]})"), ref_dnc(x, f), atol=tol(x))
 
 
+def ref_clipped_clustering(x):
+    """fedlib's ClippedClustering on a fresh instance, with scipy's average linkage."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    x64 = x.astype(np.float64)
+    norms = np.linalg.norm(x64, axis=1)
+    tau = np.median(norms)
+    clipped = x64 * np.minimum(1.0, tau / np.maximum(norms, 1e-300))[:, None]
+    cn = np.maximum(np.linalg.norm(clipped, axis=1), 1e-8)
+    dist = 1.0 - (clipped @ clipped.T) / np.outer(cn, cn)
+    np.fill_diagonal(dist, 0.0)
+    z = linkage(squareform(np.maximum(dist, 0.0), checks=False), method="average")
+    assume(len(z) < 2 or z[-1, 2] - z[-2, 2] > 1e-6)  # a clear last merge
+    n = len(x)
+
+    def members(label):
+        return [int(label)] if label < n else members(z[int(label) - n, 0]) + members(z[int(label) - n, 1])
+
+    a, b = members(z[-1, 0]), members(z[-1, 1])
+    assume(len(a) != len(b))
+    return clipped[a if len(a) > len(b) else b].mean(axis=0)
+
+
+@given(x=matrices(min_n=3, max_n=10, max_d=6, unique=True))
+def test_clipped_clustering_on_a_fresh_instance(x):
+    assume(np.all(np.linalg.norm(x.astype(np.float64), axis=1) > 1e-3))
+    np.testing.assert_allclose(aggregate(x, "ClippedClustering"), ref_clipped_clustering(x), atol=tol(x))
+
+
+@given(
+    honest=arrays(np.float32, (8, 12), elements=st.floats(0.125, 2, width=32)),
+    f=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_sign_guard_drops_sign_flipped_updates(honest, f, seed):
+    """Honest updates with positive coordinates and f sign-flipped copies (same norms, so the norm
+    band keeps them): the sign statistics single the flipped ones out, and SignGuard averages the
+    honest updates clipped to the median norm."""
+    x = np.concatenate([honest, -honest[:f]])
+    perm = np.random.default_rng(seed).permutation(len(x))
+    x64 = x.astype(np.float64)
+    norms = np.linalg.norm(x64, axis=1)
+    m = np.median(norms)
+    want = (x64[: len(honest)] * np.minimum(1.0, m / norms[: len(honest)])[:, None]).mean(axis=0)
+    np.testing.assert_allclose(aggregate(x[perm], "SignGuard"), want, atol=1e-5)
+
+
 @pytest.mark.parametrize("rule", ["MDA", "SMEA"])
 @given(honest=arrays(np.float32, (9, 6), elements=st.floats(-1, 1, width=32)), f=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_the_greedy_search_beyond_max_subsets_drops_a_far_cluster(rule, honest, f, seed):
@@ -336,6 +384,8 @@ ALL_RULES = [
     "SMEA(f=1)",
     "CAF(f=1)",
     "DnC(f=1)",
+    "SignGuard",
+    "ClippedClustering",
 ]
 
 

@@ -1,9 +1,11 @@
 # Written by `python -m velocity._stubs` from the registry (vfl-rs/src/registry.rs); do not edit.
 
+from typing import Literal
+
 from velocity.registry import ComponentInfo
 from velocity.specs import Component, StrategySpec, parse_strategy
 
-__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
 
 class FedAvg(Component):
     """Mean of the updates weighted by the clients' sample counts.
@@ -279,6 +281,52 @@ class DnC(Component):
 
     info: ComponentInfo
     def __init__(self, *, f: int | None = None, sub_dim: int = ..., iters: int = ..., filter_frac: float = ...) -> None: ...
+
+
+class SignGuard(Component):
+    """Clip the updates to their median norm M, keep those with norm in [lower·M, upper·M] and in the larger k-means cluster of sign statistics, and average them.
+
+    Parameters
+    ----------
+    lower : float, default 0.1, >= 0
+        smallest norm kept, in multiples of the median norm
+    upper : float, default 3.0, >= 0
+        largest norm kept, in multiples of the median norm (after clipping to the median, only lower acts)
+    agg : choice, default mean, one of mean | median
+        the kept updates' weighted mean or coordinate-wise median
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Xu, Huang, Song, Lan, SignGuard: Byzantine-robust Federated Learning through Collaborative Malicious Gradient Filtering, ICDCS 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, lower: float = ..., upper: float = ..., agg: Literal['mean', 'median'] = ...) -> None: ...
+
+
+class ClippedClustering(Component):
+    """Clip the updates to the median of every norm seen so far, split them in two by agglomerative clustering on cosine distance, and average the larger cluster.
+
+    Parameters
+    ----------
+    max_tau : float, default 100000.0, > 0
+        largest clipping radius
+    linkage : choice, default average, one of average | single
+        how the distance between two clusters is measured
+    agg : choice, default mean, one of mean | median
+        the kept updates' weighted mean or coordinate-wise median
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Li, Sahu, Sharma, Wang, Zhang, An Experimental Study of Byzantine-Robust Aggregation Schemes in Federated Learning, IEEE Transactions on Big Data 2023
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, max_tau: float = ..., linkage: Literal['average', 'single'] = ..., agg: Literal['mean', 'median'] = ...) -> None: ...
 
 
 class FedAvgM(Component):

@@ -120,6 +120,9 @@ const PERTURBATION: ParamSpec = choice(
 const GAMMA_INIT: ParamSpec =
     p("gamma_init", Float, float(10.0), Gt(0.0), Le(1e30), "first γ tried (the search reaches at most twice this)");
 
+/// How a clustering rule combines the updates it keeps.
+const AGG: ParamSpec = choice("agg", "mean", &["mean", "median"], "the kept updates' weighted mean or coordinate-wise median");
+
 const F_PARAM: ParamSpec = p(
     "f",
     Int,
@@ -297,6 +300,34 @@ pub static REGISTRY: &[ComponentSpec] = &[
             p("sub_dim", Int, int(10_000), Ge(1.0), Any, "coordinates drawn per iteration (all of them when the update has fewer)"),
             p("iters", Int, int(5), Ge(1.0), Any, "iterations, each with its own coordinate draw"),
             p("filter_frac", Float, float(1.0), Ge(0.0), Any, "c: each iteration drops the floor(c·f) highest scores"),
+        ],
+    },
+    ComponentSpec {
+        name: "SignGuard",
+        aliases: &[],
+        kind: Kind::Rule,
+        summary: "Clip the updates to their median norm M, keep those with norm in [lower·M, upper·M] and in the larger k-means cluster of sign statistics, and average them.",
+        reference: "Xu, Huang, Song, Lan, SignGuard: Byzantine-robust Federated Learning through Collaborative Malicious Gradient Filtering, ICDCS 2022",
+        requires: "n >= 1",
+        accepts_non_finite: true,
+        params: &[
+            p("lower", Float, float(0.1), Ge(0.0), Any, "smallest norm kept, in multiples of the median norm"),
+            p("upper", Float, float(3.0), Ge(0.0), Any, "largest norm kept, in multiples of the median norm (after clipping to the median, only lower acts)"),
+            AGG,
+        ],
+    },
+    ComponentSpec {
+        name: "ClippedClustering",
+        aliases: &[],
+        kind: Kind::Rule,
+        summary: "Clip the updates to the median of every norm seen so far, split them in two by agglomerative clustering on cosine distance, and average the larger cluster.",
+        reference: "Li, Sahu, Sharma, Wang, Zhang, An Experimental Study of Byzantine-Robust Aggregation Schemes in Federated Learning, IEEE Transactions on Big Data 2023",
+        requires: "n >= 1",
+        accepts_non_finite: true,
+        params: &[
+            p("max_tau", Float, float(1e5), Gt(0.0), Any, "largest clipping radius"),
+            choice("linkage", "average", &["average", "single"], "how the distance between two clusters is measured"),
+            AGG,
         ],
     },
     // ---------------------------------------------------------------- server optimisers

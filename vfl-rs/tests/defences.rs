@@ -123,3 +123,62 @@ fn requirements_are_checked_before_any_work() {
     assert_eq!(err(&x, "DnC(f=4)", None, None), "Expected n > ⌊filter_frac·f⌋ = 4 for DnC with f = 4 and filter_frac = 1, got n = 4");
     assert!(err(&x, "MDA", None, None).contains("MDA needs f"));
 }
+
+#[test]
+fn sign_guard_keeps_the_norm_band_and_the_majority_sign_pattern() {
+    // x1–x4 benign; x5 sign-flipped; x6 tiny; x7 huge in the benign direction. M = √7 (the
+    // median norm): x5 and x7 are clipped to it; x6 falls under 0.1·M; the sign statistics put x5
+    // alone in the smaller cluster. The mean of x1–x4 and the clipped x7 (fedlib's numbers).
+    let x = mat(&[
+        &[1.0, 2.0, -1.0, 0.5],
+        &[2.0, 1.0, -1.0, 1.0],
+        &[1.5, 1.5, -0.5, 0.5],
+        &[1.0, 1.0, -2.0, 1.0],
+        &[-2.0, -2.0, 1.0, -1.0],
+        &[0.01, 0.02, -0.01, 0.0],
+        &[20.0, 20.0, -20.0, 20.0],
+    ]);
+    let (out, t) = traced(&x, "SignGuard");
+    assert_close(&out, &[1.364_575, 1.364_575, -1.164_575, 0.864_575], 1e-5);
+    assert_eq!(t.selected, Some(vec![0, 1, 2, 3, 6]));
+    assert_eq!(t.clipped, Some(2));
+    assert!((t.radius.unwrap() - 7f64.sqrt()).abs() < 1e-6);
+    // the coordinate-wise median of the same kept, clipped updates
+    let (med, _) = traced(&x, "SignGuard(agg=median)");
+    assert_close(&med, &[1.322_876, 1.322_876, -1.0, 1.0], 1e-5);
+}
+
+#[test]
+fn clipped_clustering_clips_to_the_median_of_every_norm_seen_and_keeps_the_larger_cluster() {
+    // (a) fresh: τ = 2.915476 (the median of five norms); x4 and x5 clipped; average linkage on
+    // 1 − cos puts x5 alone: the mean of x1..x4 as clipped (fedlib's numbers)
+    let a = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[-4.0, 6.0]]);
+    let mut s = Strategy::new(spec("ClippedClustering")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let (out, t) = s.aggregate_traced(a.view(), None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    assert_close(&out, &[1.731_455, 1.779_304], 1e-5);
+    assert_eq!((t.selected, t.clipped), (Some(vec![0, 1, 2, 3]), Some(2)));
+    // (b) the same instance again: ten norms remembered, τ = (3.605551 + 4.472136)/2
+    let b = mat(&[&[2.0, 4.0], &[4.0, 2.0], &[3.0, 5.0], &[6.0, 4.0], &[1.0, -1.0]]);
+    let (out, t) = s.aggregate_traced(b.view(), None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    assert_close(&out, &[2.714_291, 2.780_576], 1e-5);
+    assert!((t.radius.unwrap() - 4.038_844).abs() < 1e-5);
+    // (c) a 2 : 2 split keeps the cluster formed later ({x3, x4}, merged at the larger distance)
+    let c = mat(&[&[1.0, 0.01], &[1.0, -0.01], &[-1.0, 0.3], &[-1.0, -0.3]]);
+    assert_close(&agg(&c, "ClippedClustering"), &[-0.978_936, 0.0], 1e-5);
+    // (d) fedlib's test
+    let d = mat(&[&[1.0, 2.0, 3.0], &[-1.0, 4.0, -1.0], &[2.0, 2.0, 3.0], &[3.0, 1.0, 3.0]]);
+    assert_close(&agg(&d, "ClippedClustering"), &[1.9596, 1.6532, 2.9596], 1e-4);
+}
+
+#[test]
+fn clustering_rules_leave_non_finite_updates_out() {
+    let mut x = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[-4.0, 6.0]]);
+    x.data[9] = f32::INFINITY;
+    for rule in ["SignGuard", "ClippedClustering"] {
+        let mut s = Strategy::new(spec(rule)).unwrap();
+        let (out, t) = s.aggregate_traced(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true).unwrap();
+        assert!(out.iter().all(|v| v.is_finite()), "{rule}: {out:?}");
+        assert!(!t.selected.unwrap().contains(&4), "{rule}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Aggregation rules: an `n × d` matrix (and client weights) in, one `d` vector out.
 
 pub mod centered_clipping;
+pub mod clustering;
 pub mod geometric_median;
 pub mod krum;
 pub mod median;
@@ -10,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, VflError};
 use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
+use crate::rules::clustering::{Clustered, Combine};
 use crate::spec::ComponentConfig;
 use crate::trace::{normalised, selection_share, window_shares, Trace};
 
@@ -63,6 +65,25 @@ pub enum Rule {
         iters: usize,
         frac: f64,
     },
+    SignGuard {
+        lower: f64,
+        upper: f64,
+        combine: Combine,
+    },
+    /// `history`: the norm of every update seen so far (the clipping radius is their median).
+    ClippedClustering {
+        max_tau: f64,
+        linkage: Linkage,
+        combine: Combine,
+        history: Vec<f64>,
+    },
+}
+
+/// ClippedClustering's linkage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linkage {
+    Average,
+    Single,
 }
 
 /// Resolve a rule's `f`: its own parameter, else the caller's default (the orchestrator passes
@@ -94,6 +115,19 @@ impl Rule {
             "MDA" => Rule::Mda { f: p.opt_usize("f")?, max_subsets: p.usize("max_subsets")? as u128 },
             "SMEA" => Rule::Smea { f: p.opt_usize("f")?, max_subsets: p.usize("max_subsets")? as u128 },
             "CAF" => Rule::Caf { f: p.opt_usize("f")? },
+            "SignGuard" | "ClippedClustering" => {
+                let combine = if p.choice("agg")? == "median" { Combine::Median } else { Combine::Mean };
+                if c.name() == "SignGuard" {
+                    let (lower, upper) = (p.f64("lower")?, p.f64("upper")?);
+                    if lower > upper {
+                        return Err(VflError::expected("SignGuard.lower", format!("at most upper = {upper}"), lower));
+                    }
+                    Rule::SignGuard { lower, upper, combine }
+                } else {
+                    let linkage = if p.choice("linkage")? == "single" { Linkage::Single } else { Linkage::Average };
+                    Rule::ClippedClustering { max_tau: p.f64("max_tau")?, linkage, combine, history: Vec::new() }
+                }
+            }
             "DnC" => {
                 Rule::Dnc { f: p.opt_usize("f")?, sub_dim: p.usize("sub_dim")?, iters: p.usize("iters")?, frac: p.f64("filter_frac")? }
             }
@@ -170,6 +204,8 @@ impl Rule {
             Rule::Smea { .. } => "SMEA",
             Rule::Caf { .. } => "CAF",
             Rule::Dnc { .. } => "DnC",
+            Rule::SignGuard { .. } => "SignGuard",
+            Rule::ClippedClustering { .. } => "ClippedClustering",
         }
     }
 
@@ -251,6 +287,14 @@ impl Rule {
                 let f = resolve_f("DnC", *f, f_default)?;
                 chosen(x, w, spectral::dnc(x, w, f, *sub_dim, *iters, *frac, rng)?)
             }
+            Rule::SignGuard { lower, upper, combine } => clustered(x, w, clustering::sign_guard(x, w, *lower, *upper, *combine, rng)?),
+            Rule::ClippedClustering { max_tau, linkage, combine, history } => {
+                let method = match linkage {
+                    Linkage::Average => kodama::Method::Average,
+                    Linkage::Single => kodama::Method::Single,
+                };
+                clustered(x, w, clustering::clipped_clustering(x, w, history, *max_tau, method, *combine)?)
+            }
         })
     }
 }
@@ -266,4 +310,11 @@ fn selection(x: Matrix, w: &[f64], f: usize, m: impl Fn(usize) -> usize) -> (Vec
 fn chosen(x: Matrix, w: &[f64], (out, rows): (Vec<f32>, Vec<usize>)) -> (Vec<f32>, Trace) {
     let share = selection_share(x.n(), &rows, w);
     (out, Trace { share, selected: Some(rows), ..Trace::default() })
+}
+
+/// A clustering rule's result, traced as its selection and its clipping.
+fn clustered(x: Matrix, w: &[f64], c: Clustered) -> (Vec<f32>, Trace) {
+    let (out, mut t) = chosen(x, w, (c.out, c.kept));
+    (t.clipped, t.radius) = (Some(c.clipped), Some(c.radius));
+    (out, t)
 }
