@@ -31,6 +31,7 @@ EXPECTED_STRATEGIES = {
     "DnC",
     "SignGuard",
     "ClippedClustering",
+    "FoolsGold",
     "FedAvgM",
     "FedAdam",
     "FedYogi",

@@ -351,6 +351,36 @@ def test_sign_guard_drops_sign_flipped_updates(honest, f, seed):
     np.testing.assert_allclose(aggregate(x[perm], "SignGuard"), want, atol=1e-5)
 
 
+def ref_foolsgold(x):
+    """The authors' foolsgold() on one round's updates (the histories are the updates), then the
+    weighted mean of the updates."""
+    x64 = x.astype(np.float64)
+    n = len(x)
+    unit = x64 / np.maximum(np.linalg.norm(x64, axis=1, keepdims=True), 1e-300)
+    cs = unit @ unit.T
+    np.fill_diagonal(cs, 0.0)  # the authors subtract the identity; exactly 0, not float noise
+    maxcs = cs.max(axis=1)
+    for i in range(n):
+        for j in range(n):
+            if i != j and maxcs[i] < maxcs[j]:
+                cs[i, j] *= maxcs[i] / maxcs[j]
+    wv = np.clip(1 - cs.max(axis=1), 0, 1)
+    assume(wv.max() > 1e-6)
+    wv = wv / wv.max()
+    wv[wv == 1] = 0.99
+    with np.errstate(divide="ignore"):
+        wv = np.log(wv / (1 - wv)) + 0.5
+    wv = np.where(np.isinf(wv) | (wv > 1), 1.0, np.maximum(wv, 0.0))
+    assume(wv.sum() > 0)
+    return (wv[:, None] * x64).sum(axis=0) / wv.sum()
+
+
+@given(x=matrices(min_n=2, max_n=10, max_d=8, unique=True))
+def test_foolsgold_one_round(x):
+    assume(np.all(np.linalg.norm(x.astype(np.float64), axis=1) > 1e-3))
+    np.testing.assert_allclose(aggregate(x, "FoolsGold"), ref_foolsgold(x), atol=tol(x))
+
+
 @pytest.mark.parametrize("rule", ["MDA", "SMEA"])
 @given(honest=arrays(np.float32, (9, 6), elements=st.floats(-1, 1, width=32)), f=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_the_greedy_search_beyond_max_subsets_drops_a_far_cluster(rule, honest, f, seed):

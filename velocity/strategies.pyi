@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import Component, StrategySpec, parse_strategy
 
-__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FoolsGold", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
 
 class FedAvg(Component):
     """Mean of the updates weighted by the clients' sample counts.
@@ -327,6 +327,25 @@ class ClippedClustering(Component):
 
     info: ComponentInfo
     def __init__(self, *, max_tau: float = ..., linkage: Literal['average', 'single'] = ..., agg: Literal['mean', 'median'] = ...) -> None: ...
+
+
+class FoolsGold(Component):
+    """Weight each client by how little its summed past updates point the same way as another's (pardoned cosine similarity, logit); sybils that push together get weight 0. Keeps each client's history across rounds.
+
+    Parameters
+    ----------
+    kappa : float, default 1.0, > 0
+        confidence κ of the logit κ·(ln(α/(1-α)) + 0.5)
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Fung, Yoon, Beschastnikh, The Limitations of Federated Learning in Sybil Settings, RAID 2020
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, kappa: float = ...) -> None: ...
 
 
 class FedAvgM(Component):

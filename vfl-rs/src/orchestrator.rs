@@ -206,7 +206,7 @@ impl Orchestrator {
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())
         } else {
-            let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, rng: &aggregation_rng };
+            let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, ids: Some(&ids), rng: &aggregation_rng };
             let round = AttackRound { malicious: &malicious, client_ids: &ids, defence };
             let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut attack_rng)?;
             (Some(m), outcomes)
@@ -214,7 +214,7 @@ impl Orchestrator {
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
         let mut rng = aggregation_rng;
-        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, &mut rng, NonFinite::Propagate, true)?;
+        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, Some(&ids), &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;

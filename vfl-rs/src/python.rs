@@ -205,6 +205,7 @@ fn apply_attack<'py>(
                 strategy: &strategy,
                 weights: w,
                 f_default: f.or(Some(malicious.len())),
+                ids: None,
                 rng: &ChaCha8Rng::seed_from_u64(seed),
             },
         };

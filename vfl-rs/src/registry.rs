@@ -330,6 +330,16 @@ pub static REGISTRY: &[ComponentSpec] = &[
             AGG,
         ],
     },
+    ComponentSpec {
+        name: "FoolsGold",
+        aliases: &[],
+        kind: Kind::Rule,
+        summary: "Weight each client by how little its summed past updates point the same way as another's (pardoned cosine similarity, logit); sybils that push together get weight 0. Keeps each client's history across rounds.",
+        reference: "Fung, Yoon, Beschastnikh, The Limitations of Federated Learning in Sybil Settings, RAID 2020",
+        requires: "n >= 1",
+        accepts_non_finite: true,
+        params: &[p("kappa", Float, float(1.0), Gt(0.0), Any, "confidence κ of the logit κ·(ln(α/(1-α)) + 0.5)")],
+    },
     // ---------------------------------------------------------------- server optimisers
     ComponentSpec {
         name: "FedAvgM",

@@ -33,6 +33,15 @@ impl Strategy {
     pub fn new(spec: StrategySpec) -> Result<Self> {
         let pre = spec.pre.iter().map(PreAggregator::from_config).collect::<Result<Vec<_>>>()?;
         let rule = Rule::from_config(&spec.rule)?;
+        if rule.tracks_clients() {
+            if let Some(p) = spec.pre.iter().zip(&pre).find(|(_, p)| !p.keeps_rows()).map(|(c, _)| c) {
+                return Err(VflError::value(format!(
+                    "Expected pre-aggregators that keep one row per client before {}, which follows clients across rounds, got {}",
+                    spec.rule.name(),
+                    p.name()
+                )));
+            }
+        }
         let server = ServerOptimizer::from_config(spec.server.as_ref())?;
         Ok(Strategy { spec, pre, rule, server })
     }
@@ -53,18 +62,21 @@ impl Strategy {
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
     ) -> Result<Vec<f32>> {
-        Ok(self.aggregate_traced(x, weights, f_default, rng, non_finite, false)?.0)
+        Ok(self.aggregate_traced(x, weights, f_default, None, rng, non_finite, false)?.0)
     }
 
     /// `aggregate`, and what the defence did, in terms of the rows of `x`: each row's share of
     /// the aggregate (traced back through the pre-aggregators), the rows a selection rule kept
     /// (when the pre-aggregators keep the rows' identities), and the clipping applied (the
     /// rule's, else the last clipping pre-aggregator's). See `crate::trace`.
+    /// `ids` name the client of each row, for rules that follow clients across rounds.
+    #[allow(clippy::too_many_arguments)]
     pub fn aggregate_traced(
         &mut self,
         x: Matrix,
         weights: Option<&[f64]>,
         f_default: Option<usize>,
+        ids: Option<&[usize]>,
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
         trace: bool,
@@ -96,8 +108,8 @@ impl Strategy {
             owned = Some((m, mw));
         }
         let (out, mut t) = match &owned {
-            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, rng, trace),
-            None => self.rule.aggregate_traced(x, &w, f_default, rng, trace),
+            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, ids, rng, trace),
+            None => self.rule.aggregate_traced(x, &w, f_default, ids, rng, trace),
         }?;
         // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take
         // non-finite rows names the first; one that tolerates them does so up to a point (f rows,

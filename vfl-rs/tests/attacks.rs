@@ -23,7 +23,8 @@ fn run(text: &str, x: &OwnedMatrix, malicious: &[usize], ids: Option<&[usize]>, 
     let default_ids: Vec<usize> = (0..x.n).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let strategy = Strategy::new(spec("FedAvg")).unwrap();
-    let defence = Defence::Strategy { strategy: &strategy, weights: None, f_default: None, rng: &ChaCha8Rng::seed_from_u64(seed) };
+    let defence =
+        Defence::Strategy { strategy: &strategy, weights: None, f_default: None, ids: None, rng: &ChaCha8Rng::seed_from_u64(seed) };
     let mut ctx = AttackContext { honest: &honest, malicious, client_ids: ids.unwrap_or(&default_ids), rng: &mut rng, defence: &defence };
     let mut out = x.clone();
     let outcome = attack_of(json!(text)).apply(&mut out, &mut ctx).unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -12,7 +12,8 @@ use vfl::{NonFinite, OwnedMatrix, Strategy};
 
 fn traced(x: &OwnedMatrix, text: &str, w: Option<&[f64]>, f: Option<usize>) -> (Vec<f32>, Trace) {
     let mut s = Strategy::new(spec(text)).unwrap();
-    s.aggregate_traced(x.view(), w, f, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true).unwrap_or_else(|e| panic!("{text}: {e}"))
+    s.aggregate_traced(x.view(), w, f, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
 fn share(t: &Trace) -> Vec<f64> {

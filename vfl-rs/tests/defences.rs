@@ -20,7 +20,7 @@ fn byzfl_rows() -> OwnedMatrix {
 
 fn traced(x: &OwnedMatrix, text: &str) -> (Vec<f32>, vfl::trace::Trace) {
     let mut s = Strategy::new(spec(text)).unwrap();
-    s.aggregate_traced(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
+    s.aggregate_traced(x.view(), None, None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
         .unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -155,12 +155,12 @@ fn clipped_clustering_clips_to_the_median_of_every_norm_seen_and_keeps_the_large
     let a = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[-4.0, 6.0]]);
     let mut s = Strategy::new(spec("ClippedClustering")).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let (out, t) = s.aggregate_traced(a.view(), None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s.aggregate_traced(a.view(), None, None, None, &mut rng, NonFinite::Reject, true).unwrap();
     assert_close(&out, &[1.731_455, 1.779_304], 1e-5);
     assert_eq!((t.selected, t.clipped), (Some(vec![0, 1, 2, 3]), Some(2)));
     // (b) the same instance again: ten norms remembered, τ = (3.605551 + 4.472136)/2
     let b = mat(&[&[2.0, 4.0], &[4.0, 2.0], &[3.0, 5.0], &[6.0, 4.0], &[1.0, -1.0]]);
-    let (out, t) = s.aggregate_traced(b.view(), None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s.aggregate_traced(b.view(), None, None, None, &mut rng, NonFinite::Reject, true).unwrap();
     assert_close(&out, &[2.714_291, 2.780_576], 1e-5);
     assert!((t.radius.unwrap() - 4.038_844).abs() < 1e-5);
     // (c) a 2 : 2 split keeps the cluster formed later ({x3, x4}, merged at the larger distance)
@@ -177,8 +177,59 @@ fn clustering_rules_leave_non_finite_updates_out() {
     x.data[9] = f32::INFINITY;
     for rule in ["SignGuard", "ClippedClustering"] {
         let mut s = Strategy::new(spec(rule)).unwrap();
-        let (out, t) = s.aggregate_traced(x.view(), None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true).unwrap();
+        let (out, t) =
+            s.aggregate_traced(x.view(), None, None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true).unwrap();
         assert!(out.iter().all(|v| v.is_finite()), "{rule}: {out:?}");
         assert!(!t.selected.unwrap().contains(&4), "{rule}");
     }
+}
+
+#[test]
+fn foolsgold_gives_sybils_that_push_together_no_weight_and_follows_clients_by_id() {
+    // round 1: honest (1, 0) and (0, 1), two sybils at (1, 1). cs(honest, sybil) = 1/√2, pardoned
+    // by 1/√2 (the sybils' largest similarity is 1) to 0.5; α = (0.5, 0.5, 0, 0) → rescaled
+    // (1, 1, 0, 0) → 0.99 → logit ln 99 + 0.5 > 1 → 1: the honest mean
+    let x = mat(&[&[1.0, 0.0], &[0.0, 1.0], &[1.0, 1.0], &[1.0, 1.0]]);
+    let mut s = Strategy::new(spec("FoolsGold")).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let ids = [0, 1, 2, 3];
+    let (out, t) = s.aggregate_traced(x.view(), None, None, Some(&ids), &mut rng, NonFinite::Reject, true).unwrap();
+    assert_close(&out, &[0.5, 0.5], 1e-6);
+    assert_eq!(t.selected, Some(vec![0, 1]));
+    assert_eq!(t.share, Some(vec![0.5, 0.5, 0.0, 0.0]));
+    // round 2, the rows in another order: the histories follow the ids, not the rows
+    let y = mat(&[&[1.0, 1.0], &[0.0, 1.0], &[1.0, 1.0], &[1.0, 0.0]]);
+    let ids = [3, 1, 2, 0];
+    let (out, t) = s.aggregate_traced(y.view(), None, None, Some(&ids), &mut rng, NonFinite::Reject, true).unwrap();
+    assert_close(&out, &[0.5, 0.5], 1e-6);
+    assert_eq!(t.selected, Some(vec![1, 3]));
+    // every client with a twin: nobody is trusted, the round moves nothing
+    let twins = mat(&[&[1.0, 2.0], &[1.0, 2.0], &[-3.0, 0.5], &[-3.0, 0.5]]);
+    let (out, t) = traced(&twins, "FoolsGold");
+    assert_eq!(out, vec![0.0, 0.0]);
+    assert_eq!((t.selected, t.share), (Some(vec![]), Some(vec![0.0; 4])));
+}
+
+#[test]
+fn foolsgold_catches_the_sybil_attack_in_a_round_and_refuses_bucketing() {
+    use vfl::orchestrator::{Orchestrator, OrchestratorConfig};
+    let x = gaussian(10, 30, 0.5, 1.0, 3);
+    let mut o = Orchestrator::new(OrchestratorConfig {
+        strategy: spec("FoolsGold"),
+        attacks: vec![vfl::parse_attack(&serde_json::json!("sybil")).unwrap()],
+        num_clients: 10,
+        malicious: Some(vec![2, 5, 7]),
+        num_malicious: 0,
+        seed: 1,
+    })
+    .unwrap();
+    for _ in 0..3 {
+        let s = o.step(x.view(), None, None).unwrap();
+        assert_eq!((s.detection_recall, s.malicious_share), (Some(1.0), 0.0));
+    }
+    let e = Strategy::new(spec("Bucketing(s=2) + FoolsGold")).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "Expected pre-aggregators that keep one row per client before FoolsGold, which follows clients across rounds, got Bucketing"
+    );
 }

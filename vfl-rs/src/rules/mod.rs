@@ -2,6 +2,7 @@
 
 pub mod centered_clipping;
 pub mod clustering;
+pub mod foolsgold;
 pub mod geometric_median;
 pub mod krum;
 pub mod median;
@@ -77,6 +78,11 @@ pub enum Rule {
         combine: Combine,
         history: Vec<f64>,
     },
+    /// `history`: each client's summed updates, by client id.
+    FoolsGold {
+        kappa: f64,
+        history: foolsgold::History,
+    },
 }
 
 /// ClippedClustering's linkage.
@@ -128,6 +134,7 @@ impl Rule {
                     Rule::ClippedClustering { max_tau: p.f64("max_tau")?, linkage, combine, history: Vec::new() }
                 }
             }
+            "FoolsGold" => Rule::FoolsGold { kappa: p.f64("kappa")?, history: foolsgold::History::new() },
             "DnC" => {
                 Rule::Dnc { f: p.opt_usize("f")?, sub_dim: p.usize("sub_dim")?, iters: p.usize("iters")?, frac: p.f64("filter_frac")? }
             }
@@ -206,6 +213,7 @@ impl Rule {
             Rule::Dnc { .. } => "DnC",
             Rule::SignGuard { .. } => "SignGuard",
             Rule::ClippedClustering { .. } => "ClippedClustering",
+            Rule::FoolsGold { .. } => "FoolsGold",
         }
     }
 
@@ -217,18 +225,26 @@ impl Rule {
     }
 
     pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>, rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
-        Ok(self.aggregate_traced(x, w, f_default, rng, false)?.0)
+        Ok(self.aggregate_traced(x, w, f_default, None, rng, false)?.0)
+    }
+
+    /// Whether the rule follows clients across rounds by their ids (and so needs each row to be
+    /// one client's own update).
+    pub fn tracks_clients(&self) -> bool {
+        matches!(self, Rule::FoolsGold { .. })
     }
 
     /// Aggregate, and say what the rule did (see `crate::trace`). Selections, clipping and the
     /// shares that fall out of the computation are always traced; with `trace`, the
     /// coordinate-wise rules also compute their row shares (one more sort per column).
-    /// Randomised rules (DnC's coordinate draws) draw from `rng`.
+    /// Randomised rules (DnC's coordinate draws) draw from `rng`; rules that follow clients
+    /// across rounds (FoolsGold) key them by `ids` (one per row; the row indices when `None`).
     pub fn aggregate_traced(
         &mut self,
         x: Matrix,
         w: &[f64],
         f_default: Option<usize>,
+        ids: Option<&[usize]>,
         rng: &mut ChaCha8Rng,
         trace: bool,
     ) -> Result<(Vec<f32>, Trace)> {
@@ -294,6 +310,17 @@ impl Rule {
                     Linkage::Single => kodama::Method::Single,
                 };
                 clustered(x, w, clustering::clipped_clustering(x, w, history, *max_tau, method, *combine)?)
+            }
+            Rule::FoolsGold { kappa, history } => {
+                let rows: Vec<usize> = (0..n).collect();
+                let ids = ids.unwrap_or(&rows);
+                if ids.len() != n {
+                    return Err(VflError::expected("client ids", format!("{n} (one per update row)"), ids.len()));
+                }
+                let (out, weight) = foolsgold::foolsgold(x, w, ids, *kappa, history);
+                let kept: Vec<usize> = (0..n).filter(|&i| weight[i] > 0.0).collect();
+                let share = normalised(&weight).or(Some(vec![0.0; n])); // nobody trusted: no share
+                (out, Trace { share, selected: Some(kept), ..Trace::default() })
             }
         })
     }
