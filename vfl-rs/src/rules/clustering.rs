@@ -12,7 +12,7 @@ use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 
 use crate::error::{Result, VflError};
-use crate::matrix::{median_finite, row_norms, Matrix, OwnedMatrix};
+use crate::matrix::{gram, median_finite, row_norms, Matrix, OwnedMatrix};
 use crate::rules::median::coordinate_median;
 use crate::rules::spectral::mean_of;
 
@@ -135,14 +135,13 @@ pub fn clipped_clustering(x: Matrix, w: &[f64], history: &mut Vec<f64>, max_tau:
         0 => Vec::new(),
         1 => finite.clone(),
         k => {
-            let cn = row_norms(clipped_x.view());
+            let g = gram(clipped_x.view(), &finite); // one blocked pass for every pair
+            let norm = |i: usize| g[i * n + i].sqrt().max(1e-8);
             let mut condensed = Vec::with_capacity(k * (k - 1) / 2);
             for a in 0..k {
                 for b in a + 1..k {
                     let (i, j) = (finite[a], finite[b]);
-                    let dot: f64 = clipped_x.row(i).iter().zip(clipped_x.row(j)).map(|(&p, &q)| f64::from(p) * f64::from(q)).sum();
-                    let cos = dot / (cn[i].max(1e-8) * cn[j].max(1e-8));
-                    condensed.push(1.0 - cos);
+                    condensed.push(1.0 - g[i * n + j] / (norm(i) * norm(j)));
                 }
             }
             let dendrogram = linkage(&mut condensed, k, method);
