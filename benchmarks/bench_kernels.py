@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -232,6 +233,62 @@ def np_centered_clipping(c: Case) -> np.ndarray:
     return v
 
 
+def np_meamed(c: Case) -> np.ndarray:
+    """Per coordinate, the mean of the n − f values closest to the median (Xie et al. 2018)."""
+    dist = np.abs(c.x - np.median(c.x, axis=0))
+    idx = np.argpartition(dist, c.n - c.f - 1, axis=0)[: c.n - c.f]
+    return np.take_along_axis(c.x, idx, axis=0).mean(axis=0)
+
+
+def _subsets(c: Case) -> list[tuple[int, ...]]:
+    return list(itertools.combinations(range(c.n), c.n - c.f))
+
+
+def np_mda(c: Case) -> np.ndarray:
+    """The mean of the n − f rows of smallest diameter, over every subset."""
+    d2 = np_sq_dists(c.x)
+    best = min(_subsets(c), key=lambda s: d2[np.ix_(s, s)].max())
+    return c.x[list(best)].mean(axis=0)
+
+
+def np_smea(c: Case) -> np.ndarray:
+    """The mean of the n − f rows whose covariance has the smallest top eigenvalue (exact, from
+    the subset's Gram matrix)."""
+    g = (c.x @ c.x.T).astype(np.float64)
+
+    def top(s: tuple[int, ...]) -> float:
+        k = len(s)
+        sub = g[np.ix_(s, s)]
+        centring = np.eye(k) - 1.0 / k
+        return float(np.linalg.eigvalsh(centring @ sub @ centring)[-1])
+
+    return c.x[list(min(_subsets(c), key=top))].mean(axis=0)
+
+
+def np_caf(c: Case) -> np.ndarray:
+    """CAF with the exact top eigenpair of the weighted covariance (via the n × n Gram matrix)."""
+    x = c.x.astype(np.float64)
+    n, f = c.n, c.f
+    weights = np.ones(n)
+    best = (np.inf, x.mean(axis=0))
+    g = x @ x.T
+    for _ in range(4 * n):
+        if weights.sum() <= n - 2 * f:
+            break
+        p = weights / weights.sum()
+        centring = np.eye(n) - p[None, :]
+        r = centring @ g @ centring.T  # residual inner products
+        sq = np.sqrt(p)
+        lam, vec = np.linalg.eigh(sq[:, None] * r * sq[None, :])
+        if lam[-1] < best[0]:
+            best = (lam[-1], p @ x)
+        if lam[-1] <= 0:
+            break
+        tau = (r @ (sq * vec[:, -1])) ** 2 / lam[-1]
+        weights = weights * np.maximum(1 - tau / tau.max(), 0)
+    return best[1]
+
+
 # ----------------------------------------------------------------------------------------------
 # Rules: one entry per rule, one callable per implementation (None: the peer has no such rule)
 # ----------------------------------------------------------------------------------------------
@@ -248,6 +305,11 @@ class Rule:
     byzfl: Callable[[Case, Any], Any] | None  # (case, x as numpy or torch) -> aggregate
     # extra memory each implementation allocates, in multiples of x (for the memory guard)
     mem: dict[str, float] = field(default_factory=dict)
+    # the largest n timed: the subset searches (MDA, SMEA) enumerate C(n, f) subsets in ByzFL and
+    # in the numpy reference
+    max_n: int | None = None
+    # why a peer's numbers may differ from the reference (shown beside the agreement)
+    note: str = ""
 
 
 def _byz(name: str, **kw: Any) -> Callable[[Case, Any], Any]:
@@ -341,6 +403,50 @@ RULES: dict[str, Rule] = {
             None,
             _byz("CenteredClipping", tau=lambda c: float(c.tau), L=lambda c: c.cc_iters),
             mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+        ),
+        Rule(
+            "meamed",
+            "Meamed",
+            lambda c: f"Meamed(f={c.f})",
+            False,
+            np_meamed,
+            None,
+            _byz("Meamed", f=lambda c: c.f),
+            mem={"numpy": 3.1, "byzfl": 3.1, "byzfl-torch": 3.1},
+        ),
+        Rule(
+            "mda",
+            "MDA",
+            lambda c: f"MDA(f={c.f})",
+            False,
+            np_mda,
+            None,
+            _byz("MDA", f=lambda c: c.f),
+            mem={"numpy": 1.1, "byzfl": 1.1, "byzfl-torch": 1.1},
+            max_n=20,
+        ),
+        Rule(
+            "smea",
+            "SMEA",
+            lambda c: f"SMEA(f={c.f})",
+            False,
+            np_smea,
+            None,
+            _byz("SMEA", f=lambda c: c.f),
+            mem={"numpy": 1.1, "byzfl": 1.1, "byzfl-torch": 1.1},
+            max_n=20,
+            note="ByzFL estimates the eigenvalue with one random power step: its subset can differ",
+        ),
+        Rule(
+            "caf",
+            "CAF",
+            lambda c: f"CAF(f={c.f})",
+            False,
+            np_caf,
+            None,
+            _byz("CAF", f=lambda c: c.f),
+            mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+            note="ByzFL estimates the eigenpair with one random power step: its weights can differ",
         ),
     ]
 }
@@ -512,6 +618,10 @@ def run_cell(
 ) -> dict[str, Result]:
     results: dict[str, Result] = {}
     fns: dict[str, Callable[[], Any]] = {}
+    if rule.max_n is not None and c.n > rule.max_n:
+        why = f"n = {c.n} > {rule.max_n}: C(n, f) subsets"
+        log(f"  skipped: {why}")
+        return {impl: Result("skip", note=why) for impl in impls}
     x_bytes = c.x.nbytes
     # numpy first (always, as the reference; it also fixes the Weiszfeld iteration count ByzFL gets)
     for impl in ["numpy", "velocity"] + [i for i in impls if i not in ("numpy", "velocity")]:
@@ -640,7 +750,9 @@ def agreement_table(cells: list[tuple[Rule, int, int, dict[str, Result]]], impls
                 else (fmt_cell(r) if r is not None and r.status != "ok" else "")
             )
         rows.append(row)
-    return render_table(headers, rows, markdown, right=set(range(1, len(headers))))
+    table = render_table(headers, rows, markdown, right=set(range(1, len(headers))))
+    notes = {rule.title: rule.note for rule, _, _, _ in cells if rule.note}
+    return table + "".join(f"\n\n{title}: {note}." for title, note in notes.items())
 
 
 def bandwidth_table(bw: list[tuple[int, int, dict[str, float]]], markdown: bool) -> str:
