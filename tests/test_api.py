@@ -32,6 +32,7 @@ EXPECTED_STRATEGIES = {
     "SignGuard",
     "ClippedClustering",
     "FoolsGold",
+    "FLTrust",
     "FedAvgM",
     "FedAdam",
     "FedYogi",

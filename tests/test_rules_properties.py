@@ -555,3 +555,19 @@ def test_min_max_and_min_sum_meet_their_bound_and_a_larger_gamma_would_not(attac
     assert score(gamma) <= bound + 1e-6 * scale  # (float32 rows, float64 sums)
     if gamma < 20.0 - 1e-3 and np.any(p != 0):
         assert score(gamma + 0.1) > bound - 1e-6 * scale
+
+
+def ref_fltrust(x, g0):
+    """Cao et al.'s FLTrust: trust ReLU(cos(g_i, g_0)), updates rescaled to ‖g_0‖, trust-weighted mean."""
+    x64, g = x.astype(np.float64), g0.astype(np.float64)
+    norms = np.linalg.norm(x64, axis=1)
+    trust = np.maximum((x64 @ g) / (norms * np.linalg.norm(g)), 0.0)
+    assume(trust.sum() > 1e-6)
+    return (trust[:, None] * x64 * (np.linalg.norm(g) / norms)[:, None]).sum(axis=0) / trust.sum()
+
+
+@given(x=matrices(min_n=1, max_n=10, max_d=8), g0=arrays(np.float32, 8, elements=st.floats(-10, 10, width=32)))
+def test_fltrust(x, g0):
+    g0 = g0[: x.shape[1]]
+    assume(np.linalg.norm(g0) > 1e-3 and np.all(np.linalg.norm(x.astype(np.float64), axis=1) > 1e-3))
+    np.testing.assert_allclose(aggregate(x, "FLTrust", reference=g0), ref_fltrust(x, g0), atol=tol(x) * (1 + np.abs(g0).max()))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from velocity.data import load_federated
 from velocity.server import FederatedServer
 from velocity.training import LocalTrainingConfig
 
@@ -122,3 +123,33 @@ def test_both_trainers_share_one_run_contract(topology):
     assert trainer.run(0) == []
     with pytest.raises(ValueError, match=r"Expected rounds as an integer >= 0, got -1"):
         trainer.run(-1)
+
+
+def test_fltrust_trains_the_servers_root_examples_each_round_and_distrusts_reversed_updates() -> None:
+    """The server holds root_size clean examples (a seeded draw from the training set) and trains
+    on them every round with the clients' procedure; that update is FLTrust's reference, and
+    sign-flipped clients, pointing away from it, get no trust."""
+    import velocity.server as server_module
+
+    data = load_federated("digits", num_clients=10, seed=0)
+    server = FederatedServer(data, strategy="FLTrust(root_size=37)", attacks=["sign_flip"], malicious_fraction=0.2, seed=0)
+    assert server._root is not None and len(server._root) == 37 and len(set(server._root.tolist())) == 37
+    seen = []
+    real = server.orchestrator.step
+
+    def spy(*args, **kw):
+        seen.append(kw.get("server_update"))
+        return real(*args, **kw)
+
+    server.orchestrator.step = spy  # type: ignore[method-assign]
+    before = torch.from_numpy(server.orchestrator.global_model)
+    record = server.run_round()
+    # the reference is the clients' local procedure run on the root examples from the global model
+    plan = server_module.ClientBatchPlan.make([server._root], server.local, seed=0, round=1, client_ids=[10])
+    want = server_module.train_clients_loop(server.model, before, data.x_train, data.y_train, plan, server.local)[0].numpy()
+    np.testing.assert_array_equal(seen[0], want)
+    assert record.defence is not None and record.defence.malicious_share == 0.0
+    for _ in range(2):
+        assert server.run_round().defence.malicious_share == 0.0
+    # every other rule trains nothing extra
+    assert FederatedServer(data, strategy="FedAvg", seed=0)._root is None

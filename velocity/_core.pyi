@@ -36,8 +36,10 @@ def aggregate(
     weights: npt.NDArray[np.float64] | None = None,
     f: int | None = None,
     seed: int = 0,
+    reference: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """Aggregate a C-contiguous ``n × d`` float32 matrix (read in place, GIL released)."""
+    """Aggregate a C-contiguous ``n × d`` float32 matrix (read in place, GIL released);
+    ``reference``: the server's own update (FLTrust)."""
 
 def apply_attack(
     updates: npt.NDArray[np.float32],
@@ -77,8 +79,9 @@ class Orchestrator:
         updates: npt.NDArray[np.float32],
         weights: npt.NDArray[np.float64] | None = None,
         client_ids: list[int] | None = None,
+        server_update: npt.NDArray[np.float32] | None = None,
     ) -> str:
-        """Run one round; returns the round summary as JSON."""
+        """Run one round; returns the round summary as JSON (``server_update``: FLTrust's reference)."""
     def report_metrics(self, loss: float, accuracy: float | None = None, round: int | None = None) -> None: ...
     def history_json(self) -> str: ...
     def global_model(self) -> npt.NDArray[np.float32] | None: ...

@@ -73,6 +73,17 @@ def as_weights(weights: Any, n: int) -> np.ndarray | None:
     return w
 
 
+def as_reference(reference: Any, d: int) -> np.ndarray:
+    """The server's own update (FLTrust's reference) as d contiguous float32 values."""
+    try:
+        r = np.ascontiguousarray(reference, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected the server's update as {d} numbers, got {reference!r}") from None
+    if r.ndim != 1 or r.shape[0] != d:
+        raise ValueError(f"Expected the server's update as {d} values (the updates' size), got shape {r.shape}")
+    return r
+
+
 def aggregate(
     updates: npt.ArrayLike,
     strategy: StrategyLike = "FedAvg",
@@ -80,6 +91,7 @@ def aggregate(
     weights: npt.ArrayLike | None = None,
     f: int | None = None,
     seed: int = 0,
+    reference: npt.ArrayLike | None = None,
 ) -> np.ndarray:
     """Aggregate an ``n × d`` update matrix (one row per client) into one ``d`` vector.
 
@@ -97,7 +109,9 @@ def aggregate(
     f
         Number of Byzantine clients, for rules whose ``f`` is not given in the strategy.
     seed
-        Seed for randomised pre-aggregators (bucketing).
+        Seed for randomised pre-aggregators (bucketing) and rules (DnC).
+    reference
+        The server's own update on its root data, for FLTrust (a federated run trains it).
 
     Raises
     ------
@@ -111,7 +125,8 @@ def aggregate(
     x = as_update_matrix(updates)
     w = as_weights(weights, x.shape[0])
     f = None if f is None else as_count(f, "f")
-    return _core.aggregate(x, spec.core, weights=w, f=f, seed=as_count(seed, "seed"))
+    ref = None if reference is None else as_reference(reference, x.shape[1])
+    return _core.aggregate(x, spec.core, weights=w, f=f, seed=as_count(seed, "seed"), reference=ref)
 
 
 def apply_attack(

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from velocity import _core
-from velocity.aggregation import as_count, as_indices, as_update_matrix, as_weights
+from velocity.aggregation import as_count, as_indices, as_reference, as_update_matrix, as_weights
 from velocity.specs import AttacksLike, AttackSpec, StrategyLike, StrategySpec, parse_attacks, parse_strategy
 
 
@@ -155,12 +155,15 @@ class Orchestrator:
         *,
         weights: npt.ArrayLike | None = None,
         client_ids: Sequence[int] | None = None,
+        server_update: npt.ArrayLike | None = None,
     ) -> RoundSummary:
-        """Run one round on the sampled clients' updates (``n × d``, rows in ``client_ids`` order)."""
+        """Run one round on the sampled clients' updates (``n × d``, rows in ``client_ids`` order).
+        ``server_update``: the server's own update on its root data, for FLTrust."""
         x = as_update_matrix(updates)
         w = as_weights(weights, x.shape[0])
         ids = as_indices(client_ids, "client ids", self.num_clients) if client_ids is not None else None
-        return RoundSummary.from_dict(json.loads(self._inner.step(x, weights=w, client_ids=ids)))
+        g0 = None if server_update is None else as_reference(server_update, x.shape[1])
+        return RoundSummary.from_dict(json.loads(self._inner.step(x, weights=w, client_ids=ids, server_update=g0)))
 
     def report_metrics(self, loss: float, accuracy: float | None = None, *, round: int | None = None) -> None:
         """Record the loss (and accuracy, a fraction in [0, 1]; NaN: not measured) the caller

@@ -18,7 +18,7 @@ from velocity.aggregation import apply_attack
 from velocity.models import build_model
 from velocity.orchestrator import AttackOutcome, Orchestrator, RoundSummary
 from velocity.rounds import DefenceRecord
-from velocity.specs import AttacksLike, StrategyLike, attack_items
+from velocity.specs import AttacksLike, Component, StrategyLike, attack_items
 from velocity.trainer import RoundRecord, Trainer
 from velocity.training import (
     ClientBatchPlan,
@@ -137,6 +137,7 @@ class FederatedServer(Trainer):
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
         self._x_train, self._y_train, self._success = self._plant_backdoor(self._poisoned_labels())
+        self._root = self._root_examples(rule)
         self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
         self.history: list[RoundRecord] = []
 
@@ -155,6 +156,23 @@ class FederatedServer(Trainer):
                 f"clients at once ({parameters} parameters each, with gradients, and a batch of {batch}) with "
                 f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
             )
+
+    def _root_examples(self, rule: Component) -> np.ndarray | None:
+        """FLTrust's root data: ``root_size`` clean training examples the server holds, a seeded
+        draw from the training set (with its true labels); ``None`` for every other rule."""
+        if rule.name != "FLTrust":
+            return None
+        size = min(int(rule.params["root_size"]), len(self.data.y_train))
+        return np.sort(np.random.default_rng([self.seed, 0xF1A7]).choice(len(self.data.y_train), size=size, replace=False))
+
+    def _server_update(self, rnd: int, global_params: torch.Tensor) -> np.ndarray | None:
+        """FLTrust's reference: the server's own update, trained on its root data from the global
+        model with the clients' local procedure (seeded as a client with the id after the last)."""
+        if self._root is None:
+            return None
+        plan = ClientBatchPlan.make([self._root], self.local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
+        update = train_clients_loop(self._model, global_params, self.data.x_train, self.data.y_train, plan, self.local)
+        return update[0].numpy()
 
     def _poisoned_labels(self) -> torch.Tensor:
         """Training labels with the data attacks applied to the malicious clients' examples, once."""
@@ -208,12 +226,13 @@ class FederatedServer(Trainer):
         updates = train(self._model, global_params, self._x_train, self._y_train, plan, self.local)
         if self.client_momentum > 0:
             updates = self._apply_client_momentum(ids, updates)
+        g0 = self._server_update(rnd, global_params)
         t_train = time.perf_counter()
 
         if self._python_rule is None and not self._python_attacks:
-            summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist())
+            summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist(), server_update=g0)
         else:
-            summary = self._step_with_python(updates.numpy(), self._sizes[ids], ids, rnd)
+            summary = self._step_with_python(updates.numpy(), self._sizes[ids], ids, rnd, g0)
         t_agg = time.perf_counter()
 
         vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self._model.parameters())
@@ -242,7 +261,7 @@ class FederatedServer(Trainer):
         self.history.append(record)
         return record
 
-    def _step_with_python(self, x: np.ndarray, weights: np.ndarray, ids: np.ndarray, rnd: int) -> RoundSummary:
+    def _step_with_python(self, x: np.ndarray, weights: np.ndarray, ids: np.ndarray, rnd: int, g0: np.ndarray | None) -> RoundSummary:
         """A round with Python attacks (applied first, then the core's) and/or a Python rule."""
         start = time.perf_counter()
         malicious_set = set(self.orchestrator.malicious_clients)
@@ -253,7 +272,7 @@ class FederatedServer(Trainer):
             x = extend.run_attack(component, x, malicious=malicious, rng=rng)
             outcomes.append(AttackOutcome(component.name, None))
         if self._python_rule is None:  # the core attacks and aggregates, with its state and history
-            summary = self.orchestrator.step(x, weights=weights, client_ids=ids.tolist())
+            summary = self.orchestrator.step(x, weights=weights, client_ids=ids.tolist(), server_update=g0)
             return dataclasses.replace(summary, attacks=(*outcomes, *summary.attacks))
 
         honest = [r for r in range(len(ids)) if r not in malicious] or malicious

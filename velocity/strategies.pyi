@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import Component, StrategySpec, parse_strategy
 
-__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FoolsGold", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FLTrust", "FoolsGold", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
 
 class FedAvg(Component):
     """Mean of the updates weighted by the clients' sample counts.
@@ -327,6 +327,25 @@ class ClippedClustering(Component):
 
     info: ComponentInfo
     def __init__(self, *, max_tau: float = ..., linkage: Literal['average', 'single'] = ..., agg: Literal['mean', 'median'] = ...) -> None: ...
+
+
+class FLTrust(Component):
+    """The server trains on root_size clean examples each round; each client is trusted by the ReLU'd cosine of its update with the server's, rescaled to the server update's norm, and the trust-weighted mean is the aggregate.
+
+    Parameters
+    ----------
+    root_size : int, default 100, >= 1
+        clean training examples the server holds (a seeded draw from the training set) and trains on each round
+
+    Requires: n >= 1; a server update (federated runs train it on the root examples).
+
+    References
+    ----------
+    Cao, Fang, Liu, Gong, FLTrust: Byzantine-robust Federated Learning via Trust Bootstrapping, NDSS 2021
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, root_size: int = ...) -> None: ...
 
 
 class FoolsGold(Component):

@@ -195,7 +195,7 @@ class RunSpec(BaseModel):
             if python_rule is not None:
                 extend.run_rule(python_rule, zeros, f=f, weights=np.ones(n))
             else:
-                aggregate(zeros, self.strategy, f=f)
+                aggregate(zeros, self.strategy, f=f, reference=zeros[0])  # (FLTrust's server update: the run trains it)
         except (ValueError, TypeError) as e:
             return str(e)
         return None

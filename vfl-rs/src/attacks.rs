@@ -14,7 +14,7 @@ use crate::error::{Result, VflError};
 use crate::matrix::{pairwise_sq_dists, sq_dist_par, weighted_mean, Matrix, OwnedMatrix, COL_BLOCK};
 use crate::rules::krum::krum_select;
 use crate::spec::ComponentConfig;
-use crate::strategy::{NonFinite, Strategy};
+use crate::strategy::{NonFinite, RoundInputs, Strategy};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum UpdateAttack {
@@ -78,7 +78,7 @@ pub enum Defence<'a> {
     /// A federated round as the core runs it: pre-aggregators, rule and server optimiser, with
     /// the random stream the round's aggregation draws from, so that a trial replays the round
     /// exactly. Trials run on clones: the strategy's state and the stream are untouched.
-    Strategy { strategy: &'a Strategy, weights: Option<&'a [f64]>, f_default: Option<usize>, ids: Option<&'a [usize]>, rng: &'a ChaCha8Rng },
+    Strategy { strategy: &'a Strategy, weights: Option<&'a [f64]>, f_default: Option<usize>, round: RoundInputs<'a>, rng: &'a ChaCha8Rng },
     /// A defence the caller runs (a Python rule, MoNNA's mixing): the attacked matrix in, the
     /// defended outputs out, one row each (one aggregate, or every honest worker's mixed model).
     Outputs(&'a dyn Fn(&OwnedMatrix) -> Result<OwnedMatrix>),
@@ -168,11 +168,11 @@ impl<'a, 'b> Objective<'a, 'b> {
 
     fn damage(&self, trial: &OwnedMatrix) -> Result<f64> {
         let dist = match self.defence {
-            Defence::Strategy { strategy, weights, f_default, ids, rng } => {
+            Defence::Strategy { strategy, weights, f_default, round, rng } => {
                 let mut strategy = (*strategy).clone();
                 let mut rng = (*rng).clone();
                 let (agg, _) =
-                    strategy.aggregate_traced(trial.view(), *weights, *f_default, *ids, &mut rng, NonFinite::Propagate, false)?;
+                    strategy.aggregate_traced(trial.view(), *weights, *f_default, *round, &mut rng, NonFinite::Propagate, false)?;
                 sq_dist_par(&strategy.server_move(agg)?, &self.target)
             }
             Defence::Outputs(run) => {

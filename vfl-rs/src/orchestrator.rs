@@ -14,7 +14,7 @@ use crate::attacks::{attack_round, AttackOutcome, AttackRound, Defence, UpdateAt
 use crate::error::{Result, VflError};
 use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
 use crate::spec::{ComponentConfig, StrategySpec};
-use crate::strategy::{NonFinite, Strategy};
+use crate::strategy::{NonFinite, RoundInputs, Strategy};
 use crate::trace::Trace;
 
 /// One round, as recorded.
@@ -170,7 +170,14 @@ impl Orchestrator {
     }
 
     /// Run one round on the sampled clients' updates (`n × d`, one row per client).
-    pub fn step(&mut self, x: Matrix, weights: Option<&[f64]>, client_ids: Option<&[usize]>) -> Result<&RoundSummary> {
+    /// `server_update`: the server's own update on its root data, for rules that need one (FLTrust).
+    pub fn step(
+        &mut self,
+        x: Matrix,
+        weights: Option<&[f64]>,
+        client_ids: Option<&[usize]>,
+        server_update: Option<&[f32]>,
+    ) -> Result<&RoundSummary> {
         let (n, d) = (x.n(), x.d());
         let ids: Vec<usize> = match client_ids {
             Some(ids) => ids.to_vec(),
@@ -206,7 +213,8 @@ impl Orchestrator {
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())
         } else {
-            let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, ids: Some(&ids), rng: &aggregation_rng };
+            let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
+            let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, round: inputs, rng: &aggregation_rng };
             let round = AttackRound { malicious: &malicious, client_ids: &ids, defence };
             let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut attack_rng)?;
             (Some(m), outcomes)
@@ -214,7 +222,8 @@ impl Orchestrator {
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
         let mut rng = aggregation_rng;
-        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, Some(&ids), &mut rng, NonFinite::Propagate, true)?;
+        let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
+        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, inputs, &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;

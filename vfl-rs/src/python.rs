@@ -19,7 +19,7 @@ use crate::mixing::Mixer;
 use crate::orchestrator::{Orchestrator, OrchestratorConfig};
 use crate::registry::{registry_json, Kind};
 use crate::spec::{parse_attack, parse_component_of, StrategySpec};
-use crate::strategy::Strategy;
+use crate::strategy::{NonFinite, RoundInputs, Strategy};
 
 impl From<VflError> for PyErr {
     fn from(e: VflError) -> PyErr {
@@ -125,9 +125,10 @@ fn mixer_keep(mixer: &str, n: usize, f: usize) -> PyResult<usize> {
     Ok(Mixer::from_config(&c)?.keep(n, f)?)
 }
 
-/// Aggregate an `n × d` float32 matrix with a strategy.
+/// Aggregate an `n × d` float32 matrix with a strategy (`reference`: the server's own update,
+/// for FLTrust).
 #[pyfunction]
-#[pyo3(signature = (updates, strategy, weights=None, f=None, seed=0))]
+#[pyo3(signature = (updates, strategy, weights=None, f=None, seed=0, reference=None))]
 fn aggregate<'py>(
     py: Python<'py>,
     updates: PyReadonlyArray2<'py, f32>,
@@ -135,10 +136,16 @@ fn aggregate<'py>(
     weights: Option<PyReadonlyArray1<'py, f64>>,
     f: Option<usize>,
     seed: u64,
+    reference: Option<PyReadonlyArray1<'py, f32>>,
 ) -> PyResult<Bound<'py, PyArray1<f32>>> {
     let x = matrix(&updates)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
-    let out = py.allow_threads(|| crate::aggregate(x, &strategy.spec, w, f, seed))?;
+    let r = reference.as_ref().map(|r| r.as_slice()).transpose()?;
+    let out = py.allow_threads(|| {
+        let mut s = Strategy::new(strategy.spec.clone())?;
+        let round = RoundInputs { ids: None, reference: r };
+        s.aggregate_traced(x, w, f, round, &mut ChaCha8Rng::seed_from_u64(seed), NonFinite::Reject, false).map(|(out, _)| out)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -205,7 +212,7 @@ fn apply_attack<'py>(
                 strategy: &strategy,
                 weights: w,
                 f_default: f.or(Some(malicious.len())),
-                ids: None,
+                round: RoundInputs::default(),
                 rng: &ChaCha8Rng::seed_from_u64(seed),
             },
         };
@@ -272,19 +279,22 @@ impl PyOrchestrator {
         Ok(PyOrchestrator { inner })
     }
 
-    /// Run one round; returns the round summary as JSON.
-    #[pyo3(signature = (updates, weights=None, client_ids=None))]
+    /// Run one round; returns the round summary as JSON. `server_update`: the server's own
+    /// update on its root data (FLTrust).
+    #[pyo3(signature = (updates, weights=None, client_ids=None, server_update=None))]
     fn step<'py>(
         &mut self,
         py: Python<'py>,
         updates: PyReadonlyArray2<'py, f32>,
         weights: Option<PyReadonlyArray1<'py, f64>>,
         client_ids: Option<Vec<usize>>,
+        server_update: Option<PyReadonlyArray1<'py, f32>>,
     ) -> PyResult<String> {
         let x = matrix(&updates)?;
         let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
+        let g0 = server_update.as_ref().map(|g| g.as_slice()).transpose()?;
         let inner = &mut self.inner;
-        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref()).map(serde_json::to_string))?;
+        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref(), g0).map(serde_json::to_string))?;
         summary.map_err(|e| PyValueError::new_err(e.to_string()))
     }
 

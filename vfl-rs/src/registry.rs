@@ -331,6 +331,16 @@ pub static REGISTRY: &[ComponentSpec] = &[
         ],
     },
     ComponentSpec {
+        name: "FLTrust",
+        aliases: &[],
+        kind: Kind::Rule,
+        summary: "The server trains on root_size clean examples each round; each client is trusted by the ReLU'd cosine of its update with the server's, rescaled to the server update's norm, and the trust-weighted mean is the aggregate.",
+        reference: "Cao, Fang, Liu, Gong, FLTrust: Byzantine-robust Federated Learning via Trust Bootstrapping, NDSS 2021",
+        requires: "n >= 1; a server update (federated runs train it on the root examples)",
+        accepts_non_finite: true,
+        params: &[p("root_size", Int, int(100), Ge(1.0), Any, "clean training examples the server holds (a seeded draw from the training set) and trains on each round")],
+    },
+    ComponentSpec {
         name: "FoolsGold",
         aliases: &[],
         kind: Kind::Rule,

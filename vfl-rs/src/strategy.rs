@@ -11,6 +11,15 @@ use crate::server_opt::ServerOptimizer;
 use crate::spec::StrategySpec;
 use crate::trace::{share_through, Trace};
 
+/// What a round tells the rules besides the updates: who sent each row (FoolsGold follows
+/// clients by id; the row indices when `None`) and the server's own update on its root data
+/// (FLTrust's reference).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RoundInputs<'a> {
+    pub ids: Option<&'a [usize]>,
+    pub reference: Option<&'a [f32]>,
+}
+
 /// What to do with NaN/Inf in the input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NonFinite {
@@ -62,21 +71,21 @@ impl Strategy {
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
     ) -> Result<Vec<f32>> {
-        Ok(self.aggregate_traced(x, weights, f_default, None, rng, non_finite, false)?.0)
+        Ok(self.aggregate_traced(x, weights, f_default, RoundInputs::default(), rng, non_finite, false)?.0)
     }
 
     /// `aggregate`, and what the defence did, in terms of the rows of `x`: each row's share of
     /// the aggregate (traced back through the pre-aggregators), the rows a selection rule kept
     /// (when the pre-aggregators keep the rows' identities), and the clipping applied (the
     /// rule's, else the last clipping pre-aggregator's). See `crate::trace`.
-    /// `ids` name the client of each row, for rules that follow clients across rounds.
+    /// `round` says who sent each row and what the server computed itself (see `RoundInputs`).
     #[allow(clippy::too_many_arguments)]
     pub fn aggregate_traced(
         &mut self,
         x: Matrix,
         weights: Option<&[f64]>,
         f_default: Option<usize>,
-        ids: Option<&[usize]>,
+        round: RoundInputs,
         rng: &mut ChaCha8Rng,
         non_finite: NonFinite,
         trace: bool,
@@ -108,8 +117,8 @@ impl Strategy {
             owned = Some((m, mw));
         }
         let (out, mut t) = match &owned {
-            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, ids, rng, trace),
-            None => self.rule.aggregate_traced(x, &w, f_default, ids, rng, trace),
+            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, round, rng, trace),
+            None => self.rule.aggregate_traced(x, &w, f_default, round, rng, trace),
         }?;
         // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take
         // non-finite rows names the first; one that tolerates them does so up to a point (f rows,

@@ -23,8 +23,13 @@ fn run(text: &str, x: &OwnedMatrix, malicious: &[usize], ids: Option<&[usize]>, 
     let default_ids: Vec<usize> = (0..x.n).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let strategy = Strategy::new(spec("FedAvg")).unwrap();
-    let defence =
-        Defence::Strategy { strategy: &strategy, weights: None, f_default: None, ids: None, rng: &ChaCha8Rng::seed_from_u64(seed) };
+    let defence = Defence::Strategy {
+        strategy: &strategy,
+        weights: None,
+        f_default: None,
+        round: Default::default(),
+        rng: &ChaCha8Rng::seed_from_u64(seed),
+    };
     let mut ctx = AttackContext { honest: &honest, malicious, client_ids: ids.unwrap_or(&default_ids), rng: &mut rng, defence: &defence };
     let mut out = x.clone();
     let outcome = attack_of(json!(text)).apply(&mut out, &mut ctx).unwrap_or_else(|e| panic!("{text}: {e}"));
@@ -224,7 +229,7 @@ fn one_round(strategy: &str, attack: serde_json::Value, x: &OwnedMatrix, malicio
         seed,
     })
     .unwrap();
-    o.step(x.view(), None, None).unwrap_or_else(|e| panic!("{strategy} / {attack}: {e}")).clone()
+    o.step(x.view(), None, None, None).unwrap_or_else(|e| panic!("{strategy} / {attack}: {e}")).clone()
 }
 
 /// The line search's grid: `steps` log-spaced values in [lower, upper] (same formula as the library).
@@ -307,7 +312,7 @@ fn global_after(strategy: &str, attacks: serde_json::Value, x: &OwnedMatrix, mal
         seed,
     })
     .unwrap();
-    let summary = o.step(x.view(), None, None).unwrap_or_else(|e| panic!("{strategy}: {e}")).clone();
+    let summary = o.step(x.view(), None, None, None).unwrap_or_else(|e| panic!("{strategy}: {e}")).clone();
     (o.global_model().unwrap().to_vec(), summary)
 }
 

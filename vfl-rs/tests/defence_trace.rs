@@ -12,7 +12,7 @@ use vfl::{NonFinite, OwnedMatrix, Strategy};
 
 fn traced(x: &OwnedMatrix, text: &str, w: Option<&[f64]>, f: Option<usize>) -> (Vec<f32>, Trace) {
     let mut s = Strategy::new(spec(text)).unwrap();
-    s.aggregate_traced(x.view(), w, f, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
+    s.aggregate_traced(x.view(), w, f, Default::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
         .unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -111,7 +111,7 @@ fn the_orchestrator_reads_the_trace_against_the_malicious_clients() {
             seed: 0,
         })
         .unwrap();
-        o.step(x.view(), None, None).unwrap().clone()
+        o.step(x.view(), None, None, None).unwrap().clone()
     };
     let mean = run("FedAvg");
     assert!((mean.malicious_share - 2.0 / 7.0).abs() < 1e-12 && (mean.malicious_weight - 2.0 / 7.0).abs() < 1e-12);

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use vfl::strategy::RoundInputs;
 use vfl::{NonFinite, OwnedMatrix, Strategy};
 
 /// x1 = (0, 0), x2 = (4, 0), x3 = (1, 3), x4 = (3, 1), x5 = (9, 5): x5 is the outlier.
@@ -20,7 +21,7 @@ fn byzfl_rows() -> OwnedMatrix {
 
 fn traced(x: &OwnedMatrix, text: &str) -> (Vec<f32>, vfl::trace::Trace) {
     let mut s = Strategy::new(spec(text)).unwrap();
-    s.aggregate_traced(x.view(), None, None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
+    s.aggregate_traced(x.view(), None, None, RoundInputs::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true)
         .unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -155,12 +156,12 @@ fn clipped_clustering_clips_to_the_median_of_every_norm_seen_and_keeps_the_large
     let a = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[-4.0, 6.0]]);
     let mut s = Strategy::new(spec("ClippedClustering")).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let (out, t) = s.aggregate_traced(a.view(), None, None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s.aggregate_traced(a.view(), None, None, RoundInputs::default(), &mut rng, NonFinite::Reject, true).unwrap();
     assert_close(&out, &[1.731_455, 1.779_304], 1e-5);
     assert_eq!((t.selected, t.clipped), (Some(vec![0, 1, 2, 3]), Some(2)));
     // (b) the same instance again: ten norms remembered, τ = (3.605551 + 4.472136)/2
     let b = mat(&[&[2.0, 4.0], &[4.0, 2.0], &[3.0, 5.0], &[6.0, 4.0], &[1.0, -1.0]]);
-    let (out, t) = s.aggregate_traced(b.view(), None, None, None, &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s.aggregate_traced(b.view(), None, None, RoundInputs::default(), &mut rng, NonFinite::Reject, true).unwrap();
     assert_close(&out, &[2.714_291, 2.780_576], 1e-5);
     assert!((t.radius.unwrap() - 4.038_844).abs() < 1e-5);
     // (c) a 2 : 2 split keeps the cluster formed later ({x3, x4}, merged at the larger distance)
@@ -177,8 +178,9 @@ fn clustering_rules_leave_non_finite_updates_out() {
     x.data[9] = f32::INFINITY;
     for rule in ["SignGuard", "ClippedClustering"] {
         let mut s = Strategy::new(spec(rule)).unwrap();
-        let (out, t) =
-            s.aggregate_traced(x.view(), None, None, None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true).unwrap();
+        let (out, t) = s
+            .aggregate_traced(x.view(), None, None, RoundInputs::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true)
+            .unwrap();
         assert!(out.iter().all(|v| v.is_finite()), "{rule}: {out:?}");
         assert!(!t.selected.unwrap().contains(&4), "{rule}");
     }
@@ -193,14 +195,18 @@ fn foolsgold_gives_sybils_that_push_together_no_weight_and_follows_clients_by_id
     let mut s = Strategy::new(spec("FoolsGold")).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ids = [0, 1, 2, 3];
-    let (out, t) = s.aggregate_traced(x.view(), None, None, Some(&ids), &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s
+        .aggregate_traced(x.view(), None, None, RoundInputs { ids: Some(&ids), reference: None }, &mut rng, NonFinite::Reject, true)
+        .unwrap();
     assert_close(&out, &[0.5, 0.5], 1e-6);
     assert_eq!(t.selected, Some(vec![0, 1]));
     assert_eq!(t.share, Some(vec![0.5, 0.5, 0.0, 0.0]));
     // round 2, the rows in another order: the histories follow the ids, not the rows
     let y = mat(&[&[1.0, 1.0], &[0.0, 1.0], &[1.0, 1.0], &[1.0, 0.0]]);
     let ids = [3, 1, 2, 0];
-    let (out, t) = s.aggregate_traced(y.view(), None, None, Some(&ids), &mut rng, NonFinite::Reject, true).unwrap();
+    let (out, t) = s
+        .aggregate_traced(y.view(), None, None, RoundInputs { ids: Some(&ids), reference: None }, &mut rng, NonFinite::Reject, true)
+        .unwrap();
     assert_close(&out, &[0.5, 0.5], 1e-6);
     assert_eq!(t.selected, Some(vec![1, 3]));
     // every client with a twin: nobody is trusted, the round moves nothing
@@ -224,7 +230,7 @@ fn foolsgold_catches_the_sybil_attack_in_a_round_and_refuses_bucketing() {
     })
     .unwrap();
     for _ in 0..3 {
-        let s = o.step(x.view(), None, None).unwrap();
+        let s = o.step(x.view(), None, None, None).unwrap();
         assert_eq!((s.detection_recall, s.malicious_share), (Some(1.0), 0.0));
     }
     let e = Strategy::new(spec("Bucketing(s=2) + FoolsGold")).unwrap_err().to_string();
@@ -232,4 +238,44 @@ fn foolsgold_catches_the_sybil_attack_in_a_round_and_refuses_bucketing() {
         e,
         "Expected pre-aggregators that keep one row per client before FoolsGold, which follows clients across rounds, got Bucketing"
     );
+}
+
+#[test]
+fn fltrust_trusts_updates_by_their_direction_against_the_servers_and_rescales_them() {
+    // g_0 = (1, 0): trust (1, 0, 0, 1/√2); rescaled to ‖g_0‖ = 1: (1, 0) and (1/√2, 1/√2);
+    // (1·(1, 0) + (1/√2)·(1/√2, 1/√2)) / (1 + 1/√2)
+    let x = mat(&[&[2.0, 0.0], &[0.0, 3.0], &[-1.0, 0.0], &[1.0, 1.0]]);
+    let server = [1.0f32, 0.0];
+    let mut s = Strategy::new(spec("FLTrust")).unwrap();
+    let round = RoundInputs { ids: None, reference: Some(&server) };
+    let (out, t) = s.aggregate_traced(x.view(), None, None, round, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true).unwrap();
+    let r = 1.0 + 0.5f64.sqrt();
+    assert_close(&out, &[1.5 / r, 0.5 / r], 1e-6);
+    assert_eq!(t.selected, Some(vec![0, 3]));
+    // nobody points the server's way: nothing moves
+    let (out, _) = s
+        .aggregate_traced(
+            x.view(),
+            None,
+            None,
+            RoundInputs { ids: None, reference: Some(&[0.0, -1.0]) },
+            &mut ChaCha8Rng::seed_from_u64(0),
+            NonFinite::Reject,
+            true,
+        )
+        .unwrap();
+    assert_close(&out, &[0.0, 0.0], 0.0);
+    assert!(err(&x, "FLTrust", None, None).starts_with("FLTrust needs the server's update on its root data"));
+    let e = s
+        .aggregate_traced(
+            x.view(),
+            None,
+            None,
+            RoundInputs { ids: None, reference: Some(&[1.0]) },
+            &mut ChaCha8Rng::seed_from_u64(0),
+            NonFinite::Reject,
+            true,
+        )
+        .unwrap_err();
+    assert_eq!(e.to_string(), "Expected 2 values (the updates' size) for FLTrust's reference update, got 1");
 }

@@ -65,7 +65,7 @@ fn attacks_and_server_steps_are_identical_with_1_and_4_threads() {
         let run = || {
             let mut rng = ChaCha8Rng::seed_from_u64(5);
             let replay = ChaCha8Rng::seed_from_u64(6);
-            let defence = Defence::Strategy { strategy: &krum, weights: None, f_default: Some(4), ids: None, rng: &replay };
+            let defence = Defence::Strategy { strategy: &krum, weights: None, f_default: Some(4), round: Default::default(), rng: &replay };
             let mut ctx = AttackContext { honest: &honest, malicious: &malicious, client_ids: &ids, rng: &mut rng, defence: &defence };
             let mut m = x.clone();
             attack.apply(&mut m, &mut ctx).unwrap();

@@ -281,7 +281,7 @@ fn an_attacks_rows_are_checked_once_for_every_caller() {
     let ids = [0, 1, 2, 3];
     let run = |malicious: &[usize]| {
         let rng = ChaCha8Rng::seed_from_u64(0);
-        let defence = Defence::Strategy { strategy: &strategy, weights: None, f_default: None, ids: None, rng: &rng };
+        let defence = Defence::Strategy { strategy: &strategy, weights: None, f_default: None, round: Default::default(), rng: &rng };
         let round = AttackRound { malicious, client_ids: &ids, defence };
         attack_round(x.view(), std::slice::from_ref(&alie), &round, &mut ChaCha8Rng::seed_from_u64(0)).map(|(m, _)| m)
     };

@@ -35,7 +35,7 @@ fn new_err(num_clients: usize, malicious: Option<Vec<usize>>, num_malicious: usi
 }
 
 fn step(o: &mut Orchestrator, x: &OwnedMatrix) -> RoundSummary {
-    o.step(x.view(), None, None).unwrap().clone()
+    o.step(x.view(), None, None, None).unwrap().clone()
 }
 
 #[test]
@@ -74,12 +74,12 @@ fn client_ids_select_who_is_in_the_round() {
     // Federation of 10, malicious {2, 7}; this round samples clients 7, 0, 5: one malicious.
     let mut o = orch("FedAvg", &["ipm(epsilon=1.0)"], 10, Some(vec![2, 7]), 0, 0);
     let x = col(&[100.0, 2.0, 4.0]);
-    let s = o.step(x.view(), None, Some(&[7, 0, 5])).unwrap().clone();
+    let s = o.step(x.view(), None, Some(&[7, 0, 5]), None).unwrap().clone();
     assert_eq!((s.num_malicious, s.malicious_clients.clone()), (1, vec![7]));
     // ipm(ε = 1): row 0 becomes −mean(2, 4) = −3 → FedAvg (−3 + 2 + 4)/3 = 1; honest mean 3.
     assert!((s.attack_distance - 2.0).abs() < 1e-6, "{}", s.attack_distance);
     // A round with no malicious client runs no attack.
-    let s = o.step(x.view(), None, Some(&[1, 3, 4])).unwrap().clone();
+    let s = o.step(x.view(), None, Some(&[1, 3, 4]), None).unwrap().clone();
     assert_eq!(s.num_malicious, 0);
     assert!(s.attacks.is_empty());
     assert_eq!(s.attack_distance, 0.0);
@@ -90,9 +90,9 @@ fn f_defaults_to_the_number_of_malicious_clients_in_the_round() {
     // Krum without f: with 2 malicious clients among 7 it runs as Krum(f=2); among 6 it needs n > 6.
     let x = col(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
     let mut o = orch("Krum", &[], 10, Some(vec![0, 1]), 0, 0);
-    assert!(o.step(x.view(), None, None).is_ok());
+    assert!(o.step(x.view(), None, None, None).is_ok());
     let y = col(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
-    let e = o.step(y.view(), None, None).unwrap_err().to_string();
+    let e = o.step(y.view(), None, None, None).unwrap_err().to_string();
     assert_eq!(e, "Expected n > 2f + 2 = 6 for Krum with f = 2, got n = 6");
     // A failed round is not recorded.
     assert_eq!(o.history().len(), 1);
@@ -116,7 +116,7 @@ fn server_optimiser_moves_the_global_model_across_rounds() {
     o.set_global_model(vec![10.0]).unwrap();
     step(&mut o, &x);
     assert_eq!(o.global_model().unwrap(), &[12.0]);
-    let e = o.step(mat(&[&[1.0, 2.0]]).view(), None, Some(&[0])).unwrap_err().to_string();
+    let e = o.step(mat(&[&[1.0, 2.0]]).view(), None, Some(&[0]), None).unwrap_err().to_string();
     assert_eq!(e, "Expected 1 parameters (the global model) for the update size, got 2");
 }
 
@@ -206,12 +206,12 @@ fn configuration_and_step_errors() {
 
     let mut o = orch("FedAvg", &[], 5, None, 0, 0);
     let x = col(&[1.0, 2.0]);
-    let e = |o: &mut Orchestrator, ids: &[usize]| o.step(x.view(), None, Some(ids)).unwrap_err().to_string();
+    let e = |o: &mut Orchestrator, ids: &[usize]| o.step(x.view(), None, Some(ids), None).unwrap_err().to_string();
     assert_eq!(e(&mut o, &[0]), "Expected 2 ids (one per update row) for client_ids, got 1");
     assert_eq!(e(&mut o, &[1, 1]), "Expected distinct client ids, got 1 twice");
     assert_eq!(e(&mut o, &[0, 5]), "Expected ids below num_clients = 5 for client ids, got 5");
     assert_eq!(
-        o.step(x.view(), Some(&[1.0]), None).unwrap_err().to_string(),
+        o.step(x.view(), Some(&[1.0]), None, None).unwrap_err().to_string(),
         "Expected 2 values (one per update row) for weights, got 1 values"
     );
     assert_eq!(o.set_global_model(vec![]).unwrap_err().to_string(), "Expected at least one parameter for the global model, got 0");

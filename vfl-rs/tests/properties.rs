@@ -326,7 +326,7 @@ proptest! {
                 num_malicious: 0,
                 seed,
             }).unwrap();
-            let _ = o.step(x.view(), w.as_deref(), None);
+            let _ = o.step(x.view(), w.as_deref(), None, None);
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod centered_clipping;
 pub mod clustering;
+pub mod fltrust;
 pub mod foolsgold;
 pub mod geometric_median;
 pub mod krum;
@@ -14,6 +15,7 @@ use crate::error::{Result, VflError};
 use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
 use crate::rules::clustering::{Clustered, Combine};
 use crate::spec::ComponentConfig;
+use crate::strategy::RoundInputs;
 use crate::trace::{normalised, selection_share, window_shares, Trace};
 
 /// A configured rule. Stateful rules (centered clipping) keep their state here across rounds.
@@ -83,6 +85,8 @@ pub enum Rule {
         kappa: f64,
         history: foolsgold::History,
     },
+    /// Needs the server's update on its root data (`RoundInputs::reference`).
+    FlTrust,
 }
 
 /// ClippedClustering's linkage.
@@ -134,6 +138,7 @@ impl Rule {
                     Rule::ClippedClustering { max_tau: p.f64("max_tau")?, linkage, combine, history: Vec::new() }
                 }
             }
+            "FLTrust" => Rule::FlTrust,
             "FoolsGold" => Rule::FoolsGold { kappa: p.f64("kappa")?, history: foolsgold::History::new() },
             "DnC" => {
                 Rule::Dnc { f: p.opt_usize("f")?, sub_dim: p.usize("sub_dim")?, iters: p.usize("iters")?, frac: p.f64("filter_frac")? }
@@ -214,6 +219,7 @@ impl Rule {
             Rule::SignGuard { .. } => "SignGuard",
             Rule::ClippedClustering { .. } => "ClippedClustering",
             Rule::FoolsGold { .. } => "FoolsGold",
+            Rule::FlTrust => "FLTrust",
         }
     }
 
@@ -225,7 +231,7 @@ impl Rule {
     }
 
     pub fn aggregate(&mut self, x: Matrix, w: &[f64], f_default: Option<usize>, rng: &mut ChaCha8Rng) -> Result<Vec<f32>> {
-        Ok(self.aggregate_traced(x, w, f_default, None, rng, false)?.0)
+        Ok(self.aggregate_traced(x, w, f_default, RoundInputs::default(), rng, false)?.0)
     }
 
     /// Whether the rule follows clients across rounds by their ids (and so needs each row to be
@@ -237,14 +243,13 @@ impl Rule {
     /// Aggregate, and say what the rule did (see `crate::trace`). Selections, clipping and the
     /// shares that fall out of the computation are always traced; with `trace`, the
     /// coordinate-wise rules also compute their row shares (one more sort per column).
-    /// Randomised rules (DnC's coordinate draws) draw from `rng`; rules that follow clients
-    /// across rounds (FoolsGold) key them by `ids` (one per row; the row indices when `None`).
+    /// Randomised rules (DnC's coordinate draws) draw from `rng`; see `RoundInputs` for `round`.
     pub fn aggregate_traced(
         &mut self,
         x: Matrix,
         w: &[f64],
         f_default: Option<usize>,
-        ids: Option<&[usize]>,
+        round: RoundInputs,
         rng: &mut ChaCha8Rng,
         trace: bool,
     ) -> Result<(Vec<f32>, Trace)> {
@@ -311,9 +316,27 @@ impl Rule {
                 };
                 clustered(x, w, clustering::clipped_clustering(x, w, history, *max_tau, method, *combine)?)
             }
+            Rule::FlTrust => {
+                let Some(server) = round.reference else {
+                    return Err(VflError::value(
+                        "FLTrust needs the server's update on its root data: run it in a federated run (the server trains on its root examples each round) or pass reference=",
+                    ));
+                };
+                if server.len() != x.d() {
+                    return Err(VflError::expected(
+                        "FLTrust's reference update",
+                        format!("{} values (the updates' size)", x.d()),
+                        server.len(),
+                    ));
+                }
+                let (out, trust) = fltrust::fltrust(x, server);
+                let kept: Vec<usize> = (0..n).filter(|&i| trust[i] > 0.0).collect();
+                let share = normalised(&trust).or(Some(vec![0.0; n])); // nobody trusted: no share
+                (out, Trace { share, selected: Some(kept), ..Trace::default() })
+            }
             Rule::FoolsGold { kappa, history } => {
                 let rows: Vec<usize> = (0..n).collect();
-                let ids = ids.unwrap_or(&rows);
+                let ids = round.ids.unwrap_or(&rows);
                 if ids.len() != n {
                     return Err(VflError::expected("client ids", format!("{n} (one per update row)"), ids.len()));
                 }
