@@ -18,7 +18,8 @@ use crate::spec::ComponentConfig;
 use crate::strategy::RoundInputs;
 use crate::trace::{normalised, selection_share, window_shares, Trace};
 
-/// A configured rule. Stateful rules (centered clipping) keep their state here across rounds.
+/// A configured rule. Stateful rules (centered clipping's centre, ClippedClustering's norm history,
+/// FoolsGold's per-client history) keep their state here across rounds.
 #[derive(Clone, Debug)]
 pub enum Rule {
     Mean,
