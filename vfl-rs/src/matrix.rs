@@ -188,6 +188,11 @@ pub fn sq_dist_par(a: &[f32], b: &[f32]) -> f64 {
     partial.iter().sum()
 }
 
+/// The rows whose values are all finite.
+pub fn finite_rows(x: Matrix) -> Vec<usize> {
+    (0..x.n()).filter(|&i| x.row(i).iter().all(|v| v.is_finite())).collect()
+}
+
 /// L2 norm of every row (parallel over rows; each row summed in a fixed order).
 pub fn row_norms(x: Matrix) -> Vec<f64> {
     (0..x.n()).into_par_iter().map(|i| sq_norm(x.row(i)).sqrt()).collect()

@@ -209,11 +209,11 @@ impl Orchestrator {
         let honest_mean = weighted_mean(x.select_rows(reference).view(), &vec![1.0; reference.len()]);
         let f_default = Some(malicious.len());
 
+        let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
         let t0 = Instant::now();
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())
         } else {
-            let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
             let defence = Defence::Strategy { strategy: &self.strategy, weights, f_default, round: inputs, rng: &aggregation_rng };
             let round = AttackRound { malicious: &malicious, client_ids: &ids, defence };
             let (m, outcomes) = attack_round(x, &self.attacks, &round, &mut attack_rng)?;
@@ -222,7 +222,6 @@ impl Orchestrator {
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
         let mut rng = aggregation_rng;
-        let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
         let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, inputs, &mut rng, NonFinite::Propagate, true)?;
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");

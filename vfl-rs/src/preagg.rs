@@ -167,7 +167,8 @@ pub(crate) fn mix_rows(x: Matrix, groups: &[Vec<(usize, f64)>]) -> OwnedMatrix {
     res
 }
 
-fn scale_rows(x: Matrix, scale: &[f64]) -> OwnedMatrix {
+/// Each row of `x` times its `scale` (rows with scale 1 copied as they are).
+pub(crate) fn scale_rows(x: Matrix, scale: &[f64]) -> OwnedMatrix {
     let mut out = x.to_owned();
     let d = x.d();
     out.data.par_chunks_mut(d).zip(scale).for_each(|(row, &s)| {

@@ -13,6 +13,7 @@ use rand_xoshiro::Xoshiro256Plus;
 
 use crate::error::{Result, VflError};
 use crate::matrix::{gram, median_finite, row_norms, Matrix, OwnedMatrix};
+use crate::preagg::scale_rows;
 use crate::rules::median::coordinate_median;
 use crate::rules::spectral::mean_of;
 
@@ -33,18 +34,11 @@ pub struct Clustered {
     pub radius: f64,
 }
 
-/// The rows of `x` clipped to norm `radius` (those longer than it), as a new matrix, and how many.
+/// The rows of `x` clipped to norm `radius` (the finite ones longer than it: non-finite rows are
+/// left out by the callers), as a new matrix, and how many.
 fn clip_rows(x: Matrix, norms: &[f64], radius: f64) -> (OwnedMatrix, usize) {
-    let mut out = x.to_owned();
-    let mut clipped = 0;
-    for (i, &l) in norms.iter().enumerate() {
-        if l > radius && l.is_finite() {
-            let s = (radius / l) as f32;
-            out.row_mut(i).iter_mut().for_each(|v| *v *= s);
-            clipped += 1;
-        }
-    }
-    (out, clipped)
+    let scale: Vec<f64> = norms.iter().map(|&l| if l > radius && l.is_finite() { radius / l } else { 1.0 }).collect();
+    (scale_rows(x, &scale), scale.iter().filter(|&&s| s < 1.0).count())
 }
 
 fn combine(x: Matrix, w: &[f64], rows: &[usize], how: Combine) -> Vec<f32> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::matrix::{gram, weighted_mean, Matrix, OwnedMatrix};
+use crate::matrix::{finite_rows, gram, weighted_mean, Matrix, OwnedMatrix};
 
 /// Each client's summed updates so far, keyed by client id: the state FoolsGold keeps across
 /// rounds (in the orchestrator's strategy).
@@ -20,7 +20,7 @@ pub type History = HashMap<usize, Vec<f32>>;
 /// remembered. Returns the aggregate and each row's weight α_i·w_i (not normalised).
 pub fn foolsgold(x: Matrix, w: &[f64], ids: &[usize], kappa: f64, history: &mut History) -> (Vec<f32>, Vec<f64>) {
     let (n, d) = (x.n(), x.d());
-    let finite: Vec<usize> = (0..n).filter(|&i| x.row(i).iter().all(|v| v.is_finite())).collect();
+    let finite = finite_rows(x);
     for &r in &finite {
         let h = history.entry(ids[r]).or_insert_with(|| vec![0.0; d]);
         if h.len() != d {

@@ -331,9 +331,7 @@ impl Rule {
                     ));
                 }
                 let (out, trust) = fltrust::fltrust(x, server);
-                let kept: Vec<usize> = (0..n).filter(|&i| trust[i] > 0.0).collect();
-                let share = normalised(&trust).or(Some(vec![0.0; n])); // nobody trusted: no share
-                (out, Trace { share, selected: Some(kept), ..Trace::default() })
+                (out, trusted(&trust))
             }
             Rule::FoolsGold { kappa, history } => {
                 let rows: Vec<usize> = (0..n).collect();
@@ -342,9 +340,7 @@ impl Rule {
                     return Err(VflError::expected("client ids", format!("{n} (one per update row)"), ids.len()));
                 }
                 let (out, weight) = foolsgold::foolsgold(x, w, ids, *kappa, history);
-                let kept: Vec<usize> = (0..n).filter(|&i| weight[i] > 0.0).collect();
-                let share = normalised(&weight).or(Some(vec![0.0; n])); // nobody trusted: no share
-                (out, Trace { share, selected: Some(kept), ..Trace::default() })
+                (out, trusted(&weight))
             }
         })
     }
@@ -368,4 +364,13 @@ fn clustered(x: Matrix, w: &[f64], c: Clustered) -> (Vec<f32>, Trace) {
     let (out, mut t) = chosen(x, w, (c.out, c.kept));
     (t.clipped, t.radius) = (Some(c.clipped), Some(c.radius));
     (out, t)
+}
+
+/// A trust-weighting rule's trace (FLTrust, FoolsGold): each row's share of the weights, the rows
+/// of non-zero weight as its selection; when nobody is trusted, no row has a share.
+fn trusted(weight: &[f64]) -> Trace {
+    let n = weight.len();
+    let kept: Vec<usize> = (0..n).filter(|&i| weight[i] > 0.0).collect();
+    let share = normalised(weight).or(Some(vec![0.0; n]));
+    Trace { share, selected: Some(kept), ..Trace::default() }
 }

@@ -11,21 +11,16 @@ use rand::seq::index::sample;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Result, VflError};
-use crate::matrix::{gram, pairwise_sq_dists, weighted_mean, Matrix};
+use crate::matrix::{finite_rows, gram, pairwise_sq_dists, weighted_mean, Matrix};
+use crate::trace::selection_share;
 
-/// The rows whose values are all finite.
-fn finite_rows(x: Matrix) -> Vec<usize> {
-    (0..x.n()).filter(|&i| x.row(i).iter().all(|v| v.is_finite())).collect()
-}
-
-/// The weighted mean of the listed rows (equally weighted when their weights sum to 0).
+/// The weighted mean of the listed rows (equally weighted when their weights sum to 0; NaN when
+/// none is listed), with the weights a selection's trace gives them.
 pub(crate) fn mean_of(x: Matrix, w: &[f64], rows: &[usize]) -> Vec<f32> {
-    let mut coeff = vec![0.0; x.n()];
-    rows.iter().for_each(|&i| coeff[i] = w[i]);
-    if coeff.iter().sum::<f64>() <= 0.0 {
-        rows.iter().for_each(|&i| coeff[i] = 1.0);
+    match selection_share(x.n(), rows, w) {
+        Some(share) => weighted_mean(x, &share),
+        None => vec![f32::NAN; x.d()],
     }
-    weighted_mean(x, &coeff)
 }
 
 /// Largest eigenvalue of the symmetric `k × k` matrix `a` (row-major, finite, k ≥ 1) and a unit
