@@ -6,7 +6,7 @@ checked against real rounds in ``vfl-rs/tests/attacks.rs``; here the defences th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -16,13 +16,7 @@ from torch import nn
 from velocity import FederatedServer, apply_attack, extend, load_federated
 from velocity.decentralised import MonnaSimulation, nearest_neighbour_mix
 
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    before = dict(extend._REGISTRY)
-    yield
-    extend._REGISTRY.clear()
-    extend._REGISTRY.update(before)
+pytestmark = pytest.mark.usefixtures("clean_extend_registry")
 
 
 def log_grid(lower: float, upper: float, steps: int) -> np.ndarray:

@@ -3,7 +3,6 @@ in this process and in a sweep's worker processes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,7 @@ import pytest
 from velocity import FederatedServer, Sweep, extend, load_federated
 from velocity.sweep.spec import RunSpec
 
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> Iterator[None]:
-    before = dict(extend._REGISTRY)
-    yield
-    extend._REGISTRY.clear()
-    extend._REGISTRY.update(before)
+pytestmark = pytest.mark.usefixtures("clean_extend_registry")
 
 
 def weighted_mean(updates, *, f, weights):  # FedAvg, written in Python

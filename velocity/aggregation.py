@@ -61,27 +61,27 @@ def as_update_matrix(updates: Any, *, name: str = "updates") -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
+def _as_vector(value: Any, length: int, dtype: type, what: str, numbers: str, values: str) -> np.ndarray:
+    """``value`` as ``length`` contiguous numbers of ``dtype``; ``numbers`` and ``values`` finish
+    the messages for a value that is not numbers and for one of the wrong shape."""
+    try:
+        v: np.ndarray = np.ascontiguousarray(value, dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"Expected {what} as {length} {numbers}, got {value!r}") from None
+    if v.ndim != 1 or v.shape[0] != length:
+        raise ValueError(f"Expected {what} as {length} {values}, got shape {v.shape}")
+    return v
+
+
 def as_weights(weights: Any, n: int) -> np.ndarray | None:
     if weights is None:
         return None
-    try:
-        w = np.ascontiguousarray(weights, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"Expected weights as {n} numbers (one per update row), got {weights!r}") from None
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError(f"Expected weights as {n} values (one per update row), got shape {w.shape}")
-    return w
+    return _as_vector(weights, n, np.float64, "weights", "numbers (one per update row)", "values (one per update row)")
 
 
 def as_reference(reference: Any, d: int) -> np.ndarray:
     """The server's own update (FLTrust's reference) as d contiguous float32 values."""
-    try:
-        r = np.ascontiguousarray(reference, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise ValueError(f"Expected the server's update as {d} numbers, got {reference!r}") from None
-    if r.ndim != 1 or r.shape[0] != d:
-        raise ValueError(f"Expected the server's update as {d} values (the updates' size), got shape {r.shape}")
-    return r
+    return _as_vector(reference, d, np.float32, "the server's update", "numbers", "values (the updates' size)")
 
 
 def aggregate(
