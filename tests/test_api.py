@@ -32,6 +32,7 @@ EXPECTED_STRATEGIES = {
     "SignGuard",
     "ClippedClustering",
     "FoolsGold",
+    "FLAME",
     "FLTrust",
     "FedAvgM",
     "FedAdam",

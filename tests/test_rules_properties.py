@@ -381,6 +381,37 @@ def test_foolsgold_one_round(x):
     np.testing.assert_allclose(aggregate(x, "FoolsGold"), ref_foolsgold(x), atol=tol(x))
 
 
+def ref_flame(x):
+    """FLAME's Algorithm 1 without noise, with scikit-learn's HDBSCAN as the reference clustering."""
+    from sklearn.cluster import HDBSCAN
+
+    x64 = x.astype(np.float64)
+    n = len(x)
+    norms = np.linalg.norm(x64, axis=1)
+    unit = x64 / np.maximum(norms, 1e-8)[:, None]
+    dist = 1.0 - unit @ unit.T
+    np.fill_diagonal(dist, 0.0)
+    clusterer = HDBSCAN(metric="precomputed", min_cluster_size=n // 2 + 1, min_samples=1, allow_single_cluster=True, copy=True)
+    labels = clusterer.fit((dist + dist.T) / 2).labels_
+    admitted = np.flatnonzero(labels == 0)
+    assert len(admitted) > n // 2, labels  # one cluster, holding a majority, as FLAME assumes
+    s = np.median(norms)
+    return (x64[admitted] * np.minimum(1.0, s / norms[admitted])[:, None]).mean(axis=0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_flame_against_scikit_learns_hdbscan(seed):
+    """Two groups of updates around two random directions (continuous draws: no distance ties,
+    which HDBSCAN's labelling is sensitive to), the second a minority of any size."""
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(2, 25)), int(rng.integers(2, 30))
+    f = int(rng.integers(0, (n - 1) // 2 + 1))
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    x[: n - f] += (rng.normal(size=d) * rng.uniform(0, 3)).astype(np.float32)
+    x[n - f :] += (rng.normal(size=d) * rng.uniform(0, 3)).astype(np.float32)
+    np.testing.assert_allclose(aggregate(x, "FLAME(noise_level=0)"), ref_flame(x), atol=tol(x))
+
+
 @pytest.mark.parametrize("rule", ["MDA", "SMEA"])
 @given(honest=arrays(np.float32, (9, 6), elements=st.floats(-1, 1, width=32)), f=st.integers(1, 4), seed=st.integers(0, 1000))
 def test_the_greedy_search_beyond_max_subsets_drops_a_far_cluster(rule, honest, f, seed):
@@ -416,6 +447,7 @@ ALL_RULES = [
     "DnC(f=1)",
     "SignGuard",
     "ClippedClustering",
+    "FLAME(noise_level=0)",
 ]
 
 

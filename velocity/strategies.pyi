@@ -5,7 +5,7 @@ from typing import Literal
 from velocity.registry import ComponentInfo
 from velocity.specs import Component, StrategySpec, parse_strategy
 
-__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FLTrust", "FoolsGold", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
+__all__ = ["Component", "StrategySpec", "parse_strategy", "FedAvg", "FedProx", "FedMedian", "TrimmedMean", "Krum", "MultiKrum", "Bulyan", "GeometricMedian", "CenteredClipping", "Meamed", "MDA", "SMEA", "CAF", "DnC", "SignGuard", "ClippedClustering", "FLAME", "FLTrust", "FoolsGold", "FedAvgM", "FedAdam", "FedYogi", "FedAdagrad", "NNM", "Bucketing", "Clipping", "ARC"]
 
 class FedAvg(Component):
     """Mean of the updates weighted by the clients' sample counts.
@@ -327,6 +327,25 @@ class ClippedClustering(Component):
 
     info: ComponentInfo
     def __init__(self, *, max_tau: float = ..., linkage: Literal['average', 'single'] = ..., agg: Literal['mean', 'median'] = ...) -> None: ...
+
+
+class FLAME(Component):
+    """Admit the majority cluster of HDBSCAN on cosine distances, clip it to the median norm S of all updates, average, and add Gaussian noise of standard deviation noise_level·S.
+
+    Parameters
+    ----------
+    noise_level : float, default 0.001, >= 0
+        λ: the noise's standard deviation in multiples of the clipping bound (the paper's 0.001 for image classification; 0 for none)
+
+    Requires: n >= 1.
+
+    References
+    ----------
+    Nguyen et al., FLAME: Taming Backdoors in Federated Learning, USENIX Security 2022
+    """
+
+    info: ComponentInfo
+    def __init__(self, *, noise_level: float = ...) -> None: ...
 
 
 class FLTrust(Component):

@@ -14,7 +14,9 @@ honest worker
    received models closest to its own, itself included. ``aggregator="average"`` averages every
    received model instead: that is plain decentralised SGD (gossip averaging, with the same local
    momentum), the non-robust baseline. Any registered aggregation rule (``"TrimmedMean"``,
-   ``"Krum"``, ...) can be applied to each worker's received set as well.
+   ``"Krum"``, ...) can be applied to each worker's received set as well; it sees the models
+   themselves, and a rule that keeps state across rounds (CenteredClipping's centre,
+   ClippedClustering's norms, FoolsGold's histories) starts afresh on every received set.
 
 The Byzantine models are generated once per round, from the honest post-step models, by an update
 attack of the Rust core (:func:`velocity.apply_attack`): the attack sees the ``(n − f) × d``

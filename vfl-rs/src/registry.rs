@@ -331,6 +331,16 @@ pub static REGISTRY: &[ComponentSpec] = &[
         ],
     },
     ComponentSpec {
+        name: "FLAME",
+        aliases: &[],
+        kind: Kind::Rule,
+        summary: "Admit the majority cluster of HDBSCAN on cosine distances, clip it to the median norm S of all updates, average, and add Gaussian noise of standard deviation noise_level·S.",
+        reference: "Nguyen et al., FLAME: Taming Backdoors in Federated Learning, USENIX Security 2022",
+        requires: "n >= 1",
+        accepts_non_finite: true,
+        params: &[p("noise_level", Float, float(0.001), Ge(0.0), Any, "λ: the noise's standard deviation in multiples of the clipping bound (the paper's 0.001 for image classification; 0 for none)")],
+    },
+    ComponentSpec {
         name: "FLTrust",
         aliases: &[],
         kind: Kind::Rule,

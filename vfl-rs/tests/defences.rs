@@ -176,7 +176,7 @@ fn clipped_clustering_clips_to_the_median_of_every_norm_seen_and_keeps_the_large
 fn clustering_rules_leave_non_finite_updates_out() {
     let mut x = mat(&[&[1.0, 2.0], &[2.0, 1.0], &[1.5, 2.5], &[3.0, 2.0], &[-4.0, 6.0]]);
     x.data[9] = f32::INFINITY;
-    for rule in ["SignGuard", "ClippedClustering"] {
+    for rule in ["SignGuard", "ClippedClustering", "FLAME"] {
         let mut s = Strategy::new(spec(rule)).unwrap();
         let (out, t) = s
             .aggregate_traced(x.view(), None, None, RoundInputs::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true)
@@ -278,4 +278,44 @@ fn fltrust_trusts_updates_by_their_direction_against_the_servers_and_rescales_th
         )
         .unwrap_err();
     assert_eq!(e.to_string(), "Expected 2 values (the updates' size) for FLTrust's reference update, got 1");
+}
+
+/// Unit vector at `deg` degrees, scaled by `r`.
+fn polar(r: f32, deg: f32) -> [f32; 2] {
+    let a = deg.to_radians();
+    [r * a.cos(), r * a.sin()]
+}
+
+#[test]
+fn flame_admits_the_majority_cluster_clips_to_the_median_norm_and_adds_noise_of_that_scale() {
+    // benign at 0°, 10°, 20° (norms 1, 2, 3), attackers at 170°, 180° (norm 0.5). Single linkage on
+    // 1 − cos joins each trio/pair at 1 − cos 10° and the two groups at 1 − cos 150°; with
+    // min_cluster_size ⌊5/2⌋ + 1 = 3 the pair falls out as noise there and the trio stays to the
+    // end: admitted. S = median(1, 2, 3, 0.5, 0.5) = 1 clips the 2 and the 3 to unit length; the
+    // mean of the unit vectors at 0°, 10°, 20°.
+    let rows = [polar(1.0, 0.0), polar(2.0, 10.0), polar(3.0, 20.0), polar(0.5, 170.0), polar(0.5, 180.0)];
+    let x = mat(&rows.iter().map(|r| &r[..]).collect::<Vec<_>>());
+    let (out, t) = traced(&x, "FLAME(noise_level=0)");
+    let (c10, c20, s10, s20) = (10f64.to_radians().cos(), 20f64.to_radians().cos(), 10f64.to_radians().sin(), 20f64.to_radians().sin());
+    assert_close(&out, &[(1.0 + c10 + c20) / 3.0, (s10 + s20) / 3.0], 1e-6);
+    assert_eq!((t.selected, t.clipped), (Some(vec![0, 1, 2]), Some(2)));
+    assert!((t.radius.unwrap() - 1.0).abs() < 1e-6);
+    // identical updates (every distance 0) are one cluster; one update is its own aggregate
+    assert_close(&agg(&mat(&[&[1.0, 2.0], &[1.0, 2.0], &[1.0, 2.0]]), "FLAME(noise_level=0)"), &[1.0, 2.0], 1e-6);
+    assert_close(&agg(&mat(&[&[3.0, 4.0]]), "FLAME(noise_level=0)"), &[3.0, 4.0], 1e-6);
+
+    // the noise: N(0, (λ·S)²) per coordinate, drawn from the round's stream. Over d = 20 000
+    // coordinates the sample standard deviation is within 3 % of λ·S (its relative standard
+    // error is 1/√(2d) = 0.5 %) and the sample mean within 5·λS/√d of 0.
+    let d = 20_000;
+    let x = gaussian(7, d, 0.1, 1.0, 3);
+    let clean = agg(&x, "FLAME(noise_level=0)");
+    let (noisy, t) = traced(&x, "FLAME(noise_level=0.5)");
+    let sigma = 0.5 * t.radius.unwrap();
+    let diff: Vec<f64> = noisy.iter().zip(&clean).map(|(a, b)| (a - b) as f64).collect();
+    let mean = diff.iter().sum::<f64>() / d as f64;
+    let sd = (diff.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d - 1) as f64).sqrt();
+    assert!((sd / sigma - 1.0).abs() < 0.03, "noise sd {sd}, expected {sigma}");
+    assert!(mean.abs() < 5.0 * sigma / (d as f64).sqrt(), "noise mean {mean}");
+    assert_eq!(bits(&noisy), bits(&traced(&x, "FLAME(noise_level=0.5)").0), "the same stream gives the same noise");
 }

@@ -1,6 +1,8 @@
-//! Defences that cluster the updates: SignGuard (k-means on sign statistics, linfa) and
-//! ClippedClustering (agglomerative clustering on cosine distances, kodama).
+//! Defences that cluster the updates: SignGuard (k-means on sign statistics, linfa),
+//! ClippedClustering (agglomerative clustering on cosine distances, kodama) and FLAME (HDBSCAN on
+//! cosine distances, the `hdbscan` crate).
 
+use hdbscan::{DistanceMetric, Hdbscan, HdbscanHyperParams};
 use kodama::{linkage, Method};
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -8,6 +10,7 @@ use linfa_clustering::KMeans;
 use ndarray_015::Array2;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256Plus;
 
@@ -129,14 +132,10 @@ pub fn clipped_clustering(x: Matrix, w: &[f64], history: &mut Vec<f64>, max_tau:
         0 => Vec::new(),
         1 => finite.clone(),
         k => {
-            let g = gram(clipped_x.view(), &finite); // one blocked pass for every pair
-            let norm = |i: usize| g[i * n + i].sqrt().max(1e-8);
+            let dist = cosine_distances(clipped_x.view(), &finite);
             let mut condensed = Vec::with_capacity(k * (k - 1) / 2);
             for a in 0..k {
-                for b in a + 1..k {
-                    let (i, j) = (finite[a], finite[b]);
-                    condensed.push(1.0 - g[i * n + j] / (norm(i) * norm(j)));
-                }
+                condensed.extend_from_slice(&dist[a * k + a + 1..(a + 1) * k]);
             }
             let dendrogram = linkage(&mut condensed, k, method);
             // the last merge joins the two clusters; each is an observation (label < k) or the
@@ -172,4 +171,70 @@ pub fn clipped_clustering(x: Matrix, w: &[f64], history: &mut Vec<f64>, max_tau:
         }
     };
     Ok(Clustered { out: combine(clipped_x.view(), w, &kept, how), kept, clipped, radius: tau })
+}
+
+/// The `k × k` matrix (row-major) of cosine distances 1 − cos between the listed rows of `x`,
+/// from one blocked Gram pass; a row of norm below 1e-8 is measured as if of norm 1e-8. Each
+/// pair is computed once, so the matrix is exactly symmetric.
+fn cosine_distances(x: Matrix, rows: &[usize]) -> Vec<f64> {
+    let (n, k) = (x.n(), rows.len());
+    let g = gram(x, rows);
+    let norm = |i: usize| g[i * n + i].sqrt().max(1e-8);
+    let mut dist = vec![0.0; k * k];
+    for a in 0..k {
+        for b in a + 1..k {
+            let (i, j) = (rows[a], rows[b]);
+            let d = 1.0 - g[i * n + j] / (norm(i) * norm(j));
+            (dist[a * k + b], dist[b * k + a]) = (d, d);
+        }
+    }
+    dist
+}
+
+/// FLAME (Nguyen, Rieger, Chen, Yalame, Möllering, Fereidooni, Marchal, Miettinen, Mirhoseini,
+/// Zeitouni, Koushanfar, Sadeghi, Schneider, "FLAME: Taming Backdoors in Federated Learning",
+/// USENIX Security 2022), Algorithm 1 on the updates: HDBSCAN on the cosine distances 1 − cos
+/// (min_cluster_size ⌊k/2⌋ + 1, min_samples 1, a single cluster allowed) admits the majority
+/// cluster; the admitted updates are clipped to S, the median norm of all of them; their weighted
+/// mean gets Gaussian noise of standard deviation `noise_level`·S on every coordinate (the paper
+/// adds it to the global model, which the aggregate update moves). Non-finite rows are left out
+/// first; when HDBSCAN labels every update noise, every finite update is admitted (the paper
+/// assumes a majority cluster always exists).
+pub fn flame(x: Matrix, w: &[f64], noise_level: f64, rng: &mut ChaCha8Rng) -> Result<Clustered> {
+    let n = x.n();
+    let norms = row_norms(x);
+    let finite: Vec<usize> = (0..n).filter(|&i| norms[i].is_finite()).collect();
+    let s = median_finite(&norms);
+    let kept = match finite.len() {
+        0 | 1 => finite.clone(),
+        k => {
+            let dist = cosine_distances(x, &finite);
+            let rows: Vec<Vec<f64>> = dist.chunks(k).map(<[f64]>::to_vec).collect();
+            let params = HdbscanHyperParams::builder()
+                .min_cluster_size(k / 2 + 1)
+                .min_samples(1)
+                .allow_single_cluster(true)
+                .dist_metric(DistanceMetric::Precalculated)
+                .build();
+            let labels = Hdbscan::new(&rows, params).cluster().map_err(|e| VflError::value(format!("FLAME's HDBSCAN failed: {e}")))?;
+            // min_cluster_size above k/2 leaves room for one cluster; the largest, should the
+            // crate ever give more (ties: the lowest label)
+            let largest = (0..k as i32).filter(|&l| labels.contains(&l)).max_by_key(|&l| (labels.iter().filter(|&&m| m == l).count(), -l));
+            match largest {
+                Some(l) => (0..k).filter(|&a| labels[a] == l).map(|a| finite[a]).collect(),
+                None => finite.clone(),
+            }
+        }
+    };
+    let scale: Vec<f64> = (0..n).map(|i| if kept.contains(&i) && norms[i] > s { s / norms[i] } else { 1.0 }).collect();
+    let clipped = scale.iter().filter(|&&c| c < 1.0).count();
+    let mut out = combine(scale_rows(x, &scale).view(), w, &kept, Combine::Mean);
+    let sigma = noise_level * s;
+    if sigma > 0.0 {
+        let normal = Normal::new(0.0, sigma).map_err(|e| VflError::value(format!("FLAME's noise: {e}")))?;
+        for v in &mut out {
+            *v += normal.sample(rng) as f32;
+        }
+    }
+    Ok(Clustered { out, kept, clipped, radius: s })
 }

@@ -81,6 +81,9 @@ pub enum Rule {
         combine: Combine,
         history: Vec<f64>,
     },
+    Flame {
+        noise_level: f64,
+    },
     /// `history`: each client's summed updates, by client id.
     FoolsGold {
         kappa: f64,
@@ -140,6 +143,7 @@ impl Rule {
                 }
             }
             "FLTrust" => Rule::FlTrust,
+            "FLAME" => Rule::Flame { noise_level: p.f64("noise_level")? },
             "FoolsGold" => Rule::FoolsGold { kappa: p.f64("kappa")?, history: foolsgold::History::new() },
             "DnC" => {
                 Rule::Dnc { f: p.opt_usize("f")?, sub_dim: p.usize("sub_dim")?, iters: p.usize("iters")?, frac: p.f64("filter_frac")? }
@@ -219,6 +223,7 @@ impl Rule {
             Rule::Dnc { .. } => "DnC",
             Rule::SignGuard { .. } => "SignGuard",
             Rule::ClippedClustering { .. } => "ClippedClustering",
+            Rule::Flame { .. } => "FLAME",
             Rule::FoolsGold { .. } => "FoolsGold",
             Rule::FlTrust => "FLTrust",
         }
@@ -317,6 +322,7 @@ impl Rule {
                 };
                 clustered(x, w, clustering::clipped_clustering(x, w, history, *max_tau, method, *combine)?)
             }
+            Rule::Flame { noise_level } => clustered(x, w, clustering::flame(x, w, *noise_level, rng)?),
             Rule::FlTrust => {
                 let Some(server) = round.reference else {
                     return Err(VflError::value(
