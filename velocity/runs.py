@@ -31,13 +31,13 @@ def load_data(spec: RunSpec, *, num_clients: int | None = None) -> Any:
     )
 
 
-def build_trainer(spec: RunSpec) -> tuple[Trainer, str]:
+def build_trainer(spec: RunSpec, *, device: str | None = None) -> tuple[Trainer, str]:
     """The trainer a spec describes (a federated server, or a decentralised simulation) and the
-    data set's name."""
+    data set's name; ``device`` overrides the spec's (a sweep worker's share of the GPUs)."""
     if spec.topology == "decentralised":
         from velocity.decentralised.run import DecentralisedRun
 
-        run = DecentralisedRun(spec)
+        run = DecentralisedRun(spec, device=device)
         return run, run.data.name
     data = load_data(spec)
     local = LocalTrainingConfig(
@@ -54,5 +54,6 @@ def build_trainer(spec: RunSpec) -> tuple[Trainer, str]:
         batched=spec.batched,
         client_momentum=spec.client_momentum,
         seed=spec.seed,
+        device=device or spec.device,
     )
     return server, getattr(data, "name", spec.dataset)

@@ -28,6 +28,7 @@ from velocity.training import (
     evaluate,
     flatten_params,
     poison_labels,
+    resolve_device,
     train_clients_batched,
     train_clients_loop,
 )
@@ -86,6 +87,12 @@ class FederatedServer(Trainer):
         Optimization", ICML 2021, where centered clipping is evaluated with β = 0.9). 0 disables it.
     seed
         Drives the model initialisation, the malicious clients, client sampling and batching.
+    device
+        Where the model, the data and the client training live: ``"auto"`` (a CUDA GPU, then
+        Apple's MPS, then the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or a
+        ``torch.device``. The model is initialised on the CPU from ``seed`` whatever the device;
+        the aggregation runs in the Rust core on the host, which gets one copy of the round's
+        update matrix. GPU kernels are not bit-reproducible as the CPU's are.
     """
 
     def __init__(
@@ -101,8 +108,10 @@ class FederatedServer(Trainer):
         batched: bool = True,
         client_momentum: float = 0.0,
         seed: int = 0,
+        device: str | torch.device = "auto",
     ) -> None:
         self.data = data
+        self.device = resolve_device(device)
         if not 0.0 <= client_momentum < 1.0:
             raise ValueError(f"Expected client_momentum in [0, 1), got {client_momentum!r}")
         self.client_momentum = client_momentum
@@ -130,15 +139,19 @@ class FederatedServer(Trainer):
         self.clients_per_round = _clients_per_round(clients_per_round, num_clients)
         self.batched = batched
         self.seed = seed
-        self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed)
-        self.orchestrator.global_model = flatten_params(self._model).numpy()
+        self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed).to(self.device)
+        self.orchestrator.global_model = flatten_params(self._model).cpu().numpy()
         if batched:
             self._check_memory(self.clients_per_round)
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
-        self._x_train, self._y_train, self._success = self._plant_backdoor(self._poisoned_labels())
+        x_train, y_train, success = self._plant_backdoor(self._poisoned_labels())
+        # the data on the device once; the clients' minibatches are gathered there
+        self._x_train, self._y_train = x_train.to(self.device), y_train.to(self.device)
+        self._x_test, self._y_test = data.x_test.to(self.device), data.y_test.to(self.device)
+        self._success = dataclasses.replace(success, x=success.x.to(self.device)) if success is not None else None
         self._root = self._root_examples(rule)
-        self.initial_loss, self.initial_accuracy = evaluate(self._model, data.x_test, data.y_test)
+        self.initial_loss, self.initial_accuracy = evaluate(self._model, self._x_test, self._y_test)
         self.history: list[RoundRecord] = []
 
     def _check_memory(self, clients: int) -> None:
@@ -149,7 +162,7 @@ class FederatedServer(Trainer):
         batch = min(self.local.batch_size, largest)
         features = int(np.prod(self.data.input_shape))
         need = batched_memory_floor(clients, parameters, batch, features, momentum=self.local.momentum > 0)
-        have = available_memory()
+        have = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else available_memory()
         if have is not None and need > have:
             raise ValueError(
                 f"Expected a run that fits in memory, got one that needs at least {need / 2**30:.1f} GiB to train {clients} "
@@ -157,22 +170,26 @@ class FederatedServer(Trainer):
                 f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
             )
 
-    def _root_examples(self, rule: Component) -> np.ndarray | None:
+    def _root_examples(self, rule: Component) -> tuple[torch.Tensor, torch.Tensor] | None:
         """FLTrust's root data: ``root_size`` clean training examples the server holds, a seeded
-        draw from the training set (with its true labels); ``None`` for every other rule."""
+        draw from the training set (with its true labels), on the device; ``None`` for every
+        other rule."""
         if rule.name != "FLTrust":
             return None
         size = min(int(rule.params["root_size"]), len(self.data.y_train))
-        return np.sort(np.random.default_rng([self.seed, 0xF1A7]).choice(len(self.data.y_train), size=size, replace=False))
+        rows = np.sort(np.random.default_rng([self.seed, 0xF1A7]).choice(len(self.data.y_train), size=size, replace=False))
+        index = torch.from_numpy(rows)
+        return self.data.x_train[index].to(self.device), self.data.y_train[index].to(self.device)
 
     def _server_update(self, rnd: int, global_params: torch.Tensor) -> np.ndarray | None:
         """FLTrust's reference: the server's own update, trained on its root data from the global
         model with the clients' local procedure (seeded as a client with the id after the last)."""
         if self._root is None:
             return None
-        plan = ClientBatchPlan.make([self._root], self.local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
-        update = train_clients_loop(self._model, global_params, self.data.x_train, self.data.y_train, plan, self.local)
-        return update[0].numpy()
+        x, y = self._root
+        plan = ClientBatchPlan.make([np.arange(len(y))], self.local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
+        update = train_clients_loop(self._model, global_params, x, y, plan, self.local)
+        return update[0].cpu().numpy()
 
     def _poisoned_labels(self) -> torch.Tensor:
         """Training labels with the data attacks applied to the malicious clients' examples, once."""
@@ -221,7 +238,7 @@ class FederatedServer(Trainer):
         plan = ClientBatchPlan.make(
             [self.data.client_indices[i] for i in ids], self.local, seed=self.seed, round=rnd, client_ids=ids.tolist()
         )
-        global_params = torch.from_numpy(self.orchestrator.global_model)
+        global_params = torch.from_numpy(self.orchestrator.global_model).to(self.device)
         train = train_clients_batched if self.batched else train_clients_loop
         updates = train(self._model, global_params, self._x_train, self._y_train, plan, self.local)
         if self.client_momentum > 0:
@@ -229,14 +246,15 @@ class FederatedServer(Trainer):
         g0 = self._server_update(rnd, global_params)
         t_train = time.perf_counter()
 
+        x = updates.cpu().numpy()  # the one host copy of the round's updates (none on the CPU)
         if self._python_rule is None and not self._python_attacks:
-            summary = self.orchestrator.step(updates.numpy(), weights=self._sizes[ids], client_ids=ids.tolist(), server_update=g0)
+            summary = self.orchestrator.step(x, weights=self._sizes[ids], client_ids=ids.tolist(), server_update=g0)
         else:
-            summary = self._step_with_python(updates.numpy(), self._sizes[ids], ids, rnd, g0)
+            summary = self._step_with_python(x, self._sizes[ids], ids, rnd, g0)
         t_agg = time.perf_counter()
 
-        vector_to_parameters(torch.from_numpy(self.orchestrator.global_model), self._model.parameters())
-        loss, acc = evaluate(self._model, self.data.x_test, self.data.y_test)
+        vector_to_parameters(torch.from_numpy(self.orchestrator.global_model).to(self.device), self._model.parameters())
+        loss, acc = evaluate(self._model, self._x_test, self._y_test)
         success = self._success.rate(self._model) if self._success is not None else math.nan
         if self._python_rule is None:  # a Python rule's rounds are not in the core's history
             self.orchestrator.report_metrics(loss, acc)

@@ -62,6 +62,7 @@ from velocity import _core
 from velocity.aggregation import aggregate, apply_attack
 from velocity.decentralised.setup import validate
 from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec
+from velocity.training.device import resolve_device
 
 __all__ = ["MonnaSimulation", "MonnaStep", "Reach", "nearest_neighbour_mix"]
 
@@ -181,6 +182,10 @@ class MonnaSimulation:
         ``n − f − 1`` peers drawn uniformly from all other nodes.
     seed
         Drives the minibatches, the peer draws and randomised attacks.
+    device
+        Where the workers' models, data and gradients live (see
+        :func:`velocity.training.resolve_device`: ``"auto"``, ``"cpu"``, ``"cuda:1"``, ...);
+        ``None`` keeps the model's own device. The mixing runs in the Rust core on the host.
 
     References
     ----------
@@ -205,6 +210,7 @@ class MonnaSimulation:
         aggregator_kwargs: Mapping[str, Any] | None = None,
         byzantine_reach: Reach = "all",
         seed: int = 0,
+        device: str | torch.device | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"Expected model as a torch.nn.Module, got {type(model).__name__}")
@@ -233,8 +239,11 @@ class MonnaSimulation:
         self._strategy: StrategySpec | None = setup.strategy
         self._keep = setup.keep
 
-        # The model: a private copy; parameters are stacked per worker and fed to functional_call.
+        # The model: a private copy (on `device` when given); parameters are stacked per worker
+        # and fed to functional_call.
         self._module = copy.deepcopy(model)
+        if device is not None:
+            self._module = self._module.to(resolve_device(device))
         named = [(k, p.detach()) for k, p in self._module.named_parameters()]
         if not named:
             raise ValueError("Expected a model with at least one parameter, got none")

@@ -25,7 +25,7 @@ class DecentralisedRun(Trainer):
     honest workers' mean before mixing. The checkpoint is honest worker 0's model.
     """
 
-    def __init__(self, spec: RunSpec) -> None:
+    def __init__(self, spec: RunSpec, *, device: str | None = None) -> None:
         from velocity.decentralised import MonnaSimulation
         from velocity.models import build_model
 
@@ -46,6 +46,7 @@ class DecentralisedRun(Trainer):
             aggregator=aggregator,
             byzantine_reach="all",
             seed=spec.seed,
+            device=device or spec.device,
         )
         self.history: list[RoundRecord] = []
         self.initial_loss, self.initial_accuracy = self._evaluate()
@@ -57,6 +58,10 @@ class DecentralisedRun(Trainer):
     @property
     def model(self) -> torch.nn.Module:
         return self.sim.worker_model(0)
+
+    @property
+    def device(self) -> torch.device:
+        return self.sim.device
 
     def run_round(self) -> RoundRecord:
         start = time.perf_counter()

@@ -15,7 +15,7 @@ from typing import Any
 from velocity.rounds import json_number
 from velocity.sweep.experiment import SpecError, grid
 from velocity.sweep.report import RunResult
-from velocity.sweep.spec import RunSpec, check_against_data
+from velocity.sweep.spec import RunSpec, check_runnable
 from velocity.sweep.verdict import MEAN_RULES, mean_ci, verdicts, versus_best
 
 #: RunSpec keys a panel run takes from the sweep's first run unchanged.
@@ -123,7 +123,7 @@ def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[Ru
             skipped.append(f"{where}: {e}")
             continue
         try:
-            check_against_data([spec])
+            check_runnable([spec])
         except ValueError as e:  # its text names the run
             skipped.append(str(e))
             continue

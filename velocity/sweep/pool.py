@@ -113,7 +113,7 @@ class PoolDriver:
         spec = self.store.spec(i)
         self.store.forget_pid(i)
         python = extend.export(spec.python_components)  # the user's Python rules/attacks, by value
-        return executor.submit(execute_run, spec.model_dump_json(), str(self.store.run_dir(i)), i, events, threads, python)
+        return executor.submit(execute_run, spec.model_dump_json(), str(self.store.run_dir(i)), i, events, threads, python, self.parallel)
 
     def _stop(self, owned: bool, in_flight: dict[Future[Any], int], isolate: list[int]) -> None:
         for fut in in_flight:

@@ -21,6 +21,7 @@ from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
 from velocity.specs import attack_items, parse_attack, parse_attacks, parse_strategy, to_json_value
 from velocity.training.config import LocalTrainingConfig
+from velocity.training.device import device_name
 
 Partition = Literal["iid", "shard", "dirichlet", "pathological"]
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
@@ -77,6 +78,11 @@ class RunSpec(BaseModel):
     seed: int = Field(0, ge=0, description="drives the partition, model, malicious clients and batches")
     storage: str | None = Field(None, description="URI for the final checkpoint, e.g. local://checkpoints")
     batched: bool = Field(True, description="train the sampled clients together with torch.func")
+    device: str = Field(
+        "auto",
+        description="where models, data and client training run: auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps; "
+        "not part of the run's identity",
+    )
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -102,6 +108,11 @@ class RunSpec(BaseModel):
             else:
                 out.extend(str(a) for a in _as_value_error(parse_attacks, item))
         return tuple(out)
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        return device_name(value)  # its form only: whether this machine has it is checked before running
 
     @field_validator("model_id")
     @classmethod
@@ -249,16 +260,26 @@ class RunSpec(BaseModel):
         return [name for name in (self.strategy, *self.attacks) if extend.get(name) is not None]
 
     def _identity(self, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-        data = self.model_dump(mode="json", exclude={"name", "storage", *exclude})
+        # where a run trains is not what it is: the same run on a GPU resumes, and repeats, one on the CPU
+        data = self.model_dump(mode="json", exclude={"name", "storage", "device", *exclude})
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data
 
 
-def check_against_data(specs: Iterable[RunSpec]) -> None:
-    """Refuse, before any run starts, a targeted attack its data set cannot carry (a class the
-    data set does not have, a trigger larger than its inputs): one ``ValueError`` naming the run.
-    Each data set a targeted run uses is read once (and stays cached for the runs)."""
+def check_runnable(specs: Iterable[RunSpec]) -> None:
+    """Refuse, before any run starts, a device this machine does not have and a targeted attack
+    its data set cannot carry (a class the data set does not have, a trigger larger than its
+    inputs): one ``ValueError`` naming the run. Each data set a targeted run uses is read once
+    (and stays cached for the runs)."""
+    specs = list(specs)
+    from velocity.training.device import resolve_device
+
+    for spec in specs:
+        try:
+            resolve_device(spec.device)
+        except ValueError as e:
+            raise ValueError(f"{spec.label}: {e}") from None
     targeted = [s for s in specs if s.targeted]
     if not targeted:
         return

@@ -26,7 +26,7 @@ from velocity.sweep.files import FolderLock, atomic_write_json
 from velocity.sweep.manifest import available_cpus, build_manifest
 from velocity.sweep.pool import PoolDriver
 from velocity.sweep.report import build_comparison, load_results, write_comparison
-from velocity.sweep.spec import RunSpec, check_against_data
+from velocity.sweep.spec import RunSpec, check_runnable
 from velocity.sweep.store import RoundCallback, RunStore, SweepSnapshot
 
 SCRIPT_GUARD_HELP = (
@@ -69,7 +69,7 @@ class Sweep:
         specs = list(specs)
         if not specs:
             raise ValueError("Expected at least one run in a sweep, got none")
-        check_against_data(specs)
+        check_runnable(specs)
         self.out = Path(out) if out is not None else Path("out") / f"{datetime.now().strftime('%Y-%m-%dT%H-%M-%S')}-sweep"
         check_out_folder(self.out)
         if parallel is not None and parallel < 1:
@@ -218,7 +218,7 @@ class Sweep:
     def add(self, spec: RunSpec | Iterable[RunSpec]) -> Sweep:
         """Queue more runs; into the running sweep, or they run at the next ``start``/now if idle."""
         specs = [spec] if isinstance(spec, RunSpec) else list(spec)
-        check_against_data(specs)
+        check_runnable(specs)
         # Under the lock, the driver either sees these runs before it ends or has ended: never
         # neither (a run queued while the driver was finishing would wait forever).
         with self._lock:

@@ -39,6 +39,26 @@ def configure_threads(threads: int) -> None:
         torch.set_num_interop_threads(1)
 
 
+def worker_device(device: str, index: int, workers: int) -> str:
+    """The device run ``index`` of a sweep trains on, with ``workers`` runs at once: with
+    ``"auto"`` or ``"cuda"`` and several GPUs, the runs take them in turn (run i on GPU i mod
+    count). On a CUDA device the process's memory is capped at an equal share among the workers
+    that may share that GPU, so that none can starve the others; each worker process has its own
+    CUDA context (workers are spawned, never forked)."""
+    import torch
+
+    from velocity.training.device import resolve_device
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if device in ("auto", "cuda") and gpus > 1:
+        device = f"cuda:{index % gpus}"
+    resolved = resolve_device(device)
+    sharing = math.ceil(workers / gpus) if device.startswith("cuda:") and gpus > 1 else workers
+    if resolved.type == "cuda" and sharing > 1:
+        torch.cuda.set_per_process_memory_fraction(1.0 / sharing, resolved)
+    return str(resolved)
+
+
 def save_checkpoint(model: Any, storage: str, run_name: str, meta: dict[str, str]) -> str:
     """Write the global model as safetensors under ``storage`` (an fsspec URI, e.g.
     ``local://checkpoints`` or ``file:///data/ckpt``); returns the URI written."""
@@ -59,14 +79,21 @@ def save_checkpoint(model: Any, storage: str, run_name: str, meta: dict[str, str
 
 
 def execute_run(
-    spec_json: str, run_dir: str, index: int, events: EventSink | None, threads: int, python_components: bytes | None = None
+    spec_json: str,
+    run_dir: str,
+    index: int,
+    events: EventSink | None,
+    threads: int,
+    python_components: bytes | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run one spec, streaming an event per round and keeping rounds.csv current on disk.
 
     Returns the summary (also written to summary.json). A failure is recorded in summary.json
     with its error and traceback and returned with ``status = "failed"``; it never raises, so
     one bad run cannot take the sweep down. ``python_components`` carries the user's Python
-    rules and attacks (``velocity.extend.export``) to this process.
+    rules and attacks (``velocity.extend.export``) to this process; ``workers``: how many runs
+    the sweep runs at once (they share the GPUs' memory, see :func:`worker_device`).
     """
     configure_threads(threads)
     if threading.current_thread() is threading.main_thread():
@@ -88,8 +115,9 @@ def execute_run(
     try:
         from velocity.runs import build_trainer
 
-        trainer, data_name = build_trainer(spec)
-        summary["dataset"] = data_name
+        device = worker_device(spec.device, index, workers)
+        trainer, data_name = build_trainer(spec, device=device)
+        summary.update(dataset=data_name, device=device)
 
         def on_round(record: RoundRecord) -> None:
             row = record.row()

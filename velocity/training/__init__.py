@@ -2,6 +2,7 @@
 
 from velocity.training.config import LocalTrainingConfig
 from velocity.training.data_attacks import poison_labels
+from velocity.training.device import DEVICE_HELP, resolve_device
 from velocity.training.evaluate import evaluate
 from velocity.training.local import (
     ClientBatchPlan,
@@ -13,6 +14,7 @@ from velocity.training.local import (
 )
 
 __all__ = [
+    "DEVICE_HELP",
     "ClientBatchPlan",
     "LocalTrainingConfig",
     "available_memory",
@@ -20,6 +22,7 @@ __all__ = [
     "evaluate",
     "flatten_params",
     "poison_labels",
+    "resolve_device",
     "train_clients_batched",
     "train_clients_loop",
 ]

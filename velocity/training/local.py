@@ -69,8 +69,8 @@ def train_clients_loop(
     model: nn.Module, global_params: torch.Tensor, x: torch.Tensor, y: torch.Tensor, plan: ClientBatchPlan, cfg: LocalTrainingConfig
 ) -> torch.Tensor:
     """Reference trainer: one client at a time. Returns the ``k × d`` updates (local − global), in
-    the dtype of ``global_params`` (the model and data must share it)."""
-    updates = torch.empty(plan.num_clients, global_params.numel(), dtype=global_params.dtype)
+    the dtype and on the device of ``global_params`` (the model and data must share them)."""
+    updates = torch.empty(plan.num_clients, global_params.numel(), dtype=global_params.dtype, device=global_params.device)
     for i, batches in enumerate(plan.batches):
         local = copy.deepcopy(model)
         # vector_to_parameters makes the parameters views of the vector: clone so the in-place
@@ -79,7 +79,8 @@ def train_clients_loop(
         params = list(local.parameters())
         anchor = [p.detach().clone() for p in params]
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        for idx in batches:
+        for batch in batches:
+            idx = batch.to(x.device)
             opt.zero_grad()
             loss = F.cross_entropy(local(x[idx]), y[idx])
             if cfg.mu > 0:
@@ -113,6 +114,7 @@ def train_clients_batched(
         for t, idx in enumerate(batches):
             index[i, t, : len(idx)] = idx
             mask[i, t, : len(idx)] = 1.0
+    index, mask = index.to(x.device), mask.to(x.device)  # built on the host, then one copy each
     active = mask.sum(dim=2) > 0  # (k, steps)
 
     def loss_fn(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,65 @@
+"""Where models, data and client training run: the ``device`` key.
+
+``"auto"`` (the default everywhere) takes the first of a CUDA GPU, Apple's MPS and the CPU that
+this machine has; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"`` ask for one. The aggregation
+always runs in the Rust core on the host: a round copies the update matrix to it once.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+__all__ = ["DEVICE_HELP", "device_name", "resolve_device"]
+
+DEVICE_HELP = "'auto' (CUDA, then Apple MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
+_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
+def device_name(device: str) -> str:
+    """``device`` in its canonical form (``"cuda:1"``, ``"auto"``, ...), checked for its form
+    only; ``ValueError`` naming what is expected otherwise."""
+    if not isinstance(device, str) or _PATTERN.match(device.strip().lower()) is None:
+        raise ValueError(f"Expected device as {DEVICE_HELP}, got {device!r}")
+    return device.strip().lower()
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The ``torch.device`` that ``device`` names on this machine.
+
+    Raises ``ValueError`` for a name that is not a device, and for a device this machine does
+    not have (saying what it has), so that a run asked to use a GPU never quietly runs on the CPU.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device is None:
+        device = "auto"
+    m = _PATTERN.match(device_name(device))
+    assert m is not None  # device_name checked the form
+    name = m.group(1)
+    cuda = torch.cuda.is_available()
+    if name == "auto":
+        if cuda:
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "mps":
+        if not _mps_available():
+            raise ValueError(
+                f"Expected a machine with Apple's MPS for device {device!r}, got none here (torch.backends.mps.is_available() is False)"
+            )
+        return torch.device("mps")
+    if not cuda:
+        raise ValueError(f"Expected a machine with a CUDA GPU for device {device!r}, got none here (torch.cuda.is_available() is False)")
+    count = torch.cuda.device_count()
+    index = int(m.group(2)) if m.group(2) is not None else torch.cuda.current_device()
+    if index >= count:
+        raise ValueError(f"Expected a CUDA device index below {count} (the GPUs this machine has), got {device!r}")
+    return torch.device("cuda", index)
