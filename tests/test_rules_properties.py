@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -370,12 +370,15 @@ def ref_foolsgold(x):
     wv[wv == 1] = 0.99
     with np.errstate(divide="ignore"):
         wv = np.log(wv / (1 - wv)) + 0.5
-    wv = np.where(np.isinf(wv) | (wv > 1), 1.0, np.maximum(wv, 0.0))
+    # the authors' `wv[(np.isinf(wv) + wv > 1)] = 1` reads (isinf(wv) + wv) > 1: +inf → 1, while
+    # -inf (a client with α = 0) stays -inf and `wv[wv < 0] = 0` zeroes it
+    wv = np.where(wv > 1, 1.0, np.maximum(wv, 0.0))
     assume(wv.sum() > 0)
     return (wv[:, None] * x64).sum(axis=0) / wv.sum()
 
 
 @given(x=matrices(min_n=2, max_n=10, max_d=8, unique=True))
+@example(x=np.array([[1.0], [2.0], [-1.0]], np.float32))  # two clients with α = 0: their weight is 0
 def test_foolsgold_one_round(x):
     assume(np.all(np.linalg.norm(x.astype(np.float64), axis=1) > 1e-3))
     np.testing.assert_allclose(aggregate(x, "FoolsGold"), ref_foolsgold(x), atol=tol(x))

@@ -151,6 +151,9 @@ class FederatedServer(Trainer):
         self._x_test, self._y_test = data.x_test.to(self.device), data.y_test.to(self.device)
         self._success = dataclasses.replace(success, x=success.x.to(self.device)) if success is not None else None
         self._root = self._root_examples(rule)
+        # the root examples themselves, clean, on the device (the training tensors may be poisoned)
+        index = torch.from_numpy(self._root) if self._root is not None else None
+        self._root_data = None if index is None else (data.x_train[index].to(self.device), data.y_train[index].to(self.device))
         self.initial_loss, self.initial_accuracy = evaluate(self._model, self._x_test, self._y_test)
         self.history: list[RoundRecord] = []
 
@@ -170,23 +173,21 @@ class FederatedServer(Trainer):
                 f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
             )
 
-    def _root_examples(self, rule: Component) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def _root_examples(self, rule: Component) -> np.ndarray | None:
         """FLTrust's root data: ``root_size`` clean training examples the server holds, a seeded
-        draw from the training set (with its true labels), on the device; ``None`` for every
-        other rule."""
+        draw from the training set (with its true labels); ``None`` for every other rule."""
         if rule.name != "FLTrust":
             return None
         size = min(int(rule.params["root_size"]), len(self.data.y_train))
-        rows = np.sort(np.random.default_rng([self.seed, 0xF1A7]).choice(len(self.data.y_train), size=size, replace=False))
-        index = torch.from_numpy(rows)
-        return self.data.x_train[index].to(self.device), self.data.y_train[index].to(self.device)
+        return np.sort(np.random.default_rng([self.seed, 0xF1A7]).choice(len(self.data.y_train), size=size, replace=False))
 
     def _server_update(self, rnd: int, global_params: torch.Tensor) -> np.ndarray | None:
         """FLTrust's reference: the server's own update, trained on its root data from the global
         model with the clients' local procedure (seeded as a client with the id after the last)."""
-        if self._root is None:
+        if self._root_data is None:
             return None
-        x, y = self._root
+        x, y = self._root_data
+        # positions into the root tensors: the same examples, in the same order, as indices into the training set
         plan = ClientBatchPlan.make([np.arange(len(y))], self.local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
         update = train_clients_loop(self._model, global_params, x, y, plan, self.local)
         return update[0].cpu().numpy()

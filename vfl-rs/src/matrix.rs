@@ -294,6 +294,60 @@ pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
     weighted_sum(x, &scale)
 }
 
+/// One pass over the matrix for a round: `Σ_i c_i x_i` for each coefficient vector in `coeffs`
+/// (accumulated as `weighted_sum` does, so each equals its `weighted_sum` to the bit) and every
+/// row's L2 norm (summed over the column blocks in block order: bit-identical whatever the
+/// thread count).
+pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>) {
+    // Narrower blocks than COL_BLOCK: the accumulators of every sum and a row's slice stay in
+    // L1 together. (The block width changes no result: each column sums in row order.)
+    const BLOCK: usize = 512;
+    let (n, d) = (x.n(), x.d());
+    let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = (0..d.div_ceil(BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let c0 = b * BLOCK;
+            let len = BLOCK.min(d - c0);
+            let mut acc = vec![vec![0f64; len]; coeffs.len()];
+            let mut sq = vec![0f64; n];
+            for (i, s) in sq.iter_mut().enumerate() {
+                let row = &x.row(i)[c0..c0 + len];
+                *s = sq_norm(row);
+                match (coeffs, &mut acc[..]) {
+                    // the common case, the aggregate and the honest mean: one load per value
+                    ([c, e], [a, h]) if c[i] != 0.0 && e[i] != 0.0 => {
+                        let (ci, ei) = (c[i], e[i]);
+                        for ((a, h), &v) in a.iter_mut().zip(h.iter_mut()).zip(row) {
+                            *a += ci * v as f64;
+                            *h += ei * v as f64;
+                        }
+                    }
+                    _ => {
+                        for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
+                            let ci = c[i];
+                            if ci != 0.0 {
+                                for (a, &v) in a.iter_mut().zip(row) {
+                                    *a += ci * v as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (acc.into_iter().map(|a| a.into_iter().map(|v| v as f32).collect()).collect(), sq)
+        })
+        .collect();
+    let mut sums = vec![Vec::with_capacity(d); coeffs.len()];
+    let mut norms = vec![0f64; n];
+    for (block_sums, sq) in blocks {
+        for (out, part) in sums.iter_mut().zip(block_sums) {
+            out.extend(part);
+        }
+        norms.iter_mut().zip(&sq).for_each(|(t, s)| *t += s);
+    }
+    (sums, norms.into_iter().map(f64::sqrt).collect())
+}
+
 /// `Σ c_i x_i` over the rows, in float64 per column block.
 pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
     let (n, d) = (x.n(), x.d());

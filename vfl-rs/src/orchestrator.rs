@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::attacks::{attack_round, AttackOutcome, AttackRound, Defence, UpdateAttack};
 use crate::error::{Result, VflError};
-use crate::matrix::{sq_dist_par, sq_norm_par, weighted_mean, Matrix, OwnedMatrix};
+use crate::matrix::{sq_dist_par, sq_norm_par, sums_and_norms, Matrix, OwnedMatrix};
 use crate::spec::{ComponentConfig, StrategySpec};
 use crate::strategy::{NonFinite, RoundInputs, Strategy};
 use crate::trace::Trace;
@@ -205,8 +205,6 @@ impl Orchestrator {
         let mut attack_rng = ChaCha8Rng::seed_from_u64(mix(self.seed, round as u64));
         let aggregation_rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ AGGREGATION_STREAM, round as u64));
         let (malicious, honest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| self.malicious.contains(&ids[r]));
-        let reference = if honest.is_empty() { &malicious } else { &honest };
-        let honest_mean = weighted_mean(x.select_rows(reference).view(), &vec![1.0; reference.len()]);
         let f_default = Some(malicious.len());
 
         let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
@@ -221,14 +219,37 @@ impl Orchestrator {
         };
         let t1 = Instant::now();
         let view = attacked.as_ref().map_or(x, OwnedMatrix::view);
-        let mut rng = aggregation_rng;
-        let (agg, trace) = self.strategy.aggregate_traced(view, weights, f_default, inputs, &mut rng, NonFinite::Propagate, true)?;
+        // The round's bookkeeping: the honest clients' mean (the attacks leave their rows as they
+        // are; with none, the malicious updates as trained) and every update's norm, in one pass
+        // over the updates, after the kernel; a plain mean (FedAvg) is computed in that same pass.
+        let reference = if honest.is_empty() { &malicious } else { &honest };
+        let mut mean_of_reference = vec![0.0; n];
+        reference.iter().for_each(|&r| mean_of_reference[r] = 1.0 / reference.len() as f64);
+        let (agg, trace, stats) = match self.strategy.plain_mean_coefficients(weights, n)? {
+            Some(c) if !honest.is_empty() => {
+                let (mut sums, norms) = sums_and_norms(view, &[&c, &mean_of_reference]);
+                let honest_mean = sums.pop().expect("two sums");
+                (sums.pop().expect("two sums"), Trace { share: Some(c), ..Trace::default() }, Some((honest_mean, norms)))
+            }
+            _ => {
+                let mut rng = aggregation_rng;
+                let (agg, trace) =
+                    self.strategy.aggregate_traced(view, weights, f_default, inputs, &mut rng, NonFinite::Propagate, true)?;
+                (agg, trace, None)
+            }
+        };
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;
         let t3 = Instant::now();
-        // a diagnostic, outside the timed kernel
-        let update_norms: Vec<f64> = (0..n).map(|r| sq_norm_par(view.row(r)).sqrt()).collect();
+        let (honest_mean, update_norms) = stats.unwrap_or_else(|| {
+            if honest.is_empty() {
+                (sums_and_norms(x, &[&mean_of_reference]).0.remove(0), sums_and_norms(view, &[]).1)
+            } else {
+                let (mut sums, norms) = sums_and_norms(view, &[&mean_of_reference]);
+                (sums.remove(0), norms)
+            }
+        });
 
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
         let defence = DefenceSummary::new(&trace, &malicious, &ids, weights);

@@ -154,6 +154,18 @@ impl Strategy {
         Ok((out, t))
     }
 
+    /// When the strategy is a plain weighted mean of the rows (FedAvg or FedProx with no
+    /// pre-aggregator): each row's coefficient w_i / Σ w (the trace's shares too). The
+    /// orchestrator then computes the mean in the same pass as the round's other statistics.
+    pub fn plain_mean_coefficients(&self, weights: Option<&[f64]>, n: usize) -> Result<Option<Vec<f64>>> {
+        if !(self.pre.is_empty() && matches!(self.rule, Rule::Mean)) {
+            return Ok(None);
+        }
+        let w = check_weights(weights, n)?;
+        let total: f64 = w.iter().sum();
+        Ok(Some(w.iter().map(|v| v / total).collect()))
+    }
+
     fn reject_non_finite(&self, x: Matrix) -> Result<()> {
         match x.first_non_finite() {
             Some((i, j, v)) => {

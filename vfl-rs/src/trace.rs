@@ -24,47 +24,56 @@ pub struct Trace {
     pub radius: Option<f64>,
 }
 
-/// Each row's share of a coordinate-wise rule whose output, per column, is the mean of the
-/// values at sorted positions `window(sorted column)` = `lo..hi`: every column gives each of its
-/// window's rows 1/(hi − lo), and the result is averaged over the columns (ties by row index).
-pub fn window_shares<F>(x: Matrix, window: F) -> Vec<f64>
+/// A coordinate-wise rule and, in the same pass, each row's share of it: `f` gets a column as
+/// (value, row) pairs and returns the output and the positions `lo..hi` of the pairs (as `f` left
+/// them) whose values the output averages; each of those rows gets 1/(hi − lo) of that column, and
+/// a row's share is its part averaged over the columns. Columns are gathered block by block into a
+/// transposed buffer, so every row is read sequentially, once; the shares are summed in block
+/// order, so they are bit-identical whatever the thread count.
+pub fn map_columns_traced<F>(x: Matrix, f: F) -> (Vec<f32>, Vec<f64>)
 where
-    F: Fn(&[f32]) -> (usize, usize) + Sync,
+    F: Fn(&mut [(f32, u32)]) -> (f32, usize, usize) + Sync,
 {
     let (n, d) = (x.n(), x.d());
     const BLOCK: usize = 256;
-    let blocks = d.div_ceil(BLOCK);
-    let sum = (0..blocks)
-        .into_par_iter()
-        .map(|b| {
+    let mut out = vec![0f32; d];
+    let parts: Vec<Vec<f64>> = out
+        .par_chunks_mut(BLOCK)
+        .enumerate()
+        .map(|(b, out_blk)| {
             let c0 = b * BLOCK;
-            let len = BLOCK.min(d - c0);
-            let mut acc = vec![0f64; n];
-            let mut pairs: Vec<(f32, usize)> = Vec::with_capacity(n);
-            let mut sorted = vec![0f32; n];
-            for j in c0..c0 + len {
-                pairs.clear();
-                pairs.extend((0..n).map(|i| (x.row(i)[j], i)));
-                pairs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-                for (s, p) in sorted.iter_mut().zip(&pairs) {
-                    *s = p.0;
+            let len = out_blk.len();
+            let mut buf = vec![(0f32, 0u32); len * n];
+            for i in 0..n {
+                let row = &x.row(i)[c0..c0 + len];
+                for (j, &v) in row.iter().enumerate() {
+                    buf[j * n + i] = (v, i as u32);
                 }
-                let (lo, hi) = window(&sorted);
+            }
+            let mut acc = vec![0f64; n];
+            for (j, o) in out_blk.iter_mut().enumerate() {
+                let col = &mut buf[j * n..(j + 1) * n];
+                let (value, lo, hi) = f(col);
+                *o = value;
                 let each = 1.0 / (hi - lo).max(1) as f64;
-                for p in &pairs[lo..hi] {
-                    acc[p.1] += each;
+                for p in &col[lo..hi] {
+                    acc[p.1 as usize] += each;
                 }
             }
             acc
         })
-        .reduce(
-            || vec![0f64; n],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
-    sum.into_iter().map(|s| s / d as f64).collect()
+        .collect();
+    let mut share = vec![0f64; n];
+    for acc in &parts {
+        share.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+    }
+    (out, share.into_iter().map(|s| s / d as f64).collect())
+}
+
+/// The total order of (value, row) pairs the traced kernels select by: IEEE total order on the
+/// values (NaN above +inf), ties by row index.
+pub fn by_value_then_row(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
+    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
 }
 
 /// `w` scaled to sum to 1 (`None` when it sums to nothing).

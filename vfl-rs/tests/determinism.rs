@@ -84,3 +84,38 @@ fn attacks_and_server_steps_are_identical_with_1_and_4_threads() {
         assert!(in_pool(1, run) == in_pool(4, run), "{text}: results differ between 1 and 4 threads");
     }
 }
+
+/// The orchestrator traces every round: the coordinate-wise rules then compute their output and
+/// each row's share in one pass over (value, row) pairs. That pass gives the same shares with 1
+/// and 4 threads, the same median and Meamed to the bit as the untraced kernels, and the same
+/// trimmed mean up to the order of its float64 sum (at most one float32 rounding step apart).
+#[test]
+fn traced_coordinate_rules_match_the_untraced_kernels_and_the_thread_count() {
+    let mut x = gaussian(N, D / 10, 0.1, 1.0, 99);
+    for r in 17..20 {
+        x.row_mut(r).iter_mut().for_each(|v| *v = *v * 5.0 - 3.0);
+    }
+    x.row_mut(3)[7] = x.row(4)[7]; // a tie, broken by row index
+    let run = |text: &str, trace: bool| {
+        let mut s = Strategy::new(spec(text)).unwrap();
+        let (out, t) = s
+            .aggregate_traced(x.view(), None, Some(3), Default::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, trace)
+            .unwrap();
+        (out, t.share.map(|s| s.iter().map(|v| v.to_bits()).collect::<Vec<_>>()))
+    };
+    for text in ["FedMedian", "TrimmedMean(f=3)", "Meamed(f=3)", "Bulyan(f=4)"] {
+        let one = in_pool(1, || run(text, true));
+        let four = in_pool(4, || run(text, true));
+        assert!(bits(&one.0) == bits(&four.0) && one.1 == four.1, "{text}: traced results differ between 1 and 4 threads");
+        let share: Vec<f64> = one.1.as_ref().unwrap().iter().map(|&b| f64::from_bits(b)).collect();
+        assert!((share.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{text}: shares sum to {}", share.iter().sum::<f64>());
+        let (plain, _) = run(text, false);
+        if text.starts_with("TrimmedMean") {
+            for (a, b) in one.0.iter().zip(&plain) {
+                assert!((a - b).abs() <= f32::EPSILON * a.abs().max(b.abs()), "{text}: {a} vs {b}");
+            }
+        } else {
+            assert!(bits(&one.0) == bits(&plain), "{text}: the traced output differs from the kernel's");
+        }
+    }
+}

@@ -217,3 +217,38 @@ fn configuration_and_step_errors() {
     assert_eq!(o.set_global_model(vec![]).unwrap_err().to_string(), "Expected at least one parameter for the global model, got 0");
     assert!(o.history().is_empty());
 }
+
+/// A FedAvg round computes the aggregate, the honest mean and the norms in one pass; each must be
+/// what the separate computations give: the strategy's own aggregate (to the bit), the honest
+/// rows' mean and each sent row's norm (float64 references over float32 data: within 1e-6 of
+/// their magnitude), the attack distance between the two. Also when every client is malicious.
+#[test]
+fn a_fedavg_round_gets_its_statistics_from_the_same_pass() {
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+    use vfl::{NonFinite, Strategy};
+
+    let x = gaussian(12, 5000, 0.2, 1.0, 3);
+    let w: Vec<f64> = (0..12).map(|i| 10.0 + i as f64).collect();
+    for (malicious, attack) in [(vec![2, 5, 7], "sign_flip"), ((0..12).collect::<Vec<_>>(), "scaling")] {
+        let mut o = orch("FedAvg", &[attack], 12, Some(malicious.clone()), 0, 0);
+        let s = o.step(x.view(), Some(&w), None, None).unwrap().clone();
+        let mut sent = x.clone();
+        let factor = if attack == "sign_flip" { -1.0 } else { 10.0 }; // the attacks' defaults
+        malicious.iter().for_each(|&r| sent.row_mut(r).iter_mut().for_each(|v| *v *= factor));
+        let want = Strategy::new(spec("FedAvg"))
+            .unwrap()
+            .aggregate(sent.view(), Some(&w), None, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject)
+            .unwrap();
+        assert_eq!(bits(o.global_model().unwrap()), bits(&want), "{attack}");
+        let honest: Vec<usize> = (0..12).filter(|r| !malicious.contains(r) || malicious.len() == 12).collect();
+        let mean: Vec<f64> = (0..5000).map(|j| honest.iter().map(|&r| x.row(r)[j] as f64).sum::<f64>() / honest.len() as f64).collect();
+        let dist = want.iter().zip(&mean).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt();
+        assert!((s.attack_distance - dist).abs() <= 1e-6 * dist, "{attack}: {} vs {dist}", s.attack_distance);
+        for r in 0..12 {
+            let norm = sent.row(r).iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+            assert!((s.update_norms[r] - norm).abs() <= 1e-6 * norm, "{attack}, row {r}");
+        }
+        assert_eq!(s.client_shares.as_ref().unwrap().len(), 12);
+    }
+}

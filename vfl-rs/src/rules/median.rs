@@ -5,7 +5,7 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, Matrix};
-use crate::trace::window_shares;
+use crate::trace::{by_value_then_row, map_columns_traced};
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
 /// (numpy's convention).
@@ -41,6 +41,23 @@ pub fn trimmed_mean(x: Matrix, trim: usize) -> Vec<f32> {
     })
 }
 
+/// The mean of the values at sorted positions `lo..hi` of every column (ties by row index), and
+/// each row's share of it, in one pass: the coordinate-wise median (`median_window`) and the
+/// trimmed mean (`trim..n − trim`) as the orchestrator traces them. The median is bit-identical
+/// to `coordinate_median`; the trimmed mean sums the same values in another order.
+pub fn window_mean_traced(x: Matrix, lo: usize, hi: usize) -> (Vec<f32>, Vec<f64>) {
+    map_columns_traced(x, |col| {
+        if lo > 0 {
+            col.select_nth_unstable_by(lo, by_value_then_row);
+        }
+        if hi - lo > 1 {
+            col[lo..].select_nth_unstable_by(hi - lo - 1, by_value_then_row);
+        }
+        let s: f64 = col[lo..hi].iter().map(|p| p.0 as f64).sum();
+        ((s / (hi - lo) as f64) as f32, lo, hi)
+    })
+}
+
 /// The sorted positions the median of `n` values averages: the middle one, or the two middle ones.
 pub fn median_window(n: usize) -> (usize, usize) {
     if n % 2 == 1 {
@@ -54,38 +71,57 @@ pub fn median_window(n: usize) -> (usize, usize) {
 /// NaN is farthest): Meamed (Xie, Koyejo, Gupta, "Generalized Byzantine-tolerant SGD", 2018), and
 /// Bulyan's second stage. With `trace`, also each row's share (its part of the windows).
 pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    if trace {
+        let (out, share) = map_columns_traced(x, |col| {
+            col.sort_unstable_by(by_value_then_row);
+            let (n, value) = (col.len(), |i: usize| col[i].0);
+            let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
+            let s: f64 = col[left..right].iter().map(|p| p.0 as f64).sum();
+            ((s / keep as f64) as f32, left, right)
+        });
+        return (out, Some(share));
+    }
     let out = map_columns(x, |col| {
         col.sort_unstable_by(f32::total_cmp);
-        let (left, right) = closest_window(col, sorted_median(col), keep);
+        let (n, value) = (col.len(), |i: usize| col[i]);
+        let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
         let s: f64 = col[left..right].iter().map(|&v| v as f64).sum();
         (s / keep as f64) as f32
     });
-    let share = trace.then(|| window_shares(x, |sorted| closest_window(sorted, sorted_median(sorted), keep)));
-    (out, share)
+    (out, None)
 }
 
-/// The median of a sorted slice, as `median_in_place` computes it.
-fn sorted_median(sorted: &[f32]) -> f32 {
-    let n = sorted.len();
+/// The median of the `n` sorted values `sorted(0..n)`, as `median_in_place` computes it.
+fn sorted_median(n: usize, sorted: impl Fn(usize) -> f32) -> f32 {
     if n % 2 == 1 {
-        sorted[n / 2]
+        sorted(n / 2)
     } else {
-        ((sorted[n / 2 - 1] as f64 + sorted[n / 2] as f64) / 2.0) as f32
+        ((sorted(n / 2 - 1) as f64 + sorted(n / 2) as f64) / 2.0) as f32
     }
 }
 
-/// The positions `left..right` of the `keep` values of the sorted slice closest to `m` (a
-/// contiguous window around m; ties: the lower value; a NaN distance is the largest).
-fn closest_window(sorted: &[f32], m: f32, keep: usize) -> (usize, usize) {
-    let mut right = sorted.partition_point(|v| v.total_cmp(&m).is_lt());
+/// The positions `left..right` of the `keep` of the `n` sorted values `sorted(0..n)` closest to
+/// `m` (a contiguous window around it; ties: the lower value; a NaN distance is the largest).
+fn closest_window(n: usize, sorted: impl Fn(usize) -> f32, m: f32, keep: usize) -> (usize, usize) {
+    // the first position not below m (the values are sorted)
+    let (mut lo_, mut hi_) = (0, n);
+    while lo_ < hi_ {
+        let mid = (lo_ + hi_) / 2;
+        if sorted(mid).total_cmp(&m).is_lt() {
+            lo_ = mid + 1;
+        } else {
+            hi_ = mid;
+        }
+    }
+    let mut right = lo_;
     let mut left = right; // window is [left, right)
     while right - left < keep {
         let take_left = if left == 0 {
             false
-        } else if right == sorted.len() {
+        } else if right == n {
             true
         } else {
-            let (below, above) = ((m as f64 - sorted[left - 1] as f64).abs(), (sorted[right] as f64 - m as f64).abs());
+            let (below, above) = ((m as f64 - sorted(left - 1) as f64).abs(), (sorted(right) as f64 - m as f64).abs());
             below.total_cmp(&above).is_le()
         };
         if take_left {
@@ -103,11 +139,12 @@ mod tests {
 
     #[test]
     fn closest_window_grows_around_the_median() {
+        let window = |v: &[f32], m: f32, keep: usize| closest_window(v.len(), |i| v[i], m, keep);
         let v = [1.0, 2.0, 3.0, 10.0, 11.0];
-        assert_eq!(closest_window(&v, 3.0, 3), (0, 3));
-        assert_eq!(closest_window(&v, 10.5, 2), (3, 5));
+        assert_eq!(window(&v, 3.0, 3), (0, 3));
+        assert_eq!(window(&v, 10.5, 2), (3, 5));
         // equal distances: the lower value; NaN is farthest
-        assert_eq!(closest_window(&[1.0, 3.0, 5.0], 3.0, 2), (0, 2));
-        assert_eq!(closest_window(&[1.0, 2.0, 3.0, f32::NAN], 2.5, 3), (0, 3));
+        assert_eq!(window(&[1.0, 3.0, 5.0], 3.0, 2), (0, 2));
+        assert_eq!(window(&[1.0, 2.0, 3.0, f32::NAN], 2.5, 3), (0, 3));
     }
 }

@@ -16,7 +16,7 @@ use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
 use crate::rules::clustering::{Clustered, Combine};
 use crate::spec::ComponentConfig;
 use crate::strategy::RoundInputs;
-use crate::trace::{normalised, selection_share, window_shares, Trace};
+use crate::trace::{normalised, selection_share, Trace};
 
 /// A configured rule. Stateful rules (centered clipping's centre, ClippedClustering's norm history,
 /// FoolsGold's per-client history) keep their state here across rounds.
@@ -261,16 +261,28 @@ impl Rule {
     ) -> Result<(Vec<f32>, Trace)> {
         let n = x.n();
         self.check(n, f_default)?;
-        let coordinate = |lo: usize, hi: usize| trace.then(|| window_shares(x, |_| (lo, hi)));
+        // a coordinate-wise rule traced: its output and the shares in one pass
+        let coordinate = |lo: usize, hi: usize| {
+            let (out, share) = median::window_mean_traced(x, lo, hi);
+            (out, Trace { share: Some(share), ..Trace::default() })
+        };
         Ok(match self {
             Rule::Mean => (weighted_mean(x, w), Trace { share: normalised(w), ..Trace::default() }),
             Rule::Median => {
                 let (lo, hi) = median::median_window(n);
-                (median::coordinate_median(x), Trace { share: coordinate(lo, hi), ..Trace::default() })
+                if trace {
+                    coordinate(lo, hi)
+                } else {
+                    (median::coordinate_median(x), Trace::default())
+                }
             }
             Rule::TrimmedMean { f, beta } => {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
-                (median::trimmed_mean(x, trim), Trace { share: coordinate(trim, n - trim), ..Trace::default() })
+                if trace {
+                    coordinate(trim, n - trim)
+                } else {
+                    (median::trimmed_mean(x, trim), Trace::default())
+                }
             }
             Rule::Krum { f } => selection(x, w, resolve_f("Krum", *f, f_default)?, |_| 1),
             Rule::MultiKrum { f, m } => {
