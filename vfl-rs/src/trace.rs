@@ -24,15 +24,27 @@ pub struct Trace {
     pub radius: Option<f64>,
 }
 
-/// A coordinate-wise rule and, in the same pass, each row's share of it: `f` gets a column as
-/// (value, row) pairs and returns the output and the positions `lo..hi` of the pairs (as `f` left
-/// them) whose values the output averages; each of those rows gets 1/(hi − lo) of that column, and
-/// a row's share is its part averaged over the columns. Columns are gathered block by block into a
-/// transposed buffer, so every row is read sequentially, once; the shares are summed in block
-/// order, so they are bit-identical whatever the thread count.
+/// What a traced coordinate-wise kernel says about one column: its output, and the window of
+/// sorted positions `lo..hi` (IEEE total order, ties by row index) whose values it averages, with
+/// the values at its two ends (`at_lo` at position lo, `at_hi` at position hi − 1).
+pub struct Window {
+    pub value: f32,
+    pub lo: usize,
+    pub hi: usize,
+    pub at_lo: f32,
+    pub at_hi: f32,
+}
+
+/// A coordinate-wise rule and, in the same pass, each row's share of it: `f` gets a column (in
+/// row order, to read) and a scratch copy of it (to select or sort in place, as the untraced
+/// kernel does, so the outputs agree to the bit) and says its `Window`; each row in the window
+/// gets 1/(hi − lo) of that column, and a row's share is its part averaged over the columns.
+/// Columns are gathered block by block into a transposed buffer, so every row is read
+/// sequentially, once; the shares are summed in block order, so they are bit-identical whatever
+/// the thread count.
 pub fn map_columns_traced<F>(x: Matrix, f: F) -> (Vec<f32>, Vec<f64>)
 where
-    F: Fn(&mut [(f32, u32)]) -> (f32, usize, usize) + Sync,
+    F: Fn(&[f32], &mut [f32]) -> Window + Sync,
 {
     let (n, d) = (x.n(), x.d());
     const BLOCK: usize = 256;
@@ -43,22 +55,21 @@ where
         .map(|(b, out_blk)| {
             let c0 = b * BLOCK;
             let len = out_blk.len();
-            let mut buf = vec![(0f32, 0u32); len * n];
+            let mut buf = vec![0f32; len * n];
             for i in 0..n {
                 let row = &x.row(i)[c0..c0 + len];
                 for (j, &v) in row.iter().enumerate() {
-                    buf[j * n + i] = (v, i as u32);
+                    buf[j * n + i] = v;
                 }
             }
+            let mut scratch = vec![0f32; n];
             let mut acc = vec![0f64; n];
             for (j, o) in out_blk.iter_mut().enumerate() {
-                let col = &mut buf[j * n..(j + 1) * n];
-                let (value, lo, hi) = f(col);
-                *o = value;
-                let each = 1.0 / (hi - lo).max(1) as f64;
-                for p in &col[lo..hi] {
-                    acc[p.1 as usize] += each;
-                }
+                let col = &buf[j * n..(j + 1) * n];
+                scratch.copy_from_slice(col);
+                let w = f(col, &mut scratch);
+                *o = w.value;
+                add_window(col, &w, &mut acc);
             }
             acc
         })
@@ -70,10 +81,58 @@ where
     (out, share.into_iter().map(|s| s / d as f64).collect())
 }
 
-/// The total order of (value, row) pairs the traced kernels select by: IEEE total order on the
-/// values (NaN above +inf), ties by row index.
-pub fn by_value_then_row(a: &(f32, u32), b: &(f32, u32)) -> std::cmp::Ordering {
-    a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+/// Add 1/(hi − lo) to each row of `col` whose sorted position (total order, ties by row index)
+/// is in the window: the rows strictly between its end values, and those equal to an end value
+/// whose position, counted in row order, falls inside. Values are compared by their total-order
+/// integer keys (`f32::total_cmp`'s order), so the counting loops vectorise.
+fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
+    let each = 1.0 / (w.hi - w.lo).max(1) as f64;
+    if w.lo == 0 && w.hi == col.len() {
+        acc.iter_mut().for_each(|a| *a += each);
+        return;
+    }
+    let (k_lo, k_hi) = (order_key(w.at_lo), order_key(w.at_hi));
+    let (mut below_lo, mut up_to_hi) = (0usize, 0usize); // values < the low end, values <= the high end
+    for &v in col {
+        let k = order_key(v);
+        below_lo += usize::from(k < k_lo);
+        up_to_hi += usize::from(k <= k_hi);
+    }
+    if below_lo == w.lo && up_to_hi == w.hi {
+        // no tie straddles an end of the window (always so for distinct values): it holds exactly
+        // the values from the low end to the high end
+        for (a, &v) in acc.iter_mut().zip(col) {
+            let k = order_key(v);
+            *a += if k >= k_lo && k <= k_hi { each } else { 0.0 };
+        }
+        return;
+    }
+    // ties at an end: a value equal to it is inside by its position, counted in row order
+    let (mut at_lo, mut at_hi) = (below_lo, col.iter().filter(|&&v| order_key(v) < k_hi).count());
+    for (i, &v) in col.iter().enumerate() {
+        let k = order_key(v);
+        let inside = if k > k_lo && k < k_hi {
+            true
+        } else if k == k_lo {
+            at_lo += 1;
+            (w.lo..w.hi).contains(&(at_lo - 1))
+        } else if k == k_hi {
+            at_hi += 1;
+            (w.lo..w.hi).contains(&(at_hi - 1))
+        } else {
+            false
+        };
+        if inside {
+            acc[i] += each;
+        }
+    }
+}
+
+/// An integer whose order is `f32::total_cmp`'s (the bit trick it documents).
+#[inline]
+fn order_key(v: f32) -> i32 {
+    let bits = v.to_bits() as i32;
+    bits ^ (((bits >> 31) as u32) >> 1) as i32
 }
 
 /// `w` scaled to sum to 1 (`None` when it sums to nothing).

@@ -85,10 +85,9 @@ fn attacks_and_server_steps_are_identical_with_1_and_4_threads() {
     }
 }
 
-/// The orchestrator traces every round: the coordinate-wise rules then compute their output and
-/// each row's share in one pass over (value, row) pairs. That pass gives the same shares with 1
-/// and 4 threads, the same median and Meamed to the bit as the untraced kernels, and the same
-/// trimmed mean up to the order of its float64 sum (at most one float32 rounding step apart).
+/// The orchestrator traces every round: the coordinate-wise rules then compute each row's share
+/// in the pass that computes their output. That pass gives the same outputs, to the bit, as the
+/// untraced kernels, and the same shares with 1 and 4 threads.
 #[test]
 fn traced_coordinate_rules_match_the_untraced_kernels_and_the_thread_count() {
     let mut x = gaussian(N, D / 10, 0.1, 1.0, 99);
@@ -110,12 +109,37 @@ fn traced_coordinate_rules_match_the_untraced_kernels_and_the_thread_count() {
         let share: Vec<f64> = one.1.as_ref().unwrap().iter().map(|&b| f64::from_bits(b)).collect();
         assert!((share.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{text}: shares sum to {}", share.iter().sum::<f64>());
         let (plain, _) = run(text, false);
-        if text.starts_with("TrimmedMean") {
-            for (a, b) in one.0.iter().zip(&plain) {
-                assert!((a - b).abs() <= f32::EPSILON * a.abs().max(b.abs()), "{text}: {a} vs {b}");
+        assert!(bits(&one.0) == bits(&plain), "{text}: the traced output differs from the kernel's");
+    }
+}
+
+/// The shares counted in the kernel's pass (rows strictly inside the window, and those equal to an
+/// end value by their position in row order) are the shares of a full sort of (value, row) pairs,
+/// on columns full of ties (values drawn from five integers, a NaN and both zeros).
+#[test]
+fn traced_shares_equal_a_full_sort_of_value_row_pairs() {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    for n in [5usize, 6, 9, 10] {
+        let d = 400;
+        let pool = [-2.0f32, -1.0, -0.0, 0.0, 1.0, 2.0, f32::NAN];
+        let data: Vec<f32> = (0..n * d).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+        let x = OwnedMatrix { data, n, d };
+        for (text, lo, hi) in [("FedMedian", (n - 1) / 2, n / 2 + 1), ("TrimmedMean(f=2)", 2, n - 2)] {
+            let mut s = Strategy::new(spec(text)).unwrap();
+            let (_, t) = s
+                .aggregate_traced(x.view(), None, None, Default::default(), &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Propagate, true)
+                .unwrap();
+            let mut want = vec![0f64; n];
+            for j in 0..d {
+                let mut pairs: Vec<(f32, usize)> = (0..n).map(|i| (x.row(i)[j], i)).collect();
+                pairs.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+                pairs[lo..hi].iter().for_each(|p| want[p.1] += 1.0 / (hi - lo) as f64 / d as f64);
             }
-        } else {
-            assert!(bits(&one.0) == bits(&plain), "{text}: the traced output differs from the kernel's");
+            let got = t.share.unwrap();
+            for i in 0..n {
+                assert!((got[i] - want[i]).abs() < 1e-12, "{text}, n = {n}, row {i}: {} vs {}", got[i], want[i]);
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, Matrix};
-use crate::trace::{by_value_then_row, map_columns_traced};
+use crate::trace::{map_columns_traced, Window};
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
 /// (numpy's convention).
@@ -15,47 +15,58 @@ pub fn coordinate_median(x: Matrix) -> Vec<f32> {
 }
 
 pub(crate) fn median_in_place(col: &mut [f32], n: usize) -> f32 {
+    median_and_window(col, n).0
+}
+
+/// The median and the two middle values it averages (the same one twice for odd `n`).
+fn median_and_window(col: &mut [f32], n: usize) -> (f32, f32, f32) {
     let k = n / 2;
     let (lo, mid, _) = col.select_nth_unstable_by(k, f32::total_cmp);
     let mid = *mid;
     if n % 2 == 1 {
-        mid
+        (mid, mid, mid)
     } else {
         let below = lo.iter().copied().max_by(f32::total_cmp).unwrap_or(mid);
-        ((below as f64 + mid as f64) / 2.0) as f32
+        (((below as f64 + mid as f64) / 2.0) as f32, below, mid)
     }
 }
 
 /// Per coordinate: drop the `trim` smallest and `trim` largest values, average the rest.
 /// The caller guarantees `n > 2·trim`.
 pub fn trimmed_mean(x: Matrix, trim: usize) -> Vec<f32> {
-    let n = x.n();
+    map_columns(x, |col| trim_in_place(col, trim).value)
+}
+
+/// The trimmed mean of one column, selecting in place; the window it averages.
+fn trim_in_place(col: &mut [f32], trim: usize) -> Window {
+    let n = col.len();
     let keep = n - 2 * trim;
-    map_columns(x, |col| {
-        if trim > 0 {
-            col.select_nth_unstable_by(trim, f32::total_cmp);
-            col[trim..].select_nth_unstable_by(keep - 1, f32::total_cmp);
-        }
-        let s: f64 = col[trim..trim + keep].iter().map(|&v| v as f64).sum();
-        (s / keep as f64) as f32
+    let (mut at_lo, mut at_hi) = (f32::NAN, f32::NAN); // (unused when nothing is trimmed)
+    if trim > 0 {
+        col.select_nth_unstable_by(trim, f32::total_cmp);
+        at_lo = col[trim];
+        col[trim..].select_nth_unstable_by(keep - 1, f32::total_cmp);
+        at_hi = col[trim + keep - 1];
+    }
+    let s: f64 = col[trim..trim + keep].iter().map(|&v| v as f64).sum();
+    Window { value: (s / keep as f64) as f32, lo: trim, hi: trim + keep, at_lo, at_hi }
+}
+
+/// The coordinate-wise median and each row's share of it (its part of the middle values), in
+/// one pass; the output is `coordinate_median`'s to the bit.
+pub fn coordinate_median_traced(x: Matrix) -> (Vec<f32>, Vec<f64>) {
+    let n = x.n();
+    let (lo, hi) = median_window(n);
+    map_columns_traced(x, |_, scratch| {
+        let (value, at_lo, at_hi) = median_and_window(scratch, n);
+        Window { value, lo, hi, at_lo, at_hi }
     })
 }
 
-/// The mean of the values at sorted positions `lo..hi` of every column (ties by row index), and
-/// each row's share of it, in one pass: the coordinate-wise median (`median_window`) and the
-/// trimmed mean (`trim..n − trim`) as the orchestrator traces them. The median is bit-identical
-/// to `coordinate_median`; the trimmed mean sums the same values in another order.
-pub fn window_mean_traced(x: Matrix, lo: usize, hi: usize) -> (Vec<f32>, Vec<f64>) {
-    map_columns_traced(x, |col| {
-        if lo > 0 {
-            col.select_nth_unstable_by(lo, by_value_then_row);
-        }
-        if hi - lo > 1 {
-            col[lo..].select_nth_unstable_by(hi - lo - 1, by_value_then_row);
-        }
-        let s: f64 = col[lo..hi].iter().map(|p| p.0 as f64).sum();
-        ((s / (hi - lo) as f64) as f32, lo, hi)
-    })
+/// The trimmed mean and each row's share of it, in one pass; the output is `trimmed_mean`'s to
+/// the bit.
+pub fn trimmed_mean_traced(x: Matrix, trim: usize) -> (Vec<f32>, Vec<f64>) {
+    map_columns_traced(x, |_, scratch| trim_in_place(scratch, trim))
 }
 
 /// The sorted positions the median of `n` values averages: the middle one, or the two middle ones.
@@ -72,23 +83,19 @@ pub fn median_window(n: usize) -> (usize, usize) {
 /// Bulyan's second stage. With `trace`, also each row's share (its part of the windows).
 pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
     if trace {
-        let (out, share) = map_columns_traced(x, |col| {
-            col.sort_unstable_by(by_value_then_row);
-            let (n, value) = (col.len(), |i: usize| col[i].0);
-            let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
-            let s: f64 = col[left..right].iter().map(|p| p.0 as f64).sum();
-            ((s / keep as f64) as f32, left, right)
-        });
+        let (out, share) = map_columns_traced(x, |_, scratch| around_median_in_place(scratch, keep));
         return (out, Some(share));
     }
-    let out = map_columns(x, |col| {
-        col.sort_unstable_by(f32::total_cmp);
-        let (n, value) = (col.len(), |i: usize| col[i]);
-        let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
-        let s: f64 = col[left..right].iter().map(|&v| v as f64).sum();
-        (s / keep as f64) as f32
-    });
-    (out, None)
+    (map_columns(x, |col| around_median_in_place(col, keep).value), None)
+}
+
+/// Meamed's value for one column, sorting it in place; the window it averages.
+fn around_median_in_place(col: &mut [f32], keep: usize) -> Window {
+    col.sort_unstable_by(f32::total_cmp);
+    let (n, value) = (col.len(), |i: usize| col[i]);
+    let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
+    let s: f64 = col[left..right].iter().map(|&v| v as f64).sum();
+    Window { value: (s / keep as f64) as f32, lo: left, hi: right, at_lo: col[left], at_hi: col[right - 1] }
 }
 
 /// The median of the `n` sorted values `sorted(0..n)`, as `median_in_place` computes it.

@@ -262,16 +262,12 @@ impl Rule {
         let n = x.n();
         self.check(n, f_default)?;
         // a coordinate-wise rule traced: its output and the shares in one pass
-        let coordinate = |lo: usize, hi: usize| {
-            let (out, share) = median::window_mean_traced(x, lo, hi);
-            (out, Trace { share: Some(share), ..Trace::default() })
-        };
+        let coordinate = |(out, share): (Vec<f32>, Vec<f64>)| (out, Trace { share: Some(share), ..Trace::default() });
         Ok(match self {
             Rule::Mean => (weighted_mean(x, w), Trace { share: normalised(w), ..Trace::default() }),
             Rule::Median => {
-                let (lo, hi) = median::median_window(n);
                 if trace {
-                    coordinate(lo, hi)
+                    coordinate(median::coordinate_median_traced(x))
                 } else {
                     (median::coordinate_median(x), Trace::default())
                 }
@@ -279,7 +275,7 @@ impl Rule {
             Rule::TrimmedMean { f, beta } => {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
                 if trace {
-                    coordinate(trim, n - trim)
+                    coordinate(median::trimmed_mean_traced(x, trim))
                 } else {
                     (median::trimmed_mean(x, trim), Trace::default())
                 }
