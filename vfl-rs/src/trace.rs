@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::Matrix;
+use crate::matrix::{total_order_key, Matrix};
 
 /// One aggregation's trace; `None` where the component has nothing to say.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -128,11 +128,10 @@ fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
     }
 }
 
-/// An integer whose order is `f32::total_cmp`'s (the bit trick it documents).
+/// An integer whose order is `f32::total_cmp`'s.
 #[inline]
 fn order_key(v: f32) -> i32 {
-    let bits = v.to_bits() as i32;
-    bits ^ (((bits >> 31) as u32) >> 1) as i32
+    total_order_key(v.to_bits() as i32)
 }
 
 /// `w` scaled to sum to 1 (`None` when it sums to nothing).

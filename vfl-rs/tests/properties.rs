@@ -150,6 +150,18 @@ fn run(x: &OwnedMatrix, text: &str, w: Option<&[f64]>) -> Vec<f32> {
 proptest! {
     #![proptest_config(config())]
 
+    /// Sorting on integer keys orders the values exactly as `f32::total_cmp` does, bit for bit
+    /// (NaN of either sign, ±0, ±inf and subnormals included).
+    #[test]
+    fn sorting_on_total_order_keys_is_sorting_by_total_cmp(bits_in in pvec(any::<u32>(), 0..200), picks in pvec(0usize..8, 0..50)) {
+        let special = [f32::NAN, -f32::NAN, 0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::MIN_POSITIVE / 2.0, -1.5];
+        let mut v: Vec<f32> = bits_in.iter().map(|&b| f32::from_bits(b)).chain(picks.iter().map(|&p| special[p])).collect();
+        let mut want = v.clone();
+        want.sort_unstable_by(f32::total_cmp);
+        vfl::matrix::sort_total_order(&mut v);
+        prop_assert_eq!(bits(&v), bits(&want));
+    }
+
     #[test]
     fn fedavg_is_the_weighted_mean((x, w) in weighted(1..=20, 50)) {
         assert_close_prop(&run(&x, "FedAvg", Some(&w)), &ref_weighted_mean(&x, &w), 1e-6)?;

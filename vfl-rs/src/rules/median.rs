@@ -4,7 +4,7 @@
 //! Statistical Rates", ICML 2018. NaN sorts above +inf (IEEE total order), so a NaN row acts as an
 //! extreme value that the median and the trim discard.
 
-use crate::matrix::{map_columns, Matrix};
+use crate::matrix::{map_columns, sort_total_order, Matrix};
 use crate::trace::{map_columns_traced, Window};
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
@@ -91,7 +91,7 @@ pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Opt
 
 /// Meamed's value for one column, sorting it in place; the window it averages.
 fn around_median_in_place(col: &mut [f32], keep: usize) -> Window {
-    col.sort_unstable_by(f32::total_cmp);
+    sort_total_order(col);
     let (n, value) = (col.len(), |i: usize| col[i]);
     let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
     let s: f64 = col[left..right].iter().map(|&v| v as f64).sum();
