@@ -47,7 +47,12 @@ def test_auto_on_a_mac_and_on_a_machine_without_a_gpu(apple, monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("cpu", torch.device("cpu")), ("cuda", torch.device("cuda", 0)), ("CUDA:1", torch.device("cuda", 1)), (" cuda:0 ", torch.device("cuda", 0))],
+    [
+        ("cpu", torch.device("cpu")),
+        ("cuda", torch.device("cuda", 0)),
+        ("CUDA:1", torch.device("cuda", 1)),
+        (" cuda:0 ", torch.device("cuda", 0)),
+    ],
 )
 def test_explicit_devices(two_gpus, name, expected):
     assert resolve_device(name) == expected
@@ -66,7 +71,9 @@ def test_a_device_the_machine_lacks_is_an_error_never_the_cpu(two_gpus, monkeypa
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:x", "cuda:-1", "tpu", "", "cuda 1"])
 def test_names_that_are_not_devices(bad):
-    with pytest.raises(ValueError, match=r"^Expected device as 'auto' \(CUDA, then Apple MPS, then the CPU\), 'cpu', 'cuda', 'cuda:N' or 'mps', got "):
+    with pytest.raises(
+        ValueError, match=r"^Expected device as 'auto' \(CUDA, then Apple MPS, then the CPU\), 'cpu', 'cuda', 'cuda:N' or 'mps', got "
+    ):
         device_name(bad)
     with pytest.raises(ValueError, match="Expected device as"):
         resolve_device(bad)
@@ -126,7 +133,15 @@ def test_the_federated_server_and_monna_put_model_and_data_on_the_device():
     reference = FederatedServer(data)  # "auto": the same numbers where it resolves to the CPU
     if reference.device.type == "cpu":
         assert reference.run_round().global_loss == record.global_loss
-    sim = MonnaSimulation(model=build_model("mlp-32", input_shape=data.input_shape, num_classes=data.num_classes), data=data, n=4, f=0, learning_rate=0.1, aggregator="average", device="cpu")
+    sim = MonnaSimulation(
+        model=build_model("mlp-32", input_shape=data.input_shape, num_classes=data.num_classes),
+        data=data,
+        n=4,
+        f=0,
+        learning_rate=0.1,
+        aggregator="average",
+        device="cpu",
+    )
     assert sim.device == torch.device("cpu")
     with pytest.raises(ValueError, match="Expected device as"):
         FederatedServer(data, device="gpu")
