@@ -213,6 +213,30 @@ def test_a_worker_that_dies_is_recorded_and_the_others_are_rerun(tmp_path):
     assert _summary(out / "bystander")["rounds_completed"] == 3
 
 
+def test_a_run_submitted_to_a_pool_that_just_broke_waits_for_the_next_one(tmp_path):
+    """A worker can die between the driver's wait and its next submission: the pool refuses the
+    new run (BrokenProcessPool) before the dead run's future says anything. That run never
+    started; it is submitted again, not lost and not the sweep's end."""
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    refused: list[str] = []
+
+    class BreaksOnce(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            if not refused and args[2] == 1:  # the second run, while the first is in flight
+                refused.append(args[1])
+                raise BrokenProcessPool("a child process terminated abruptly")
+            return super().submit(fn, *args, **kwargs)
+
+    specs = [RunSpec(name=f"run-{k}", rounds=2, seed=k, **FAST) for k in range(3)]
+    with BreaksOnce(max_workers=2) as executor:
+        sweep = Sweep(specs, out=tmp_path / "broke", executor=executor, parallel=2).start().wait(timeout=120)
+        assert not sweep.running, "the sweep hung on the refused run"
+    assert len(refused) == 1
+    assert dict(sweep.run_status()) == {"run-0": "finished", "run-1": "finished", "run-2": "finished"}
+
+
 def test_cancel_stops_the_pool_and_keeps_finished_rounds(tmp_path):
     out = tmp_path / "cancel"
     specs = [RunSpec(name=f"long-{k}", rounds=500, seed=k, **FAST) for k in range(3)]

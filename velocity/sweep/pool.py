@@ -60,18 +60,33 @@ class PoolDriver:
         executor: Executor = self.executor or ProcessPoolExecutor(max_workers=self.parallel, mp_context=ctx)
         in_flight: dict[Future[Any], int] = {}
         isolate: list[int] = []  # runs caught in a dead worker pool: re-run one at a time to find the culprit
+        unstarted: list[int] = []  # runs whose submission found the pool broken: they never started
         try:
             while not self.cancel.is_set():
                 if isolate and not in_flight:
                     i = isolate.pop(0)
                     in_flight[self._submit(executor, i, listener.sink, threads)] = i
                 while not isolate and len(in_flight) < self.parallel:
+                    if unstarted:
+                        i = unstarted.pop(0)
+                    else:
+                        try:
+                            i = self.pending.get_nowait()
+                        except queue.Empty:
+                            break
                     try:
-                        i = self.pending.get_nowait()
-                    except queue.Empty:
+                        in_flight[self._submit(executor, i, listener.sink, threads)] = i
+                    except BrokenProcessPool:
+                        # a worker died since the last wait; its future reports it below, and this
+                        # run waits for the new pool
+                        unstarted.insert(0, i)
+                        if not in_flight:  # no future left to report the break: replace the pool now
+                            if not owned:
+                                raise
+                            executor.shutdown(wait=False, cancel_futures=True)
+                            executor = ProcessPoolExecutor(max_workers=self.parallel, mp_context=ctx)
                         break
-                    in_flight[self._submit(executor, i, listener.sink, threads)] = i
-                if not in_flight:
+                if not in_flight and not unstarted:
                     break
                 done, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
                 broken: list[int] = []
@@ -104,6 +119,8 @@ class PoolDriver:
                         executor = ProcessPoolExecutor(max_workers=self.parallel, mp_context=ctx)
             if self.cancel.is_set():
                 self._stop(owned, in_flight, isolate)
+                for i in unstarted:
+                    self.store.set_status(i, "cancelled")
         finally:
             if owned:
                 executor.shutdown(wait=True, cancel_futures=True)
