@@ -145,3 +145,20 @@ def test_the_federated_server_and_monna_put_model_and_data_on_the_device():
     assert sim.device == torch.device("cpu")
     with pytest.raises(ValueError, match="Expected device as"):
         FederatedServer(data, device="gpu")
+
+
+def test_sweep_workers_deal_runs_over_the_gpus_and_share_their_memory(two_gpus, monkeypatch):
+    """With two GPUs and four workers, "auto" and "cuda" runs take the GPUs in turn, two workers
+    to a GPU, each capped at half its memory; runs pinned to one GPU split it four ways; one
+    worker alone is not capped; the CPU is never capped."""
+    from velocity.sweep.worker import worker_device
+
+    caps: list[tuple[float, torch.device]] = []
+    monkeypatch.setattr(torch.cuda, "set_per_process_memory_fraction", lambda share, device: caps.append((share, device)))
+    assert [worker_device("auto", i, 4) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    assert {share for share, _ in caps} == {0.5}
+    caps.clear()
+    assert worker_device("cuda:1", 3, 4) == "cuda:1" and caps == [(0.25, torch.device("cuda", 1))]
+    caps.clear()
+    assert worker_device("cuda", 5, 1) == "cuda:1" and caps == []
+    assert worker_device("cpu", 0, 4) == "cpu" and caps == []

@@ -50,10 +50,12 @@ def worker_device(device: str, index: int, workers: int) -> str:
     from velocity.training.device import resolve_device
 
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device in ("auto", "cuda") and gpus > 1:
+    dealt = device in ("auto", "cuda") and gpus > 1
+    if dealt:
         device = f"cuda:{index % gpus}"
     resolved = resolve_device(device)
-    sharing = math.ceil(workers / gpus) if device.startswith("cuda:") and gpus > 1 else workers
+    # dealt out, each GPU serves about workers / gpus runs; pinned to one GPU, every worker shares it
+    sharing = math.ceil(workers / gpus) if dealt else workers
     if resolved.type == "cuda" and sharing > 1:
         torch.cuda.set_per_process_memory_fraction(1.0 / sharing, resolved)
     return str(resolved)
