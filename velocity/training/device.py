@@ -22,6 +22,12 @@ def _mps_available() -> bool:
     return bool(mps is not None and mps.is_available())
 
 
+def _current_cuda() -> int:
+    """The current CUDA device, without creating a CUDA context just to ask (a sweep's parent
+    process checks devices but trains on none): 0, the first visible GPU, until CUDA is in use."""
+    return torch.cuda.current_device() if torch.cuda.is_initialized() else 0
+
+
 def device_name(device: str) -> str:
     """``device`` in its canonical form (``"cuda:1"``, ``"auto"``, ...), checked for its form
     only; ``ValueError`` naming what is expected otherwise."""
@@ -46,7 +52,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     cuda = torch.cuda.is_available()
     if name == "auto":
         if cuda:
-            return torch.device("cuda", torch.cuda.current_device())
+            return torch.device("cuda", _current_cuda())
         return torch.device("mps") if _mps_available() else torch.device("cpu")
     if name == "cpu":
         return torch.device("cpu")
@@ -59,7 +65,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if not cuda:
         raise ValueError(f"Expected a machine with a CUDA GPU for device {device!r}, got none here (torch.cuda.is_available() is False)")
     count = torch.cuda.device_count()
-    index = int(m.group(2)) if m.group(2) is not None else torch.cuda.current_device()
+    index = int(m.group(2)) if m.group(2) is not None else _current_cuda()
     if index >= count:
         raise ValueError(f"Expected a CUDA device index below {count} (the GPUs this machine has), got {device!r}")
     return torch.device("cuda", index)
