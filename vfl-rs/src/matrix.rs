@@ -372,6 +372,23 @@ pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
     out
 }
 
+/// Columns per block of the column-wise kernels that gather (`map_columns` and the traced ones):
+/// `n` rows of this width fit in cache while they are transposed.
+pub(crate) const GATHER_BLOCK: usize = 256;
+
+/// Columns `c0..c0 + len` of every row, transposed: column j's `n` values, in row order, at
+/// `buf[j·n..(j + 1)·n]`. Every row is read sequentially.
+pub(crate) fn gather_columns(x: Matrix, c0: usize, len: usize) -> Vec<f32> {
+    let n = x.n();
+    let mut buf = vec![0f32; len * n];
+    for i in 0..n {
+        for (j, &v) in x.row(i)[c0..c0 + len].iter().enumerate() {
+            buf[j * n + i] = v;
+        }
+    }
+    buf
+}
+
 /// Apply `f` to each column (given as the `n` values of that coordinate, in row order) and
 /// collect one output per column. Columns are gathered block by block into a transposed buffer
 /// so every row is read sequentially.
@@ -379,19 +396,10 @@ pub fn map_columns<F>(x: Matrix, f: F) -> Vec<f32>
 where
     F: Fn(&mut [f32]) -> f32 + Sync,
 {
-    let (n, d) = (x.n(), x.d());
-    const BLOCK: usize = 256;
-    let mut out = vec![0f32; d];
-    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, out_blk)| {
-        let c0 = b * BLOCK;
-        let len = out_blk.len();
-        let mut buf = vec![0f32; len * n];
-        for i in 0..n {
-            let row = &x.row(i)[c0..c0 + len];
-            for (j, &v) in row.iter().enumerate() {
-                buf[j * n + i] = v;
-            }
-        }
+    let n = x.n();
+    let mut out = vec![0f32; x.d()];
+    out.par_chunks_mut(GATHER_BLOCK).enumerate().for_each(|(b, out_blk)| {
+        let mut buf = gather_columns(x, b * GATHER_BLOCK, out_blk.len());
         for (j, o) in out_blk.iter_mut().enumerate() {
             *o = f(&mut buf[j * n..(j + 1) * n]);
         }

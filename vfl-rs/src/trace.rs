@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{total_order_key, Matrix};
+use crate::matrix::{gather_columns, total_order_key, Matrix, GATHER_BLOCK};
 
 /// One aggregation's trace; `None` where the component has nothing to say.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -47,21 +47,12 @@ where
     F: Fn(&[f32], &mut [f32]) -> Window + Sync,
 {
     let (n, d) = (x.n(), x.d());
-    const BLOCK: usize = 256;
     let mut out = vec![0f32; d];
     let parts: Vec<Vec<f64>> = out
-        .par_chunks_mut(BLOCK)
+        .par_chunks_mut(GATHER_BLOCK)
         .enumerate()
         .map(|(b, out_blk)| {
-            let c0 = b * BLOCK;
-            let len = out_blk.len();
-            let mut buf = vec![0f32; len * n];
-            for i in 0..n {
-                let row = &x.row(i)[c0..c0 + len];
-                for (j, &v) in row.iter().enumerate() {
-                    buf[j * n + i] = v;
-                }
-            }
+            let buf = gather_columns(x, b * GATHER_BLOCK, out_blk.len());
             let mut scratch = vec![0f32; n];
             let mut acc = vec![0f64; n];
             for (j, o) in out_blk.iter_mut().enumerate() {
