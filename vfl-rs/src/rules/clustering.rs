@@ -226,7 +226,12 @@ pub fn flame(x: Matrix, w: &[f64], noise_level: f64, rng: &mut ChaCha8Rng) -> Re
             }
         }
     };
-    let scale: Vec<f64> = (0..n).map(|i| if kept.contains(&i) && norms[i] > s { s / norms[i] } else { 1.0 }).collect();
+    let mut scale = vec![1.0; n]; // only the admitted updates are clipped (and counted)
+    for &i in &kept {
+        if norms[i] > s {
+            scale[i] = s / norms[i];
+        }
+    }
     let clipped = scale.iter().filter(|&&c| c < 1.0).count();
     let mut out = combine(scale_rows(x, &scale).view(), w, &kept, Combine::Mean);
     let sigma = noise_level * s;
