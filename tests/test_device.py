@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from velocity.sweep.spec import RunSpec, check_runnable
-from velocity.training.device import device_name, resolve_device
+from velocity.training.device import available_devices, device_name, resolve_device
 
 
 @pytest.fixture
@@ -89,6 +89,27 @@ def test_the_spec_key_is_checked_for_its_form_and_left_out_of_the_runs_identity(
     # ... but a sweep refuses it before any run starts, naming the run
     with pytest.raises(ValueError, match=r"^FedAvg \| none \| α=iid \| seed=0: Expected a machine with a CUDA GPU for device 'cuda:1'"):
         check_runnable([spec])
+
+
+def test_the_devices_a_machine_offers(two_gpus, apple, monkeypatch):
+    assert available_devices() == ["auto", "cpu", "mps"]  # (apple patched last: MPS, no CUDA)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert available_devices() == ["auto", "cpu", "cuda:0", "cuda:1"]
+
+
+def test_the_panel_queues_runs_on_the_device_chosen_and_refuses_one_the_machine_lacks(no_gpu):
+    from velocity.panel.state import Controls, specs_from_controls
+    from velocity.sweep import grid
+
+    (base,) = grid(strategies=["FedAvg"], attacks=["none"], dataset="blobs", model_id="logreg", rounds=2, num_clients=4)
+    new, skipped = specs_from_controls(base, Controls(("FedMedian",), ("none",), None, 0.2, 2, 4, device="cpu"), [base])
+    assert [s.device for s in new] == ["cpu"] and skipped == []
+    same, _ = specs_from_controls(base, Controls(("FedMedian",), ("none",), None, 0.2, 2, 4), [base])
+    assert [s.device for s in same] == [base.device]  # no choice: the sweep's own
+    new, skipped = specs_from_controls(base, Controls(("FedMedian",), ("none",), None, 0.2, 2, 4, device="cuda:1"), [base])
+    assert new == [] and len(skipped) == 1
+    assert "Expected a machine with a CUDA GPU for device 'cuda:1', got none here" in skipped[0]
 
 
 def test_a_sweep_for_a_missing_gpu_fails_before_running(no_gpu, tmp_path):

@@ -547,6 +547,8 @@ def test_controls_are_validated_with_clear_errors(live: Any) -> None:
         panel.seeds = 0
     with pytest.raises(traitlets.TraitError, match=r"Expected malicious_fraction in \[0, 1\), got 1.5"):
         panel.malicious_fraction = 1.5
+    with pytest.raises(traitlets.TraitError, match=r"Expected device as 'auto' .*, got 'gpu'"):
+        panel.device = "gpu"
     panel.alpha = math.inf  # the same as iid
     assert panel.alpha is None
 

@@ -280,6 +280,32 @@ ROUNDS_DAMAGE = {
 }
 
 
+def test_a_running_runs_rounds_file_grows_by_whole_lines(tmp_path: Path) -> None:
+    """rounds.csv gains one line per round while its run runs (no O(rounds²) rewrites); a worker
+    that dies mid-append leaves a last line without its newline, which a reader of a growing
+    file leaves out, while in a finished run's file it is damage."""
+    from velocity.sweep.files import FILE_MODE, DamagedFile, RoundsAppender, read_rounds_csv
+
+    path = tmp_path / "rounds.csv"
+    rows = [{"round": r, "global_loss": 1.0 / r, "accuracy": 0.5, "num_clients": 4} for r in (1, 2, 3)]
+    appender = RoundsAppender(path)
+    for count, row in enumerate(rows, start=1):
+        appender.append(row)  # flushed: on disk before the next round, a header and one line each
+        assert path.read_text(encoding="utf-8").count("\n") == 1 + count
+        assert [r["round"] for r in read_rounds_csv(path, growing=True)] == list(range(1, count + 1))
+    appender.close()
+    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
+    with path.open("a", encoding="utf-8") as f:  # a fourth round cut off
+        f.write("4,0.25,0.")
+    assert [r["round"] for r in read_rounds_csv(path, growing=True)] == [1, 2, 3]
+    with pytest.raises(DamagedFile, match="cells per row"):
+        read_rounds_csv(path)
+    again = RoundsAppender(path)  # a new attempt starts the file afresh
+    again.append(rows[0])
+    again.close()
+    assert [r["round"] for r in read_rounds_csv(path)] == [1]
+
+
 @pytest.mark.parametrize(("file", "damage"), [*(("summary.json", d) for d in SUMMARY_DAMAGE), *(("rounds.csv", d) for d in ROUNDS_DAMAGE)])
 def test_a_damaged_run_is_named_and_run_again(finished_sweep: Path, tmp_path: Path, file: str, damage: str) -> None:
     from velocity.sweep import Sweep
@@ -407,7 +433,7 @@ def test_a_data_set_with_non_finite_features_is_refused(tmp_path: Path) -> None:
         load_federated(str(path), num_clients=2)
 
 
-def test_a_batched_run_that_cannot_fit_in_memory_is_refused_before_training(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_batched_run_that_cannot_fit_in_memory_is_refused_or_trained_one_client_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     from velocity import server as server_module
     from velocity.data import load_federated
     from velocity.server import FederatedServer
@@ -422,10 +448,13 @@ def test_a_batched_run_that_cannot_fit_in_memory_is_refused_before_training(monk
     with pytest.raises(
         ValueError, match=r"^Expected a run that fits in memory, got one that needs at least .* GiB to train 4 clients at once"
     ):
-        FederatedServer(data, model_id="logreg", local=local, seed=0)
-    FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0)  # one client at a time: fine
+        FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0)
+    assert not FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0).batched  # one at a time: fine
+    # left to choose, the server trains one client at a time rather than fail
+    assert not FederatedServer(data, model_id="logreg", local=local, seed=0).batched
     monkeypatch.setattr(server_module, "available_memory", lambda: need)
-    FederatedServer(data, model_id="logreg", local=local, seed=0)
+    assert FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0).batched
+    assert FederatedServer(data, model_id="logreg", local=local, seed=0).batched
 
 
 def test_a_run_name_like_markup_is_printed_as_written_by_sweep_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

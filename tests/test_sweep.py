@@ -330,7 +330,7 @@ def test_ctrl_c_on_the_command_stops_cleanly_and_keeps_rounds(tmp_path):
     cmd += ["--clients", "6", "--dataset", FAST["dataset"], "--model", "mlp-16", "--parallel", "2", "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 90
-    while time.time() < deadline and sum(len(read_rounds_csv(p)) for p in out.glob("*/rounds.csv")) < 4:
+    while time.time() < deadline and sum(len(read_rounds_csv(p, growing=True)) for p in out.glob("*/rounds.csv")) < 4:
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
     printed, _ = proc.communicate(timeout=60)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -85,6 +86,48 @@ def test_float32_training_stays_close_to_float64(cfg, model_id):
         assert got.dtype == torch.float32
         error = (got.double() - reference).norm(dim=1) / reference.norm(dim=1)
         assert error.max() < 1e-2, (trainer.__name__, error.tolist())
+
+
+def test_batched_training_skips_the_steps_of_clients_whose_plan_is_done():
+    """Clients train in order of decreasing plan length, so step t only runs the clients still
+    training: the gradient at a step sees exactly those clients (not padded ones), and the
+    updates come back in the plan's order."""
+    x, y = toy_data(n=200)
+    sizes = [10, 70, 30, 70, 5]  # batch 16: 1, 5, 2, 5, 1 steps
+    starts = np.cumsum([0, *sizes])
+    idx = [np.arange(a, b) for a, b in itertools.pairwise(starts)]
+    cfg = LocalTrainingConfig(lr=0.1, batch_size=16, local_epochs=1)
+    model = build_model("logreg", input_shape=(1, 8, 8), num_classes=10, seed=0).double()
+    plan = ClientBatchPlan.make(idx, cfg, seed=1, round=1, client_ids=range(5))
+    seen: list[int] = []
+
+    def counting_vmap(f):  # type: ignore[no-untyped-def]
+        batched = torch.func.vmap(f)
+
+        def call(p, xb, *rest):  # type: ignore[no-untyped-def]
+            seen.append(xb.shape[0])  # the clients this step trains
+            return batched(p, xb, *rest)
+
+        return call
+
+    import velocity.training.local as local_module
+
+    g = flatten_params(model)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(local_module, "vmap", counting_vmap)
+        batched = train_clients_batched(model, g, x.double(), y, plan, cfg)
+    assert seen == [5, 3, 2, 2, 2]  # 5 clients train step 0; 3 have a second step; 2 the last three
+    torch.testing.assert_close(batched, train_clients_loop(model, g, x.double(), y, plan, cfg), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "device", "expected"), [("logreg", "cpu", True), ("mlp", "cpu", True), ("cnn28", "cpu", False), ("cnn28", "cuda", True)]
+)
+def test_the_trainer_is_chosen_by_model_and_device(model_id: str, device: str, expected: bool) -> None:
+    from velocity.training import prefers_batched
+
+    model = build_model(model_id, input_shape=(1, 28, 28), num_classes=10, seed=0)
+    assert prefers_batched(model, torch.device(device)) is expected
 
 
 def test_batch_plan_is_seeded_per_client():

@@ -28,6 +28,7 @@ from velocity.training import (
     evaluate,
     flatten_params,
     poison_labels,
+    prefers_batched,
     resolve_device,
     train_clients_batched,
     train_clients_loop,
@@ -80,7 +81,10 @@ class FederatedServer(Trainer):
     local
         Local SGD settings.
     batched
-        Train the sampled clients together with ``torch.func.vmap`` (default) or one by one.
+        Train the sampled clients together with ``torch.func.vmap`` (``True``) or one by one
+        (``False``). ``None`` (default) picks the faster for the model and device
+        (:func:`velocity.training.prefers_batched`), and one by one when training them together
+        would not fit in memory; :attr:`batched` says which was chosen.
     client_momentum
         Worker momentum β across rounds: each client sends m ← β·m + (1 − β)·Δ instead of its
         update Δ (Karimireddy, He, Jaggi, "Learning from History for Byzantine Robust
@@ -105,7 +109,7 @@ class FederatedServer(Trainer):
         malicious_fraction: float = 0.0,
         clients_per_round: int | float | None = None,
         local: LocalTrainingConfig | None = None,
-        batched: bool = True,
+        batched: bool | None = None,
         client_momentum: float = 0.0,
         seed: int = 0,
         device: str | torch.device = "auto",
@@ -137,12 +141,16 @@ class FederatedServer(Trainer):
             local = dataclasses.replace(local, mu=float(rule.params["mu"]))
         self.local = local
         self.clients_per_round = _clients_per_round(clients_per_round, num_clients)
-        self.batched = batched
         self.seed = seed
         self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed).to(self.device)
         self.orchestrator.global_model = flatten_params(self._model).cpu().numpy()
-        if batched:
-            self._check_memory(self.clients_per_round)
+        if batched is None:
+            self.batched = prefers_batched(self._model, self.device) and self._memory_shortfall(self.clients_per_round) is None
+        else:
+            self.batched = batched
+            shortfall = self._memory_shortfall(self.clients_per_round) if batched else None
+            if shortfall is not None:
+                raise ValueError(shortfall)
         self._sizes = np.array([len(i) for i in data.client_indices], dtype=np.float64)
         self._sampler = np.random.default_rng([seed, 0x5A3F])
         x_train, y_train, success = self._plant_backdoor(self._poisoned_labels())
@@ -157,21 +165,23 @@ class FederatedServer(Trainer):
         self.initial_loss, self.initial_accuracy = evaluate(self._model, self._x_test, self._y_test)
         self.history: list[RoundRecord] = []
 
-    def _check_memory(self, clients: int) -> None:
-        """Refuse, before training, a batched run that cannot fit in this machine's memory (the
-        OS would otherwise stop the worker with no word of why)."""
+    def _memory_shortfall(self, clients: int) -> str | None:
+        """Why training ``clients`` clients at once cannot fit in this machine's memory, or
+        ``None`` when it may: such a run is refused (or trained one client at a time) before it
+        starts, since the OS would otherwise stop the worker with no word of why."""
         parameters = sum(p.numel() for p in self._model.parameters())
         largest = max((len(i) for i in self.data.client_indices), default=0)
         batch = min(self.local.batch_size, largest)
         features = int(np.prod(self.data.input_shape))
         need = batched_memory_floor(clients, parameters, batch, features, momentum=self.local.momentum > 0)
         have = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else available_memory()
-        if have is not None and need > have:
-            raise ValueError(
-                f"Expected a run that fits in memory, got one that needs at least {need / 2**30:.1f} GiB to train {clients} "
-                f"clients at once ({parameters} parameters each, with gradients, and a batch of {batch}) with "
-                f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
-            )
+        if have is None or need <= have:
+            return None
+        return (
+            f"Expected a run that fits in memory, got one that needs at least {need / 2**30:.1f} GiB to train {clients} "
+            f"clients at once ({parameters} parameters each, with gradients, and a batch of {batch}) with "
+            f"{have / 2**30:.1f} GiB available: set batched = false to train one client at a time"
+        )
 
     def _root_examples(self, rule: Component) -> np.ndarray | None:
         """FLTrust's root data: ``root_size`` clean training examples the server holds, a seeded

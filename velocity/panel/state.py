@@ -33,6 +33,7 @@ class Controls:
     rounds: int
     clients: int
     seeds: int = 1  # seeds base.seed, base.seed + 1, …
+    device: str | None = None  # where the new runs train (None: the base run's device)
 
 
 def alpha_of(spec: RunSpec) -> float | None:
@@ -97,6 +98,8 @@ def specs_from_controls(base: RunSpec, controls: Controls, existing: Sequence[Ru
         shared["min_clients"] = min(shared["min_clients"], controls.clients)
     shared.update(partition_keys(base, controls.alpha, controls.clients))
     shared["rounds"] = controls.rounds
+    if controls.device is not None:
+        shared["device"] = controls.device
     alpha = shared.pop("alpha", None)
     by_hash = {s.spec_hash for s in existing}
     labels = {s.label for s in existing}

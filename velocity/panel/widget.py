@@ -41,13 +41,14 @@ from velocity.panel.state import (
     status_counts,
 )
 from velocity.rounds import PER_CLIENT_COLUMNS, panel_row
+from velocity.training.device import available_devices, device_name
 
 if TYPE_CHECKING:
     from velocity.sweep.spec import RunSpec
     from velocity.sweep.sweep import Sweep
 
 #: The traits a Run message carries, as the front end shows them.
-CONTROL_TRAITS = ("alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds")
+CONTROL_TRAITS = ("alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds", "device")
 
 #: Rows per replay message, so a late view of a long sweep is not sent one huge message.
 REPLAY_CHUNK = 5000
@@ -177,6 +178,8 @@ class SweepPanel(anywidget.AnyWidget):
     rounds = traitlets.Int(10).tag(sync=True)
     clients = traitlets.Int(10).tag(sync=True)
     seeds = traitlets.Int(1, help="seeds per combination queued by Run, from the sweep's first run's").tag(sync=True)
+    device = traitlets.Unicode("auto", help="where new runs train (velocity.training.device)").tag(sync=True)
+    device_options = traitlets.List(traitlets.Unicode(), help="the devices this machine has, 'auto' first").tag(sync=True)
     rank_by = traitlets.Enum(("accuracy", "loss"), "accuracy").tag(sync=True)
     view = traitlets.Enum(charts.CHART_NAMES, "progress", help="the chart shown (one at a time: the tabs)").tag(sync=True)
     projector = traitlets.Bool(False, help="everything drawn larger, for a projector").tag(sync=True)
@@ -209,6 +212,8 @@ class SweepPanel(anywidget.AnyWidget):
             rounds=base.rounds,
             clients=base.num_clients,
             seeds=len({s.seed for s in sweep.specs}),
+            device=base.device,
+            device_options=_unique([base.device, *available_devices()]),
             **kwargs,
         )
         self.sweep = sweep
@@ -252,6 +257,13 @@ class SweepPanel(anywidget.AnyWidget):
             raise traitlets.TraitError(f"Expected alpha > 0 or None (iid), got {value!r}")
         return float(value)
 
+    @traitlets.validate("device")
+    def _check_device(self, proposal: Any) -> str:
+        try:
+            return device_name(proposal["value"])  # its form; whether this machine has it: when runs are queued
+        except ValueError as e:
+            raise traitlets.TraitError(str(e)) from None
+
     @traitlets.validate("shown_runs")
     def _check_shown_runs(self, proposal: Any) -> list[int] | None:
         value = proposal["value"]
@@ -286,6 +298,7 @@ class SweepPanel(anywidget.AnyWidget):
             rounds=self.rounds,
             clients=self.clients,
             seeds=self.seeds,
+            device=self.device,
         )
 
     def queue_runs(self) -> list[RunSpec]:
@@ -434,6 +447,8 @@ class SweepPanel(anywidget.AnyWidget):
                 "rounds",
                 "clients",
                 "seeds",
+                "device",
+                "device_options",
                 "rank_by",
                 "show_setting",
                 "shown_runs",

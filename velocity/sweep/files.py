@@ -1,5 +1,8 @@
-"""Files of a sweep, written so that nothing is lost: every file is written to a temporary
-name and renamed into place, so a reader (or a crash) never sees half a file."""
+"""Files of a sweep, written so that nothing is lost: a file is written to a temporary name and
+renamed into place, so a reader (or a crash) never sees half a file. The one exception is a
+running run's ``rounds.csv``, which grows by one line per round (:class:`RoundsAppender`; a
+rewrite per round would cost O(rounds²)): reading it as growing drops a last line without its
+newline, and the run rewrites the whole file atomically when it ends."""
 
 from __future__ import annotations
 
@@ -103,25 +106,57 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def rounds_csv(rows: Iterable[Mapping[str, Any]]) -> str:
+def rounds_csv(rows: Iterable[Mapping[str, Any]], *, header: bool = True) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[c.name for c in ROUND_COLUMNS], extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()})
     return buf.getvalue()
 
 
-def read_rounds_csv(path: Path) -> list[dict[str, Any]]:
+class RoundsAppender:
+    """A running run's ``rounds.csv``, one line appended (and flushed to the OS) per round. Each
+    line goes out in one write, so a process that dies leaves whole lines, and at worst a last
+    line without its newline, which :func:`read_rounds_csv` leaves out. Call :meth:`close`
+    before the run's final atomic rewrite."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: io.TextIOWrapper | None = None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        if self._file is None:  # the first round truncates what an earlier, unfinished attempt left
+            self._file = self.path.open("w", encoding="utf-8", newline="")
+            os.chmod(self.path, FILE_MODE)
+            self._file.write(rounds_csv([]))
+        self._file.write(rounds_csv([row], header=False))
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def read_rounds_csv(path: Path, *, growing: bool = False) -> list[dict[str, Any]]:
     """Rows of a rounds.csv, each cell parsed as its column's kind (empty numbers → NaN).
     ``DamagedFile`` for a header that is not this file's, a row cut short or too long, or a cell
-    that is not its column's kind (a file written before a column existed lacks it: fine)."""
+    that is not its column's kind (a file written before a column existed lacks it: fine).
+
+    ``growing``: the file of a run that may still be appending, or died while it did; a last line
+    without its newline is then a round not yet written, and left out. A finished run's file
+    (rewritten whole when it ended) must be complete."""
     if not path.exists():
         return []
     known = {c.name for c in ROUND_COLUMNS}
     rows = []
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        text = path.read_text(encoding="utf-8")
+        if growing:
+            text = text[: text.rfind("\n") + 1]
+        with io.StringIO(text, newline="") as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames or []
             if "round" not in header or not set(header) <= known:

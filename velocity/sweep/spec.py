@@ -77,7 +77,11 @@ class RunSpec(BaseModel):
     topology: Topology = Field("federated", description="federated (a server) or decentralised (MoNNA / gossip)")
     seed: int = Field(0, ge=0, description="drives the partition, model, malicious clients and batches")
     storage: str | None = Field(None, description="URI for the final checkpoint, e.g. local://checkpoints")
-    batched: bool = Field(True, description="train the sampled clients together with torch.func")
+    batched: bool | None = Field(
+        None,
+        description="train the sampled clients together with torch.func (true) or one by one (false); "
+        "by default the faster for the model and device; not part of the run's identity",
+    )
     device: str = Field(
         "auto",
         description="where models, data and client training run: auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps; "
@@ -251,7 +255,8 @@ class RunSpec(BaseModel):
 
     @property
     def spec_hash(self) -> str:
-        """Hash of everything that changes the numbers (not the name or the storage URI)."""
+        """Hash of everything that defines the run: not its name, storage URI, device or trainer
+        (these change the numbers by rounding at most)."""
         return hashlib.sha256(json.dumps(self._identity(), sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -260,8 +265,9 @@ class RunSpec(BaseModel):
         return [name for name in (self.strategy, *self.attacks) if extend.get(name) is not None]
 
     def _identity(self, exclude: set[str] = frozenset()) -> dict[str, Any]:  # type: ignore[assignment]
-        # where a run trains is not what it is: the same run on a GPU resumes, and repeats, one on the CPU
-        data = self.model_dump(mode="json", exclude={"name", "storage", "device", *exclude})
+        # where and how a run trains is not what it is: the same run on a GPU, or with its clients
+        # trained one by one, resumes and repeats the run on the CPU with batched clients
+        data = self.model_dump(mode="json", exclude={"name", "storage", "device", "batched", *exclude})
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data

@@ -165,10 +165,11 @@ class RunStore:
 
     # ------------------------------------------------------------------ run folders
     def _rounds_on_disk(self, i: int) -> list[dict[str, Any]]:
-        """Run ``i``'s rounds.csv; damaged (an outside hand, a failing disk), it is named and
-        the rounds the events brought stand."""
+        """Run ``i``'s rounds.csv as its run left it (a worker that died mid-append leaves a last
+        line without its newline: that round did not finish); damaged (an outside hand, a failing
+        disk), it is named and the rounds the events brought stand."""
         try:
-            return read_rounds_csv(self.run_dir(i) / "rounds.csv")
+            return read_rounds_csv(self.run_dir(i) / "rounds.csv", growing=True)
         except DamagedFile as e:
             self.note(str(e))
             return []

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from velocity import extend
 from velocity.rounds import RoundRecord, defence_metrics, late_accuracy_gain
-from velocity.sweep.files import atomic_write_json, atomic_write_text, rounds_csv
+from velocity.sweep.files import RoundsAppender, atomic_write_json, atomic_write_text, rounds_csv
 from velocity.sweep.spec import RunSpec
 
 
@@ -89,7 +89,7 @@ def execute_run(
     python_components: bytes | None = None,
     workers: int = 1,
 ) -> dict[str, Any]:
-    """Run one spec, streaming an event per round and keeping rounds.csv current on disk.
+    """Run one spec, streaming an event per round and appending it to rounds.csv.
 
     Returns the summary (also written to summary.json). A failure is recorded in summary.json
     with its error and traceback and returned with ``status = "failed"``; it never raises, so
@@ -107,6 +107,7 @@ def execute_run(
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     rows: list[dict[str, Any]] = []
+    appender = RoundsAppender(out / "rounds.csv")  # one line per round; the whole file rewritten at the end
 
     def emit(kind: str, **payload: Any) -> None:
         if events is not None:
@@ -124,10 +125,13 @@ def execute_run(
         def on_round(record: RoundRecord) -> None:
             row = record.row()
             rows.append(row)
-            atomic_write_text(out / "rounds.csv", rounds_csv(rows))
+            appender.append(row)
             emit("round", row=row)
 
-        trainer.run(spec.rounds, on_round=on_round)
+        try:
+            trainer.run(spec.rounds, on_round=on_round)
+        finally:
+            appender.close()
         if spec.storage:
             summary["checkpoint"] = save_checkpoint(trainer.model, spec.storage, spec.label, {"spec_hash": spec.spec_hash})
         summary.update(status="finished", initial_loss=trainer.initial_loss, initial_accuracy=trainer.initial_accuracy)

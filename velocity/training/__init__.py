@@ -9,6 +9,7 @@ from velocity.training.local import (
     available_memory,
     batched_memory_floor,
     flatten_params,
+    prefers_batched,
     train_clients_batched,
     train_clients_loop,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "evaluate",
     "flatten_params",
     "poison_labels",
+    "prefers_batched",
     "resolve_device",
     "train_clients_batched",
     "train_clients_loop",

@@ -11,7 +11,7 @@ import re
 
 import torch
 
-__all__ = ["DEVICE_HELP", "device_name", "resolve_device"]
+__all__ = ["DEVICE_HELP", "available_devices", "device_name", "resolve_device"]
 
 DEVICE_HELP = "'auto' (CUDA, then Apple MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")
@@ -34,6 +34,16 @@ def device_name(device: str) -> str:
     if not isinstance(device, str) or _PATTERN.match(device.strip().lower()) is None:
         raise ValueError(f"Expected device as {DEVICE_HELP}, got {device!r}")
     return device.strip().lower()
+
+
+def available_devices() -> list[str]:
+    """The device names this machine can train on, ``"auto"`` first: what a device choice offers."""
+    names = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if _mps_available():
+        names.append("mps")
+    return names
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

@@ -411,6 +411,15 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const rounds = field("rounds", { min: "1", step: "1" });
   const clients = field("clients", { min: "1", step: "1" });
   const seeds = field("seeds", { min: "1", step: "1", title: "seeds per combination: with several, the accuracy chart shades the 95 % interval over them" });
+  // where new runs train: the devices this machine has (Python lists them; "auto" first)
+  const deviceSelect = h("select", { "data-control": "device", title: "where new runs train: auto takes a CUDA GPU, then Apple MPS, then the CPU" }) as HTMLSelectElement;
+  deviceSelect.disabled = isStatic;
+  const renderDevices = () => {
+    const options = (model.get("device_options") ?? []) as string[];
+    deviceSelect.replaceChildren(...options.map((name) => h("option", { value: name }, name)));
+    deviceSelect.value = String(model.get("device") ?? "auto");
+  };
+  deviceSelect.addEventListener("change", () => setAndSave("device")(deviceSelect.value));
   const stopButton = h("button", { type: "button", "data-action": "stop" }, "Stop") as HTMLButtonElement;
   const resetButton = h("button", { type: "button", "data-action": "reset", title: "the controls as they were when the panel opened (the runs stay)" }, "Reset") as HTMLButtonElement;
   resetButton.disabled = isStatic;
@@ -459,7 +468,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   });
   // Run carries the controls as shown: state changes reach the kernel one at a time, this
   // message at once, so a slider moved just before Run might not have arrived yet.
-  const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds"];
+  const CONTROLS = ["alpha", "strategies", "attacks", "malicious_fraction", "rounds", "clients", "seeds", "device"];
   runButton.addEventListener("click", () =>
     model.send({ kind: "run", controls: Object.fromEntries(CONTROLS.map((name) => [name, model.get(name)])) }),
   );
@@ -478,6 +487,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
       h("label", {}, h("span", { class: "vfl-label" }, "rounds"), rounds),
       h("label", {}, h("span", { class: "vfl-label" }, "clients"), clients),
       h("label", {}, h("span", { class: "vfl-label" }, "seeds"), seeds),
+      h("label", {}, h("span", { class: "vfl-label" }, "device"), deviceSelect),
       runButton, stopButton, resetButton),
     inputError,
   );
@@ -675,6 +685,8 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:rounds", onNumbers],
     ["change:clients", onNumbers],
     ["change:seeds", onNumbers],
+    ["change:device", renderDevices],
+    ["change:device_options", renderDevices],
   ];
   for (const [event, cb] of listeners) model.on(event, cb);
 
@@ -684,6 +696,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   renderChoices();
   renderPresets();
   renderStrengths();
+  renderDevices();
   updateStatus();
   updateButtons();
   updateTable();

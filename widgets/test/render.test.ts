@@ -95,6 +95,8 @@ function mount() {
     rounds: 5,
     clients: 2,
     seeds: 1,
+    device: "auto",
+    device_options: ["auto", "cpu", "cuda:0"],
     rank_by: "accuracy",
     presets: [{ name: "ALIE vs Krum at α = 0.1", summary: "A little is enough." }],
     attack_strengths: [
@@ -170,11 +172,23 @@ describe("the rendered panel", () => {
     rounds.dispatchEvent(new Event("change"));
     expect(model.state.rounds).toBe(12);
 
+    const device = el.querySelector('select[data-control="device"]') as HTMLSelectElement;
+    expect(Array.from(device.options).map((o) => o.value)).toEqual(["auto", "cpu", "cuda:0"]); // what the machine has
+    expect(device.value).toBe("auto");
+    device.value = "cuda:0";
+    device.dispatchEvent(new Event("change"));
+    expect(model.state.device).toBe("cuda:0");
+    model.change("device", "cpu"); // Python's Reset or a preset moves the choice
+    expect(device.value).toBe("cpu");
+
     (el.querySelector('[data-action="run"]') as HTMLButtonElement).click();
     (el.querySelector('[data-action="stop"]') as HTMLButtonElement).click();
     // Run carries the controls as shown (the state sync may still be on its way)
     expect(model.sent.filter((m) => m.kind !== "replay")).toEqual([
-      { kind: "run", controls: { alpha: null, strategies: ["FedAvg", "Krum"], attacks: ["none"], malicious_fraction: 0.2, rounds: 12, clients: 2, seeds: 1 } },
+      {
+        kind: "run",
+        controls: { alpha: null, strategies: ["FedAvg", "Krum"], attacks: ["none"], malicious_fraction: 0.2, rounds: 12, clients: 2, seeds: 1, device: "cpu" },
+      },
       { kind: "stop" },
     ]);
 
