@@ -13,6 +13,7 @@ pub mod preagg;
 pub mod registry;
 pub mod rules;
 pub mod server_opt;
+pub mod sortnet;
 pub mod spec;
 pub mod strategy;
 pub mod trace;

@@ -76,7 +76,7 @@ where
 /// is in the window: the rows strictly between its end values, and those equal to an end value
 /// whose position, counted in row order, falls inside. Values are compared by their total-order
 /// integer keys (`f32::total_cmp`'s order), so the counting loops vectorise.
-fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
+pub(crate) fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
     let each = 1.0 / (w.hi - w.lo).max(1) as f64;
     if w.lo == 0 && w.hi == col.len() {
         acc.iter_mut().for_each(|a| *a += each);

@@ -5,12 +5,21 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, sort_total_order, Matrix};
+use crate::sortnet::{self, map_sorted, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
 use crate::trace::{map_columns_traced, Window};
+
+// Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
+// (sortnet); above, it selects in each gathered column. The two give the same values; the
+// trimmed mean's sum runs in ascending order on the first path and in selection order on the
+// second, which can differ in the last bit.
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
 /// (numpy's convention).
 pub fn coordinate_median(x: Matrix) -> Vec<f32> {
     let n = x.n();
+    if n <= sortnet::MAX_ROWS {
+        return map_sorted(x, median_rule);
+    }
     map_columns(x, |col| median_in_place(col, n))
 }
 
@@ -34,6 +43,9 @@ fn median_and_window(col: &mut [f32], n: usize) -> (f32, f32, f32) {
 /// Per coordinate: drop the `trim` smallest and `trim` largest values, average the rest.
 /// The caller guarantees `n > 2·trim`.
 pub fn trimmed_mean(x: Matrix, trim: usize) -> Vec<f32> {
+    if x.n() <= sortnet::MAX_ROWS {
+        return map_sorted(x, trimmed_rule(trim));
+    }
     map_columns(x, |col| trim_in_place(col, trim).value)
 }
 
@@ -56,6 +68,9 @@ fn trim_in_place(col: &mut [f32], trim: usize) -> Window {
 /// one pass; the output is `coordinate_median`'s to the bit.
 pub fn coordinate_median_traced(x: Matrix) -> (Vec<f32>, Vec<f64>) {
     let n = x.n();
+    if n <= sortnet::MAX_ROWS {
+        return map_sorted_traced(x, median_rule);
+    }
     let (lo, hi) = median_window(n);
     map_columns_traced(x, |_, scratch| {
         let (value, at_lo, at_hi) = median_and_window(scratch, n);
@@ -66,6 +81,9 @@ pub fn coordinate_median_traced(x: Matrix) -> (Vec<f32>, Vec<f64>) {
 /// The trimmed mean and each row's share of it, in one pass; the output is `trimmed_mean`'s to
 /// the bit.
 pub fn trimmed_mean_traced(x: Matrix, trim: usize) -> (Vec<f32>, Vec<f64>) {
+    if x.n() <= sortnet::MAX_ROWS {
+        return map_sorted_traced(x, trimmed_rule(trim));
+    }
     map_columns_traced(x, |_, scratch| trim_in_place(scratch, trim))
 }
 
@@ -82,6 +100,22 @@ pub fn median_window(n: usize) -> (usize, usize) {
 /// NaN is farthest): Meamed (Xie, Koyejo, Gupta, "Generalized Byzantine-tolerant SGD", 2018), and
 /// Bulyan's second stage. With `trace`, also each row's share (its part of the windows).
 pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    if x.n() <= sortnet::MAX_ROWS {
+        let rule = move |block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]| {
+            let n = block.n();
+            for (lane, (o, w)) in out.iter_mut().zip(windows.iter_mut()).enumerate() {
+                let value = |i: usize| block.value(i, lane);
+                let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
+                let s: f64 = (left..right).map(|i| value(i) as f64).sum();
+                (*o, *w) = ((s / keep as f64) as f32, (left, right));
+            }
+        };
+        if trace {
+            let (out, share) = map_sorted_traced(x, rule);
+            return (out, Some(share));
+        }
+        return (map_sorted(x, rule), None);
+    }
     if trace {
         let (out, share) = map_columns_traced(x, |_, scratch| around_median_in_place(scratch, keep));
         return (out, Some(share));
@@ -143,6 +177,79 @@ fn closest_window(n: usize, sorted: impl Fn(usize) -> f32, m: f32, keep: usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::matrix::OwnedMatrix;
+    use rand::{Rng, SeedableRng};
+
+    /// Random matrices with ties, ±0, ±inf and NaN (drawn from a few values) or spread values.
+    fn matrices() -> Vec<OwnedMatrix> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let special = [0.0, -0.0, 1.0, -1.0, 2.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN];
+        let mut out = Vec::new();
+        for n in [1usize, 2, 3, 4, 5, 16, 31, 32, 33, 50, 64, 100, 127, 128] {
+            for (d, tied) in [(1usize, false), (31, true), (33, false), (300, true), (600, false)] {
+                let rows: Vec<Vec<f32>> = (0..n)
+                    .map(|_| {
+                        (0..d)
+                            .map(|_| if tied { special[rng.random_range(0..special.len())] } else { rng.random::<f32>() * 2.0 - 1.0 })
+                            .collect()
+                    })
+                    .collect();
+                out.push(OwnedMatrix::from_rows(&rows).unwrap());
+            }
+        }
+        out
+    }
+
+    /// The bits, every NaN as one: which NaN a sum with NaN terms gives (its sign) depends on the
+    /// order the compiler puts an addition's operands in, which IEEE leaves free.
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| if x.is_nan() { f32::NAN.to_bits() } else { x.to_bits() }).collect()
+    }
+
+    fn share_bits(v: &[f64]) -> Vec<u64> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn the_sorting_networks_give_the_selection_kernels_values_and_shares() {
+        for m in matrices() {
+            let x = m.view();
+            let n = x.n();
+            // the median: the same values; the shares counted as the selecting kernel counts them
+            let select = map_columns(x, |col| median_in_place(col, n));
+            assert_eq!(bits(&coordinate_median(x)), bits(&select), "median, n = {n}, d = {}", x.d());
+            let (lo, hi) = median_window(n);
+            let (select_t, select_share) = map_columns_traced(x, |_, scratch| {
+                let (value, at_lo, at_hi) = median_and_window(scratch, n);
+                Window { value, lo, hi, at_lo, at_hi }
+            });
+            let (net_t, net_share) = coordinate_median_traced(x);
+            assert_eq!(bits(&net_t), bits(&select_t));
+            assert_eq!(share_bits(&net_share), share_bits(&select_share), "median shares, n = {n}");
+            // the trimmed mean: its window sorted and summed in ascending order
+            for trim in [0, (n - 1) / 2 / 2, (n - 1) / 2] {
+                let sorted_sum = map_columns(x, |col| {
+                    sort_total_order(col);
+                    let s: f64 = col[trim..n - trim].iter().map(|&v| v as f64).sum();
+                    (s / (n - 2 * trim) as f64) as f32
+                });
+                assert_eq!(bits(&trimmed_mean(x, trim)), bits(&sorted_sum), "trimmed mean, n = {n}, trim = {trim}");
+                let (net_t, net_share) = trimmed_mean_traced(x, trim);
+                let (_, select_share) = map_columns_traced(x, |_, scratch| trim_in_place(scratch, trim));
+                assert_eq!(bits(&net_t), bits(&sorted_sum));
+                assert_eq!(share_bits(&net_share), share_bits(&select_share), "trimmed shares, n = {n}, trim = {trim}");
+            }
+            // Meamed: the sorting kernel's own values and shares
+            for keep in [1, n.div_ceil(2), n] {
+                let sorting = map_columns(x, |col| around_median_in_place(col, keep).value);
+                let (_, sorting_share) = map_columns_traced(x, |_, scratch| around_median_in_place(scratch, keep));
+                let (net, net_share) = mean_around_median(x, keep, true);
+                assert_eq!(bits(&net), bits(&sorting), "Meamed, n = {n}, keep = {keep}");
+                assert_eq!(bits(&mean_around_median(x, keep, false).0), bits(&sorting));
+                assert_eq!(share_bits(&net_share.unwrap()), share_bits(&sorting_share), "Meamed shares, n = {n}, keep = {keep}");
+            }
+        }
+    }
 
     #[test]
     fn closest_window_grows_around_the_median() {

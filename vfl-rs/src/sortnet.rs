@@ -1,0 +1,303 @@
+//! Coordinate-wise order statistics for up to [`MAX_ROWS`] rows by sorting networks over blocks
+//! of columns.
+//!
+//! Row i's values at [`LANES`] consecutive columns form one vector; a comparator of the network is
+//! a lane-wise min and max of two rows' vectors, so a block of `LANES` columns is sorted at once,
+//! with no branches, no transposition and every row read sequentially. The values are sorted as
+//! `f32::total_cmp`'s integer keys (NaN above +inf, −0 below +0), the order every selection
+//! kernel uses, and integer min/max is exact: the sorted block, and every sum taken over it in a
+//! fixed order, are bit-identical whichever vector width the CPU offers (the code is compiled for
+//! AVX-512, AVX2 and the baseline, chosen at run time).
+//!
+//! The network is Batcher's odd–even merge sort (K. E. Batcher, "Sorting networks and their
+//! applications", AFIPS 1968) for the next power of two, with the comparators that touch a row
+//! beyond `n` left out (as if those rows held +∞, which no comparator moves).
+
+use rayon::prelude::*;
+
+use crate::matrix::{total_order_key, Matrix};
+use crate::trace::{add_window, Window};
+
+/// The most rows the networks sort (a block of `MAX_ROWS × LANES` keys stays in the L1 cache).
+pub const MAX_ROWS: usize = 128;
+/// Columns sorted together: one comparator is `LANES` lane-wise minima and maxima.
+pub const LANES: usize = 32;
+/// Columns per parallel task (each row's part of it is read sequentially).
+const TASK: usize = LANES * 8;
+
+/// Batcher's odd–even merge sort for `n` values, as (low, high) position pairs: after the
+/// comparators, in order, position i holds the i-th smallest value.
+pub fn network(n: usize) -> Vec<(u16, u16)> {
+    let size = n.next_power_of_two();
+    let mut pairs = Vec::new();
+    let mut p = 1;
+    while p < size {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < size {
+                for i in 0..k.min(size - j - k) {
+                    let (a, b) = (i + j, i + j + k);
+                    if a / (2 * p) == b / (2 * p) && b < n {
+                        pairs.push((a as u16, b as u16));
+                    }
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    pairs
+}
+
+/// A block of up to `LANES` columns, each sorted: `keys[r][l]` is the key of the r-th smallest
+/// value of the block's column l (lanes beyond the block's width hold zeros).
+pub struct SortedBlock {
+    keys: Vec<[i32; LANES]>,
+}
+
+impl SortedBlock {
+    /// The r-th smallest value of column `lane`.
+    #[inline(always)]
+    pub fn value(&self, r: usize, lane: usize) -> f32 {
+        key_value(self.keys[r][lane])
+    }
+
+    /// Per lane, the sum in f64 of the sorted positions `lo..hi`, added in ascending order. It
+    /// starts from −0, as `Iterator::sum` does, so a column of −0 sums to −0.
+    #[inline(always)]
+    pub fn sums(&self, lo: usize, hi: usize) -> [f64; LANES] {
+        let mut acc = [-0f64; LANES];
+        for row in &self.keys[lo..hi] {
+            for (a, &k) in acc.iter_mut().zip(row) {
+                *a += key_value(k) as f64;
+            }
+        }
+        acc
+    }
+
+    /// The rows: values per column.
+    pub fn n(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+#[inline(always)]
+fn key_value(k: i32) -> f32 {
+    f32::from_bits(total_order_key(k) as u32)
+}
+
+/// A coordinate-wise rule over sorted columns: given a sorted block, it writes each column's
+/// output to `out` (one per column of the block) and the sorted positions `lo..hi` the output
+/// averages to `windows` (what the traced kernels count each row's share by).
+pub trait SortedRule: Fn(&SortedBlock, &mut [f32], &mut [(usize, usize)]) + Sync {}
+impl<F: Fn(&SortedBlock, &mut [f32], &mut [(usize, usize)]) + Sync> SortedRule for F {}
+
+/// Apply `rule` to every column of `x` (`x.n() <= MAX_ROWS`).
+pub fn map_sorted<F: SortedRule>(x: Matrix, rule: F) -> Vec<f32> {
+    run(x, &rule, false).0
+}
+
+/// Apply `rule` to every column and, in the same pass, count each row's share of the output as
+/// [`crate::trace::map_columns_traced`] does (the outputs are `map_sorted`'s to the bit).
+pub fn map_sorted_traced<F: SortedRule>(x: Matrix, rule: F) -> (Vec<f32>, Vec<f64>) {
+    let (out, share) = run(x, &rule, true);
+    let d = x.d() as f64;
+    (out, share.into_iter().map(|s| s / d).collect())
+}
+
+fn run<F: SortedRule>(x: Matrix, rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
+    let (n, d) = (x.n(), x.d());
+    assert!(n <= MAX_ROWS, "sorting networks take at most {MAX_ROWS} rows, got {n}");
+    let pairs = network(n);
+    let mut out = vec![0f32; d];
+    let parts: Vec<Vec<f64>> = out
+        .par_chunks_mut(TASK)
+        .enumerate()
+        .map(|(t, out_task)| {
+            let mut acc = if trace { vec![0f64; n] } else { Vec::new() };
+            dispatch(x, t * TASK, out_task, &pairs, rule, trace.then_some(&mut acc[..]));
+            acc
+        })
+        .collect();
+    let mut share = vec![0f64; if trace { n } else { 0 }];
+    for acc in &parts {
+        share.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+    }
+    (out, share)
+}
+
+/// The task's code compiled for the widest vectors this CPU has (integer min/max and f64 sums
+/// give the same bits at every width).
+fn dispatch<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { task_avx512(x, c0, out, pairs, rule, acc) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { task_avx2(x, c0, out, pairs, rule, acc) };
+        }
+    }
+    task(x, c0, out, pairs, rule, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn task_avx512<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
+    task(x, c0, out, pairs, rule, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn task_avx2<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
+    task(x, c0, out, pairs, rule, acc)
+}
+
+/// Columns `c0..c0 + out.len()`: gathered as keys (each row's part read in one sequential run),
+/// sorted block by block, handed to the rule; with `acc`, each row's share added to it.
+#[inline(always)]
+fn task<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, mut acc: Option<&mut [f64]>) {
+    let n = x.n();
+    let blocks = out.len().div_ceil(LANES);
+    // keys[b·n + r] = row r's keys at block b's columns
+    let mut keys = vec![[0i32; LANES]; blocks * n];
+    for r in 0..n {
+        let row = &x.row(r)[c0..c0 + out.len()];
+        for (b, chunk) in row.chunks(LANES).enumerate() {
+            let dst = &mut keys[b * n + r];
+            for (k, &v) in dst.iter_mut().zip(chunk) {
+                *k = total_order_key(v.to_bits() as i32);
+            }
+        }
+    }
+    let mut windows = [(0usize, 0usize); LANES];
+    let mut column = vec![0f32; if acc.is_some() { n } else { 0 }];
+    let mut block = SortedBlock { keys: vec![[0i32; LANES]; n] };
+    for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
+        let unsorted = &keys[b * n..(b + 1) * n];
+        block.keys.copy_from_slice(unsorted);
+        sort(&mut block.keys, pairs);
+        rule(&block, out_blk, &mut windows[..out_blk.len()]);
+        if let Some(acc) = acc.as_deref_mut() {
+            for (lane, (&value, &(lo, hi))) in out_blk.iter().zip(&windows).enumerate() {
+                column.iter_mut().zip(unsorted).for_each(|(c, k)| *c = key_value(k[lane]));
+                let (at_lo, at_hi) = if hi > lo { (block.value(lo, lane), block.value(hi - 1, lane)) } else { (f32::NAN, f32::NAN) };
+                add_window(&column, &Window { value, lo, hi, at_lo, at_hi }, acc);
+            }
+        }
+    }
+}
+
+/// Run the network over the rows of a block: every lane (column) ends sorted.
+#[inline(always)]
+fn sort(keys: &mut [[i32; LANES]], pairs: &[(u16, u16)]) {
+    for &(a, b) in pairs {
+        let (lo, hi) = keys.split_at_mut(b as usize);
+        let (p, q) = (&mut lo[a as usize], &mut hi[0]);
+        for (u, v) in p.iter_mut().zip(q.iter_mut()) {
+            let (s, t) = (*u, *v);
+            *u = s.min(t);
+            *v = s.max(t);
+        }
+    }
+}
+
+/// The median of every column (the mean of the two middle values for an even `n`, computed as
+/// `crate::rules::median::coordinate_median` does), and the window it averages.
+pub fn median_rule(block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
+    let n = block.n();
+    let k = n / 2;
+    for (lane, (o, w)) in out.iter_mut().zip(windows.iter_mut()).enumerate() {
+        let mid = block.value(k, lane);
+        *o = if n % 2 == 1 { mid } else { ((block.value(k - 1, lane) as f64 + mid as f64) / 2.0) as f32 };
+        *w = crate::rules::median::median_window(n);
+    }
+}
+
+/// The mean of every column without its `trim` smallest and `trim` largest values (summed in
+/// ascending order), and the window it averages. The caller guarantees `n > 2·trim`.
+pub fn trimmed_rule(trim: usize) -> impl SortedRule {
+    move |block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]| {
+        let (lo, hi) = (trim, block.n() - trim);
+        let sums = block.sums(lo, hi);
+        let keep = (hi - lo) as f64;
+        for ((o, w), s) in out.iter_mut().zip(windows.iter_mut()).zip(sums) {
+            *o = (s / keep) as f32;
+            *w = (lo, hi);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 0–1 principle: a comparator network sorts every input if it sorts every 0/1 input.
+    #[test]
+    fn the_networks_sort_every_zero_one_input_up_to_sixteen() {
+        for n in 1..=16usize {
+            let pairs = network(n);
+            for bits in 0u32..(1 << n) {
+                let mut v: Vec<u8> = (0..n).map(|i| ((bits >> i) & 1) as u8).collect();
+                for &(a, b) in &pairs {
+                    let (a, b) = (a as usize, b as usize);
+                    if v[a] > v[b] {
+                        v.swap(a, b);
+                    }
+                }
+                assert!(v.windows(2).all(|w| w[0] <= w[1]), "n = {n}, input {bits:b}");
+            }
+        }
+    }
+
+    /// The code compiled for each vector width this CPU has gives the same bits (NaN aside: a
+    /// sum with NaN terms may give either sign of NaN) and the same shares.
+    #[test]
+    fn every_vector_width_gives_the_same_bits() {
+        use crate::matrix::OwnedMatrix;
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for n in [3usize, 50, 128] {
+            let d = 2 * TASK + 7;
+            let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
+            let m = OwnedMatrix::from_rows(&rows).unwrap();
+            let pairs = network(n);
+            let rule = trimmed_rule(n / 4);
+            let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
+                .iter()
+                .filter_map(|&isa| {
+                    let (mut out, mut acc) = (vec![0f32; d], vec![0f64; n]);
+                    match isa {
+                        0 => task(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc)),
+                        #[cfg(target_arch = "x86_64")]
+                        1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
+                            task_avx2(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc))
+                        },
+                        #[cfg(target_arch = "x86_64")]
+                        2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
+                            task_avx512(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc))
+                        },
+                        _ => return None,
+                    }
+                    Some((out.iter().map(|v| v.to_bits()).collect(), acc.iter().map(|v| v.to_bits()).collect()))
+                })
+                .collect();
+            assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}: {} widths disagree", runs.len());
+        }
+    }
+
+    #[test]
+    fn comparator_counts_are_batchers() {
+        // Knuth, TAOCP 3, 5.3.4: Batcher's merge exchange for 2^t elements has
+        // (t² − t + 4)·2^(t−2) − 1 comparators.
+        for t in 1..=7u32 {
+            let n = 1usize << t;
+            let expected = ((t * t - t + 4) as usize) * (1usize << t) / 4 - 1;
+            assert_eq!(network(n).len(), expected, "n = {n}");
+        }
+    }
+}
