@@ -134,24 +134,14 @@ impl OwnedMatrix {
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
+    let full = a.len() - ca.remainder().len();
     for (xa, xb) in ca.zip(cb) {
         for k in 0..8 {
             let t = xa[k] - xb[k];
             lanes[k] += t * t;
         }
     }
-    let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
-    if !s.is_finite() {
-        // The f32 lanes overflowed (or the input is not finite): redo in f64, which tells
-        // a huge finite row (finite result) from an infinite one.
-        return a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
-    }
-    for (x, y) in ra.iter().zip(rb) {
-        let t = (x - y) as f64;
-        s += t * t;
-    }
-    s
+    finish_sq_dist(&lanes, a, b, full)
 }
 
 /// Sum of squares of a slice, 8 lanes wide.
@@ -207,7 +197,9 @@ pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
 ///
 /// The matrix is read once: for a block of columns, every pair is accumulated while the `n` row
 /// slices sit in cache. Non-finite distances (rows with NaN/Inf) become `+inf`, so selection rules
-/// treat such rows as infinitely far from everything.
+/// treat such rows as infinitely far from everything. Each pair's block sum is `sq_dist`'s, to the
+/// bit; the pairs are taken [`PAIR_TILE`] × [`PAIR_TILE`] rows at a time (each loaded vector
+/// serves four pairs), in code compiled for the widest vectors the CPU has.
 pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
     let (n, d) = (x.n(), x.d());
     let pairs = n * (n - 1) / 2;
@@ -222,14 +214,7 @@ pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
             for b in b0..b1 {
                 let c0 = b * DIST_BLOCK;
                 let c1 = (c0 + DIST_BLOCK).min(d);
-                let mut p = 0;
-                for i in 0..n {
-                    let ri = &x.row(i)[c0..c1];
-                    for j in (i + 1)..n {
-                        acc[p] += sq_dist(ri, &x.row(j)[c0..c1]);
-                        p += 1;
-                    }
-                }
+                block_sq_dists(x, c0, c1, &mut acc);
             }
             acc
         })
@@ -248,6 +233,96 @@ pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
         }
     }
     out
+}
+
+/// Rows per side of a tile of pairs in `pairwise_sq_dists`.
+pub const PAIR_TILE: usize = 2;
+
+/// Add `sq_dist` of columns `c0..c1` of every pair i < j to `acc` (upper triangle, row-major).
+fn block_sq_dists(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+            // SAFETY: the CPU has AVX-512F and VL, checked just above.
+            return unsafe { block_sq_dists_avx512(x, c0, c1, acc) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { block_sq_dists_avx2(x, c0, c1, acc) };
+        }
+    }
+    block_sq_dists_tiled(x, c0, c1, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn block_sq_dists_avx512(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
+    block_sq_dists_tiled(x, c0, c1, acc)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn block_sq_dists_avx2(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
+    block_sq_dists_tiled(x, c0, c1, acc)
+}
+
+/// The tiles of pairs: for rows `i0..i0 + T` and `j0..j0 + T` (j0 ≥ i0), the 8-lane float32 sums
+/// of `sq_dist` for all T² pairs at once, then each pair i < j finished as `sq_dist` finishes it.
+#[inline(always)]
+fn block_sq_dists_tiled(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
+    const T: usize = PAIR_TILE;
+    let n = x.n();
+    let len = c1 - c0;
+    let full = len - len % 8;
+    let slice = |i: usize| &x.row(i.min(n - 1))[c0..c1]; // rows past n repeat the last (never finished)
+    let pair_index = |i: usize, j: usize| i * n - i * (i + 1) / 2 + (j - i - 1);
+    for i0 in (0..n).step_by(T) {
+        for j0 in (i0..n).step_by(T) {
+            let a: [&[f32]; T] = std::array::from_fn(|t| slice(i0 + t));
+            let b: [&[f32]; T] = std::array::from_fn(|t| slice(j0 + t));
+            // named accumulators (not an array of them), so that they stay in registers
+            let (mut l00, mut l01, mut l10, mut l11) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
+            let chunks = a[0][..full]
+                .chunks_exact(8)
+                .zip(a[1][..full].chunks_exact(8))
+                .zip(b[0][..full].chunks_exact(8).zip(b[1][..full].chunks_exact(8)));
+            for ((a0, a1), (b0, b1)) in chunks {
+                for k in 0..8 {
+                    let (t00, t01, t10, t11) = (a0[k] - b0[k], a0[k] - b1[k], a1[k] - b0[k], a1[k] - b1[k]);
+                    l00[k] += t00 * t00;
+                    l01[k] += t01 * t01;
+                    l10[k] += t10 * t10;
+                    l11[k] += t11 * t11;
+                }
+            }
+            let lanes = [[l00, l01], [l10, l11]];
+            for (ti, lane_row) in lanes.iter().enumerate() {
+                for (tj, l) in lane_row.iter().enumerate() {
+                    let (i, j) = (i0 + ti, j0 + tj);
+                    if i >= j || j >= n {
+                        continue;
+                    }
+                    acc[pair_index(i, j)] += finish_sq_dist(l, a[ti], b[tj], full);
+                }
+            }
+        }
+    }
+}
+
+/// `sq_dist`'s end, given its eight float32 lane sums over the first `full` values of `a` and `b`:
+/// the lanes summed in float64, the remainder added; redone in float64 when the lanes overflowed
+/// (or the input is not finite), which tells a huge finite row (finite result) from an infinite one.
+#[inline(always)]
+fn finish_sq_dist(lanes: &[f32; 8], a: &[f32], b: &[f32], full: usize) -> f64 {
+    let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
+    if !s.is_finite() {
+        return a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum();
+    }
+    for (x, y) in a[full..].iter().zip(&b[full..]) {
+        let t = (x - y) as f64;
+        s += t * t;
+    }
+    s
 }
 
 /// Inner products of the listed rows, as an `n × n` row-major matrix (entries of other rows are
@@ -289,9 +364,8 @@ pub fn gram(x: Matrix, rows: &[usize]) -> Vec<f64> {
 
 /// Weighted mean of the rows: `Σ w_i x_i / Σ w_i`, accumulated in float64 per column block.
 pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
-    let total: f64 = w.iter().sum();
-    let scale: Vec<f64> = w.iter().map(|wi| wi / total).collect();
-    weighted_sum(x, &scale)
+    let rows: Vec<usize> = (0..x.n()).collect();
+    weighted_mean_rows(x, &rows, w)
 }
 
 /// One pass over the matrix for a round: `Σ_i c_i x_i` for each coefficient vector in `coeffs`
@@ -350,13 +424,28 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
 
 /// `Σ c_i x_i` over the rows, in float64 per column block.
 pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
-    let (n, d) = (x.n(), x.d());
+    let rows: Vec<usize> = (0..x.n().min(c.len())).collect();
+    weighted_sum_rows(x, &rows, c)
+}
+
+/// `weighted_mean` of the listed rows (in that order), read in place: the bits of
+/// `weighted_mean(x.select_rows(rows).view(), w)` without the copy.
+pub fn weighted_mean_rows(x: Matrix, rows: &[usize], w: &[f64]) -> Vec<f32> {
+    let total: f64 = w.iter().sum();
+    let scale: Vec<f64> = w.iter().map(|wi| wi / total).collect();
+    weighted_sum_rows(x, rows, &scale)
+}
+
+/// `Σ_k c_k x_{rows[k]}`, the rows added in the order listed, in float64 per column block; a row
+/// with coefficient 0 is skipped (a NaN in it does not reach the sum).
+pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
+    let d = x.d();
     let mut out = vec![0f32; d];
     out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| {
         let c0 = b * COL_BLOCK;
         let len = out_blk.len();
         let mut acc = vec![0f64; len];
-        for (i, &ci) in c.iter().enumerate().take(n) {
+        for (&i, &ci) in rows.iter().zip(c) {
             if ci == 0.0 {
                 continue;
             }
@@ -455,6 +544,81 @@ mod tests {
         assert_eq!(dd[2], 1.0);
         assert_eq!(dd[3 + 2], 4.0 + 4.0 + 4.0); // row 1, column 2
         assert_eq!(dd[2 * 3 + 1], 12.0);
+    }
+
+    /// The tiled kernel, at every vector width this CPU has, gives each pair the sum over the
+    /// column blocks of `sq_dist` to the bit: row counts that leave partial tiles, a width that
+    /// leaves a remainder, huge rows (float32 lanes overflow: redone in float64) and NaN rows.
+    #[test]
+    fn tiled_pairwise_distances_are_sq_dists_bits() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for (n, d) in [(2usize, 5usize), (5, 1029), (9, 2 * DIST_BLOCK + 13), (13, 3000)] {
+            let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 4.0 - 2.0).collect()).collect();
+            if n > 4 {
+                rows[1].iter_mut().for_each(|v| *v *= 1e19); // squares overflow float32
+                rows[3][d / 2] = f32::NAN;
+            }
+            let m = OwnedMatrix::from_rows(&rows).unwrap();
+            let x = m.view();
+            let mut expected = vec![0f64; n * (n - 1) / 2];
+            for c0 in (0..d).step_by(DIST_BLOCK) {
+                let c1 = (c0 + DIST_BLOCK).min(d);
+                let mut p = 0;
+                for i in 0..n {
+                    for j in (i + 1)..n {
+                        expected[p] += sq_dist(&x.row(i)[c0..c1], &x.row(j)[c0..c1]);
+                        p += 1;
+                    }
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|s| s.to_bits()).collect::<Vec<_>>();
+            let mut widths: Vec<Vec<f64>> = Vec::new();
+            for width in 0..3 {
+                let mut acc = vec![0f64; expected.len()];
+                for c0 in (0..d).step_by(DIST_BLOCK) {
+                    let c1 = (c0 + DIST_BLOCK).min(d);
+                    match width {
+                        0 => block_sq_dists_tiled(x, c0, c1, &mut acc),
+                        #[cfg(target_arch = "x86_64")]
+                        1 if std::arch::is_x86_feature_detected!("avx2") => unsafe { block_sq_dists_avx2(x, c0, c1, &mut acc) },
+                        #[cfg(target_arch = "x86_64")]
+                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
+                            block_sq_dists_avx512(x, c0, c1, &mut acc)
+                        },
+                        _ => continue,
+                    }
+                }
+                widths.push(acc);
+            }
+            for acc in &widths {
+                assert_eq!(bits(acc), bits(&expected), "n = {n}, d = {d}");
+            }
+            // and the whole matrix, symmetric with non-finite distances as +inf
+            let dd = pairwise_sq_dists(x);
+            let mut p = 0;
+            for i in 0..n {
+                for j in (i + 1)..n {
+                    let e = if expected[p].is_finite() { expected[p] } else { f64::INFINITY };
+                    assert_eq!((dd[i * n + j].to_bits(), dd[j * n + i].to_bits()), (e.to_bits(), e.to_bits()));
+                    p += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_mean_of_listed_rows_is_the_mean_of_their_copy() {
+        let rows: Vec<Vec<f32>> =
+            (0..7).map(|i| (0..COL_BLOCK + 5).map(|j| ((i * 31 + j * 7) % 13) as f32 / 3.0 - 2.0).collect()).collect();
+        let mut rows = rows;
+        rows[2][3] = f32::NAN; // a row left out keeps its NaN out of the mean
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let (pick, w) = ([5usize, 0, 6, 3], [0.5, 2.0, 1.0, 0.25]);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        let copied = weighted_mean(m.view().select_rows(&pick).view(), &w);
+        assert_eq!(bits(weighted_mean_rows(m.view(), &pick, &w)), bits(copied.clone()));
+        assert!(copied.iter().all(|v| v.is_finite()));
     }
 
     #[test]

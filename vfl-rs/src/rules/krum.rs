@@ -1,6 +1,6 @@
 //! Krum, MultiKrum and Bulyan: selection by distance scores.
 
-use crate::matrix::{argsort_by_key, weighted_mean, Matrix};
+use crate::matrix::{argsort_by_key, weighted_mean_rows, Matrix};
 use crate::rules::median::mean_around_median;
 
 /// Krum scores of the rows listed in `members` (indices into the `n × n` squared-distance matrix).
@@ -39,12 +39,11 @@ pub fn multi_krum_select(dists: &[f64], n: usize, f: usize, m: usize) -> Vec<usi
 /// Weighted mean of the MultiKrum selection (Krum itself is `m = 1`), and the rows selected.
 pub fn multi_krum(x: Matrix, w: &[f64], dists: &[f64], f: usize, m: usize) -> (Vec<f32>, Vec<usize>) {
     let chosen = multi_krum_select(dists, x.n(), f, m);
-    let sub = x.select_rows(&chosen);
     let mut sw: Vec<f64> = chosen.iter().map(|&i| w[i]).collect();
     if sw.iter().sum::<f64>() <= 0.0 {
         sw.fill(1.0); // only zero-weight rows were selected: average them rather than 0/0
     }
-    (weighted_mean(sub.view(), &sw), chosen)
+    (weighted_mean_rows(x, &chosen, &sw), chosen)
 }
 
 /// Bulyan's selection: `θ = n − 2f` rows chosen by iterated Krum on the remaining rows.
