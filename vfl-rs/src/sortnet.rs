@@ -96,19 +96,30 @@ impl<F: Fn(&SortedBlock, &mut [f32], &mut [(usize, usize)]) + Sync> SortedRule f
 
 /// Apply `rule` to every column of `x` (`x.n() <= MAX_ROWS`).
 pub fn map_sorted<F: SortedRule>(x: Matrix, rule: F) -> Vec<f32> {
-    run(x, &rule, false).0
+    map_sorted_rows(x, &all_rows(x), rule, false).0
 }
 
 /// Apply `rule` to every column and, in the same pass, count each row's share of the output as
 /// [`crate::trace::map_columns_traced`] does (the outputs are `map_sorted`'s to the bit).
 pub fn map_sorted_traced<F: SortedRule>(x: Matrix, rule: F) -> (Vec<f32>, Vec<f64>) {
-    let (out, share) = run(x, &rule, true);
-    let d = x.d() as f64;
-    (out, share.into_iter().map(|s| s / d).collect())
+    let (out, share) = map_sorted_rows(x, &all_rows(x), rule, true);
+    (out, share.expect("traced"))
 }
 
-fn run<F: SortedRule>(x: Matrix, rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
-    let (n, d) = (x.n(), x.d());
+fn all_rows(x: Matrix) -> Vec<usize> {
+    (0..x.n()).collect()
+}
+
+/// `map_sorted` (with `trace`, `map_sorted_traced`) of the matrix made of the listed rows of `x`,
+/// read in place; the shares are per listed row.
+pub fn map_sorted_rows<F: SortedRule>(x: Matrix, rows: &[usize], rule: F, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    let (out, share) = run(x, rows, &rule, trace);
+    let d = x.d() as f64;
+    (out, trace.then(|| share.into_iter().map(|s| s / d).collect()))
+}
+
+fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
+    let (n, d) = (rows.len(), x.d());
     assert!(n <= MAX_ROWS, "sorting networks take at most {MAX_ROWS} rows, got {n}");
     let pairs = network(n);
     let mut out = vec![0f32; d];
@@ -117,7 +128,7 @@ fn run<F: SortedRule>(x: Matrix, rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) 
         .enumerate()
         .map(|(t, out_task)| {
             let mut acc = if trace { vec![0f64; n] } else { Vec::new() };
-            dispatch(x, t * TASK, out_task, &pairs, rule, trace.then_some(&mut acc[..]));
+            dispatch(x, rows, t * TASK, out_task, &pairs, rule, trace.then_some(&mut acc[..]));
             acc
         })
         .collect();
@@ -130,43 +141,60 @@ fn run<F: SortedRule>(x: Matrix, rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) 
 
 /// The task's code compiled for the widest vectors this CPU has (integer min/max and f64 sums
 /// give the same bits at every width).
-fn dispatch<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
+fn dispatch<F: SortedRule>(x: Matrix, rows: &[usize], c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { task_avx512(x, c0, out, pairs, rule, acc) };
+            return unsafe { task_avx512(x, rows, c0, out, pairs, rule, acc) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { task_avx2(x, c0, out, pairs, rule, acc) };
+            return unsafe { task_avx2(x, rows, c0, out, pairs, rule, acc) };
         }
     }
-    task(x, c0, out, pairs, rule, acc)
+    task(x, rows, c0, out, pairs, rule, acc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn task_avx512<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
-    task(x, c0, out, pairs, rule, acc)
+unsafe fn task_avx512<F: SortedRule>(
+    x: Matrix,
+    rows: &[usize],
+    c0: usize,
+    out: &mut [f32],
+    pairs: &[(u16, u16)],
+    rule: &F,
+    acc: Option<&mut [f64]>,
+) {
+    task(x, rows, c0, out, pairs, rule, acc)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn task_avx2<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
-    task(x, c0, out, pairs, rule, acc)
+unsafe fn task_avx2<F: SortedRule>(
+    x: Matrix,
+    rows: &[usize],
+    c0: usize,
+    out: &mut [f32],
+    pairs: &[(u16, u16)],
+    rule: &F,
+    acc: Option<&mut [f64]>,
+) {
+    task(x, rows, c0, out, pairs, rule, acc)
 }
 
-/// Columns `c0..c0 + out.len()`: gathered as keys (each row's part read in one sequential run),
-/// sorted block by block, handed to the rule; with `acc`, each row's share added to it.
+/// Columns `c0..c0 + out.len()` of the listed rows: gathered as keys (each row's part read in
+/// one sequential run), sorted block by block, handed to the rule; with `acc`, each listed row's
+/// share added to it.
 #[inline(always)]
-fn task<F: SortedRule>(x: Matrix, c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, mut acc: Option<&mut [f64]>) {
-    let n = x.n();
+fn task<F: SortedRule>(x: Matrix, rows: &[usize], c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, mut acc: Option<&mut [f64]>) {
+    let n = rows.len();
     let blocks = out.len().div_ceil(LANES);
-    // keys[b·n + r] = row r's keys at block b's columns
+    // keys[b·n + r] = listed row r's keys at block b's columns
     let mut keys = vec![[0i32; LANES]; blocks * n];
-    for r in 0..n {
-        let row = &x.row(r)[c0..c0 + out.len()];
+    for (r, &source) in rows.iter().enumerate() {
+        let row = &x.row(source)[c0..c0 + out.len()];
         for (b, chunk) in row.chunks(LANES).enumerate() {
             let dst = &mut keys[b * n + r];
             for (k, &v) in dst.iter_mut().zip(chunk) {
@@ -266,20 +294,21 @@ mod tests {
             let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
             let m = OwnedMatrix::from_rows(&rows).unwrap();
             let pairs = network(n);
+            let all = all_rows(m.view());
             let rule = trimmed_rule(n / 4);
             let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
                 .iter()
                 .filter_map(|&isa| {
                     let (mut out, mut acc) = (vec![0f32; d], vec![0f64; n]);
                     match isa {
-                        0 => task(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc)),
+                        0 => task(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc)),
                         #[cfg(target_arch = "x86_64")]
                         1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
-                            task_avx2(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc))
+                            task_avx2(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
                         },
                         #[cfg(target_arch = "x86_64")]
                         2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
-                            task_avx512(m.view(), 0, &mut out, &pairs, &rule, Some(&mut acc))
+                            task_avx512(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
                         },
                         _ => return None,
                     }

@@ -1,7 +1,7 @@
 //! Krum, MultiKrum and Bulyan: selection by distance scores.
 
 use crate::matrix::{argsort_by_key, weighted_mean_rows, Matrix};
-use crate::rules::median::mean_around_median;
+use crate::rules::median::mean_around_median_rows;
 
 /// Krum scores of the rows listed in `members` (indices into the `n × n` squared-distance matrix).
 ///
@@ -66,9 +66,8 @@ pub fn bulyan_select(dists: &[f64], n: usize, f: usize) -> Vec<usize> {
 /// aggregate (the selected rows' shares of the per-coordinate windows).
 pub fn bulyan(x: Matrix, dists: &[f64], f: usize, trace: bool) -> (Vec<f32>, Vec<usize>, Option<Vec<f64>>) {
     let chosen = bulyan_select(dists, x.n(), f);
-    let sub = x.select_rows(&chosen);
     let beta = chosen.len() - 2 * f;
-    let (out, within) = mean_around_median(sub.view(), beta, trace);
+    let (out, within) = mean_around_median_rows(x, &chosen, beta, trace);
     let share = within.map(|within| {
         let mut s = vec![0.0; x.n()];
         for (&row, v) in chosen.iter().zip(within) {

@@ -5,7 +5,7 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, sort_total_order, Matrix};
-use crate::sortnet::{self, map_sorted, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
+use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
 use crate::trace::{map_columns_traced, Window};
 
 // Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
@@ -100,22 +100,34 @@ pub fn median_window(n: usize) -> (usize, usize) {
 /// NaN is farthest): Meamed (Xie, Koyejo, Gupta, "Generalized Byzantine-tolerant SGD", 2018), and
 /// Bulyan's second stage. With `trace`, also each row's share (its part of the windows).
 pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
-    if x.n() <= sortnet::MAX_ROWS {
+    mean_around_median_rows(x, &(0..x.n()).collect::<Vec<_>>(), keep, trace)
+}
+
+/// `mean_around_median` of the matrix made of the listed rows of `x` (Bulyan's selection), read
+/// in place up to `sortnet::MAX_ROWS` rows; the shares are per listed row.
+pub fn mean_around_median_rows(x: Matrix, rows: &[usize], keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    if rows.len() <= sortnet::MAX_ROWS {
         let rule = move |block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]| {
             let n = block.n();
-            for (lane, (o, w)) in out.iter_mut().zip(windows.iter_mut()).enumerate() {
+            for (lane, w) in windows.iter_mut().enumerate() {
                 let value = |i: usize| block.value(i, lane);
-                let (left, right) = closest_window(n, value, sorted_median(n, value), keep);
-                let s: f64 = (left..right).map(|i| value(i) as f64).sum();
-                (*o, *w) = ((s / keep as f64) as f32, (left, right));
+                *w = closest_window(n, value, sorted_median(n, value), keep);
+            }
+            // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
+            let mut sums = [-0f64; sortnet::LANES];
+            for r in 0..keep {
+                for (lane, (s, &(left, _))) in sums.iter_mut().zip(windows.iter()).enumerate() {
+                    *s += block.value(left + r, lane) as f64;
+                }
+            }
+            for (o, s) in out.iter_mut().zip(sums) {
+                *o = (s / keep as f64) as f32;
             }
         };
-        if trace {
-            let (out, share) = map_sorted_traced(x, rule);
-            return (out, Some(share));
-        }
-        return (map_sorted(x, rule), None);
+        return map_sorted_rows(x, rows, rule, trace);
     }
+    let copy = (rows.len() != x.n() || rows.iter().enumerate().any(|(k, &r)| k != r)).then(|| x.select_rows(rows));
+    let x = copy.as_ref().map_or(x, |c| c.view());
     if trace {
         let (out, share) = map_columns_traced(x, |_, scratch| around_median_in_place(scratch, keep));
         return (out, Some(share));
@@ -142,36 +154,59 @@ fn sorted_median(n: usize, sorted: impl Fn(usize) -> f32) -> f32 {
 }
 
 /// The positions `left..right` of the `keep` of the `n` sorted values `sorted(0..n)` closest to
-/// `m` (a contiguous window around it; ties: the lower value; a NaN distance is the largest).
+/// `m`: the window grown one value at a time from the first position not below `m`, taking the
+/// next lower value while it is no farther from `m` than the next higher one (ties: the lower
+/// value; a NaN distance is the largest).
+///
+/// Distances grow away from that position on both sides (the values are sorted), so the window
+/// holds the L lower values for the largest L whose L-th lower value is no farther than the
+/// (keep − L + 1)-th higher one: a binary search over L, in log₂ keep steps instead of `keep`
+/// (tested against growing the window).
 fn closest_window(n: usize, sorted: impl Fn(usize) -> f32, m: f32, keep: usize) -> (usize, usize) {
-    // the first position not below m (the values are sorted)
-    let (mut lo_, mut hi_) = (0, n);
-    while lo_ < hi_ {
-        let mid = (lo_ + hi_) / 2;
-        if sorted(mid).total_cmp(&m).is_lt() {
-            lo_ = mid + 1;
+    let start = partition(n, |i| sorted(i).total_cmp(&m).is_lt());
+    let dist = |i: usize| distance(m, sorted(i));
+    // the L-th lower value is taken within `keep`: the higher side has run out, or it is no farther
+    let taken = |l: usize| start + keep - l >= n || dist(start - l).total_cmp(&dist(start + keep - l)).is_le();
+    let (mut lo, mut hi) = (keep.saturating_sub(n - start), keep.min(start));
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if taken(mid) {
+            lo = mid;
         } else {
-            hi_ = mid;
+            hi = mid - 1;
         }
     }
-    let mut right = lo_;
-    let mut left = right; // window is [left, right)
-    while right - left < keep {
-        let take_left = if left == 0 {
-            false
-        } else if right == n {
-            true
+    (start - lo, start - lo + keep)
+}
+
+/// The number of leading positions of `0..n` where `pred` holds (it holds, then does not).
+fn partition(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if pred(mid) {
+            lo = mid + 1;
         } else {
-            let (below, above) = ((m as f64 - sorted(left - 1) as f64).abs(), (sorted(right) as f64 - m as f64).abs());
-            below.total_cmp(&above).is_le()
-        };
-        if take_left {
-            left -= 1;
-        } else {
-            right += 1;
+            hi = mid;
         }
     }
-    (left, right)
+    lo
+}
+
+/// The distance of `v` from `m` as `closest_window` compares it: 0 for `m` itself (an infinite
+/// median is at distance 0 from its own value, not NaN), every NaN as the one NaN above +∞ (a
+/// NaN's payload does not order it). Distances then grow away from `m` on both sides.
+#[inline]
+fn distance(m: f32, v: f32) -> f64 {
+    if v.total_cmp(&m).is_eq() {
+        return 0.0;
+    }
+    let d = (m as f64 - v as f64).abs();
+    if d.is_nan() {
+        f64::NAN
+    } else {
+        d
+    }
 }
 
 #[cfg(test)]
@@ -247,6 +282,73 @@ mod tests {
                 assert_eq!(bits(&net), bits(&sorting), "Meamed, n = {n}, keep = {keep}");
                 assert_eq!(bits(&mean_around_median(x, keep, false).0), bits(&sorting));
                 assert_eq!(share_bits(&net_share.unwrap()), share_bits(&sorting_share), "Meamed shares, n = {n}, keep = {keep}");
+            }
+            // Bulyan's form: listed rows, read in place, as their copy
+            let listed: Vec<usize> = (0..n).rev().step_by(2).collect();
+            let keep = listed.len().div_ceil(2);
+            let (copy_out, copy_share) = mean_around_median(x.select_rows(&listed).view(), keep, true);
+            let (out, share) = mean_around_median_rows(x, &listed, keep, true);
+            assert_eq!((bits(&out), share_bits(&share.unwrap())), (bits(&copy_out), share_bits(&copy_share.unwrap())));
+        }
+    }
+
+    #[test]
+    fn listed_rows_beyond_the_networks_are_copied_and_selected() {
+        let rows: Vec<Vec<f32>> = (0..300).map(|i| (0..40).map(|j| ((i * 37 + j * 11) % 101) as f32 - 50.0).collect()).collect();
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let listed: Vec<usize> = (0..300).rev().step_by(2).collect(); // 150 rows: more than the networks take
+        let (copy_out, copy_share) = mean_around_median(m.view().select_rows(&listed).view(), 40, true);
+        let (out, share) = mean_around_median_rows(m.view(), &listed, 40, true);
+        assert_eq!((bits(&out), share_bits(&share.unwrap())), (bits(&copy_out), share_bits(&copy_share.unwrap())));
+    }
+
+    /// The definition: the window grown one value at a time from the median (the first position not
+    /// below it), taking the lower side on equal distances. The positions `left..right` of the `keep` of the `n` sorted values `sorted(0..n)` closest to
+    /// `m` (a contiguous window around it; ties: the lower value; a NaN distance is the largest).
+    fn grown_window(n: usize, sorted: impl Fn(usize) -> f32, m: f32, keep: usize) -> (usize, usize) {
+        // the first position not below m (the values are sorted)
+        let (mut lo_, mut hi_) = (0, n);
+        while lo_ < hi_ {
+            let mid = (lo_ + hi_) / 2;
+            if sorted(mid).total_cmp(&m).is_lt() {
+                lo_ = mid + 1;
+            } else {
+                hi_ = mid;
+            }
+        }
+        let mut right = lo_;
+        let mut left = right; // window is [left, right)
+        while right - left < keep {
+            let take_left = if left == 0 {
+                false
+            } else if right == n {
+                true
+            } else {
+                distance(m, sorted(left - 1)).total_cmp(&distance(m, sorted(right))).is_le()
+            };
+            if take_left {
+                left -= 1;
+            } else {
+                right += 1;
+            }
+        }
+        (left, right)
+    }
+
+    #[test]
+    fn the_binary_search_finds_the_grown_window() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let special = [0.0, -0.0, 1.0, -1.0, 2.5, 1e30, -1e-30, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN];
+        for case in 0..20_000 {
+            let n = rng.random_range(1..40usize);
+            let mut v: Vec<f32> = (0..n)
+                .map(|_| if case % 2 == 0 { special[rng.random_range(0..special.len())] } else { rng.random_range(-3i32..4) as f32 * 0.5 })
+                .collect();
+            sort_total_order(&mut v);
+            let m = sorted_median(n, |i| v[i]);
+            for keep in 1..=n {
+                let got = closest_window(n, |i| v[i], m, keep);
+                assert_eq!(got, grown_window(n, |i| v[i], m, keep), "{v:?}, m = {m}, keep = {keep}");
             }
         }
     }
