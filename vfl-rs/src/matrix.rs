@@ -380,35 +380,19 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
     let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = (0..d.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
-            let c0 = b * BLOCK;
-            let len = BLOCK.min(d - c0);
-            let mut acc = vec![vec![0f64; len]; coeffs.len()];
-            let mut sq = vec![0f64; n];
-            for (i, s) in sq.iter_mut().enumerate() {
-                let row = &x.row(i)[c0..c0 + len];
-                *s = sq_norm(row);
-                match (coeffs, &mut acc[..]) {
-                    // the common case, the aggregate and the honest mean: one load per value
-                    ([c, e], [a, h]) if c[i] != 0.0 && e[i] != 0.0 => {
-                        let (ci, ei) = (c[i], e[i]);
-                        for ((a, h), &v) in a.iter_mut().zip(h.iter_mut()).zip(row) {
-                            *a += ci * v as f64;
-                            *h += ei * v as f64;
-                        }
-                    }
-                    _ => {
-                        for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
-                            let ci = c[i];
-                            if ci != 0.0 {
-                                for (a, &v) in a.iter_mut().zip(row) {
-                                    *a += ci * v as f64;
-                                }
-                            }
-                        }
-                    }
+            let (c0, len) = (b * BLOCK, BLOCK.min(d - b * BLOCK));
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, checked just above.
+                    return unsafe { sums_and_norms_block_avx512(x, coeffs, c0, len) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    return unsafe { sums_and_norms_block_avx2(x, coeffs, c0, len) };
                 }
             }
-            (acc.into_iter().map(|a| a.into_iter().map(|v| v as f32).collect()).collect(), sq)
+            sums_and_norms_block(x, coeffs, c0, len)
         })
         .collect();
     let mut sums = vec![Vec::with_capacity(d); coeffs.len()];
@@ -420,6 +404,51 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
         norms.iter_mut().zip(&sq).for_each(|(t, s)| *t += s);
     }
     (sums, norms.into_iter().map(f64::sqrt).collect())
+}
+
+/// Columns `c0..c0 + len` of `sums_and_norms`: each sum's block and each row's squared norm over
+/// it (lane-wise, so the code compiled for each vector width gives the same bits).
+#[inline(always)]
+fn sums_and_norms_block(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
+    let mut acc = vec![vec![0f64; len]; coeffs.len()];
+    let mut sq = vec![0f64; x.n()];
+    for (i, s) in sq.iter_mut().enumerate() {
+        let row = &x.row(i)[c0..c0 + len];
+        *s = sq_norm(row);
+        match (coeffs, &mut acc[..]) {
+            // the common case, the aggregate and the honest mean: one load per value
+            ([c, e], [a, h]) if c[i] != 0.0 && e[i] != 0.0 => {
+                let (ci, ei) = (c[i], e[i]);
+                for ((a, h), &v) in a.iter_mut().zip(h.iter_mut()).zip(row) {
+                    *a += ci * v as f64;
+                    *h += ei * v as f64;
+                }
+            }
+            _ => {
+                for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
+                    let ci = c[i];
+                    if ci != 0.0 {
+                        for (a, &v) in a.iter_mut().zip(row) {
+                            *a += ci * v as f64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (acc.into_iter().map(|a| a.into_iter().map(|v| v as f32).collect()).collect(), sq)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sums_and_norms_block_avx512(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
+    sums_and_norms_block(x, coeffs, c0, len)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sums_and_norms_block_avx2(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
+    sums_and_norms_block(x, coeffs, c0, len)
 }
 
 /// `Σ c_i x_i` over the rows, in float64 per column block.
@@ -442,23 +471,52 @@ pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
     let d = x.d();
     let mut out = vec![0f32; d];
     out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| {
-        let c0 = b * COL_BLOCK;
-        let len = out_blk.len();
-        let mut acc = vec![0f64; len];
-        for (&i, &ci) in rows.iter().zip(c) {
-            if ci == 0.0 {
-                continue;
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                return unsafe { weighted_block_avx512(x, rows, c, b * COL_BLOCK, out_blk) };
             }
-            let row = &x.row(i)[c0..c0 + len];
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += ci * v as f64;
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { weighted_block_avx2(x, rows, c, b * COL_BLOCK, out_blk) };
             }
         }
-        for (o, a) in out_blk.iter_mut().zip(&acc) {
-            *o = *a as f32;
-        }
+        weighted_block(x, rows, c, b * COL_BLOCK, out_blk)
     });
     out
+}
+
+/// One column block of `weighted_sum_rows`: float64 accumulators, rows added in order (lane-wise,
+/// so the code compiled for each vector width gives the same bits).
+#[inline(always)]
+fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
+    let len = out_blk.len();
+    let mut acc = vec![0f64; len];
+    for (&i, &ci) in rows.iter().zip(c) {
+        if ci == 0.0 {
+            continue;
+        }
+        let row = &x.row(i)[c0..c0 + len];
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += ci * v as f64;
+        }
+    }
+    for (o, a) in out_blk.iter_mut().zip(&acc) {
+        *o = *a as f32;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn weighted_block_avx512(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
+    weighted_block(x, rows, c, c0, out_blk)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn weighted_block_avx2(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
+    weighted_block(x, rows, c, c0, out_blk)
 }
 
 /// Columns per block of the column-wise kernels that gather (`map_columns` and the traced ones):
@@ -605,6 +663,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The weighted sums and the round's one pass give the same bits in the code compiled for
+    /// every vector width this CPU has.
+    #[test]
+    fn weighted_sums_and_norms_are_the_same_at_every_width() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
+        let (n, len) = (7usize, 1000usize);
+        let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let x = m.view();
+        let all: Vec<usize> = (0..n).collect();
+        let c: Vec<f64> = (0..n).map(|i| if i == 2 { 0.0 } else { rng.random::<f64>() }).collect();
+        let e: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+        let coeffs: [&[f64]; 2] = [&c, &e];
+        let run = |width: usize| -> Option<(Vec<u32>, Vec<Vec<u32>>, Vec<u64>)> {
+            let mut out = vec![0f32; len];
+            let (sums, sq) = match width {
+                0 => {
+                    weighted_block(x, &all, &c, 0, &mut out);
+                    sums_and_norms_block(x, &coeffs, 0, len)
+                }
+                #[cfg(target_arch = "x86_64")]
+                1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
+                    weighted_block_avx2(x, &all, &c, 0, &mut out);
+                    sums_and_norms_block_avx2(x, &coeffs, 0, len)
+                },
+                #[cfg(target_arch = "x86_64")]
+                2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
+                    weighted_block_avx512(x, &all, &c, 0, &mut out);
+                    sums_and_norms_block_avx512(x, &coeffs, 0, len)
+                },
+                _ => return None,
+            };
+            let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            Some((bits32(&out), sums.iter().map(|s| bits32(s)).collect(), sq.iter().map(|v| v.to_bits()).collect()))
+        };
+        let widths: Vec<_> = (0..3).filter_map(run).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{} widths disagree", widths.len());
     }
 
     #[test]
