@@ -130,7 +130,7 @@ impl OwnedMatrix {
 }
 
 /// Sum of squared differences of two equal-length slices, 8 lanes wide so it vectorises.
-#[inline]
+#[inline(always)]
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -188,9 +188,37 @@ pub fn row_norms(x: Matrix) -> Vec<f64> {
     (0..x.n()).into_par_iter().map(|i| sq_norm(x.row(i)).sqrt()).collect()
 }
 
-/// L2 distance of every row to the vector `z`.
+/// L2 distance of every row to the vector `z` (`sq_dist`, compiled for the widest vectors the CPU
+/// has: the same 8 float32 lanes, so the same bits).
 pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
-    (0..x.n()).into_par_iter().map(|i| sq_dist(x.row(i), z).sqrt()).collect()
+    (0..x.n()).into_par_iter().map(|i| sq_dist_widest(x.row(i), z).sqrt()).collect()
+}
+
+fn sq_dist_widest(a: &[f32], b: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F, checked just above.
+            return unsafe { sq_dist_avx512(a, b) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { sq_dist_avx2(a, b) };
+        }
+    }
+    sq_dist(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn sq_dist_avx512(a: &[f32], b: &[f32]) -> f64 {
+    sq_dist(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn sq_dist_avx2(a: &[f32], b: &[f32]) -> f64 {
+    sq_dist(a, b)
 }
 
 /// Symmetric `n × n` matrix of squared L2 distances between rows (row-major, zero diagonal).
@@ -679,27 +707,29 @@ mod tests {
         let c: Vec<f64> = (0..n).map(|i| if i == 2 { 0.0 } else { rng.random::<f64>() }).collect();
         let e: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
         let coeffs: [&[f64]; 2] = [&c, &e];
-        let run = |width: usize| -> Option<(Vec<u32>, Vec<Vec<u32>>, Vec<u64>)> {
+        type Bits = (Vec<u32>, Vec<Vec<u32>>, Vec<u64>); // the mean, the sums, the squared norms and a distance
+        let run = |width: usize| -> Option<Bits> {
             let mut out = vec![0f32; len];
-            let (sums, sq) = match width {
+            let z = &rows[3];
+            let ((sums, sq), dist) = match width {
                 0 => {
                     weighted_block(x, &all, &c, 0, &mut out);
-                    sums_and_norms_block(x, &coeffs, 0, len)
+                    (sums_and_norms_block(x, &coeffs, 0, len), sq_dist(x.row(0), z))
                 }
                 #[cfg(target_arch = "x86_64")]
                 1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
                     weighted_block_avx2(x, &all, &c, 0, &mut out);
-                    sums_and_norms_block_avx2(x, &coeffs, 0, len)
+                    (sums_and_norms_block_avx2(x, &coeffs, 0, len), sq_dist_avx2(x.row(0), z))
                 },
                 #[cfg(target_arch = "x86_64")]
                 2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
-                    sums_and_norms_block_avx512(x, &coeffs, 0, len)
+                    (sums_and_norms_block_avx512(x, &coeffs, 0, len), sq_dist_avx512(x.row(0), z))
                 },
                 _ => return None,
             };
             let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            Some((bits32(&out), sums.iter().map(|s| bits32(s)).collect(), sq.iter().map(|v| v.to_bits()).collect()))
+            Some((bits32(&out), sums.iter().map(|s| bits32(s)).collect(), sq.iter().chain([&dist]).map(|v| v.to_bits()).collect()))
         };
         let widths: Vec<_> = (0..3).filter_map(run).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "{} widths disagree", widths.len());
