@@ -3,6 +3,9 @@
 //!
 //! Pure Rust; the Python bindings live in [`python`] behind the `python` feature.
 
+#[macro_use]
+mod widest;
+
 pub mod attacks;
 pub mod error;
 pub mod matrix;

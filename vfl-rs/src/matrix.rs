@@ -194,32 +194,7 @@ pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
     (0..x.n()).into_par_iter().map(|i| sq_dist_widest(x.row(i), z).sqrt()).collect()
 }
 
-fn sq_dist_widest(a: &[f32], b: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { sq_dist_avx512(a, b) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { sq_dist_avx2(a, b) };
-        }
-    }
-    sq_dist(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sq_dist_avx512(a: &[f32], b: &[f32]) -> f64 {
-    sq_dist(a, b)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sq_dist_avx2(a: &[f32], b: &[f32]) -> f64 {
-    sq_dist(a, b)
-}
+widest_vectors!(fn sq_dist_widest(a: &[f32], b: &[f32]) -> f64 = sq_dist, avx512 = sq_dist_avx512, avx2 = sq_dist_avx2);
 
 /// Symmetric `n × n` matrix of squared L2 distances between rows (row-major, zero diagonal).
 ///
@@ -266,33 +241,11 @@ pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
 /// Rows per side of a tile of pairs in `pairwise_sq_dists`.
 pub const PAIR_TILE: usize = 2;
 
-/// Add `sq_dist` of columns `c0..c1` of every pair i < j to `acc` (upper triangle, row-major).
-fn block_sq_dists(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
-            // SAFETY: the CPU has AVX-512F and VL, checked just above.
-            return unsafe { block_sq_dists_avx512(x, c0, c1, acc) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { block_sq_dists_avx2(x, c0, c1, acc) };
-        }
-    }
-    block_sq_dists_tiled(x, c0, c1, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl")]
-unsafe fn block_sq_dists_avx512(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
-    block_sq_dists_tiled(x, c0, c1, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn block_sq_dists_avx2(x: Matrix, c0: usize, c1: usize, acc: &mut [f64]) {
-    block_sq_dists_tiled(x, c0, c1, acc)
-}
+widest_vectors!(
+    /// Add `sq_dist` of columns `c0..c1` of every pair i < j to `acc` (upper triangle, row-major).
+    fn block_sq_dists(x: Matrix, c0: usize, c1: usize, acc: &mut [f64])
+        = block_sq_dists_tiled, avx512 = block_sq_dists_avx512, avx2 = block_sq_dists_avx2
+);
 
 /// The tiles of pairs: for rows `i0..i0 + T` and `j0..j0 + T` (j0 ≥ i0), the 8-lane float32 sums
 /// of `sq_dist` for all T² pairs at once, then each pair i < j finished as `sq_dist` finishes it.
@@ -409,18 +362,7 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
         .into_par_iter()
         .map(|b| {
             let (c0, len) = (b * BLOCK, BLOCK.min(d - b * BLOCK));
-            #[cfg(target_arch = "x86_64")]
-            {
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has AVX-512F, checked just above.
-                    return unsafe { sums_and_norms_block_avx512(x, coeffs, c0, len) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
-                    return unsafe { sums_and_norms_block_avx2(x, coeffs, c0, len) };
-                }
-            }
-            sums_and_norms_block(x, coeffs, c0, len)
+            sums_and_norms_block_widest(x, coeffs, c0, len)
         })
         .collect();
     let mut sums = vec![Vec::with_capacity(d); coeffs.len()];
@@ -467,17 +409,10 @@ fn sums_and_norms_block(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> 
     (acc.into_iter().map(|a| a.into_iter().map(|v| v as f32).collect()).collect(), sq)
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn sums_and_norms_block_avx512(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
-    sums_and_norms_block(x, coeffs, c0, len)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn sums_and_norms_block_avx2(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
-    sums_and_norms_block(x, coeffs, c0, len)
-}
+widest_vectors!(
+    fn sums_and_norms_block_widest(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>)
+        = sums_and_norms_block, avx512 = sums_and_norms_block_avx512, avx2 = sums_and_norms_block_avx2
+);
 
 /// `Σ c_i x_i` over the rows, in float64 per column block.
 pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
@@ -498,20 +433,7 @@ pub fn weighted_mean_rows(x: Matrix, rows: &[usize], w: &[f64]) -> Vec<f32> {
 pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
     let d = x.d();
     let mut out = vec![0f32; d];
-    out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F, checked just above.
-                return unsafe { weighted_block_avx512(x, rows, c, b * COL_BLOCK, out_blk) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { weighted_block_avx2(x, rows, c, b * COL_BLOCK, out_blk) };
-            }
-        }
-        weighted_block(x, rows, c, b * COL_BLOCK, out_blk)
-    });
+    out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| weighted_block_widest(x, rows, c, b * COL_BLOCK, out_blk));
     out
 }
 
@@ -535,17 +457,10 @@ fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn weighted_block_avx512(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
-    weighted_block(x, rows, c, c0, out_blk)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn weighted_block_avx2(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
-    weighted_block(x, rows, c, c0, out_blk)
-}
+widest_vectors!(
+    fn weighted_block_widest(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32])
+        = weighted_block, avx512 = weighted_block_avx512, avx2 = weighted_block_avx2
+);
 
 /// Columns per block of the column-wise kernels that gather (`map_columns` and the traced ones):
 /// `n` rows of this width fit in cache while they are transposed.
@@ -722,7 +637,7 @@ mod tests {
                     (sums_and_norms_block_avx2(x, &coeffs, 0, len), sq_dist_avx2(x.row(0), z))
                 },
                 #[cfg(target_arch = "x86_64")]
-                2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
+                2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
                     (sums_and_norms_block_avx512(x, &coeffs, 0, len), sq_dist_avx512(x.row(0), z))
                 },

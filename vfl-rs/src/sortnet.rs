@@ -139,50 +139,19 @@ fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<
     (out, share)
 }
 
-/// The task's code compiled for the widest vectors this CPU has (integer min/max and f64 sums
-/// give the same bits at every width).
-fn dispatch<F: SortedRule>(x: Matrix, rows: &[usize], c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, acc: Option<&mut [f64]>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { task_avx512(x, rows, c0, out, pairs, rule, acc) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { task_avx2(x, rows, c0, out, pairs, rule, acc) };
-        }
-    }
-    task(x, rows, c0, out, pairs, rule, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn task_avx512<F: SortedRule>(
-    x: Matrix,
-    rows: &[usize],
-    c0: usize,
-    out: &mut [f32],
-    pairs: &[(u16, u16)],
-    rule: &F,
-    acc: Option<&mut [f64]>,
-) {
-    task(x, rows, c0, out, pairs, rule, acc)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn task_avx2<F: SortedRule>(
-    x: Matrix,
-    rows: &[usize],
-    c0: usize,
-    out: &mut [f32],
-    pairs: &[(u16, u16)],
-    rule: &F,
-    acc: Option<&mut [f64]>,
-) {
-    task(x, rows, c0, out, pairs, rule, acc)
-}
+widest_vectors!(
+    /// The task in code compiled for the widest vectors this CPU has (integer min/max and sums in
+    /// a fixed order give the same bits at every width).
+    fn dispatch<F: SortedRule>(
+        x: Matrix,
+        rows: &[usize],
+        c0: usize,
+        out: &mut [f32],
+        pairs: &[(u16, u16)],
+        rule: &F,
+        acc: Option<&mut [f64]>,
+    ) = task, avx512 = task_avx512, avx2 = task_avx2
+);
 
 /// Columns `c0..c0 + out.len()` of the listed rows: gathered as keys (each row's part read in
 /// one sequential run), sorted block by block, handed to the rule; with `acc`, each listed row's
@@ -307,7 +276,7 @@ mod tests {
                             task_avx2(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
                         },
                         #[cfg(target_arch = "x86_64")]
-                        2 if std::arch::is_x86_feature_detected!("avx512f") => unsafe {
+                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                             task_avx512(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
                         },
                         _ => return None,

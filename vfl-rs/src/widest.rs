@@ -1,0 +1,43 @@
+//! Kernels compiled for the widest vectors the CPU has, chosen at run time.
+
+/// `widest_vectors!(fn name(args) -> R = body, avx512 = name_avx512, avx2 = name_avx2);` defines
+/// `name`, which runs `body` (an `#[inline(always)]` function of the same signature) in code
+/// compiled for AVX-512 (F and VL), AVX2 or the build's baseline, whichever this CPU has, and the
+/// two per-width functions it calls (named, so that tests can compare the widths). One generic
+/// parameter with one bound is allowed. Only for lane-wise work: the compiler neither reorders
+/// float additions nor fuses a multiply and an add, so every width gives the same bits.
+macro_rules! widest_vectors {
+    (
+        $(#[$meta:meta])*
+        $vis:vis fn $name:ident $(<$g:ident: $bound:path>)? ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+            = $body:ident, avx512 = $avx512:ident, avx2 = $avx2:ident
+    ) => {
+        $(#[$meta])*
+        $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+                    // SAFETY: the CPU has AVX-512F and VL, checked just above.
+                    return unsafe { $avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    return unsafe { $avx2($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl")]
+        unsafe fn $avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+            $body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+            $body($($arg),*)
+        }
+    };
+}
