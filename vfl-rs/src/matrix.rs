@@ -144,14 +144,15 @@ pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     finish_sq_dist(&lanes, a, b, full)
 }
 
-/// Sum of squares of a slice, 8 lanes wide.
-#[inline]
+/// Sum of squares of a slice, 32 lanes wide: four independent vector accumulators keep the
+/// adds' latency out of the way, so it runs at the speed of the loads.
+#[inline(always)]
 pub fn sq_norm(a: &[f32]) -> f64 {
-    let mut lanes = [0f32; 8];
-    let ca = a.chunks_exact(8);
+    let mut lanes = [0f32; 32];
+    let ca = a.chunks_exact(32);
     let ra = ca.remainder();
     for xa in ca {
-        for k in 0..8 {
+        for k in 0..32 {
             lanes[k] += xa[k] * xa[k];
         }
     }
@@ -356,7 +357,7 @@ pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
 pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>) {
     // Narrower blocks than COL_BLOCK: the accumulators of every sum and a row's slice stay in
     // L1 together. (The block width changes no result: each column sums in row order.)
-    const BLOCK: usize = 512;
+    const BLOCK: usize = 2048;
     let (n, d) = (x.n(), x.d());
     let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = (0..d.div_ceil(BLOCK))
         .into_par_iter()
@@ -478,6 +479,40 @@ pub(crate) fn gather_columns(x: Matrix, c0: usize, len: usize) -> Vec<f32> {
     }
     buf
 }
+
+/// `gather_columns`, and in the same read `Σ_i c_i x_i` over these columns (float64, rows in
+/// order, skipping zero coefficients: the bits of `sums_and_norms`) and each row's sum of
+/// squares over them.
+pub(crate) fn gather_columns_summed(x: Matrix, c0: usize, len: usize, c: &[f64]) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
+    gather_columns_summed_widest(x, c0, len, c)
+}
+
+#[inline(always)]
+fn gather_summed_block(x: Matrix, c0: usize, len: usize, c: &[f64]) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
+    let n = x.n();
+    let mut buf = vec![0f32; len * n];
+    let mut acc = vec![0f64; len];
+    let mut sq = vec![0f64; n];
+    for (i, s) in sq.iter_mut().enumerate() {
+        let row = &x.row(i)[c0..c0 + len];
+        for (j, &v) in row.iter().enumerate() {
+            buf[j * n + i] = v;
+        }
+        *s = sq_norm(row);
+        let ci = c[i];
+        if ci != 0.0 {
+            for (a, &v) in acc.iter_mut().zip(row) {
+                *a += ci * v as f64;
+            }
+        }
+    }
+    (buf, acc.into_iter().map(|a| a as f32).collect(), sq)
+}
+
+widest_vectors!(
+    fn gather_columns_summed_widest(x: Matrix, c0: usize, len: usize, c: &[f64]) -> (Vec<f32>, Vec<f32>, Vec<f64>)
+        = gather_summed_block, avx512 = gather_summed_block_avx512, avx2 = gather_summed_block_avx2
+);
 
 /// Apply `f` to each column (given as the `n` values of that coordinate, in row order) and
 /// collect one output per column. Columns are gathered block by block into a transposed buffer

@@ -207,7 +207,7 @@ impl Orchestrator {
         let (malicious, honest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| self.malicious.contains(&ids[r]));
         let f_default = Some(malicious.len());
 
-        let inputs = RoundInputs { ids: Some(&ids), reference: server_update };
+        let inputs = RoundInputs { ids: Some(&ids), reference: server_update, summed: None };
         let t0 = Instant::now();
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())
@@ -227,15 +227,22 @@ impl Orchestrator {
         reference.iter().for_each(|&r| mean_of_reference[r] = 1.0 / reference.len() as f64);
         let (agg, trace, stats) = match self.strategy.plain_mean_coefficients(weights, n)? {
             Some(c) if !honest.is_empty() => {
-                let (mut sums, norms) = sums_and_norms(view, &[&c, &mean_of_reference]);
-                let honest_mean = sums.pop().expect("two sums");
-                (sums.pop().expect("two sums"), Trace { share: Some(c), ..Trace::default() }, Some((honest_mean, norms)))
+                // Equal coefficients (every client honest, equal weights): one sum serves as both.
+                let coeffs: &[&[f64]] = if c == mean_of_reference { &[&c] } else { &[&c, &mean_of_reference] };
+                let (mut sums, norms) = sums_and_norms(view, coeffs);
+                let agg = sums.remove(0);
+                let honest_mean = sums.pop().unwrap_or_else(|| agg.clone());
+                (agg, Trace { share: Some(c), ..Trace::default() }, Some((honest_mean, norms)))
             }
             _ => {
                 let mut rng = aggregation_rng;
-                let (agg, trace) =
+                // the honest mean and the norms from the rule's own read of the updates, where it can
+                let summed = (!honest.is_empty()).then_some(&mean_of_reference[..]);
+                let inputs = RoundInputs { summed, ..inputs };
+                let (agg, mut trace) =
                     self.strategy.aggregate_traced(view, weights, f_default, inputs, &mut rng, NonFinite::Propagate, true)?;
-                (agg, trace, None)
+                let stats = trace.summed.take().map(|s| (s.sum, s.norms));
+                (agg, trace, stats)
             }
         };
         let t2 = Instant::now();

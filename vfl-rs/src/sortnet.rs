@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use crate::matrix::{total_order_key, Matrix};
-use crate::trace::{add_window, Window};
+use crate::trace::{ShareCounter, Window};
 
 /// The most rows the networks sort (a block of `MAX_ROWS × LANES` keys stays in the L1 cache).
 pub const MAX_ROWS: usize = 128;
@@ -127,9 +127,9 @@ fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<
         .par_chunks_mut(TASK)
         .enumerate()
         .map(|(t, out_task)| {
-            let mut acc = if trace { vec![0f64; n] } else { Vec::new() };
-            dispatch(x, rows, t * TASK, out_task, &pairs, rule, trace.then_some(&mut acc[..]));
-            acc
+            let mut counter = trace.then(|| ShareCounter::new(n));
+            dispatch(x, rows, t * TASK, out_task, &pairs, rule, counter.as_mut());
+            counter.map_or_else(Vec::new, ShareCounter::finish)
         })
         .collect();
     let mut share = vec![0f64; if trace { n } else { 0 }];
@@ -149,7 +149,7 @@ widest_vectors!(
         out: &mut [f32],
         pairs: &[(u16, u16)],
         rule: &F,
-        acc: Option<&mut [f64]>,
+        acc: Option<&mut ShareCounter>,
     ) = task, avx512 = task_avx512, avx2 = task_avx2
 );
 
@@ -157,7 +157,15 @@ widest_vectors!(
 /// one sequential run), sorted block by block, handed to the rule; with `acc`, each listed row's
 /// share added to it.
 #[inline(always)]
-fn task<F: SortedRule>(x: Matrix, rows: &[usize], c0: usize, out: &mut [f32], pairs: &[(u16, u16)], rule: &F, mut acc: Option<&mut [f64]>) {
+fn task<F: SortedRule>(
+    x: Matrix,
+    rows: &[usize],
+    c0: usize,
+    out: &mut [f32],
+    pairs: &[(u16, u16)],
+    rule: &F,
+    mut acc: Option<&mut ShareCounter>,
+) {
     let n = rows.len();
     let blocks = out.len().div_ceil(LANES);
     // keys[b·n + r] = listed row r's keys at block b's columns
@@ -183,7 +191,7 @@ fn task<F: SortedRule>(x: Matrix, rows: &[usize], c0: usize, out: &mut [f32], pa
             for (lane, (&value, &(lo, hi))) in out_blk.iter().zip(&windows).enumerate() {
                 column.iter_mut().zip(unsorted).for_each(|(c, k)| *c = key_value(k[lane]));
                 let (at_lo, at_hi) = if hi > lo { (block.value(lo, lane), block.value(hi - 1, lane)) } else { (f32::NAN, f32::NAN) };
-                add_window(&column, &Window { value, lo, hi, at_lo, at_hi }, acc);
+                acc.add(&column, &Window { value, lo, hi, at_lo, at_hi });
             }
         }
     }
@@ -268,7 +276,7 @@ mod tests {
             let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
                 .iter()
                 .filter_map(|&isa| {
-                    let (mut out, mut acc) = (vec![0f32; d], vec![0f64; n]);
+                    let (mut out, mut acc) = (vec![0f32; d], ShareCounter::new(n));
                     match isa {
                         0 => task(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc)),
                         #[cfg(target_arch = "x86_64")]
@@ -281,7 +289,7 @@ mod tests {
                         },
                         _ => return None,
                     }
-                    Some((out.iter().map(|v| v.to_bits()).collect(), acc.iter().map(|v| v.to_bits()).collect()))
+                    Some((out.iter().map(|v| v.to_bits()).collect(), acc.finish().iter().map(|v| v.to_bits()).collect()))
                 })
                 .collect();
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}: {} widths disagree", runs.len());

@@ -18,6 +18,10 @@ use crate::trace::{share_through, Trace};
 pub struct RoundInputs<'a> {
     pub ids: Option<&'a [usize]>,
     pub reference: Option<&'a [f32]>,
+    /// Coefficients (one per row) of a weighted sum of the rows the caller needs besides the
+    /// aggregate (the orchestrator's honest mean), with every row's norm: a rule that reads its
+    /// input column block by column block computes them in that same read (`Trace::summed`).
+    pub summed: Option<&'a [f64]>,
 }
 
 /// What to do with NaN/Inf in the input.
@@ -117,7 +121,8 @@ impl Strategy {
             owned = Some((m, mw));
         }
         let (out, mut t) = match &owned {
-            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, round, rng, trace),
+            // the rule reads the pre-aggregated rows, not the caller's
+            Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, RoundInputs { summed: None, ..round }, rng, trace),
             None => self.rule.aggregate_traced(x, &w, f_default, round, rng, trace),
         }?;
         // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take

@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{gather_columns, total_order_key, Matrix, GATHER_BLOCK};
+use crate::matrix::{gather_columns, gather_columns_summed, total_order_key, Matrix, GATHER_BLOCK};
 
 /// One aggregation's trace; `None` where the component has nothing to say.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,6 +22,17 @@ pub struct Trace {
     pub clipped: Option<usize>,
     /// The clipping radius used.
     pub radius: Option<f64>,
+    /// What the caller asked for in `RoundInputs::summed`, computed in the rule's own read of
+    /// its input (`None` where the rule does not read it that way: the caller's own pass then).
+    pub summed: Option<Summed>,
+}
+
+/// A weighted sum of the input rows, `Σ_i c_i x_i` (float64 per column, rows in order: the bits
+/// of `matrix::sums_and_norms`), and every row's L2 norm.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summed {
+    pub sum: Vec<f32>,
+    pub norms: Vec<f64>,
 }
 
 /// What a traced coordinate-wise kernel says about one column: its output, and the window of
@@ -46,59 +57,140 @@ pub fn map_columns_traced<F>(x: Matrix, f: F) -> (Vec<f32>, Vec<f64>)
 where
     F: Fn(&[f32], &mut [f32]) -> Window + Sync,
 {
+    let (out, share, _) = map_columns_traced_summed(x, None, f);
+    (out, share)
+}
+
+/// `map_columns_traced`, and with `summed` (coefficients, one per row) also their weighted sum
+/// of the rows and every row's norm, in the same read of the matrix.
+pub fn map_columns_traced_summed<F>(x: Matrix, summed: Option<&[f64]>, f: F) -> (Vec<f32>, Vec<f64>, Option<Summed>)
+where
+    F: Fn(&[f32], &mut [f32]) -> Window + Sync,
+{
     let (n, d) = (x.n(), x.d());
     let mut out = vec![0f32; d];
-    let parts: Vec<Vec<f64>> = out
+    // per block: the shares' parts, and the sum's columns with each row's squares over them
+    let parts: Vec<(Vec<f64>, Option<Summed>)> = out
         .par_chunks_mut(GATHER_BLOCK)
         .enumerate()
         .map(|(b, out_blk)| {
-            let buf = gather_columns(x, b * GATHER_BLOCK, out_blk.len());
+            let c0 = b * GATHER_BLOCK;
+            let (buf, block_sum) = match summed {
+                Some(c) => {
+                    let (buf, sum, squares) = gather_columns_summed(x, c0, out_blk.len(), c);
+                    (buf, Some(Summed { sum, norms: squares }))
+                }
+                None => (gather_columns(x, c0, out_blk.len()), None),
+            };
             let mut scratch = vec![0f32; n];
-            let mut acc = vec![0f64; n];
+            let mut counter = ShareCounter::new(n);
             for (j, o) in out_blk.iter_mut().enumerate() {
                 let col = &buf[j * n..(j + 1) * n];
                 scratch.copy_from_slice(col);
                 let w = f(col, &mut scratch);
                 *o = w.value;
-                add_window(col, &w, &mut acc);
+                counter.add(col, &w);
             }
-            acc
+            (counter.finish(), block_sum)
         })
         .collect();
     let mut share = vec![0f64; n];
-    for acc in &parts {
-        share.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
+    let mut total = summed.map(|_| Summed { sum: Vec::with_capacity(d), norms: vec![0f64; n] });
+    for (acc, block_sum) in parts {
+        share.iter_mut().zip(&acc).for_each(|(s, a)| *s += a);
+        if let (Some(t), Some(block)) = (total.as_mut(), block_sum) {
+            t.sum.extend(block.sum);
+            t.norms.iter_mut().zip(&block.norms).for_each(|(t, s)| *t += s);
+        }
     }
-    (out, share.into_iter().map(|s| s / d as f64).collect())
+    if let Some(t) = total.as_mut() {
+        t.norms.iter_mut().for_each(|v| *v = v.sqrt());
+    }
+    (out, share.into_iter().map(|s| s / d as f64).collect(), total)
 }
 
-/// Add 1/(hi − lo) to each row of `col` whose sorted position (total order, ties by row index)
-/// is in the window: the rows strictly between its end values, and those equal to an end value
-/// whose position, counted in row order, falls inside. Values are compared by their total-order
-/// integer keys (`f32::total_cmp`'s order), so the counting loops vectorise.
-pub(crate) fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
-    let each = 1.0 / (w.hi - w.lo).max(1) as f64;
+/// Each row's part of a block of columns' windows: a row in a column's window of `size` values
+/// gets 1/size of that column. The windows of a block mostly have one size (the median's, the
+/// trimmed mean's), so their rows are counted in integers (exact, and 16 to a vector) and
+/// scaled once at the end; a window of another size adds its part in float64 directly.
+pub(crate) struct ShareCounter {
+    counts: Vec<u32>,
+    size: usize,
+    other: Vec<f64>,
+}
+
+impl ShareCounter {
+    pub(crate) fn new(n: usize) -> Self {
+        ShareCounter { counts: vec![0; n], size: 0, other: vec![0.0; n] }
+    }
+
+    /// Count the rows of `col` whose sorted position (total order, ties by row index) is in the
+    /// window: the rows strictly between its end values, and those equal to an end value whose
+    /// position, counted in row order, falls inside.
+    pub(crate) fn add(&mut self, col: &[f32], w: &Window) {
+        let size = (w.hi - w.lo).max(1);
+        if self.size == 0 {
+            self.size = size;
+        }
+        if size != self.size {
+            let mark = &mut |i: usize| self.other[i] += 1.0 / size as f64;
+            return mark_window(col, w, mark);
+        }
+        if w.lo == 0 && w.hi == col.len() {
+            self.counts.iter_mut().for_each(|c| *c += 1);
+            return;
+        }
+        let (k_lo, k_hi) = (order_key(w.at_lo), order_key(w.at_hi));
+        // in one pass: the values between the ends counted in, and the values below the low end
+        // and up to the high end, which say whether that was right
+        let (below_lo, up_to_hi) = count_between_widest(&mut self.counts, col, k_lo, k_hi);
+        if below_lo == w.lo && up_to_hi == w.hi {
+            return; // no tie straddles an end of the window (always so for distinct values)
+        }
+        // a tie straddles an end: take the count back (exact in integers) and count by position
+        for (c, &v) in self.counts.iter_mut().zip(col) {
+            let k = order_key(v);
+            *c -= u32::from(k >= k_lo && k <= k_hi);
+        }
+        let counts = &mut self.counts;
+        mark_window(col, w, &mut |i| counts[i] += 1);
+    }
+
+    /// Each row's part, summed over the columns added.
+    pub(crate) fn finish(self) -> Vec<f64> {
+        let each = 1.0 / self.size.max(1) as f64;
+        self.counts.iter().zip(&self.other).map(|(&c, &o)| c as f64 * each + o).collect()
+    }
+}
+
+/// `counts[i] += 1` for each value of `col` between the keys `k_lo..=k_hi`; returns how many
+/// values are below `k_lo` and how many are at most `k_hi`.
+#[inline(always)]
+fn count_between(counts: &mut [u32], col: &[f32], k_lo: i32, k_hi: i32) -> (usize, usize) {
+    let (mut below_lo, mut up_to_hi) = (0u32, 0u32);
+    for (c, &v) in counts.iter_mut().zip(col) {
+        let k = order_key(v);
+        below_lo += u32::from(k < k_lo);
+        up_to_hi += u32::from(k <= k_hi);
+        *c += u32::from(k >= k_lo && k <= k_hi);
+    }
+    (below_lo as usize, up_to_hi as usize)
+}
+
+widest_vectors!(
+    fn count_between_widest(counts: &mut [u32], col: &[f32], k_lo: i32, k_hi: i32) -> (usize, usize)
+        = count_between, avx512 = count_between_avx512, avx2 = count_between_avx2
+);
+
+/// Call `mark(i)` for each row of `col` in the window, placing the values equal to an end value
+/// by their position counted in row order.
+fn mark_window(col: &[f32], w: &Window, mark: &mut dyn FnMut(usize)) {
     if w.lo == 0 && w.hi == col.len() {
-        acc.iter_mut().for_each(|a| *a += each);
+        (0..col.len()).for_each(mark);
         return;
     }
     let (k_lo, k_hi) = (order_key(w.at_lo), order_key(w.at_hi));
-    let (mut below_lo, mut up_to_hi) = (0usize, 0usize); // values < the low end, values <= the high end
-    for &v in col {
-        let k = order_key(v);
-        below_lo += usize::from(k < k_lo);
-        up_to_hi += usize::from(k <= k_hi);
-    }
-    if below_lo == w.lo && up_to_hi == w.hi {
-        // no tie straddles an end of the window (always so for distinct values): it holds exactly
-        // the values from the low end to the high end
-        for (a, &v) in acc.iter_mut().zip(col) {
-            let k = order_key(v);
-            *a += if k >= k_lo && k <= k_hi { each } else { 0.0 };
-        }
-        return;
-    }
-    // ties at an end: a value equal to it is inside by its position, counted in row order
+    let below_lo = col.iter().filter(|&&v| order_key(v) < k_lo).count();
     let (mut at_lo, mut at_hi) = (below_lo, col.iter().filter(|&&v| order_key(v) < k_hi).count());
     for (i, &v) in col.iter().enumerate() {
         let k = order_key(v);
@@ -114,13 +206,13 @@ pub(crate) fn add_window(col: &[f32], w: &Window, acc: &mut [f64]) {
             false
         };
         if inside {
-            acc[i] += each;
+            mark(i);
         }
     }
 }
 
 /// An integer whose order is `f32::total_cmp`'s.
-#[inline]
+#[inline(always)]
 fn order_key(v: f32) -> i32 {
     total_order_key(v.to_bits() as i32)
 }

@@ -120,7 +120,8 @@ fn traced_coordinate_rules_match_the_untraced_kernels_and_the_thread_count() {
 fn traced_shares_equal_a_full_sort_of_value_row_pairs() {
     use rand::Rng;
     let mut rng = ChaCha8Rng::seed_from_u64(4);
-    for n in [5usize, 6, 9, 10] {
+    // sorting networks up to 128 rows, per-column selection above
+    for n in [5usize, 6, 9, 10, 130, 131] {
         let d = 400;
         let pool = [-2.0f32, -1.0, -0.0, 0.0, 1.0, 2.0, f32::NAN];
         let data: Vec<f32> = (0..n * d).map(|_| pool[rng.random_range(0..pool.len())]).collect();

@@ -252,3 +252,44 @@ fn a_fedavg_round_gets_its_statistics_from_the_same_pass() {
         assert_eq!(s.client_shares.as_ref().unwrap().len(), 12);
     }
 }
+
+/// The round's bookkeeping (every update's norm, the honest clients' mean) is the same whether
+/// it comes from its own pass, from the plain mean's pass, or from the coordinate-wise kernel's
+/// read of the updates (above the sorting networks' 128 rows): checked against float64 by hand.
+/// The norms' float32 lanes sum at most a few hundred squares each: relative error well below
+/// 1e-5; the honest mean is a float64 sum rounded once to float32.
+#[test]
+fn every_path_keeps_the_same_books() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let d = 700;
+    for n in [20usize, 150] {
+        let rows: Vec<Vec<f32>> = (0..n).map(|i| (0..d).map(|_| rng.random::<f32>() * (1 + i % 7) as f32 - 0.5).collect()).collect();
+        let x = OwnedMatrix::from_rows(&rows).unwrap();
+        let malicious: Vec<usize> = (0..n).step_by(5).collect();
+        let honest: Vec<usize> = (0..n).filter(|i| i % 5 != 0).collect();
+        let mean: Vec<f64> = (0..d).map(|j| honest.iter().map(|&i| rows[i][j] as f64).sum::<f64>() / honest.len() as f64).collect();
+        for strategy in ["FedAvg", "FedMedian", "TrimmedMean(f=3)", "Krum(f=3)"] {
+            for malicious in [vec![], malicious.clone()] {
+                let all_honest = malicious.is_empty();
+                let mut o = orch(strategy, &[], n, Some(malicious), 0, 0);
+                let s = step(&mut o, &x);
+                for (i, row) in rows.iter().enumerate() {
+                    let want = row.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+                    assert!(
+                        (s.update_norms[i] - want).abs() <= 1e-5 * want,
+                        "{strategy}, n = {n}, row {i}: {} vs {want}",
+                        s.update_norms[i]
+                    );
+                }
+                let honest_mean: Vec<f64> = if all_honest {
+                    (0..d).map(|j| rows.iter().map(|r| r[j] as f64).sum::<f64>() / n as f64).collect()
+                } else {
+                    mean.clone()
+                };
+                let want = honest_mean.iter().map(|v| v * v).sum::<f64>().sqrt();
+                assert!((s.honest_mean_norm - want).abs() <= 1e-5 * want, "{strategy}, n = {n}: {} vs {want}", s.honest_mean_norm);
+            }
+        }
+    }
+}

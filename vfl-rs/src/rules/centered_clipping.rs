@@ -32,5 +32,5 @@ pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: Option<f
             *v = (keep * *v as f64 + *si as f64) as f32;
         }
     }
-    Trace { share: normalised(&moved), selected: None, clipped, radius }
+    Trace { share: normalised(&moved), clipped, radius, ..Trace::default() }
 }

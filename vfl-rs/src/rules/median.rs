@@ -6,7 +6,7 @@
 
 use crate::matrix::{map_columns, sort_total_order, Matrix};
 use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
-use crate::trace::{map_columns_traced, Window};
+use crate::trace::{map_columns_traced, map_columns_traced_summed, Summed, Window};
 
 // Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
 // (sortnet); above, it selects in each gathered column. The two give the same values; the
@@ -66,13 +66,14 @@ fn trim_in_place(col: &mut [f32], trim: usize) -> Window {
 
 /// The coordinate-wise median and each row's share of it (its part of the middle values), in
 /// one pass; the output is `coordinate_median`'s to the bit.
-pub fn coordinate_median_traced(x: Matrix) -> (Vec<f32>, Vec<f64>) {
+pub fn coordinate_median_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
     let n = x.n();
     if n <= sortnet::MAX_ROWS {
-        return map_sorted_traced(x, median_rule);
+        let (out, share) = map_sorted_traced(x, median_rule);
+        return (out, share, None);
     }
     let (lo, hi) = median_window(n);
-    map_columns_traced(x, |_, scratch| {
+    map_columns_traced_summed(x, summed, |_, scratch| {
         let (value, at_lo, at_hi) = median_and_window(scratch, n);
         Window { value, lo, hi, at_lo, at_hi }
     })
@@ -80,11 +81,12 @@ pub fn coordinate_median_traced(x: Matrix) -> (Vec<f32>, Vec<f64>) {
 
 /// The trimmed mean and each row's share of it, in one pass; the output is `trimmed_mean`'s to
 /// the bit.
-pub fn trimmed_mean_traced(x: Matrix, trim: usize) -> (Vec<f32>, Vec<f64>) {
+pub fn trimmed_mean_traced(x: Matrix, trim: usize, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
     if x.n() <= sortnet::MAX_ROWS {
-        return map_sorted_traced(x, trimmed_rule(trim));
+        let (out, share) = map_sorted_traced(x, trimmed_rule(trim));
+        return (out, share, None);
     }
-    map_columns_traced(x, |_, scratch| trim_in_place(scratch, trim))
+    map_columns_traced_summed(x, summed, |_, scratch| trim_in_place(scratch, trim))
 }
 
 /// The sorted positions the median of `n` values averages: the middle one, or the two middle ones.
@@ -258,7 +260,7 @@ mod tests {
                 let (value, at_lo, at_hi) = median_and_window(scratch, n);
                 Window { value, lo, hi, at_lo, at_hi }
             });
-            let (net_t, net_share) = coordinate_median_traced(x);
+            let (net_t, net_share, _) = coordinate_median_traced(x, None);
             assert_eq!(bits(&net_t), bits(&select_t));
             assert_eq!(share_bits(&net_share), share_bits(&select_share), "median shares, n = {n}");
             // the trimmed mean: its window sorted and summed in ascending order
@@ -269,7 +271,7 @@ mod tests {
                     (s / (n - 2 * trim) as f64) as f32
                 });
                 assert_eq!(bits(&trimmed_mean(x, trim)), bits(&sorted_sum), "trimmed mean, n = {n}, trim = {trim}");
-                let (net_t, net_share) = trimmed_mean_traced(x, trim);
+                let (net_t, net_share, _) = trimmed_mean_traced(x, trim, None);
                 let (_, select_share) = map_columns_traced(x, |_, scratch| trim_in_place(scratch, trim));
                 assert_eq!(bits(&net_t), bits(&sorted_sum));
                 assert_eq!(share_bits(&net_share), share_bits(&select_share), "trimmed shares, n = {n}, trim = {trim}");
@@ -289,6 +291,29 @@ mod tests {
             let (copy_out, copy_share) = mean_around_median(x.select_rows(&listed).view(), keep, true);
             let (out, share) = mean_around_median_rows(x, &listed, keep, true);
             assert_eq!((bits(&out), share_bits(&share.unwrap())), (bits(&copy_out), share_bits(&copy_share.unwrap())));
+        }
+    }
+
+    #[test]
+    fn the_kernels_read_gives_the_bookkeeping_sum_to_the_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (n, d) = (150, 600); // above the networks: the per-column selection reads the rows
+        let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let c: Vec<f64> = (0..n).map(|i| if i % 4 == 0 { 0.0 } else { 1.0 / 112.0 }).collect();
+        let (sums, norms) = crate::matrix::sums_and_norms(m.view(), &[&c]);
+        let runs = [
+            (coordinate_median_traced(m.view(), Some(&c)), coordinate_median_traced(m.view(), None)),
+            (trimmed_mean_traced(m.view(), 20, Some(&c)), trimmed_mean_traced(m.view(), 20, None)),
+        ];
+        for ((out, share, summed), (plain_out, plain_share, none)) in runs {
+            let summed = summed.expect("computed in the kernel's read");
+            assert_eq!(bits(&summed.sum), bits(&sums[0]));
+            // float32 lanes of a few squares each, summed per block in another grouping
+            assert!(summed.norms.iter().zip(&norms).all(|(a, b)| (a - b).abs() <= 1e-6 * b), "{:?}", &summed.norms[..3]);
+            // the kernel's own results do not change
+            assert!(none.is_none());
+            assert_eq!((bits(&out), share_bits(&share)), (bits(&plain_out), share_bits(&plain_share)));
         }
     }
 

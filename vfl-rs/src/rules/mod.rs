@@ -16,7 +16,7 @@ use crate::matrix::{pairwise_sq_dists, weighted_mean, Matrix};
 use crate::rules::clustering::{Clustered, Combine};
 use crate::spec::ComponentConfig;
 use crate::strategy::RoundInputs;
-use crate::trace::{normalised, selection_share, Trace};
+use crate::trace::{normalised, selection_share, Summed, Trace};
 
 /// A configured rule. Stateful rules (centered clipping's centre, ClippedClustering's norm history,
 /// FoolsGold's per-client history) keep their state here across rounds.
@@ -262,12 +262,13 @@ impl Rule {
         let n = x.n();
         self.check(n, f_default)?;
         // a coordinate-wise rule traced: its output and the shares in one pass
-        let coordinate = |(out, share): (Vec<f32>, Vec<f64>)| (out, Trace { share: Some(share), ..Trace::default() });
+        let coordinate =
+            |(out, share, summed): (Vec<f32>, Vec<f64>, Option<Summed>)| (out, Trace { share: Some(share), summed, ..Trace::default() });
         Ok(match self {
             Rule::Mean => (weighted_mean(x, w), Trace { share: normalised(w), ..Trace::default() }),
             Rule::Median => {
                 if trace {
-                    coordinate(median::coordinate_median_traced(x))
+                    coordinate(median::coordinate_median_traced(x, round.summed))
                 } else {
                     (median::coordinate_median(x), Trace::default())
                 }
@@ -275,7 +276,7 @@ impl Rule {
             Rule::TrimmedMean { f, beta } => {
                 let trim = Self::trim(n, *f, *beta, f_default)?;
                 if trace {
-                    coordinate(median::trimmed_mean_traced(x, trim))
+                    coordinate(median::trimmed_mean_traced(x, trim, round.summed))
                 } else {
                     (median::trimmed_mean(x, trim), Trace::default())
                 }
