@@ -498,15 +498,21 @@ fn gather_summed_block(x: Matrix, c0: usize, len: usize, c: &[f64]) -> (Vec<f32>
         for (j, &v) in row.iter().enumerate() {
             buf[j * n + i] = v;
         }
-        *s = sq_norm(row);
-        let ci = c[i];
-        if ci != 0.0 {
-            for (a, &v) in acc.iter_mut().zip(row) {
-                *a += ci * v as f64;
-            }
-        }
+        *s = add_to_books(row, c[i], &mut acc);
     }
     (buf, acc.into_iter().map(|a| a as f32).collect(), sq)
+}
+
+/// One row's part of a pass's books: `c · row` added to `acc` (skipped for c = 0, as
+/// `sums_and_norms` does) and the row's sum of squares returned.
+#[inline(always)]
+pub(crate) fn add_to_books(row: &[f32], c: f64, acc: &mut [f64]) -> f64 {
+    if c != 0.0 {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += c * v as f64;
+        }
+    }
+    sq_norm(row)
 }
 
 widest_vectors!(

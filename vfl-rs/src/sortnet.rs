@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use crate::matrix::{total_order_key, Matrix};
-use crate::trace::{ShareCounter, Window};
+use crate::trace::{join_blocks, ShareCounter, Window};
 
 /// The most rows the networks sort (a block of `MAX_ROWS × LANES` keys stays in the L1 cache).
 pub const MAX_ROWS: usize = 128;
@@ -100,10 +100,11 @@ pub fn map_sorted<F: SortedRule>(x: Matrix, rule: F) -> Vec<f32> {
 }
 
 /// Apply `rule` to every column and, in the same pass, count each row's share of the output as
-/// [`crate::trace::map_columns_traced`] does (the outputs are `map_sorted`'s to the bit).
+/// [`crate::trace::map_columns_traced`] does (the outputs are `map_sorted`'s to the bit). The
+/// round's books are not kept here: this pass is bound by its comparisons, not its reads, so a
+/// separate pass over the rows costs no more.
 pub fn map_sorted_traced<F: SortedRule>(x: Matrix, rule: F) -> (Vec<f32>, Vec<f64>) {
-    let (out, share) = map_sorted_rows(x, &all_rows(x), rule, true);
-    (out, share.expect("traced"))
+    run(x, &all_rows(x), &rule, true)
 }
 
 fn all_rows(x: Matrix) -> Vec<usize> {
@@ -114,8 +115,7 @@ fn all_rows(x: Matrix) -> Vec<usize> {
 /// read in place; the shares are per listed row.
 pub fn map_sorted_rows<F: SortedRule>(x: Matrix, rows: &[usize], rule: F, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
     let (out, share) = run(x, rows, &rule, trace);
-    let d = x.d() as f64;
-    (out, trace.then(|| share.into_iter().map(|s| s / d).collect()))
+    (out, trace.then_some(share))
 }
 
 fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
@@ -132,10 +132,7 @@ fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<
             counter.map_or_else(Vec::new, ShareCounter::finish)
         })
         .collect();
-    let mut share = vec![0f64; if trace { n } else { 0 }];
-    for acc in &parts {
-        share.iter_mut().zip(acc).for_each(|(s, a)| *s += a);
-    }
+    let (share, _) = join_blocks(parts.into_iter().map(|p| (p, None)).collect(), n, d, false);
     (out, share)
 }
 
@@ -155,7 +152,7 @@ widest_vectors!(
 
 /// Columns `c0..c0 + out.len()` of the listed rows: gathered as keys (each row's part read in
 /// one sequential run), sorted block by block, handed to the rule; with `acc`, each listed row's
-/// share added to it.
+/// share added to its counter.
 #[inline(always)]
 fn task<F: SortedRule>(
     x: Matrix,
@@ -188,11 +185,57 @@ fn task<F: SortedRule>(
         sort(&mut block.keys, pairs);
         rule(&block, out_blk, &mut windows[..out_blk.len()]);
         if let Some(acc) = acc.as_deref_mut() {
-            for (lane, (&value, &(lo, hi))) in out_blk.iter().zip(&windows).enumerate() {
-                column.iter_mut().zip(unsorted).for_each(|(c, k)| *c = key_value(k[lane]));
-                let (at_lo, at_hi) = if hi > lo { (block.value(lo, lane), block.value(hi - 1, lane)) } else { (f32::NAN, f32::NAN) };
-                acc.add(&column, &Window { value, lo, hi, at_lo, at_hi });
-            }
+            count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
+        }
+    }
+}
+
+/// Each row's part of a block's windows, as `ShareCounter::add` counts them column by column,
+/// but all lanes at once on the keys: per lane, how many keys lie below its window's low end and
+/// up to its high end says whether a tie straddles an end; where none does (always so for
+/// distinct values), each row counts the lanes whose window holds its key. The other lanes, and
+/// windows of another size than the counter's, go column by column.
+#[inline(always)]
+fn count_block(
+    counter: &mut ShareCounter,
+    unsorted: &[[i32; LANES]],
+    sorted: &SortedBlock,
+    windows: &[(usize, usize)],
+    values: &[f32],
+    column: &mut [f32],
+) {
+    // an empty range (no key is ≥ MAX and ≤ MIN) for the lanes not counted here
+    let (mut k_lo, mut k_hi) = ([i32::MAX; LANES], [i32::MIN; LANES]);
+    for (lane, &(lo, hi)) in windows.iter().enumerate() {
+        if counter.claim((hi - lo).max(1)) && hi > lo {
+            (k_lo[lane], k_hi[lane]) = (sorted.keys[lo][lane], sorted.keys[hi - 1][lane]);
+        }
+    }
+    let (mut below_lo, mut up_to_hi) = ([0u32; LANES], [0u32; LANES]);
+    for row in unsorted {
+        for l in 0..LANES {
+            below_lo[l] += u32::from(row[l] < k_lo[l]);
+            up_to_hi[l] += u32::from(row[l] <= k_hi[l]);
+        }
+    }
+    let mut by_column = [false; LANES];
+    for (lane, &(lo, hi)) in windows.iter().enumerate() {
+        if k_lo[lane] > k_hi[lane] || below_lo[lane] as usize != lo || up_to_hi[lane] as usize != hi {
+            (by_column[lane], k_lo[lane], k_hi[lane]) = (true, i32::MAX, i32::MIN);
+        }
+    }
+    for (c, row) in counter.counts().iter_mut().zip(unsorted) {
+        let mut inside = 0u32;
+        for l in 0..LANES {
+            inside += u32::from(row[l] >= k_lo[l] && row[l] <= k_hi[l]);
+        }
+        *c += inside;
+    }
+    for (lane, (&value, &(lo, hi))) in values.iter().zip(windows).enumerate() {
+        if by_column[lane] {
+            column.iter_mut().zip(unsorted).for_each(|(c, k)| *c = key_value(k[lane]));
+            let (at_lo, at_hi) = if hi > lo { (sorted.value(lo, lane), sorted.value(hi - 1, lane)) } else { (f32::NAN, f32::NAN) };
+            counter.add(column, &Window { value, lo, hi, at_lo, at_hi });
         }
     }
 }
@@ -289,7 +332,8 @@ mod tests {
                         },
                         _ => return None,
                     }
-                    Some((out.iter().map(|v| v.to_bits()).collect(), acc.finish().iter().map(|v| v.to_bits()).collect()))
+                    let share = acc.finish().iter().map(|v| v.to_bits()).collect();
+                    Some((out.iter().map(|v| v.to_bits()).collect(), share))
                 })
                 .collect();
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}: {} widths disagree", runs.len());

@@ -94,8 +94,15 @@ where
             (counter.finish(), block_sum)
         })
         .collect();
+    let (share, summed) = join_blocks(parts, n, d, summed.is_some());
+    (out, share, summed)
+}
+
+/// The blocks' parts joined in block order (bit-identical whatever the thread count): each
+/// row's share averaged over the `d` columns, and the sum's columns with each row's norm.
+pub(crate) fn join_blocks(parts: Vec<(Vec<f64>, Option<Summed>)>, n: usize, d: usize, summed: bool) -> (Vec<f64>, Option<Summed>) {
     let mut share = vec![0f64; n];
-    let mut total = summed.map(|_| Summed { sum: Vec::with_capacity(d), norms: vec![0f64; n] });
+    let mut total = summed.then(|| Summed { sum: Vec::with_capacity(d), norms: vec![0f64; n] });
     for (acc, block_sum) in parts {
         share.iter_mut().zip(&acc).for_each(|(s, a)| *s += a);
         if let (Some(t), Some(block)) = (total.as_mut(), block_sum) {
@@ -106,7 +113,7 @@ where
     if let Some(t) = total.as_mut() {
         t.norms.iter_mut().for_each(|v| *v = v.sqrt());
     }
-    (out, share.into_iter().map(|s| s / d as f64).collect(), total)
+    (share.into_iter().map(|s| s / d as f64).collect(), total)
 }
 
 /// Each row's part of a block of columns' windows: a row in a column's window of `size` values
@@ -129,10 +136,7 @@ impl ShareCounter {
     /// position, counted in row order, falls inside.
     pub(crate) fn add(&mut self, col: &[f32], w: &Window) {
         let size = (w.hi - w.lo).max(1);
-        if self.size == 0 {
-            self.size = size;
-        }
-        if size != self.size {
+        if !self.claim(size) {
             let mark = &mut |i: usize| self.other[i] += 1.0 / size as f64;
             return mark_window(col, w, mark);
         }
@@ -154,6 +158,20 @@ impl ShareCounter {
         }
         let counts = &mut self.counts;
         mark_window(col, w, &mut |i| counts[i] += 1);
+    }
+
+    /// Whether windows of `size` values are counted in integers: the first size seen is.
+    pub(crate) fn claim(&mut self, size: usize) -> bool {
+        if self.size == 0 {
+            self.size = size;
+        }
+        size == self.size
+    }
+
+    /// Each row's count of the windows of the claimed size that hold it (for callers that count
+    /// several columns at once).
+    pub(crate) fn counts(&mut self) -> &mut [u32] {
+        &mut self.counts
     }
 
     /// Each row's part, summed over the columns added.
