@@ -343,6 +343,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 1 if comparison["failed"] else 0
 
 
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    import json
+
+    from velocity.results import leaderboard
+    from velocity.specs import to_json_value
+
+    board = leaderboard(
+        args.paths or ["."],
+        metric=args.metric,
+        dataset=args.dataset,
+        attack=args.attack,
+        alpha=args.alpha,
+        target=args.target,
+        min_runs=args.min_runs,
+    )
+    if args.json:
+        print(json.dumps(to_json_value(board.to_json(), nan_as_null=True), indent=2, allow_nan=False))
+        return 0
+    if board.entries:
+        console.print(board.table())
+    else:
+        console.print("No finished run matches these filters.")
+    for note in board.notes:
+        console.print(Text("Note: " + note), soft_wrap=True)
+    for skipped in board.skipped:
+        console.print(Text("Skipped: " + skipped), soft_wrap=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from velocity import __version__
 
@@ -374,6 +403,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild a sweep's comparison from its files")
     p.add_argument("dir", help="the sweep's output folder")
     p.set_defaults(func=cmd_report)
+
+    from velocity.results.leaderboard import METRICS
+
+    p = sub.add_parser(
+        "leaderboard",
+        help="rank configurations across sweeps by one metric (mean ± 95%% interval over seeds)",
+        description="Rank the configurations of every sweep under PATHS (each a sweep folder or a folder of sweeps).",
+    )
+    p.add_argument("paths", nargs="*", help="sweep folders or folders holding sweeps (default: the current folder)")
+    p.add_argument("--metric", choices=METRICS, default="accuracy")
+    p.add_argument("--dataset", help="comma-separated data set names")
+    p.add_argument("--attack", help="comma-separated attacks ('alie' matches every ALIE run; 'none' the clean runs)")
+    p.add_argument("--alpha", help="0.5, <=0.5, 0.1,0.5, inf, or a partition name such as iid")
+    p.add_argument("--target", type=float, default=0.9, help="the accuracy rounds-to-target waits for (default 0.9)")
+    p.add_argument("--min-runs", type=int, default=1, help="hide configurations repeated fewer times")
+    p.add_argument("--json", action="store_true", help="print the board as JSON")
+    p.set_defaults(func=cmd_leaderboard)
     return parser
 
 

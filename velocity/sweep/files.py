@@ -76,7 +76,16 @@ _SUMMARY_FRACTIONS = (
     "mean_detection_recall",
     "final_attack_success",
 )
-_SUMMARY_NON_NEGATIVE = ("initial_loss", "final_loss", "mean_loss", "elapsed_s", "rounds_completed", "rounds_defence_acted", "mean_clipped")
+_SUMMARY_NON_NEGATIVE = (
+    "initial_loss",
+    "final_loss",
+    "mean_loss",
+    "elapsed_s",
+    "rounds_completed",
+    "rounds_defence_acted",
+    "mean_clipped",
+    "num_parameters",
+)
 
 
 def read_summary(path: Path) -> dict[str, Any]:

@@ -120,7 +120,8 @@ def execute_run(
 
         device = worker_device(spec.device, index, workers)
         trainer, data_name = build_trainer(spec, device=device)
-        summary.update(dataset=data_name, device=device)
+        # the model's size: what a round's traffic is counted from (``velocity.results``)
+        summary.update(dataset=data_name, device=device, num_parameters=sum(p.numel() for p in trainer.model.parameters()))
 
         def on_round(record: RoundRecord) -> None:
             row = record.row()
