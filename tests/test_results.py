@@ -9,6 +9,7 @@ import math
 import shutil
 import statistics
 from pathlib import Path
+from urllib.parse import unquote
 
 import polars as pl
 import pytest
@@ -164,3 +165,105 @@ def test_the_command_prints_a_table_or_json_and_the_chart_draws_the_front(two_sw
     assert "does not exist" in capsys.readouterr().out
     spec = leaderboard(two_sweeps).chart().to_dict()
     assert {layer["mark"]["type"] if isinstance(layer["mark"], dict) else layer["mark"] for layer in spec["layer"]} == {"line", "point"}
+
+
+# ---------------------------------------------------------------------------- archive and reproduce
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("archive")
+    Sweep.from_grid(
+        strategies=["FedAvg", "FedMedian"], attacks=["none", "sign_flip"], malicious_fraction=0.34, out=root / "sweep", **FAST
+    ).run()
+    assert cli_main(["archive", str(root / "sweep"), "-o", str(root / "sweep.zip")]) == 0
+    return root / "sweep.zip"
+
+
+def _rewrite(src: Path, dst: Path, edit: dict[str, bytes], *, rehash: bool) -> None:
+    """A copy of the archive with some files replaced; with ``rehash``, their recorded SHA-256
+    updated too (a result changed by someone who knew to update the metadata)."""
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(src) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    files.update(edit)
+    if rehash:
+        meta = json.loads(files["ro-crate-metadata.json"])
+        for e in meta["@graph"]:
+            if unquote(e["@id"]) in edit:
+                e["sha256"] = hashlib.sha256(edit[unquote(e["@id"])]).hexdigest()
+        files["ro-crate-metadata.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(dst, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+
+
+def test_an_archive_is_an_ro_crate_of_the_sweeps_files_specs_and_versions(packed: Path) -> None:
+    import hashlib
+    import zipfile
+
+    with zipfile.ZipFile(packed) as z:
+        names = set(z.namelist())
+        meta = json.loads(z.read("ro-crate-metadata.json"))
+        files = {unquote(e["@id"]): e for e in meta["@graph"] if e.get("@type") == "File"}
+        for ident, e in files.items():  # every file listed, with its hash
+            assert ident in names and e["sha256"] == hashlib.sha256(z.read(ident)).hexdigest()
+        specs = json.loads(z.read("specs.json"))
+        env = json.loads(z.read("environment.json"))
+    assert meta["@context"][0] == "https://w3id.org/ro/crate/1.1/context"
+    root = next(e for e in meta["@graph"] if e["@id"] == "./")
+    assert root["velocityArchiveFormat"] == 1 and {unquote(p["@id"]) for p in root["hasPart"]} == set(files)
+    assert len(specs) == 4 and {s["strategy"] for s in specs} == {"FedAvg", "FedMedian"}
+    assert sum(n.endswith("/summary.json") for n in names) == 4 and "sweep/manifest.json" in names
+    assert env["packages"]["torch"] and env["velocity"] and ("Cargo.lock" in names) != ("cargo_lock" in env)
+
+
+def test_reproduce_check_runs_every_run_again_and_finds_a_changed_result(
+    packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli_main(["reproduce", str(packed), "--check", "--out", str(tmp_path / "again")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("match") >= 4 and "4 of 4 run(s) reproduced" in out
+    # a result that does not come out again (its hash updated, so the pack itself is consistent)
+    import zipfile
+
+    with zipfile.ZipFile(packed) as z:
+        name = next(n for n in z.namelist() if n.endswith("summary.json") and "FedMedian__sign_flip" in n)
+        summary = json.loads(z.read(name))
+    summary["final_accuracy"] = round(1.0 - summary["final_accuracy"], 6) if summary["final_accuracy"] != 0.5 else 0.25
+    changed = tmp_path / "changed.zip"
+    _rewrite(packed, changed, {name: json.dumps(summary).encode()}, rehash=True)
+    assert cli_main(["reproduce", str(changed), "--check", "--out", str(tmp_path / "again2")]) == 1
+    out = capsys.readouterr().out
+    assert "MISMATCH" in out and "FedMedian | sign_flip" in out and "final_accuracy" in out and "3 of 4" in out
+
+
+def test_a_tampered_a_newer_or_a_foreign_archive_is_refused_with_one_line(
+    packed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import zipfile
+
+    with zipfile.ZipFile(packed) as z:
+        name = next(n for n in z.namelist() if n.endswith("rounds.csv"))
+        meta = json.loads(z.read("ro-crate-metadata.json"))
+        rounds = z.read(name)
+    tampered = tmp_path / "tampered.zip"
+    _rewrite(packed, tampered, {name: rounds[:-2] + b"9\n"}, rehash=False)
+    assert cli_main(["reproduce", str(tampered), "--check", "--out", str(tmp_path / "t")]) == 2
+    assert "the file was changed after packing" in capsys.readouterr().out
+    for e in meta["@graph"]:
+        if e["@id"] == "./":
+            e["velocityArchiveFormat"] = 99
+    newer = tmp_path / "newer.zip"
+    _rewrite(packed, newer, {"ro-crate-metadata.json": json.dumps(meta).encode()}, rehash=False)
+    assert cli_main(["reproduce", str(newer), "--out", str(tmp_path / "n")]) == 2
+    assert "format 99" in capsys.readouterr().out
+    foreign = tmp_path / "foreign.zip"
+    with zipfile.ZipFile(foreign, "w") as z:
+        z.writestr("notes.txt", "hello")
+    assert cli_main(["reproduce", str(foreign), "--out", str(tmp_path / "f")]) == 2
+    assert "without one" in capsys.readouterr().out
+    assert cli_main(["archive", str(tmp_path), "-o", str(tmp_path / "x.zip")]) == 2
+    assert "Expected a sweep folder" in capsys.readouterr().out

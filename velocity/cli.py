@@ -372,6 +372,35 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive(args: argparse.Namespace) -> int:
+    from velocity.results.archive import archive
+
+    out = archive(args.dir, args.output)
+    console.print(Text(f"Packed {args.dir} into {out} (RO-Crate 1.1; every file with its SHA-256)"), soft_wrap=True)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from velocity.results.archive import reproduce
+
+    out = Path(args.out) if args.out else Path("out") / f"{datetime.now():%Y%m%d-%H%M%S}-reproduced"
+    result = reproduce(args.archive, out=out, check=args.check, tolerance=args.tolerance, parallel=args.parallel)
+    console.print(Text(f"Ran the archive's {len(result.checks) or 'runs'} run(s) again into {result.out}"), soft_wrap=True)
+    if not args.check:
+        return 0
+    for c in result.checks:
+        if c.matches:
+            console.print(Text.assemble(("match     ", "green"), c.run), soft_wrap=True)
+        else:
+            diffs = "; ".join(f"{k}: archived {a!r}, now {b!r}" for k, (a, b) in c.differences.items())
+            console.print(Text.assemble(("MISMATCH  ", "red"), f"{c.run}: {diffs}"), soft_wrap=True)
+    bad = len(result.mismatched)
+    console.print(Text(f"{len(result.checks) - bad} of {len(result.checks)} run(s) reproduced within {args.tolerance:g}"))
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from velocity import __version__
 
@@ -420,6 +449,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-runs", type=int, default=1, help="hide configurations repeated fewer times")
     p.add_argument("--json", action="store_true", help="print the board as JSON")
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("archive", help="pack a sweep as an RO-Crate zip (files, specs, versions, hashes)")
+    p.add_argument("dir", help="the sweep's output folder")
+    p.add_argument("-o", "--output", required=True, help="the zip to write, e.g. sweep.zip")
+    p.set_defaults(func=cmd_archive)
+
+    p = sub.add_parser("reproduce", help="run an archived sweep again; with --check, compare every run's final metrics")
+    p.add_argument("archive", help="a zip written by 'velocity archive'")
+    p.add_argument("--check", action="store_true", help="compare each run's final metrics with the archived ones (exit 1 on a mismatch)")
+    p.add_argument("--tolerance", type=float, default=1e-6, help="largest absolute difference that still matches (default 1e-6)")
+    p.add_argument("--out", help="where to run it again (default: out/<timestamp>-reproduced)")
+    p.add_argument("--parallel", type=int, help="runs at once (default: min(cores, runs))")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
