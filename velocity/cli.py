@@ -401,6 +401,17 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise ValueError("Expected the mcp package for 'velocity mcp', got none installed: pip install 'velocity-fl[agents]'") from None
+    from velocity.mcp_server import serve
+
+    serve(args.root, budget=args.budget)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from velocity import __version__
 
@@ -462,6 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to run it again (default: out/<timestamp>-reproduced)")
     p.add_argument("--parallel", type=int, help="runs at once (default: min(cores, runs))")
     p.set_defaults(func=cmd_reproduce)
+
+    from velocity.mcp_server import DEFAULT_BUDGET
+
+    p = sub.add_parser("mcp", help="serve agent tools over the Model Context Protocol (stdio)")
+    p.add_argument("--root", default=".", help="the folder every path of a tool must stay in (default: the current folder)")
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=DEFAULT_BUDGET,
+        help=f"the largest sweep an agent may start, in runs × rounds (default {DEFAULT_BUDGET})",
+    )
+    p.set_defaults(func=cmd_mcp)
     return parser
 
 

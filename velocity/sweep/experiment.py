@@ -124,9 +124,17 @@ def load_experiment(path: str | PathLike[str]) -> list[RunSpec]:
     """Read a TOML experiment file into validated runs."""
     p = Path(path)
     try:
-        doc = tomllib.loads(p.read_text())
+        text = p.read_text()
     except FileNotFoundError:
         raise SpecError(f"{p}: no such experiment file") from None
+    return parse_experiment(text, where=str(p))
+
+
+def parse_experiment(text: str, *, where: str = "the experiment") -> list[RunSpec]:
+    """TOML experiment text into validated runs; errors name ``where`` (a file's path)."""
+    p = where
+    try:
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{p}: malformed TOML: {e}") from None
     for key in doc:
@@ -150,7 +158,7 @@ def load_experiment(path: str | PathLike[str]) -> list[RunSpec]:
         specs += grid(**dict(matrix.items()), where=f"{p}, matrix", **shared)
     if not specs:
         raise SpecError(f"{p}: no runs: add [[runs]] or a [matrix]")
-    _check_unique_labels(specs, str(p))
+    _check_unique_labels(specs, p)
     return specs
 
 
