@@ -46,7 +46,9 @@ def _error(result: Any) -> str:
 
 
 async def _session(root: Path) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "velocity.cli", "mcp", "--root", str(root), "--budget", "20"], cwd=str(root))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "velocity.cli", "mcp", "--root", str(root), "--budget", "20"], cwd=str(root)
+    )
     async with Client(params) as client:
         tools = {t.name for t in (await client.list_tools()).tools}
         assert tools == {"list_components", "validate_experiment", "sweep_run", "sweep_status", "sweep_compare", "leaderboard"}
@@ -65,7 +67,9 @@ async def _session(root: Path) -> None:
         assert "inside the root" in _error(await client.call_tool("sweep_run", {"out": "../elsewhere", "toml": EXPERIMENT}))
         big = EXPERIMENT.replace("rounds = 3", "rounds = 30")
         assert "budget of 20 run-rounds, got 4 runs and 120" in _error(await client.call_tool("sweep_run", {"out": "big", "toml": big}))
-        assert "exactly one of toml" in _error(await client.call_tool("sweep_run", {"out": "x", "toml": EXPERIMENT, "config_path": "e.toml"}))
+        assert "exactly one of toml" in _error(
+            await client.call_tool("sweep_run", {"out": "x", "toml": EXPERIMENT, "config_path": "e.toml"})
+        )
         assert "inside the root" in _error(await client.call_tool("sweep_status", {"sweep": "/"}))
 
         started = _data(await client.call_tool("sweep_run", {"out": "sweeps/first", "toml": EXPERIMENT}))
