@@ -218,6 +218,9 @@ def test_an_archive_is_an_ro_crate_of_the_sweeps_files_specs_and_versions(packed
     assert len(specs) == 4 and {s["strategy"] for s in specs} == {"FedAvg", "FedMedian"}
     assert sum(n.endswith("/summary.json") for n in names) == 4 and "sweep/manifest.json" in names
     assert env["packages"]["torch"] and env["velocity"] and ("Cargo.lock" in names) != ("cargo_lock" in env)
+    from velocity.sweep.files import FILE_MODE
+
+    assert packed.stat().st_mode & 0o777 == FILE_MODE  # as the umask gives, like every sweep file
 
 
 def test_reproduce_check_runs_every_run_again_and_finds_a_changed_result(

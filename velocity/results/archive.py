@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from velocity.specs import to_json_value
-from velocity.sweep.files import DamagedFile, read_json, read_summary
+from velocity.sweep.files import FILE_MODE, DamagedFile, read_json, read_summary
 from velocity.sweep.report import load_results
 from velocity.sweep.spec import RunSpec
 
@@ -138,6 +138,7 @@ def archive(sweep_dir: str | Path, out: str | Path) -> Path:
         os.close(fd)
         try:
             crate.write_zip(tmp_zip)
+            os.chmod(tmp_zip, FILE_MODE)  # what the umask gives a new file, as every sweep file
             os.replace(tmp_zip, out)
         except BaseException:
             Path(tmp_zip).unlink(missing_ok=True)
