@@ -36,7 +36,14 @@ def _assert_exact_cover(parts, n):
 
 @pytest.mark.parametrize(
     ("method", "kwargs"),
-    [("iid", {}), ("dirichlet", {"alpha": 0.3}), ("shard", {"shards_per_client": 2}), ("pathological", {"classes_per_client": 3})],
+    [
+        ("iid", {}),
+        ("dirichlet", {"alpha": 0.3}),
+        ("shard", {"shards_per_client": 2}),
+        ("pathological", {"classes_per_client": 3}),
+        ("quantity", {"size_skew": 1.0}),
+        ("quantity", {"size_distribution": "exponential", "size_skew": 0.2, "alpha": 0.5}),
+    ],
 )
 def test_every_partition_covers_the_data_once_and_is_seeded(method, kwargs):
     a = partition(LABELS, 10, method, seed=1, **kwargs)
@@ -78,6 +85,36 @@ def test_shard_and_pathological_limit_the_classes_per_client():
     counts = label_counts(LABELS, partition(LABELS, 10, "pathological", classes_per_client=3, seed=0), 10)
     assert ((counts > 0).sum(axis=1) == 3).all()
     assert (counts.sum(axis=0) == 100).all(), "every class is used"
+
+
+@pytest.mark.parametrize(("distribution", "skew"), [("power_law", 0.0), ("power_law", 1.2), ("exponential", 0.3)])
+@pytest.mark.parametrize("alpha", [None, 0.3])
+def test_quantity_skew_gives_the_sizes_of_its_law_with_or_without_label_skew(distribution, skew, alpha):
+    parts = partition(LABELS, 8, "quantity", size_distribution=distribution, size_skew=skew, alpha=alpha, seed=3, min_partition_size=1)
+    _assert_exact_cover(parts, len(LABELS))
+    k = np.arange(8.0)
+    weights = (k + 1) ** -skew if distribution == "power_law" else np.exp(-skew * k)
+    want = 1000 * weights / weights.sum()
+    got = np.sort([len(p) for p in parts])[::-1]
+    assert np.abs(got - want).max() < 1, (got, want)  # rounded by largest remainder
+    counts = label_counts(LABELS, parts, 10)
+    if alpha is None:  # every client's labels are a random draw of the data's (10 balanced classes)
+        big = counts[counts.sum(axis=1) >= 100]
+        assert (big > 0).all()
+    else:  # each client draws its own label mix: the dominant class holds far more than a tenth
+        share = (counts.max(axis=1) / counts.sum(axis=1)).mean()
+        assert share > 0.3, share
+
+
+def test_quantity_skew_deals_the_sizes_in_a_seeded_order_and_names_its_limits():
+    orders = {tuple(np.argsort([len(p) for p in partition(LABELS, 8, "quantity", seed=s, min_partition_size=1)])) for s in range(5)}
+    assert len(orders) > 1, "client 0 is not always the largest"
+    with pytest.raises(ValueError, match=r"at least min_partition_size = 10 examples, got 0 for the smallest .*lower size_skew"):
+        partition(LABELS, 50, "quantity", size_skew=2.0)
+    with pytest.raises(ValueError, match="Expected a size distribution among power_law, exponential, got 'zipf'"):
+        partition(LABELS, 5, "quantity", size_distribution="zipf")
+    with pytest.raises(ValueError, match="Expected size_skew as a finite number >= 0, got -1"):
+        partition(LABELS, 5, "quantity", size_skew=-1)
 
 
 @pytest.mark.parametrize(

@@ -393,3 +393,17 @@ def test_the_shipped_example_experiments_are_valid():
     assert len(specs) == 13 * 7 * 3
     attacked = [s for s in specs if s.attacks]
     assert {(s.num_clients, s.num_malicious, s.partition, s.rounds, s.client_momentum) for s in attacked} == {(25, 5, "shard", 600, 0.9)}
+
+
+def test_a_quantity_skewed_sweep_runs_from_flags(tmp_path):
+    """Clients of power-law sizes, with and without a Dirichlet label skew, in one sweep."""
+    out = tmp_path / "quantity"
+    flags = ["--dataset", FAST["dataset"], "--model-id", "mlp-16", "--num-clients", "6", "--rounds", "2", "--partition", "quantity"]
+    # 192 training examples over 6 clients of sizes ∝ (k + 1)^-1.5: the smallest gets 7
+    assert cli_main(["sweep", *flags, "--size-skew", "1.5", "--out", str(tmp_path / "refused"), "--quiet"]) == 2
+    assert not (tmp_path / "refused").exists(), "refused before any run started"
+    flags += ["--min-partition-size", "5"]
+    assert cli_main(["sweep", *flags, "--size-skew", "1.5", "--alphas", "0.5,inf", "--out", str(out), "--quiet"]) == 0
+    configs = [json.loads(p.read_text()) for p in sorted(out.glob("*/config.json"))]
+    assert {(c["partition"], c["alpha"], c["size_skew"]) for c in configs} == {("quantity", 0.5, 1.5), ("quantity", "inf", 1.5)}
+    assert all(_summary(p.parent)["status"] == "finished" for p in out.glob("*/config.json"))

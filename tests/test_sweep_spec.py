@@ -133,3 +133,19 @@ def test_infinity_is_written_one_way_everywhere(tmp_path):
     atomic_write_json(tmp_path / "x.json", {"a": math.inf, "b": -math.inf, "c": math.nan, "d": [1.0, math.inf]})
     assert read_json(tmp_path / "x.json") == {"a": "inf", "b": "-inf", "c": None, "d": [1.0, "inf"]}
     assert to_json_value({"z": math.inf}) == {"z": "inf"}
+
+
+def test_a_key_added_later_keeps_the_identity_of_earlier_runs():
+    """Settings saved by an earlier version (tests/data) keep the spec_hash it gave them, so
+    their sweep folders resume: the quantity partition's keys enter only runs that use it."""
+    import json
+
+    recorded = json.loads((Path(__file__).parent / "data" / "spec_hashes_2cc5877.json").read_text())["specs"]
+    for entry in recorded:
+        assert RunSpec.model_validate(entry["config"]).spec_hash == entry["spec_hash"], entry["config"]
+    base = RunSpec(partition="quantity")
+    assert RunSpec(partition="quantity", size_skew=2.0).spec_hash != base.spec_hash
+    assert RunSpec(partition="quantity", size_distribution="exponential").spec_hash != base.spec_hash
+    assert RunSpec(size_skew=2.0).spec_hash == RunSpec().spec_hash  # an iid run does not read it
+    with pytest.raises(ValueError, match="size_skew"):
+        RunSpec(partition="quantity", size_skew=math.inf)

@@ -26,6 +26,8 @@ def load_data(spec: RunSpec, *, num_clients: int | None = None) -> Any:
         shards_per_client=spec.shards_per_client,
         classes_per_client=spec.classes_per_client,
         min_partition_size=spec.min_partition_size,
+        size_distribution=spec.size_distribution,
+        size_skew=spec.size_skew,
         test_fraction=spec.test_fraction,
         seed=spec.seed,
     )

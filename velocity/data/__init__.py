@@ -140,6 +140,8 @@ def partition_label_counts(
     shards_per_client: int | None = None,
     classes_per_client: int | None = None,
     min_partition_size: int = 10,
+    size_distribution: str = "power_law",
+    size_skew: float = 1.0,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> np.ndarray:
@@ -155,6 +157,8 @@ def partition_label_counts(
         shards_per_client=shards_per_client,
         classes_per_client=classes_per_client,
         min_partition_size=min_partition_size,
+        size_distribution=size_distribution,
+        size_skew=size_skew,
         seed=seed,
     )
     return label_counts(labels, parts, num_classes)
@@ -169,6 +173,8 @@ def load_federated(
     shards_per_client: int | None = None,
     classes_per_client: int | None = None,
     min_partition_size: int = 10,
+    size_distribution: str = "power_law",
+    size_skew: float = 1.0,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> FederatedDataset:
@@ -183,9 +189,14 @@ def load_federated(
     partition
         ``"iid"``; ``"dirichlet"`` with ``alpha`` (Hsu et al. 2019; ``alpha=inf`` is iid);
         ``"shard"`` with ``shards_per_client`` (McMahan et al. 2017); ``"pathological"`` with
-        ``classes_per_client``.
+        ``classes_per_client``; ``"quantity"``: clients of skewed sizes (``size_distribution``,
+        ``size_skew``), with a Dirichlet label skew too when ``alpha`` is given.
     min_partition_size
-        Dirichlet only: resample until every client holds at least this many examples.
+        Dirichlet: resample until every client holds at least this many examples; quantity: the
+        smallest size allowed.
+    size_distribution, size_skew
+        Quantity skew: the k-th largest client's share ∝ (k + 1)^(−size_skew) (``"power_law"``)
+        or e^(−size_skew·k) (``"exponential"``).
     test_fraction
         Share of the examples held out for testing when the source has no test split.
     seed
@@ -201,6 +212,8 @@ def load_federated(
         shards_per_client=shards_per_client,
         classes_per_client=classes_per_client,
         min_partition_size=min_partition_size,
+        size_distribution=size_distribution,
+        size_skew=size_skew,
         seed=seed,
     )
     if partition == "dirichlet":
@@ -209,6 +222,9 @@ def load_federated(
         described = f"shard × {shards_per_client}"
     elif partition == "pathological":
         described = f"pathological, {classes_per_client} classes each"
+    elif partition == "quantity":
+        labels_too = "" if alpha is None or math.isinf(alpha) else f", dirichlet α = {alpha:g}"
+        described = f"quantity skew ({size_distribution.replace('_', '-')} {size_skew:g}{labels_too})"
     else:
         described = "iid"
     return FederatedDataset(

@@ -11,7 +11,9 @@ import math
 
 import numpy as np
 
-PARTITIONS = ("iid", "shard", "dirichlet", "pathological")
+PARTITIONS = ("iid", "shard", "dirichlet", "pathological", "quantity")
+#: How client sizes fall off in the quantity-skew partition.
+SIZE_DISTRIBUTIONS = ("power_law", "exponential")
 
 
 def _finish(parts: list[list[int]] | list[np.ndarray]) -> list[np.ndarray]:
@@ -90,6 +92,74 @@ def partition_pathological(labels: np.ndarray, num_clients: int, classes_per_cli
     return _finish(parts)
 
 
+def client_sizes(total: int, num_clients: int, distribution: str, skew: float, rng: np.random.Generator) -> np.ndarray:
+    """Client sizes summing to ``total``: the k-th largest client's share ∝ (k + 1)^(−skew)
+    (``"power_law"``, Zipf-like) or ∝ e^(−skew·k) (``"exponential"``); rounded by largest
+    remainder, and dealt to the clients in a random order (client 0 is not always the largest).
+    ``skew = 0`` gives equal sizes."""
+    if distribution not in SIZE_DISTRIBUTIONS:
+        raise ValueError(f"Expected a size distribution among {', '.join(SIZE_DISTRIBUTIONS)}, got {distribution!r}")
+    if not (isinstance(skew, int | float) and not isinstance(skew, bool) and math.isfinite(skew) and skew >= 0):
+        raise ValueError(f"Expected size_skew as a finite number >= 0, got {skew!r}")
+    k = np.arange(num_clients, dtype=np.float64)
+    weights = (k + 1.0) ** -skew if distribution == "power_law" else np.exp(-skew * k)
+    exact = total * weights / weights.sum()
+    sizes = np.floor(exact).astype(np.int64)
+    # largest remainders first; ties to the larger client (stable order)
+    for i in np.argsort(-(exact - sizes), kind="stable")[: total - int(sizes.sum())]:
+        sizes[i] += 1
+    return sizes[rng.permutation(num_clients)]
+
+
+def partition_quantity(
+    labels: np.ndarray,
+    num_clients: int,
+    rng: np.random.Generator,
+    *,
+    distribution: str = "power_law",
+    skew: float = 1.0,
+    alpha: float | None = None,
+    min_partition_size: int = 10,
+) -> list[np.ndarray]:
+    """Quantity skew: clients of very different sizes (:func:`client_sizes`; Li et al., "Federated
+    learning on non-IID data silos: an experimental study", ICDE 2022, and Flower's size
+    partitioners). Without ``alpha`` each client's examples are drawn at random (the labels follow
+    the data set's); with ``alpha`` each client also draws its label mix from Dir(α) and takes its
+    examples class by class from what is left (quantity and label skew together)."""
+    sizes = client_sizes(len(labels), num_clients, distribution, skew, rng)
+    if sizes.min() < max(1, min_partition_size):  # a client without examples cannot train
+        raise ValueError(
+            f"Expected every client to get at least min_partition_size = {max(1, min_partition_size)} examples, got {int(sizes.min())} for the "
+            f"smallest ({distribution}, size_skew = {skew:g}, {len(labels)} examples, {num_clients} clients): "
+            "lower size_skew or min_partition_size, or use fewer clients"
+        )
+    if alpha is None or math.isinf(alpha):
+        cuts = np.cumsum(sizes)[:-1]
+        return _finish(np.split(rng.permutation(len(labels)), cuts))
+    classes = np.unique(labels)
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in classes]
+    left = np.array([len(p) for p in pools], dtype=np.int64)
+    parts: list[list[int]] = [[] for _ in range(num_clients)]
+    # clients fill in a random order, each from its own Dir(α) label mix over the classes left
+    for k in rng.permutation(num_clients):
+        want = int(sizes[k])
+        props = rng.dirichlet(np.full(len(classes), alpha))
+        while want > 0:
+            mix = np.where(left > 0, props, 0.0)
+            if mix.sum() <= 0:  # its classes are used up: the rest of the data, in proportion
+                mix = left.astype(np.float64)
+            take = np.minimum(left, np.floor(want * mix / mix.sum()).astype(np.int64))
+            if take.sum() == 0:  # fewer left to place than classes: one at a time, by its mix
+                take[int(np.argmax(mix))] = 1
+            for c in np.flatnonzero(take):
+                n = int(take[c])
+                parts[k].extend(pools[c][:n])
+                del pools[c][:n]
+            left -= take
+            want -= int(take.sum())
+    return _finish(parts)
+
+
 def partition(
     labels: np.ndarray,
     num_clients: int,
@@ -99,6 +169,8 @@ def partition(
     shards_per_client: int | None = None,
     classes_per_client: int | None = None,
     min_partition_size: int = 10,
+    size_distribution: str = "power_law",
+    size_skew: float = 1.0,
     seed: int = 0,
 ) -> list[np.ndarray]:
     """Dispatch to one partition scheme after checking its arguments."""
@@ -115,6 +187,12 @@ def partition(
         if alpha is None or not alpha > 0:
             raise ValueError(f"Expected alpha > 0 for the dirichlet partition, got {alpha!r}")
         return partition_dirichlet(labels, num_clients, alpha, rng, min_partition_size=min_partition_size)
+    if method == "quantity":
+        if alpha is not None and not alpha > 0:
+            raise ValueError(f"Expected alpha > 0 (label skew) or none for the quantity partition, got {alpha!r}")
+        return partition_quantity(
+            labels, num_clients, rng, distribution=size_distribution, skew=size_skew, alpha=alpha, min_partition_size=min_partition_size
+        )
     if method == "shard":
         if shards_per_client is None or shards_per_client < 1:
             raise ValueError(f"Expected shards_per_client >= 1 for the shard partition, got {shards_per_client!r}")

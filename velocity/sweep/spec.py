@@ -23,7 +23,11 @@ from velocity.specs import attack_items, parse_attack, parse_attacks, parse_stra
 from velocity.training.config import LocalTrainingConfig
 from velocity.training.device import device_name
 
-Partition = Literal["iid", "shard", "dirichlet", "pathological"]
+Partition = Literal["iid", "shard", "dirichlet", "pathological", "quantity"]
+SizeDistribution = Literal["power_law", "exponential"]
+#: Keys that only one partition reads, left out of the identity of runs with another (so a
+#: run's identity, and the spec_hash its folder resumes by, never changes when one is added).
+_PARTITION_ONLY_KEYS = {"size_distribution": "quantity", "size_skew": "quantity"}
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
 #: Python alike); a run without attacks gets 0.
 DEFAULT_MALICIOUS_FRACTION = 0.2
@@ -51,11 +55,20 @@ class RunSpec(BaseModel):
     name: str | None = Field(None, description="run name; derived from strategy/attack/α/seed when omitted")
     dataset: str = Field("digits", description="built-in set (blobs, digits, synthetic-mnist), local path or hub name")
     model_id: str = Field("mlp", description="logreg, mlp[-h1-h2...], cnn28, cnn32")
-    partition: Partition = Field("iid", description="iid, dirichlet (set by alpha), shard or pathological")
+    partition: Partition = Field(
+        "iid",
+        description="iid, dirichlet (set by alpha), shard, pathological, or quantity (skewed client sizes; label skew too with alpha)",
+    )
     alpha: float | None = Field(None, gt=0, description="Dirichlet concentration; inf is iid")
     shards_per_client: int | None = Field(None, ge=1, description="label-sorted shards per client (shard partition)")
     classes_per_client: int | None = Field(None, ge=1, description="classes per client (pathological partition)")
-    min_partition_size: int = Field(10, ge=0, description="Dirichlet draws are redone until every client has this many examples")
+    min_partition_size: int = Field(
+        10, ge=0, description="Dirichlet draws are redone until every client has this many examples (quantity: the smallest client allowed)"
+    )
+    size_distribution: SizeDistribution = Field(
+        "power_law", description="quantity partition: client k's share ∝ (k+1)^-size_skew (power_law) or e^(-size_skew·k) (exponential)"
+    )
+    size_skew: float = Field(1.0, ge=0, allow_inf_nan=False, description="quantity partition: how fast client sizes fall off (0: equal)")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out as the test set (when the source has no test split)")
     num_clients: int = Field(10, ge=1, description="size of the federation")
     min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
@@ -231,14 +244,27 @@ class RunSpec(BaseModel):
         return " + ".join(self.attacks) if self.attacks else "none"
 
     @property
+    def label_skewed(self) -> bool:
+        """Whether the clients' label mixes are drawn from a Dirichlet (a finite α)."""
+        return self.alpha is not None and not math.isinf(self.alpha) and self.partition in ("dirichlet", "quantity")
+
+    @property
     def alpha_label(self) -> str:
+        """The heterogeneity level as the verdict groups it: "0.5", "inf", "iid", "shard"…; a
+        quantity skew is named as such, with its α when the labels are skewed too."""
+        if self.partition == "quantity":
+            return f"quantity, α={self.alpha:g}" if self.label_skewed else "quantity"
         if self.partition != "dirichlet" or self.alpha is None:
             return self.partition
         return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}"
 
     @property
     def partition_label(self) -> str:
-        """The partition as a reader names it: "α=0.5" for a Dirichlet draw, else "iid", "shard"…"""
+        """The partition as a reader names it: "α=0.5" for a Dirichlet draw, "quantity
+        (power-law 1.5), α=0.5" for a quantity skew, else "iid", "shard"…"""
+        if self.partition == "quantity":
+            sizes = f"quantity ({self.size_distribution.replace('_', '-')} {self.size_skew:g})"
+            return f"{sizes}, α={self.alpha:g}" if self.label_skewed else sizes
         return f"α={self.alpha_label}" if self.partition == "dirichlet" else self.partition
 
     @property
@@ -246,6 +272,8 @@ class RunSpec(BaseModel):
         """The run's name, or one derived from what distinguishes it."""
         if self.name:
             return self.name
+        if self.partition == "quantity":
+            return f"{self.strategy} | {self.attack_label} | {self.partition_label} | seed={self.seed}"
         return f"{self.strategy} | {self.attack_label} | α={self.alpha_label} | seed={self.seed}"
 
     @property
@@ -268,6 +296,9 @@ class RunSpec(BaseModel):
         # where and how a run trains is not what it is: the same run on a GPU, or with its clients
         # trained one by one, resumes and repeats the run on the CPU with batched clients
         data = self.model_dump(mode="json", exclude={"name", "storage", "device", "batched", *exclude})
+        for key, partition in _PARTITION_ONLY_KEYS.items():
+            if self.partition != partition:
+                del data[key]
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
         return data
@@ -286,6 +317,24 @@ def check_runnable(specs: Iterable[RunSpec]) -> None:
             resolve_device(spec.device)
         except ValueError as e:
             raise ValueError(f"{spec.label}: {e}") from None
+    for spec in specs:
+        if spec.partition == "quantity":  # its sizes are fixed by the law: a client too small is known now
+            from velocity.data import partition_label_counts
+
+            try:
+                partition_label_counts(
+                    spec.dataset,
+                    num_clients=spec.num_data_holders,
+                    partition="quantity",
+                    size_distribution=spec.size_distribution,
+                    size_skew=spec.size_skew,
+                    alpha=spec.alpha if spec.label_skewed else None,
+                    min_partition_size=spec.min_partition_size,
+                    test_fraction=spec.test_fraction,
+                    seed=spec.seed,
+                )
+            except ValueError as e:
+                raise ValueError(f"{spec.label} on {spec.dataset}: {e}") from None
     targeted = [s for s in specs if s.targeted]
     if not targeted:
         return
