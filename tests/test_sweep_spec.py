@@ -79,7 +79,7 @@ def test_matrix_form_in_toml(tmp_path):
         ('[[runs]]\nname = "a"\nrounds = 3\nfoo = 1\n', r"run 1 \('a'\), key 'foo': unknown key; expected one of: name, dataset"),
         (
             '[[runs]]\npartition = "circles"\n',
-            r"key 'partition': Input should be 'iid', 'shard', 'dirichlet' or 'pathological', got 'circles'",
+            r"key 'partition': Input should be 'iid', 'shard', 'dirichlet', 'pathological' or 'quantity', got 'circles'",
         ),
         ('[[runs]]\npartition = "dirichlet"\n', r"Expected alpha for the dirichlet partition, got none"),
         (
