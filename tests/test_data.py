@@ -290,3 +290,21 @@ def test_decoded_sets_are_cached_and_an_edit_invalidates(tmp_path, monkeypatch):
     pl.DataFrame({"a": np.arange(40.0), "b": np.arange(40.0), "label": np.arange(40) % 2}).write_parquet(path)
     data = load_federated(str(path), num_clients=2)
     assert len(calls) == 2 and len(data.y_train) + len(data.y_test) == 40
+
+
+def test_plot_partition_draws_every_client_and_class_of_any_partition():
+    data = load_federated(
+        "blobs(classes=4, dim=8, per_class=60)", num_clients=6, partition="quantity", size_skew=1.0, alpha=0.5, min_partition_size=5
+    )
+    from velocity.data import plot_partition
+
+    spec = plot_partition(data).to_dict()
+    rows = spec["data"]["values"]
+    # every non-zero cell of the client × class counts, and nothing else
+    assert {(r["client"], r["class"], r["count"]) for r in rows} == {
+        (k, c, int(data.label_counts[k, c])) for k in range(6) for c in range(4) if data.label_counts[k, c]
+    }
+    assert "quantity skew" in spec["title"] and spec["encoding"]["y"]["stack"] == "zero"
+    assert plot_partition(data.label_counts, percent=True).to_dict()["encoding"]["y"]["stack"] == "normalize"
+    with pytest.raises(ValueError, match=r"client × class matrix of counts, got an array of shape \(6,\)"):
+        plot_partition(np.arange(6))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,7 @@ __all__ = [
     "num_classes",
     "partition",
     "partition_label_counts",
+    "plot_partition",
 ]
 
 #: The split that cuts a test set off a source that has none; fixed so every run of a data set
@@ -238,3 +240,23 @@ def load_federated(
         partition=described,
         label_counts=label_counts(y_tr, parts, data.num_classes),
     )
+
+
+def plot_partition(data: FederatedDataset | np.ndarray, *, percent: bool = False, title: str | None = None) -> Any:
+    """An Altair chart of the partition: one bar per client, stacked by class (the panel's label
+    picture; like Flower's ``plot_label_distributions``). ``data``: a :class:`FederatedDataset`
+    or a client × class count matrix (:func:`partition_label_counts`); ``percent``: each bar is
+    the client's label mix (sizes hidden), else its counts (quantity skew visible)."""
+    from velocity.panel.charts import label_distribution
+    from velocity.panel.state import label_rows
+
+    counts = data.label_counts if isinstance(data, FederatedDataset) else np.asarray(data)
+    if counts.ndim != 2 or not np.issubdtype(counts.dtype, np.integer) or (counts < 0).any():
+        raise ValueError(
+            f"Expected a FederatedDataset or a client × class matrix of counts, got an array of shape {counts.shape} ({counts.dtype})"
+        )
+    import altair as alt
+
+    chart = label_distribution(alt.Data(values=label_rows(counts)), percent=percent)
+    name = title or (f"{data.name}: {data.partition}" if isinstance(data, FederatedDataset) else "Label distribution per client")
+    return chart.properties(title=name, width=max(320, 14 * counts.shape[0]))

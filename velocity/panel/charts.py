@@ -346,21 +346,31 @@ def client_chart() -> dict[str, Any]:
     )
 
 
-def label_chart() -> dict[str, Any]:
-    """How many examples of each class every client holds: α made visible."""
+def label_distribution(data: Any, *, percent: bool = False) -> Any:
+    """How many examples of each class every client holds (rows ``client``, ``class``,
+    ``count``): α made visible. ``percent``: each client's bar is its label mix, summing to 100."""
     alt = _alt()
+    y = (
+        alt.Y("count:Q", title="share of the client's examples (%)", stack="normalize", axis=alt.Axis(format="%"))
+        if percent
+        else alt.Y("count:Q", title="examples", stack="zero")
+    )
     return (
-        alt.Chart(alt.Data(name=LABELS))
+        alt.Chart(data)
         .mark_bar()
         .encode(
             x=alt.X("client:O", title="client"),
-            y=alt.Y("count:Q", title="examples", stack="zero"),
+            y=y,
             color=alt.Color("class:N", title="class", scale=alt.Scale(scheme="tableau10")),
             tooltip=["client:O", "class:N", "count:Q"],
         )
         .properties(width=320, height=210, title="Label distribution per client")
-        .to_dict()
     )
+
+
+def label_chart() -> dict[str, Any]:
+    """The panel's label chart, fed by the front end (the named data set ``labels``)."""
+    return label_distribution(_alt().Data(name=LABELS)).to_dict()
 
 
 #: Data arrive after a chart is embedded (and facets, legends and labels grow with them): the view
