@@ -117,6 +117,65 @@ def test_quantity_skew_deals_the_sizes_in_a_seeded_order_and_names_its_limits():
         partition(LABELS, 5, "quantity", size_skew=-1)
 
 
+def test_natural_partition_keeps_each_group_together_and_balances_whole_groups():
+    rng = np.random.default_rng(0)
+    groups = np.array([f"w{g}" for g in rng.integers(0, 23, size=len(LABELS))])
+    for k in (23, 7):
+        parts = partition(LABELS, k, "natural", groups=groups, group_column="writer", seed=4)
+        _assert_exact_cover(parts, len(LABELS))
+        owners = {}
+        for client, p in enumerate(parts):
+            for g in np.unique(groups[p]):
+                assert owners.setdefault(g, client) == client, f"group {g} split across clients"
+        if k == 23:
+            assert all(len(np.unique(groups[p])) == 1 for p in parts)  # one writer each
+        else:  # largest groups first to the smallest client: sizes within one group of each other
+            sizes = np.array([len(p) for p in parts])
+            assert sizes.max() - sizes.min() <= np.unique(groups, return_counts=True)[1].max()
+        again = partition(LABELS, k, "natural", groups=groups, group_column="writer", seed=4)
+        assert all(np.array_equal(a, b) for a, b in zip(parts, again, strict=True))
+    with pytest.raises(ValueError, match="Expected at least num_clients = 30 groups in column 'writer' for the natural partition, got 23"):
+        partition(LABELS, 30, "natural", groups=groups, group_column="writer")
+    with pytest.raises(ValueError, match="Expected a column to partition by for the natural partition"):
+        partition(LABELS, 5, "natural")
+
+
+def test_natural_partition_on_synthetic_writers_and_on_a_parquet_column(tmp_path):
+    data = load_federated("synthetic-mnist(samples=1500)", num_clients=8, partition="natural", partition_by="writer")
+    assert data.num_clients == 8 and "natural, by writer" in data.partition
+    # the same images as without writers: the writers come from a stream of their own
+    plain = load_federated("synthetic-mnist(samples=1500)", num_clients=8)
+    assert np.array_equal(data.x_train.numpy(), plain.x_train.numpy())
+    # a generated parquet: the writer column groups the rows and is not a feature
+    import datasets
+
+    rng = np.random.default_rng(1)
+    n = 300
+    table = {"f0": rng.normal(size=n), "f1": rng.normal(size=n), "label": rng.integers(0, 3, n), "writer_id": rng.integers(0, 12, n)}
+    path = tmp_path / "writers.parquet"
+    datasets.Dataset.from_dict(table).to_parquet(str(path))
+    fed = load_federated(str(path), num_clients=4, partition="natural", partition_by="writer_id", seed=2)
+    assert fed.input_shape == (2,), "writer_id is left out of the features"
+    x_all = np.stack([table["f0"], table["f1"]], axis=1)
+    # rows of one writer are on one client: each training row's writer found by its (standardised) features
+    scaled = (x_all - x_all.mean(0)) / (x_all.std(0) + 1e-8)
+    per_client = []
+    for k in range(4):
+        rows = fed.client(k)[0].numpy()
+        found = [np.flatnonzero(np.abs(scaled - row).sum(axis=1) < 1e-4) for row in rows]
+        assert all(len(f) == 1 for f in found)  # the features are continuous: one row each
+        per_client.append({int(table["writer_id"][f[0]]) for f in found})
+    assert all(not (per_client[a] & per_client[b]) for a in range(4) for b in range(a + 1, 4)), per_client
+    assert sum(len(w) for w in per_client) == len(set().union(*per_client)) >= 4
+    with pytest.raises(
+        ValueError,
+        match=r"Expected a column 'author' in .*writers.parquet to partition by, got the columns \['f0', 'f1', 'label', 'writer_id'\]",
+    ):
+        load_federated(str(path), num_clients=4, partition="natural", partition_by="author")
+    with pytest.raises(ValueError, match="Expected a column 'writer' in the built-in set digits to partition by"):
+        load_federated("digits", num_clients=4, partition="natural", partition_by="writer")
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [

@@ -407,3 +407,17 @@ def test_a_quantity_skewed_sweep_runs_from_flags(tmp_path):
     configs = [json.loads(p.read_text()) for p in sorted(out.glob("*/config.json"))]
     assert {(c["partition"], c["alpha"], c["size_skew"]) for c in configs} == {("quantity", 0.5, 1.5), ("quantity", "inf", 1.5)}
     assert all(_summary(p.parent)["status"] == "finished" for p in out.glob("*/config.json"))
+
+
+def test_a_natural_partition_runs_by_its_column_and_too_few_groups_are_refused_first(tmp_path):
+    """Each writer's examples on one client (synthetic-mnist's writer column); fewer writers
+    than clients is an error before any run starts."""
+    flags = ["--model-id", "mlp-16", "--num-clients", "6", "--rounds", "2", "--partition", "natural", "--partition-by", "writer"]
+    few = ["--dataset", "synthetic-mnist(samples=600, writers=4)"]
+    assert cli_main(["sweep", *flags, *few, "--out", str(tmp_path / "refused"), "--quiet"]) == 2
+    assert not (tmp_path / "refused").exists()
+    out = tmp_path / "natural"
+    assert cli_main(["sweep", *flags, "--dataset", "synthetic-mnist(samples=600, writers=20)", "--out", str(out), "--quiet"]) == 0
+    (config,) = [json.loads(p.read_text()) for p in out.glob("*/config.json")]
+    assert (config["partition"], config["partition_by"]) == ("natural", "writer")
+    assert _summary(next(out.glob("*/config.json")).parent)["status"] == "finished"

@@ -149,3 +149,11 @@ def test_a_key_added_later_keeps_the_identity_of_earlier_runs():
     assert RunSpec(size_skew=2.0).spec_hash == RunSpec().spec_hash  # an iid run does not read it
     with pytest.raises(ValueError, match="size_skew"):
         RunSpec(partition="quantity", size_skew=math.inf)
+
+
+def test_the_natural_partition_needs_its_column():
+    with pytest.raises(ValueError, match=r"Expected partition_by .* for the natural partition, got none"):
+        RunSpec(partition="natural")
+    spec = RunSpec(partition="natural", partition_by="writer", dataset="synthetic-mnist")
+    assert spec.label == "FedAvg | none | natural by writer | seed=0"
+    assert RunSpec(partition_by="writer").spec_hash == RunSpec().spec_hash  # an iid run does not read it

@@ -28,6 +28,7 @@ def load_data(spec: RunSpec, *, num_clients: int | None = None) -> Any:
         min_partition_size=spec.min_partition_size,
         size_distribution=spec.size_distribution,
         size_skew=spec.size_skew,
+        partition_by=spec.partition_by,
         test_fraction=spec.test_fraction,
         seed=spec.seed,
     )

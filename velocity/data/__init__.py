@@ -89,37 +89,47 @@ def list_builtin_datasets() -> dict[str, str]:
     return {name: doc for name, (_, doc) in BUILTINS.items()}
 
 
-def _split_test(data: ArrayData, test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _split_test(data: ArrayData, test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Training inputs, labels, test inputs, labels, and the training examples' groups (if any)."""
     if data.x_test is not None and data.y_test is not None:
-        return data.x, data.y, data.x_test, data.y_test
+        return data.x, data.y, data.x_test, data.y_test, data.groups
     from sklearn.model_selection import train_test_split
 
     counts = np.bincount(data.y, minlength=data.num_classes)
     stratify = data.y if counts[counts > 0].min() >= 2 else None  # stratify when every class can be split
-    x_tr, x_te, y_tr, y_te = train_test_split(data.x, data.y, test_size=test_fraction, random_state=TEST_SPLIT_SEED, stratify=stratify)
-    return x_tr, y_tr, x_te, y_te
+    # the index is split, so the groups (when there are) follow their examples
+    idx_tr, idx_te = train_test_split(np.arange(len(data.y)), test_size=test_fraction, random_state=TEST_SPLIT_SEED, stratify=stratify)
+    groups = None if data.groups is None else data.groups[idx_tr]
+    return data.x[idx_tr], data.y[idx_tr], data.x[idx_te], data.y[idx_te], groups
 
 
-def _load(source: str, test_fraction: float) -> ArrayData:
+def _load(source: str, test_fraction: float, group_column: str | None = None) -> ArrayData:
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"Expected a data set name or path, got {source!r}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"Expected test_fraction in (0, 1), got {test_fraction!r}")
     builtin = parse_builtin(source)
-    if builtin is not None:
-        name, kwargs = builtin
-        return load_builtin(name, {k: v for k, v in kwargs.items() if k != "seed"}, int(kwargs.get("seed", 0)))
-    return load_source(source)
+    if builtin is None:
+        return load_source(source, group_column)
+    name, kwargs = builtin
+    data = load_builtin(name, {k: v for k, v in kwargs.items() if k != "seed"}, int(kwargs.get("seed", 0)))
+    if group_column is not None and data.group_column != group_column:
+        has = f"its column is {data.group_column!r}" if data.group_column else "it has none"
+        raise ValueError(f"Expected a column {group_column!r} in the built-in set {name} to partition by, got none: {has}")
+    return data
 
 
 @functools.lru_cache(maxsize=8)
-def _training_labels(source: str, test_fraction: float) -> tuple[np.ndarray, int, tuple[int, ...]]:
-    """The training labels, the number of classes and one example's shape."""
-    data = _load(source, test_fraction)
-    _, y_tr, _, _ = _split_test(data, test_fraction)
+def _training_labels(
+    source: str, test_fraction: float, group_column: str | None = None
+) -> tuple[np.ndarray, int, tuple[int, ...], np.ndarray | None]:
+    """The training labels, the number of classes, one example's shape and the training
+    examples' groups (with ``group_column``)."""
+    data = _load(source, test_fraction, group_column)
+    _, y_tr, _, _, groups = _split_test(data, test_fraction)
     y_tr = np.asarray(y_tr, dtype=np.int64)
     y_tr.setflags(write=False)
-    return y_tr, data.num_classes, tuple(int(v) for v in data.x.shape[1:])
+    return y_tr, data.num_classes, tuple(int(v) for v in data.x.shape[1:]), groups if group_column is not None else None
 
 
 def num_classes(source: str, *, test_fraction: float = 0.2) -> int:
@@ -144,13 +154,14 @@ def partition_label_counts(
     min_partition_size: int = 10,
     size_distribution: str = "power_law",
     size_skew: float = 1.0,
+    partition_by: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> np.ndarray:
     """The client × class label counts ``load_federated`` would give with these arguments,
     without building tensors. The training labels are kept in memory per source, so moving a
     slider over α re-partitions in milliseconds."""
-    labels, num_classes, _ = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction)
+    labels, num_classes, _, groups = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction, partition_by)
     parts = _partition(
         labels,
         num_clients,
@@ -161,6 +172,8 @@ def partition_label_counts(
         min_partition_size=min_partition_size,
         size_distribution=size_distribution,
         size_skew=size_skew,
+        groups=groups,
+        group_column=partition_by,
         seed=seed,
     )
     return label_counts(labels, parts, num_classes)
@@ -177,6 +190,7 @@ def load_federated(
     min_partition_size: int = 10,
     size_distribution: str = "power_law",
     size_skew: float = 1.0,
+    partition_by: str | None = None,
     test_fraction: float = 0.2,
     seed: int = 0,
 ) -> FederatedDataset:
@@ -190,7 +204,8 @@ def load_federated(
         folder, a ``save_to_disk`` directory, or a Hugging Face hub name (online).
     partition
         ``"iid"``; ``"dirichlet"`` with ``alpha`` (Hsu et al. 2019; ``alpha=inf`` is iid);
-        ``"shard"`` with ``shards_per_client`` (McMahan et al. 2017); ``"pathological"`` with
+        ``"shard"`` with ``shards_per_client`` (McMahan et al. 2017); ``"natural"`` with
+        ``partition_by`` (a column's groups stay together); ``"pathological"`` with
         ``classes_per_client``; ``"quantity"``: clients of skewed sizes (``size_distribution``,
         ``size_skew``), with a Dirichlet label skew too when ``alpha`` is given.
     min_partition_size
@@ -199,13 +214,16 @@ def load_federated(
     size_distribution, size_skew
         Quantity skew: the k-th largest client's share ∝ (k + 1)^(−size_skew) (``"power_law"``)
         or e^(−size_skew·k) (``"exponential"``).
+    partition_by
+        The natural partition's column (``"natural"``: the examples of one value, such as a
+        writer, stay together; ``synthetic-mnist`` has ``"writer"``).
     test_fraction
         Share of the examples held out for testing when the source has no test split.
     seed
         Drives the partition.
     """
-    data = _load(source, test_fraction)
-    x_tr, y_tr, x_te, y_te = _split_test(data, test_fraction)
+    data = _load(source, test_fraction, partition_by if partition == "natural" else None)
+    x_tr, y_tr, x_te, y_te, groups = _split_test(data, test_fraction)
     parts = _partition(
         y_tr,
         num_clients,
@@ -216,6 +234,8 @@ def load_federated(
         min_partition_size=min_partition_size,
         size_distribution=size_distribution,
         size_skew=size_skew,
+        groups=groups,
+        group_column=partition_by,
         seed=seed,
     )
     if partition == "dirichlet":
@@ -224,6 +244,8 @@ def load_federated(
         described = f"shard × {shards_per_client}"
     elif partition == "pathological":
         described = f"pathological, {classes_per_client} classes each"
+    elif partition == "natural":
+        described = f"natural, by {partition_by} ({len(np.unique(groups)) if groups is not None else 0} groups)"
     elif partition == "quantity":
         labels_too = "" if alpha is None or math.isinf(alpha) else f", dirichlet α = {alpha:g}"
         described = f"quantity skew ({size_distribution.replace('_', '-')} {size_skew:g}{labels_too})"

@@ -22,6 +22,11 @@ class ArrayData:
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     num_classes: int
+    #: Per example of ``x``, the value of the column a natural partition groups by (a writer, a
+    #: user, a site), as text; None when none was asked for (or the set has none).
+    groups: np.ndarray | None = None
+    #: The name of that column.
+    group_column: str | None = None
 
 
 def _blobs(seed: int, classes: int = 10, dim: int = 20, per_class: int = 300, spread: float = 0.7) -> ArrayData:
@@ -42,9 +47,11 @@ def _digits(seed: int) -> ArrayData:
     return ArrayData(x, d.target.astype(np.int64), None, None, 10)
 
 
-def _synthetic_mnist(seed: int, samples: int = 12000, noise: float = 0.25) -> ArrayData:
+def _synthetic_mnist(seed: int, samples: int = 12000, noise: float = 0.25, writers: int = 100) -> ArrayData:
     """MNIST-shaped (1×28×28, 10 classes) and learnable: each class is a fixed smooth stroke
-    pattern; examples are randomly shifted copies with pixel noise. For speed tests."""
+    pattern; examples are randomly shifted copies with pixel noise. For speed tests. Each example
+    has a writer (column ``writer``, for the natural partition; writers write different amounts,
+    by a Zipf-like law), drawn from a stream of its own so the images do not depend on it."""
     rng = np.random.default_rng([seed, 0x3A15])
     grid = np.stack(np.meshgrid(np.arange(28), np.arange(28), indexing="ij"), -1).astype(np.float32)
     templates = []
@@ -60,7 +67,12 @@ def _synthetic_mnist(seed: int, samples: int = 12000, noise: float = 0.25) -> Ar
         x[i, 0] = np.roll(templates[y[i]], tuple(shifts[i]), axis=(0, 1))
     x += rng.normal(0, noise, size=x.shape).astype(np.float32)
     np.clip(x, 0.0, 1.0, out=x)
-    return ArrayData(x, y, None, None, 10)
+    if not isinstance(writers, int) or isinstance(writers, bool) or not 1 <= writers <= samples:
+        raise ValueError(f"Expected writers as an integer in 1..samples = {samples}, got {writers!r}")
+    pen = np.random.default_rng([seed, 0x3A15, 0x3717E5])
+    share = 1.0 / np.arange(1, writers + 1)
+    writer = pen.choice(writers, size=samples, p=share / share.sum())
+    return ArrayData(x, y, None, None, 10, np.array([f"w{w:03d}" for w in writer]), "writer")
 
 
 BUILTINS: dict[str, tuple[Callable[..., ArrayData], str]] = {

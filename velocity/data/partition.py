@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-PARTITIONS = ("iid", "shard", "dirichlet", "pathological", "quantity")
+PARTITIONS = ("iid", "shard", "dirichlet", "pathological", "quantity", "natural")
 #: How client sizes fall off in the quantity-skew partition.
 SIZE_DISTRIBUTIONS = ("power_law", "exponential")
 
@@ -160,6 +160,32 @@ def partition_quantity(
     return _finish(parts)
 
 
+def partition_natural(
+    groups: np.ndarray, num_clients: int, rng: np.random.Generator, *, column: str = "the group column"
+) -> list[np.ndarray]:
+    """The natural partition: the examples of one group (a writer, a user, a site) stay together
+    (Caldas et al., "LEAF: A benchmark for federated settings", 2018; Flower's
+    NaturalIdPartitioner). With as many groups as clients, one group each (in a seeded order);
+    with more, the groups are dealt largest first to the client holding the fewest examples, so
+    sizes stay as even as whole groups allow. Fewer groups than clients: an error."""
+    values, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
+    if len(values) < num_clients:
+        raise ValueError(
+            f"Expected at least num_clients = {num_clients} groups in {column} for the natural partition, got {len(values)}: "
+            "use fewer clients or another partition"
+        )
+    order = rng.permutation(len(values))  # seeded ties, and the client each group lands on
+    order = order[np.argsort(-sizes[order], kind="stable")]
+    held = np.zeros(num_clients, dtype=np.int64)
+    owner = np.empty(len(values), dtype=np.int64)
+    for g in order:
+        k = int(np.argmin(held))  # the first of the smallest clients
+        owner[g] = k
+        held[k] += sizes[g]
+    client_of_example = owner[inverse]
+    return _finish([np.flatnonzero(client_of_example == k) for k in range(num_clients)])
+
+
 def partition(
     labels: np.ndarray,
     num_clients: int,
@@ -171,9 +197,12 @@ def partition(
     min_partition_size: int = 10,
     size_distribution: str = "power_law",
     size_skew: float = 1.0,
+    groups: np.ndarray | None = None,
+    group_column: str | None = None,
     seed: int = 0,
 ) -> list[np.ndarray]:
-    """Dispatch to one partition scheme after checking its arguments."""
+    """Dispatch to one partition scheme after checking its arguments (``groups``: per example,
+    its value of ``group_column``, for the natural partition)."""
     if method not in PARTITIONS:
         raise ValueError(f"Unknown partition {method!r}; expected one of: {', '.join(PARTITIONS)}")
     if not isinstance(num_clients, int) or num_clients < 1:
@@ -187,6 +216,10 @@ def partition(
         if alpha is None or not alpha > 0:
             raise ValueError(f"Expected alpha > 0 for the dirichlet partition, got {alpha!r}")
         return partition_dirichlet(labels, num_clients, alpha, rng, min_partition_size=min_partition_size)
+    if method == "natural":
+        if group_column is None or groups is None or len(groups) != len(labels):
+            raise ValueError(f"Expected a column to partition by for the natural partition (partition_by), got {group_column!r}")
+        return partition_natural(groups, num_clients, rng, column=f"column {group_column!r}" if group_column else "the group column")
     if method == "quantity":
         if alpha is not None and not alpha > 0:
             raise ValueError(f"Expected alpha > 0 (label skew) or none for the quantity partition, got {alpha!r}")

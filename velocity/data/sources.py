@@ -44,27 +44,30 @@ def _fingerprint(source: str) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
+_ARRAYS = ("x", "y", "x_test", "y_test", "groups")
+
+
 def _read_cache(key: str) -> ArrayData | None:
     d = cache_dir() / key
     if not (d / "meta.json").exists():
         return None
     meta = json.loads((d / "meta.json").read_text())
-    arrays = {n: np.load(d / f"{n}.npy") if (d / f"{n}.npy").exists() else None for n in ("x", "y", "x_test", "y_test")}
+    arrays = {n: np.load(d / f"{n}.npy") if (d / f"{n}.npy").exists() else None for n in _ARRAYS}
     x, y = arrays["x"], arrays["y"]
-    if x is None or y is None:  # a damaged cache entry: decode again
+    if x is None or y is None or (meta.get("group_column") is not None and arrays["groups"] is None):  # damaged: decode again
         return None
-    return ArrayData(x, y, arrays["x_test"], arrays["y_test"], int(meta["num_classes"]))
+    return ArrayData(x, y, arrays["x_test"], arrays["y_test"], int(meta["num_classes"]), arrays["groups"], meta.get("group_column"))
 
 
 def _write_cache(key: str, data: ArrayData) -> None:
     final = cache_dir() / key
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{key}."))
-    for name in ("x", "y", "x_test", "y_test"):
+    for name in _ARRAYS:
         arr = getattr(data, name)
         if arr is not None:
             np.save(tmp / f"{name}.npy", arr)
-    (tmp / "meta.json").write_text(json.dumps({"num_classes": data.num_classes}))
+    (tmp / "meta.json").write_text(json.dumps({"num_classes": data.num_classes, "group_column": data.group_column}))
     try:
         os.replace(tmp, final)  # atomic: a reader sees the whole set or none
     except OSError:  # another process won the race; its copy is identical
@@ -137,8 +140,12 @@ def _decode_image(value: Any) -> np.ndarray:
 class _Columns:
     """Which columns hold the label and the inputs, decided once from the training split."""
 
-    def __init__(self, ds: Any, where: str) -> None:
+    def __init__(self, ds: Any, where: str, group: str | None = None) -> None:
         cols = list(ds.column_names)
+        if group is not None and group not in cols:
+            raise ValueError(f"Expected a column {group!r} in {where} to partition by, got the columns {cols}")
+        self.group = group
+        cols = [c for c in cols if c != group]  # what groups the examples is not an input
         lower = {c.lower(): c for c in cols}
         self.label = next((lower[c] for c in LABEL_COLUMNS if c in lower), None)
         self.image = next((lower[c] for c in IMAGE_COLUMNS if c in lower), None)
@@ -175,13 +182,14 @@ class _Columns:
         return list(ds[self.label])
 
 
-def load_source(source: str) -> ArrayData:
-    """Decode a local or hub data set into arrays, through the on-disk cache."""
-    key = _fingerprint(source)
+def load_source(source: str, group_column: str | None = None) -> ArrayData:
+    """Decode a local or hub data set into arrays, through the on-disk cache; with
+    ``group_column``, also that column of the training split (the natural partition's groups)."""
+    key = _fingerprint(source) + (f"-by-{hashlib.sha256(group_column.encode()).hexdigest()[:8]}" if group_column else "")
     cached = _read_cache(key)
     if cached is not None:
         return cached
-    data = decode(source)
+    data = decode(source, group_column)
     _write_cache(key, data)
     return data
 
@@ -195,9 +203,9 @@ def _check_finite(source: str, x: np.ndarray, x_test: np.ndarray | None) -> None
             raise ValueError(f"Expected finite features in {source}, got NaN or infinite values in {bad} of {len(arr)}{split} examples")
 
 
-def decode(source: str) -> ArrayData:
+def decode(source: str, group_column: str | None = None) -> ArrayData:
     train, test = _splits(_open(source))
-    cols = _Columns(train, source)
+    cols = _Columns(train, source, group_column)
     x = cols.inputs(train)
     raw_y = cols.labels(train)
     raw_test = cols.labels(test) if test is not None else []
@@ -219,4 +227,7 @@ def decode(source: str) -> ArrayData:
         x = (x - mean) / std
         if x_test is not None:
             x_test = (x_test - mean) / std
-    return ArrayData(x.astype(np.float32), y, None if x_test is None else x_test.astype(np.float32), y_test, num_classes)
+    groups = None if group_column is None else np.array([str(v) for v in train[group_column]])
+    return ArrayData(
+        x.astype(np.float32), y, None if x_test is None else x_test.astype(np.float32), y_test, num_classes, groups, group_column
+    )

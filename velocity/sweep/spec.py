@@ -23,11 +23,11 @@ from velocity.specs import attack_items, parse_attack, parse_attacks, parse_stra
 from velocity.training.config import LocalTrainingConfig
 from velocity.training.device import device_name
 
-Partition = Literal["iid", "shard", "dirichlet", "pathological", "quantity"]
+Partition = Literal["iid", "shard", "dirichlet", "pathological", "quantity", "natural"]
 SizeDistribution = Literal["power_law", "exponential"]
 #: Keys that only one partition reads, left out of the identity of runs with another (so a
 #: run's identity, and the spec_hash its folder resumes by, never changes when one is added).
-_PARTITION_ONLY_KEYS = {"size_distribution": "quantity", "size_skew": "quantity"}
+_PARTITION_ONLY_KEYS = {"size_distribution": "quantity", "size_skew": "quantity", "partition_by": "natural"}
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
 #: Python alike); a run without attacks gets 0.
 DEFAULT_MALICIOUS_FRACTION = 0.2
@@ -57,7 +57,8 @@ class RunSpec(BaseModel):
     model_id: str = Field("mlp", description="logreg, mlp[-h1-h2...], cnn28, cnn32")
     partition: Partition = Field(
         "iid",
-        description="iid, dirichlet (set by alpha), shard, pathological, or quantity (skewed client sizes; label skew too with alpha)",
+        description="iid, dirichlet (set by alpha), shard, pathological, quantity (skewed client sizes; label skew too with alpha) "
+        "or natural (by the partition_by column)",
     )
     alpha: float | None = Field(None, gt=0, description="Dirichlet concentration; inf is iid")
     shards_per_client: int | None = Field(None, ge=1, description="label-sorted shards per client (shard partition)")
@@ -69,6 +70,9 @@ class RunSpec(BaseModel):
         "power_law", description="quantity partition: client k's share ∝ (k+1)^-size_skew (power_law) or e^(-size_skew·k) (exponential)"
     )
     size_skew: float = Field(1.0, ge=0, allow_inf_nan=False, description="quantity partition: how fast client sizes fall off (0: equal)")
+    partition_by: str | None = Field(
+        None, min_length=1, description="natural partition: the column whose values stay together (a writer; synthetic-mnist has 'writer')"
+    )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out as the test set (when the source has no test split)")
     num_clients: int = Field(10, ge=1, description="size of the federation")
     min_clients: int | None = Field(None, ge=1, description="clients trained per round (all when omitted)")
@@ -162,6 +166,8 @@ class RunSpec(BaseModel):
             raise ValueError("Expected shards_per_client for the shard partition, got none")
         if self.partition == "pathological" and self.classes_per_client is None:
             raise ValueError("Expected classes_per_client for the pathological partition, got none")
+        if self.partition == "natural" and self.partition_by is None:
+            raise ValueError("Expected partition_by (the column whose values stay together) for the natural partition, got none")
         if self.min_clients is not None and self.min_clients > self.num_clients:
             raise ValueError(f"Expected min_clients <= num_clients = {self.num_clients}, got {self.min_clients}")
         if self.attacks and self.malicious_fraction == 0:
@@ -254,6 +260,8 @@ class RunSpec(BaseModel):
         quantity skew is named as such, with its α when the labels are skewed too."""
         if self.partition == "quantity":
             return f"quantity, α={self.alpha:g}" if self.label_skewed else "quantity"
+        if self.partition == "natural":
+            return f"natural by {self.partition_by}"
         if self.partition != "dirichlet" or self.alpha is None:
             return self.partition
         return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}"
@@ -265,6 +273,8 @@ class RunSpec(BaseModel):
         if self.partition == "quantity":
             sizes = f"quantity ({self.size_distribution.replace('_', '-')} {self.size_skew:g})"
             return f"{sizes}, α={self.alpha:g}" if self.label_skewed else sizes
+        if self.partition == "natural":
+            return self.alpha_label
         return f"α={self.alpha_label}" if self.partition == "dirichlet" else self.partition
 
     @property
@@ -272,7 +282,7 @@ class RunSpec(BaseModel):
         """The run's name, or one derived from what distinguishes it."""
         if self.name:
             return self.name
-        if self.partition == "quantity":
+        if self.partition in ("quantity", "natural"):
             return f"{self.strategy} | {self.attack_label} | {self.partition_label} | seed={self.seed}"
         return f"{self.strategy} | {self.attack_label} | α={self.alpha_label} | seed={self.seed}"
 
@@ -318,14 +328,15 @@ def check_runnable(specs: Iterable[RunSpec]) -> None:
         except ValueError as e:
             raise ValueError(f"{spec.label}: {e}") from None
     for spec in specs:
-        if spec.partition == "quantity":  # its sizes are fixed by the law: a client too small is known now
+        if spec.partition in ("quantity", "natural"):  # a client too small, a column missing: known now
             from velocity.data import partition_label_counts
 
             try:
                 partition_label_counts(
                     spec.dataset,
                     num_clients=spec.num_data_holders,
-                    partition="quantity",
+                    partition=spec.partition,
+                    partition_by=spec.partition_by,
                     size_distribution=spec.size_distribution,
                     size_skew=spec.size_skew,
                     alpha=spec.alpha if spec.label_skewed else None,
