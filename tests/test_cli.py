@@ -81,3 +81,17 @@ def test_errors_print_user_text_literally(capsys):
     assert main(["sweep", "--strategies", "[bold]Krumm[/bold]", "--rounds", "1"]) == 2
     out = capsys.readouterr().out
     assert "got '[bold]Krumm[/bold]'" in out and out.count("\n") == 1, out  # one line, the markup-like text as typed
+
+
+def test_list_datasets_gives_each_built_in_sets_sizes_shape_and_natural_column(capsys):
+    from velocity.data import describe_builtin_datasets, load_federated
+
+    assert main(["list", "datasets"]) == 0
+    out = capsys.readouterr().out
+    described = {d["name"]: d for d in describe_builtin_datasets()}
+    assert set(described) == {"blobs", "digits", "synthetic-mnist"} and all(name in out for name in described)
+    digits = load_federated("digits", num_clients=2)
+    assert (described["digits"]["train"], described["digits"]["test"]) == (len(digits.y_train), len(digits.y_test))
+    assert described["digits"]["shape"] == (1, 8, 8) and described["synthetic-mnist"]["partition_by"] == "writer"
+    assert "1437" in out and "1×28×28" in out
+    assert main(["list", "datasets", "digits"]) == 2

@@ -86,9 +86,32 @@ def _print_component(c: ComponentInfo) -> None:
     console.print(Text.assemble(("reference: ", "bold"), c.reference))
 
 
+def _print_datasets() -> None:
+    from velocity.data import describe_builtin_datasets
+
+    table = Table(title="Built-in data sets (offline; options as blobs(classes=4, dim=10))", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("name", "train", "test", "classes", "input", "partition_by"):
+        table.add_column(col, justify="right" if col in ("train", "test", "classes") else "left", no_wrap=True)
+    described = describe_builtin_datasets()
+    for d in described:
+        shape = "×".join(map(str, d["shape"]))
+        table.add_row(Text(d["name"]), str(d["train"]), str(d["test"]), str(d["classes"]), shape, Text(d["partition_by"] or "—"))
+    console.print(table)
+    for d in described:
+        console.print(Text(f"  {d['name']}: {d['about']}"), soft_wrap=True)
+    console.print(
+        "Also: a local parquet / csv / arrow / json file, an image folder, a save_to_disk folder, or a Hugging Face hub name (online)."
+    )
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from velocity import _core
 
+    if args.what == "datasets":
+        if args.name is not None:
+            raise ValueError(f"Expected no name after 'list datasets', got {args.name!r}")
+        _print_datasets()
+        return 0
     comps = [*list_strategies(), *list_mixers()] if args.what == "strategies" else list_attacks()
     if args.name is None:
         _print_components(comps, args.what)
@@ -419,8 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"velocity {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="list the registered strategies or attacks; name one for its parameters and paper")
-    p.add_argument("what", choices=["strategies", "attacks"])
+    p = sub.add_parser(
+        "list", help="list the registered strategies or attacks (name one for its parameters and paper), or the built-in data sets"
+    )
+    p.add_argument("what", choices=["strategies", "attacks", "datasets"])
     p.add_argument("name", nargs="?", help="a component's name (case, _ and - ignored) for its full entry")
     p.set_defaults(func=cmd_list)
 

@@ -31,6 +31,7 @@ __all__ = [
     "PARTITIONS",
     "FederatedDataset",
     "clear_cache",
+    "describe_builtin_datasets",
     "input_shape",
     "label_counts",
     "list_builtin_datasets",
@@ -87,6 +88,27 @@ class FederatedDataset:
 def list_builtin_datasets() -> dict[str, str]:
     """Built-in offline data sets and what they are."""
     return {name: doc for name, (_, doc) in BUILTINS.items()}
+
+
+def describe_builtin_datasets(test_fraction: float = 0.2) -> list[dict[str, Any]]:
+    """Each built-in set at its defaults, as generated here: its training and test sizes, classes,
+    one example's shape and the column a natural partition can use (each is built once)."""
+    out = []
+    for name, (_, about) in BUILTINS.items():
+        data = _load(name, test_fraction)
+        x_tr, _, x_te, _, _ = _split_test(data, test_fraction)
+        out.append(
+            {
+                "name": name,
+                "about": about,
+                "train": len(x_tr),
+                "test": len(x_te),
+                "classes": data.num_classes,
+                "shape": tuple(int(v) for v in data.x.shape[1:]),
+                "partition_by": data.group_column,
+            }
+        )
+    return out
 
 
 def _split_test(data: ArrayData, test_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:

@@ -78,7 +78,7 @@ def _synthetic_mnist(seed: int, samples: int = 12000, noise: float = 0.25, write
 BUILTINS: dict[str, tuple[Callable[..., ArrayData], str]] = {
     "blobs": (_blobs, "Gaussian blobs (classes, dim, per_class, spread)"),
     "digits": (_digits, "the real 8×8 handwritten digits from scikit-learn, 1797 images"),
-    "synthetic-mnist": (_synthetic_mnist, "MNIST-shaped 1×28×28 synthetic images (samples, noise)"),
+    "synthetic-mnist": (_synthetic_mnist, "MNIST-shaped 1×28×28 synthetic images with writers (samples, noise, writers)"),
 }
 
 
