@@ -367,3 +367,29 @@ def test_plot_partition_draws_every_client_and_class_of_any_partition():
     assert plot_partition(data.label_counts, percent=True).to_dict()["encoding"]["y"]["stack"] == "normalize"
     with pytest.raises(ValueError, match=r"client × class matrix of counts, got an array of shape \(6,\)"):
         plot_partition(np.arange(6))
+
+
+def test_hub_image_sets_are_normalised_by_their_known_statistics_and_a_transform_follows(monkeypatch):
+    import datasets
+
+    images, labels = _image_table(40)
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=3)})
+    hub = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"image": images, "label": labels}, features=features)})
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, *a, **k: hub)  # "the hub", offline
+    raw = load_federated("ylecun/mnist", num_clients=2, normalize=False)
+    assert float(raw.x_train.min()) >= 0.0 and float(raw.x_train.max()) <= 1.0
+    normed = load_federated("ylecun/mnist", num_clients=2)
+    expected = (raw.x_train.numpy() - 0.1307) / 0.3081
+    np.testing.assert_allclose(normed.x_train.numpy(), expected, rtol=0, atol=1e-6)  # float32 of values below 4
+    np.testing.assert_allclose(normed.x_test.numpy(), (raw.x_test.numpy() - 0.1307) / 0.3081, rtol=0, atol=1e-6)
+    # a CIFAR name asks for three channels: these images have one
+    with pytest.raises(
+        ValueError, match=r"Expected 3 channel\(s\) in 'uoft-cs/cifar10' for its statistics, got inputs of shape \(1, 6, 6\)"
+    ):
+        load_federated("uoft-cs/cifar10", num_clients=2)
+    flipped = load_federated("ylecun/mnist", num_clients=2, transform=lambda x: x[:, :, ::-1, :].copy())
+    np.testing.assert_array_equal(flipped.x_train.numpy(), normed.x_train.numpy()[:, :, ::-1, :])
+    with pytest.raises(ValueError, match=r"Expected the transform to return float inputs, one row per example \(32 training\), got"):
+        load_federated("ylecun/mnist", num_clients=2, transform=lambda x: x[:3])
+    with pytest.raises(ValueError, match=r"Expected a data set with known statistics to normalize .*got 'digits'"):
+        load_federated("digits", num_clients=2, normalize=True)

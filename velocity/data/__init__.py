@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "label_counts",
     "list_builtin_datasets",
     "load_federated",
+    "normalisation_for",
     "num_classes",
     "partition",
     "partition_label_counts",
@@ -45,6 +47,29 @@ __all__ = [
 #: The split that cuts a test set off a source that has none; fixed so every run of a data set
 #: is measured on the same examples.
 TEST_SPLIT_SEED = 0x7E57
+
+#: Per-channel mean and standard deviation of the training images (pixels scaled to [0, 1]) of
+#: the common image sets, applied when one is loaded by its hub name (``ylecun/mnist`` or
+#: ``mnist``). CIFAR's are the true per-pixel statistics, not the often-copied
+#: (0.2023, 0.1994, 0.2010), which are the per-image ones.
+NORMALISATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+def normalisation_for(source: str) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The statistics of a hub name such as ``ylecun/mnist``, ``zalando-datasets/fashion_mnist``
+    or ``uoft-cs/cifar10`` (the owner is ignored; ``-`` reads as ``_``); None for anything else,
+    local paths and built-in sets included."""
+    from pathlib import Path
+
+    text = source.strip()
+    if parse_builtin(text) is not None or Path(text).expanduser().exists():
+        return None
+    return NORMALISATION.get(text.split("/")[-1].lower().replace("-", "_"))
 
 
 @dataclass(frozen=True)
@@ -214,6 +239,8 @@ def load_federated(
     size_skew: float = 1.0,
     partition_by: str | None = None,
     test_fraction: float = 0.2,
+    normalize: bool | None = None,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
     seed: int = 0,
 ) -> FederatedDataset:
     """Load ``source`` and partition its training examples across ``num_clients`` clients.
@@ -241,11 +268,29 @@ def load_federated(
         writer, stay together; ``synthetic-mnist`` has ``"writer"``).
     test_fraction
         Share of the examples held out for testing when the source has no test split.
+    normalize
+        Standardise each channel by the set's known statistics (:data:`NORMALISATION`): by
+        default for MNIST, Fashion-MNIST and CIFAR-10/100 loaded by their hub names; ``True``
+        requires known statistics, ``False`` leaves the pixels in [0, 1].
+    transform
+        A function of a batch of inputs (float32, ``(n, *shape)``) applied to the training and
+        test inputs after normalising (e.g. resizing or a fixed feature map); it must return
+        float arrays with one row per example.
     seed
         Drives the partition.
     """
     data = _load(source, test_fraction, partition_by if partition == "natural" else None)
     x_tr, y_tr, x_te, y_te, groups = _split_test(data, test_fraction)
+    stats = normalisation_for(source)
+    if normalize is True and stats is None:
+        raise ValueError(f"Expected a data set with known statistics to normalize ({', '.join(NORMALISATION)}), got {source!r}")
+    if stats is not None and normalize is not False:
+        mean, std = (np.asarray(v, dtype=np.float32).reshape(1, -1, *([1] * (x_tr.ndim - 2))) for v in stats)
+        if x_tr.ndim < 2 or x_tr.shape[1] != mean.shape[1]:
+            raise ValueError(f"Expected {mean.shape[1]} channel(s) in {source!r} for its statistics, got inputs of shape {x_tr.shape[1:]}")
+        x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+    if transform is not None:
+        x_tr, x_te = _transformed(transform, x_tr, "training"), _transformed(transform, x_te, "test")
     parts = _partition(
         y_tr,
         num_clients,
@@ -304,3 +349,12 @@ def plot_partition(data: FederatedDataset | np.ndarray, *, percent: bool = False
     chart = label_distribution(alt.Data(values=label_rows(counts)), percent=percent)
     name = title or (f"{data.name}: {data.partition}" if isinstance(data, FederatedDataset) else "Label distribution per client")
     return chart.properties(title=name, width=max(320, 14 * counts.shape[0]))
+
+
+def _transformed(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, split: str) -> np.ndarray:
+    out = np.asarray(transform(x))
+    if out.ndim < 2 or len(out) != len(x) or not np.issubdtype(out.dtype, np.floating):
+        raise ValueError(
+            f"Expected the transform to return float inputs, one row per example ({len(x)} {split}), got an array of shape {out.shape} ({out.dtype})"
+        )
+    return out
