@@ -364,6 +364,27 @@ def test_label_rows_match_the_partition() -> None:
     assert np.array_equal(rebuilt, counts)
 
 
+def test_the_panel_keeps_a_quantity_or_natural_partition_and_draws_it() -> None:
+    """The α slider is the label skew of a quantity skew's clients, and leaves a natural
+    partition alone: the runs Run queues and the label picture are the base run's partition."""
+    from velocity.panel.state import alpha_of, describe_partition, partition_keys
+    from velocity.sweep import RunSpec
+
+    quantity = RunSpec(dataset="blobs", partition="quantity", size_skew=0.8, alpha=0.5, num_clients=6)
+    assert alpha_of(quantity) == 0.5
+    new, skipped = specs_from_controls(quantity, Controls(("FedAvg",), ("none",), 0.2, 0.0, 3, 6), [])
+    assert skipped == [] and [(s.partition, s.alpha, s.size_skew) for s in new] == [("quantity", 0.2, 0.8)]
+    counts = partition_label_counts("blobs", test_fraction=0.2, **partition_keys(quantity, 0.2, 6))
+    assert counts.sum(axis=1).max() > 2 * counts.sum(axis=1).min()  # the sizes follow the law, not the slider
+    assert "quantity skew (power-law 0.8), Dirichlet α = 0.2" in describe_partition(quantity, 0.2, 6, counts)
+    natural = RunSpec(dataset="synthetic-mnist(samples=600)", model_id="mlp-16", partition="natural", partition_by="writer", num_clients=6)
+    new, skipped = specs_from_controls(natural, Controls(("FedAvg",), ("none",), 0.3, 0.0, 3, 6), [])
+    assert skipped == [] and [(s.partition, s.partition_by, s.alpha) for s in new] == [("natural", "writer", None)]
+    keys = partition_keys(natural, 0.3, 6)
+    counts = partition_label_counts(natural.dataset, test_fraction=0.2, **keys)
+    assert counts.shape[0] == 6 and "natural by writer" in describe_partition(natural, None, 6, counts)
+
+
 def test_the_front_end_test_fixture_is_the_current_chart_specs() -> None:
     fixture = json.loads((ROOT / "widgets" / "test" / "fixtures" / "specs.json").read_text())
     assert fixture == json.loads(json.dumps(chart_specs())), "run `make widgets/test/fixtures/specs.json`"

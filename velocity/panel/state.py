@@ -37,16 +37,29 @@ class Controls:
 
 
 def alpha_of(spec: RunSpec) -> float | None:
-    """A spec's α as the slider sees it: None for iid (or any non-Dirichlet partition)."""
-    if spec.partition != "dirichlet" or spec.alpha is None or math.isinf(spec.alpha):
+    """A spec's α as the slider sees it: its label skew (a Dirichlet draw, alone or on a quantity
+    skew's sizes); None for iid labels and the partitions the slider does not change."""
+    if spec.partition not in ("dirichlet", "quantity") or spec.alpha is None or math.isinf(spec.alpha):
         return None
     return spec.alpha
 
 
 def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str, Any]:
-    """The partition arguments of ``base`` with the slider's α and the chosen client count."""
+    """The partition arguments of ``base`` with the slider's α and the chosen client count: α is
+    the Dirichlet label skew of an iid or Dirichlet base, and of a quantity skew's clients on top
+    of their sizes; a shard, pathological or natural partition stays as the base has it."""
     keys: dict[str, Any] = {"num_clients": clients, "min_partition_size": base.min_partition_size, "seed": base.seed}
-    if alpha is None:
+    if base.partition == "quantity":
+        keys.update(partition="quantity", alpha=alpha, size_distribution=base.size_distribution, size_skew=base.size_skew)
+    elif base.partition in ("shard", "pathological", "natural"):
+        keys.update(
+            partition=base.partition,
+            alpha=None,
+            shards_per_client=base.shards_per_client,
+            classes_per_client=base.classes_per_client,
+            partition_by=base.partition_by,
+        )
+    elif alpha is None:
         keys["partition"] = "iid"
     else:
         keys.update(partition="dirichlet", alpha=alpha)
@@ -72,7 +85,13 @@ def label_rows(counts: Any) -> list[dict[str, int]]:
 def describe_partition(base: RunSpec, alpha: float | None, clients: int, counts: Any) -> str:
     sizes = counts.sum(axis=1)
     held = (counts > 0).sum(axis=1)
-    what = "iid" if alpha is None else f"Dirichlet α = {alpha:g}"
+    if base.partition in ("shard", "pathological", "natural"):
+        what = base.partition_label
+    elif base.partition == "quantity":
+        sizes_law = f"quantity skew ({base.size_distribution.replace('_', '-')} {base.size_skew:g})"
+        what = sizes_law if alpha is None else f"{sizes_law}, Dirichlet α = {alpha:g}"
+    else:
+        what = "iid" if alpha is None else f"Dirichlet α = {alpha:g}"
     holders = counts.shape[0]
     who = f"{clients} clients" if holders == clients else f"{holders} honest of {clients} workers hold the data"
     return (
