@@ -342,7 +342,7 @@ def test_decoded_sets_are_cached_and_an_edit_invalidates(tmp_path, monkeypatch):
     pl.DataFrame({"a": np.arange(30.0), "b": np.arange(30.0) ** 2, "label": np.arange(30) % 2}).write_parquet(path)
     calls = []
     real_decode = data_sources.decode
-    monkeypatch.setattr(data_sources, "decode", lambda s: calls.append(s) or real_decode(s))
+    monkeypatch.setattr(data_sources, "decode", lambda s, *rest: calls.append(s) or real_decode(s, *rest))
     load_federated(str(path), num_clients=2)
     load_federated(str(path), num_clients=2)
     assert len(calls) == 1, "the second load reads the cache"
@@ -393,3 +393,27 @@ def test_hub_image_sets_are_normalised_by_their_known_statistics_and_a_transform
         load_federated("ylecun/mnist", num_clients=2, transform=lambda x: x[:3])
     with pytest.raises(ValueError, match=r"Expected a data set with known statistics to normalize .*got 'digits'"):
         load_federated("digits", num_clients=2, normalize=True)
+
+
+def test_dirichlet_over_another_attribute_skews_that_attribute(tmp_path):
+    import datasets
+
+    rng = np.random.default_rng(3)
+    n = 600
+    table = {"f0": rng.normal(size=n), "label": rng.integers(0, 2, n), "site": rng.choice(["a", "b", "c", "d", "e"], n)}
+    path = tmp_path / "sites.parquet"
+    datasets.Dataset.from_dict(table).to_parquet(str(path))
+    skewed = load_federated(str(path), num_clients=5, partition="dirichlet", alpha=0.05, partition_by="site", min_partition_size=5, seed=1)
+    assert "over site" in skewed.partition and skewed.input_shape == (1,)
+    # each client's rows, matched back by their (standardised, continuous) feature, come from few sites
+    x = (table["f0"] - table["f0"].mean()) / (table["f0"].std() + 1e-8)
+    shares = []
+    for k in range(5):
+        rows = skewed.client(k)[0].numpy()[:, 0]
+        sites = [table["site"][int(np.argmin(np.abs(x - v)))] for v in rows]
+        shares.append(max(sites.count(s) for s in set(sites)) / len(sites))
+    assert np.mean(shares) > 0.6, shares  # iid would give about 0.2–0.3 with five sites
+    with pytest.raises(ValueError, match="Expected partition_by with the natural or dirichlet partition, got it with 'iid'"):
+        from velocity.sweep import RunSpec
+
+        RunSpec(partition_by="site")

@@ -79,7 +79,7 @@ def test_matrix_form_in_toml(tmp_path):
         ('[[runs]]\nname = "a"\nrounds = 3\nfoo = 1\n', r"run 1 \('a'\), key 'foo': unknown key; expected one of: name, dataset"),
         (
             '[[runs]]\npartition = "circles"\n',
-            r"key 'partition': Input should be 'iid', 'shard', 'dirichlet', 'pathological' or 'quantity', got 'circles'",
+            r"key 'partition': Input should be 'iid', 'shard', 'dirichlet', 'pathological', 'quantity' or 'natural', got 'circles'",
         ),
         ('[[runs]]\npartition = "dirichlet"\n', r"Expected alpha for the dirichlet partition, got none"),
         (
@@ -156,4 +156,4 @@ def test_the_natural_partition_needs_its_column():
         RunSpec(partition="natural")
     spec = RunSpec(partition="natural", partition_by="writer", dataset="synthetic-mnist")
     assert spec.label == "FedAvg | none | natural by writer | seed=0"
-    assert RunSpec(partition_by="writer").spec_hash == RunSpec().spec_hash  # an iid run does not read it
+    assert RunSpec(alpha=0.5, partition_by="writer").label == "FedAvg | none | α=0.5 over writer | seed=0"

@@ -208,7 +208,8 @@ def partition_label_counts(
     """The client × class label counts ``load_federated`` would give with these arguments,
     without building tensors. The training labels are kept in memory per source, so moving a
     slider over α re-partitions in milliseconds."""
-    labels, num_classes, _, groups = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction, partition_by)
+    by = partition_by if partition in ("natural", "dirichlet") else None
+    labels, num_classes, _, groups = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction, by)
     parts = _partition(
         labels,
         num_clients,
@@ -220,7 +221,7 @@ def partition_label_counts(
         size_distribution=size_distribution,
         size_skew=size_skew,
         groups=groups,
-        group_column=partition_by,
+        group_column=by,
         seed=seed,
     )
     return label_counts(labels, parts, num_classes)
@@ -265,7 +266,8 @@ def load_federated(
         or e^(−size_skew·k) (``"exponential"``).
     partition_by
         The natural partition's column (``"natural"``: the examples of one value, such as a
-        writer, stay together; ``synthetic-mnist`` has ``"writer"``).
+        writer, stay together; ``synthetic-mnist`` has ``"writer"``), or the attribute a
+        ``"dirichlet"`` partition skews instead of the label.
     test_fraction
         Share of the examples held out for testing when the source has no test split.
     normalize
@@ -279,7 +281,7 @@ def load_federated(
     seed
         Drives the partition.
     """
-    data = _load(source, test_fraction, partition_by if partition == "natural" else None)
+    data = _load(source, test_fraction, partition_by if partition in ("natural", "dirichlet") else None)
     x_tr, y_tr, x_te, y_te, groups = _split_test(data, test_fraction)
     stats = normalisation_for(source)
     if normalize is True and stats is None:
@@ -302,11 +304,12 @@ def load_federated(
         size_distribution=size_distribution,
         size_skew=size_skew,
         groups=groups,
-        group_column=partition_by,
+        group_column=partition_by if partition in ("natural", "dirichlet") else None,
         seed=seed,
     )
     if partition == "dirichlet":
-        described = "iid (α = inf)" if alpha is not None and math.isinf(alpha) else f"dirichlet α = {alpha:g}"
+        over = f" over {partition_by}" if partition_by else ""
+        described = "iid (α = inf)" if alpha is not None and math.isinf(alpha) else f"dirichlet α = {alpha:g}{over}"
     elif partition == "shard":
         described = f"shard × {shards_per_client}"
     elif partition == "pathological":

@@ -215,6 +215,10 @@ def partition(
     if method == "dirichlet":
         if alpha is None or not alpha > 0:
             raise ValueError(f"Expected alpha > 0 for the dirichlet partition, got {alpha!r}")
+        if group_column is not None:  # skewed over another attribute than the label (Flower's partition_by)
+            if groups is None or len(groups) != len(labels):
+                raise ValueError(f"Expected the values of column {group_column!r} for a dirichlet partition over it, got none")
+            labels = np.unique(groups, return_inverse=True)[1]
         return partition_dirichlet(labels, num_clients, alpha, rng, min_partition_size=min_partition_size)
     if method == "natural":
         if group_column is None or groups is None or len(groups) != len(labels):

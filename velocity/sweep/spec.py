@@ -27,7 +27,7 @@ Partition = Literal["iid", "shard", "dirichlet", "pathological", "quantity", "na
 SizeDistribution = Literal["power_law", "exponential"]
 #: Keys that only one partition reads, left out of the identity of runs with another (so a
 #: run's identity, and the spec_hash its folder resumes by, never changes when one is added).
-_PARTITION_ONLY_KEYS = {"size_distribution": "quantity", "size_skew": "quantity", "partition_by": "natural"}
+_PARTITION_ONLY_KEYS = {"size_distribution": ("quantity",), "size_skew": ("quantity",), "partition_by": ("natural", "dirichlet")}
 #: The share of malicious clients a run with attacks gets when it does not say (TOML, flags and
 #: Python alike); a run without attacks gets 0.
 DEFAULT_MALICIOUS_FRACTION = 0.2
@@ -71,7 +71,9 @@ class RunSpec(BaseModel):
     )
     size_skew: float = Field(1.0, ge=0, allow_inf_nan=False, description="quantity partition: how fast client sizes fall off (0: equal)")
     partition_by: str | None = Field(
-        None, min_length=1, description="natural partition: the column whose values stay together (a writer; synthetic-mnist has 'writer')"
+        None,
+        min_length=1,
+        description="natural partition: the column whose values stay together (synthetic-mnist has 'writer'); dirichlet: the attribute skewed instead of the label",
     )
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share held out as the test set (when the source has no test split)")
     num_clients: int = Field(10, ge=1, description="size of the federation")
@@ -168,6 +170,8 @@ class RunSpec(BaseModel):
             raise ValueError("Expected classes_per_client for the pathological partition, got none")
         if self.partition == "natural" and self.partition_by is None:
             raise ValueError("Expected partition_by (the column whose values stay together) for the natural partition, got none")
+        if self.partition_by is not None and self.partition not in ("natural", "dirichlet"):
+            raise ValueError(f"Expected partition_by with the natural or dirichlet partition, got it with {self.partition!r}")
         if self.min_clients is not None and self.min_clients > self.num_clients:
             raise ValueError(f"Expected min_clients <= num_clients = {self.num_clients}, got {self.min_clients}")
         if self.attacks and self.malicious_fraction == 0:
@@ -264,7 +268,8 @@ class RunSpec(BaseModel):
             return f"natural by {self.partition_by}"
         if self.partition != "dirichlet" or self.alpha is None:
             return self.partition
-        return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}"
+        over = f" over {self.partition_by}" if self.partition_by else ""
+        return "inf" if math.isinf(self.alpha) else f"{self.alpha:g}{over}"
 
     @property
     def partition_label(self) -> str:
@@ -306,8 +311,8 @@ class RunSpec(BaseModel):
         # where and how a run trains is not what it is: the same run on a GPU, or with its clients
         # trained one by one, resumes and repeats the run on the CPU with batched clients
         data = self.model_dump(mode="json", exclude={"name", "storage", "device", "batched", *exclude})
-        for key, partition in _PARTITION_ONLY_KEYS.items():
-            if self.partition != partition:
+        for key, partitions in _PARTITION_ONLY_KEYS.items():
+            if self.partition not in partitions or data[key] is None:
                 del data[key]
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]
