@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -152,6 +153,9 @@ def test_unreadable_runs_are_skipped_and_named_and_a_folder_without_sweeps_is_re
         load(empty)
     with pytest.raises(ValueError, match="which does not exist"):
         load(tmp_path / "nowhere")
+    run = runs[3].parent
+    with pytest.raises(ValueError, match=re.escape(f"got the run folder '{run}': give its sweep, '{run.parent}'")):
+        load(run)
 
 
 def test_the_command_prints_a_table_or_json_and_the_chart_draws_the_front(two_sweeps: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -101,9 +101,14 @@ def find_sweeps(paths: Iterable[str | Path]) -> list[Path]:
             raise ValueError(f"Expected a sweep folder or a folder of sweeps, got '{path}', which does not exist")
         if not path.is_dir():
             raise ValueError(f"Expected a sweep folder or a folder of sweeps, got the file '{path}'")
-        sweeps = sorted({cfg.parent.parent.resolve() for cfg in path.rglob("config.json") if cfg.parent.parent != cfg.parent})
-        sweeps = [s for s in sweeps if any(s.glob("*/config.json"))]
+        # a run folder holds config.json; its sweep is the folder above it (inside ``path``)
+        root = path.resolve()
+        sweeps = sorted({cfg.parent.parent.resolve() for cfg in path.rglob("config.json") if cfg.parent.resolve() != root})
         if not sweeps:
+            if (path / "config.json").exists():
+                raise ValueError(
+                    f"Expected a sweep folder or a folder of sweeps, got the run folder '{path}': give its sweep, '{path.parent}'"
+                )
             raise ValueError(f"Expected a sweep folder (run folders holding config.json) or a folder of sweeps, got '{path}' with none")
         found.update(dict.fromkeys(sweeps))
     return list(found)
