@@ -165,16 +165,16 @@ def partition_natural(
 ) -> list[np.ndarray]:
     """The natural partition: the examples of one group (a writer, a user, a site) stay together
     (Caldas et al., "LEAF: A benchmark for federated settings", 2018; Flower's
-    NaturalIdPartitioner). With as many groups as clients, one group each (in a seeded order);
-    with more, the groups are dealt largest first to the client holding the fewest examples, so
-    sizes stay as even as whole groups allow. Fewer groups than clients: an error."""
+    NaturalIdPartitioner). The groups are dealt largest first (equal sizes in a seeded order),
+    each to the client holding the fewest examples so far: with as many groups as clients, one
+    each; with more, sizes as even as whole groups allow. Fewer groups than clients: an error."""
     values, inverse, sizes = np.unique(groups, return_inverse=True, return_counts=True)
     if len(values) < num_clients:
         raise ValueError(
             f"Expected at least num_clients = {num_clients} groups in {column} for the natural partition, got {len(values)}: "
             "use fewer clients or another partition"
         )
-    order = rng.permutation(len(values))  # seeded ties, and the client each group lands on
+    order = rng.permutation(len(values))  # the seeded order of groups of equal size
     order = order[np.argsort(-sizes[order], kind="stable")]
     held = np.zeros(num_clients, dtype=np.int64)
     owner = np.empty(len(values), dtype=np.int64)
@@ -202,7 +202,8 @@ def partition(
     seed: int = 0,
 ) -> list[np.ndarray]:
     """Dispatch to one partition scheme after checking its arguments (``groups``: per example,
-    its value of ``group_column``, for the natural partition)."""
+    its value of ``group_column``, which the natural partition keeps together and a Dirichlet
+    partition given a ``group_column`` skews instead of the labels)."""
     if method not in PARTITIONS:
         raise ValueError(f"Unknown partition {method!r}; expected one of: {', '.join(PARTITIONS)}")
     if not isinstance(num_clients, int) or num_clients < 1:
