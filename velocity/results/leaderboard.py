@@ -95,6 +95,7 @@ class Leaderboard:
             title=Text(f"Leaderboard{on}: {title} ({better})"),
             box=box.SIMPLE_HEAD,
             pad_edge=False,
+            collapse_padding=True,  # fits an 80-column terminal
             caption=f"mean ± 95 % interval over seeds; ★: on the Pareto front of accuracy against {cost}",
         )
         extra = {"worst-case": "worst attack", "rounds-to-target": "reached", "robustness": "clean"}.get(self.metric)
