@@ -9,8 +9,9 @@ when the package runs from a source checkout. Each file's SHA-256 is recorded in
 metadata, so a file changed after packing is found.
 
 :func:`reproduce` checks the pack (format, hashes), runs every run again into a new sweep folder
-and, with ``check``, compares each run's final metrics with the archived ones: on the same kind of
-machine (CPU kernels, thread counts do not matter) they match to the last bit; a GPU run does not.
+and, with ``check``, compares each run's final metrics with the archived ones: on the machine that
+ran the sweep they match to the last bit; another CPU's vector kernels or a GPU may differ in the
+last digits (the ``tolerance``).
 """
 
 from __future__ import annotations
