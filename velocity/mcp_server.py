@@ -99,6 +99,9 @@ def _comparison_summary(folder: Path) -> dict[str, Any]:
     if not isinstance(comp, dict) or not isinstance(comp.get("verdict"), dict):
         raise ValueError(f"Expected a sweep's comparison in {path}, got a file without its verdict")
     verdict = comp["verdict"]
+    table = verdict.get("table", [])
+    if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
+        raise ValueError(f"Expected the verdict's table (a list of rows) in {path}, got {type(table).__name__}")
     keep = (
         "alpha",
         "rank",
@@ -111,7 +114,7 @@ def _comparison_summary(folder: Path) -> dict[str, Any]:
     )
     return {
         "sweep": str(folder),
-        "verdict": [{k: row.get(k) for k in keep} for row in verdict.get("table", [])],
+        "verdict": [{k: row.get(k) for k in keep} for row in table],
         "single_seed": verdict.get("single_seed"),
         "notices": verdict.get("notices", []),
         "winner": comp.get("winner"),
