@@ -101,7 +101,8 @@ def _comparison_summary(folder: Path) -> dict[str, Any]:
     verdict = comp["verdict"]
     table = verdict.get("table", [])
     if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
-        raise ValueError(f"Expected the verdict's table (a list of rows) in {path}, got {type(table).__name__}")
+        got = "rows that are not objects" if isinstance(table, list) else type(table).__name__
+        raise ValueError(f"Expected the verdict's table (a list of rows) in {path}, got {got}")
     keep = (
         "alpha",
         "rank",
