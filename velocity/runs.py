@@ -18,20 +18,7 @@ from velocity.training import LocalTrainingConfig
 def load_data(spec: RunSpec, *, num_clients: int | None = None) -> Any:
     from velocity.data import load_federated
 
-    return load_federated(
-        spec.dataset,
-        num_clients=num_clients or spec.num_clients,
-        partition=spec.partition,
-        alpha=spec.alpha,
-        shards_per_client=spec.shards_per_client,
-        classes_per_client=spec.classes_per_client,
-        min_partition_size=spec.min_partition_size,
-        size_distribution=spec.size_distribution,
-        size_skew=spec.size_skew,
-        partition_by=spec.partition_by,
-        test_fraction=spec.test_fraction,
-        seed=spec.seed,
-    )
+    return load_federated(spec.dataset, num_clients=num_clients or spec.num_clients, **spec.partition_args)
 
 
 def build_trainer(spec: RunSpec, *, device: str | None = None) -> tuple[Trainer, str]:

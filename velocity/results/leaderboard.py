@@ -366,6 +366,7 @@ def _worst_case(rows: list[dict[str, Any]], notes: list[str]) -> list[dict[str, 
         config = {k: v for k, v in _config(group[0]).items() if k not in ("attack", "malicious_fraction")}
         attacks = sorted({r["attack"] for r in group})
         worst_attacks = [w["attack"] for w in worst]
+        value, ci = _stat([_f(w["final_accuracy"]) for w in worst])
         entries.append(
             {
                 **config,
@@ -375,8 +376,8 @@ def _worst_case(rows: list[dict[str, Any]], notes: list[str]) -> list[dict[str, 
                 "seeds": sorted(per_seed),
                 "attacks": attacks,
                 "worst_attack": max(set(worst_attacks), key=worst_attacks.count),
-                "value": _stat([_f(w["final_accuracy"]) for w in worst])[0],
-                "ci95": _stat([_f(w["final_accuracy"]) for w in worst])[1],
+                "value": value,
+                "ci95": ci,
                 **_costs(group),
             }
         )

@@ -254,6 +254,23 @@ class RunSpec(BaseModel):
         return " + ".join(self.attacks) if self.attacks else "none"
 
     @property
+    def partition_args(self) -> dict[str, Any]:
+        """The arguments of ``velocity.data.load_federated`` (and ``partition_label_counts``) that
+        this run's partition and test split take, besides the data set and the client count."""
+        return {
+            "partition": self.partition,
+            "alpha": self.alpha,
+            "shards_per_client": self.shards_per_client,
+            "classes_per_client": self.classes_per_client,
+            "min_partition_size": self.min_partition_size,
+            "size_distribution": self.size_distribution,
+            "size_skew": self.size_skew,
+            "partition_by": self.partition_by,
+            "test_fraction": self.test_fraction,
+            "seed": self.seed,
+        }
+
+    @property
     def label_skewed(self) -> bool:
         """Whether the clients' label mixes are drawn from a Dirichlet (a finite α)."""
         return self.alpha is not None and not math.isinf(self.alpha) and self.partition in ("dirichlet", "quantity")
@@ -337,18 +354,7 @@ def check_runnable(specs: Iterable[RunSpec]) -> None:
             from velocity.data import partition_label_counts
 
             try:
-                partition_label_counts(
-                    spec.dataset,
-                    num_clients=spec.num_data_holders,
-                    partition=spec.partition,
-                    partition_by=spec.partition_by,
-                    size_distribution=spec.size_distribution,
-                    size_skew=spec.size_skew,
-                    alpha=spec.alpha if spec.label_skewed else None,
-                    min_partition_size=spec.min_partition_size,
-                    test_fraction=spec.test_fraction,
-                    seed=spec.seed,
-                )
+                partition_label_counts(spec.dataset, num_clients=spec.num_data_holders, **spec.partition_args)
             except ValueError as e:
                 raise ValueError(f"{spec.label} on {spec.dataset}: {e}") from None
     targeted = [s for s in specs if s.targeted]

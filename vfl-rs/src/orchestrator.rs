@@ -207,7 +207,7 @@ impl Orchestrator {
         let (malicious, honest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&r| self.malicious.contains(&ids[r]));
         let f_default = Some(malicious.len());
 
-        let inputs = RoundInputs { ids: Some(&ids), reference: server_update, summed: None };
+        let inputs = RoundInputs { ids: Some(&ids), reference: server_update, ..Default::default() };
         let t0 = Instant::now();
         let (attacked, outcomes) = if malicious.is_empty() || self.attacks.is_empty() {
             (None, Vec::new())

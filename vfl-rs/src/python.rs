@@ -143,7 +143,7 @@ fn aggregate<'py>(
     let r = reference.as_ref().map(|r| r.as_slice()).transpose()?;
     let out = py.allow_threads(|| {
         let mut s = Strategy::new(strategy.spec.clone())?;
-        let round = RoundInputs { ids: None, reference: r, summed: None };
+        let round = RoundInputs { reference: r, ..Default::default() };
         s.aggregate_traced(x, w, f, round, &mut ChaCha8Rng::seed_from_u64(seed), NonFinite::Reject, false).map(|(out, _)| out)
     })?;
     Ok(out.into_pyarray(py))

@@ -196,15 +196,7 @@ fn foolsgold_gives_sybils_that_push_together_no_weight_and_follows_clients_by_id
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ids = [0, 1, 2, 3];
     let (out, t) = s
-        .aggregate_traced(
-            x.view(),
-            None,
-            None,
-            RoundInputs { ids: Some(&ids), reference: None, summed: None },
-            &mut rng,
-            NonFinite::Reject,
-            true,
-        )
+        .aggregate_traced(x.view(), None, None, RoundInputs { ids: Some(&ids), ..Default::default() }, &mut rng, NonFinite::Reject, true)
         .unwrap();
     assert_close(&out, &[0.5, 0.5], 1e-6);
     assert_eq!(t.selected, Some(vec![0, 1]));
@@ -213,15 +205,7 @@ fn foolsgold_gives_sybils_that_push_together_no_weight_and_follows_clients_by_id
     let y = mat(&[&[1.0, 1.0], &[0.0, 1.0], &[1.0, 1.0], &[1.0, 0.0]]);
     let ids = [3, 1, 2, 0];
     let (out, t) = s
-        .aggregate_traced(
-            y.view(),
-            None,
-            None,
-            RoundInputs { ids: Some(&ids), reference: None, summed: None },
-            &mut rng,
-            NonFinite::Reject,
-            true,
-        )
+        .aggregate_traced(y.view(), None, None, RoundInputs { ids: Some(&ids), ..Default::default() }, &mut rng, NonFinite::Reject, true)
         .unwrap();
     assert_close(&out, &[0.5, 0.5], 1e-6);
     assert_eq!(t.selected, Some(vec![1, 3]));
@@ -263,7 +247,7 @@ fn fltrust_trusts_updates_by_their_direction_against_the_servers_and_rescales_th
     let x = mat(&[&[2.0, 0.0], &[0.0, 3.0], &[-1.0, 0.0], &[1.0, 1.0]]);
     let server = [1.0f32, 0.0];
     let mut s = Strategy::new(spec("FLTrust")).unwrap();
-    let round = RoundInputs { ids: None, reference: Some(&server), summed: None };
+    let round = RoundInputs { reference: Some(&server), ..Default::default() };
     let (out, t) = s.aggregate_traced(x.view(), None, None, round, &mut ChaCha8Rng::seed_from_u64(0), NonFinite::Reject, true).unwrap();
     let r = 1.0 + 0.5f64.sqrt();
     assert_close(&out, &[1.5 / r, 0.5 / r], 1e-6);
@@ -274,7 +258,7 @@ fn fltrust_trusts_updates_by_their_direction_against_the_servers_and_rescales_th
             x.view(),
             None,
             None,
-            RoundInputs { ids: None, reference: Some(&[0.0, -1.0]), summed: None },
+            RoundInputs { reference: Some(&[0.0, -1.0]), ..Default::default() },
             &mut ChaCha8Rng::seed_from_u64(0),
             NonFinite::Reject,
             true,
@@ -287,7 +271,7 @@ fn fltrust_trusts_updates_by_their_direction_against_the_servers_and_rescales_th
             x.view(),
             None,
             None,
-            RoundInputs { ids: None, reference: Some(&[1.0]), summed: None },
+            RoundInputs { reference: Some(&[1.0]), ..Default::default() },
             &mut ChaCha8Rng::seed_from_u64(0),
             NonFinite::Reject,
             true,
