@@ -179,6 +179,8 @@ def test_run_table_reports_progress_twins_and_errors() -> None:
         "malicious_share": None,
         "malicious_weight": None,
         "defence_note": None,
+        "dp_epsilon": None,
+        "server_dp_epsilon": None,
         "error": None,
     }
     assert (table[1]["status"], table[1]["error"], table[1]["accuracy_change"]) == ("failed", "ValueError: boom", None)

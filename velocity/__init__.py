@@ -13,6 +13,7 @@ from velocity.specs import AttackSpec, StrategySpec, parse_attack, parse_attacks
 
 __all__ = [
     "AttackSpec",
+    "ClientDP",
     "ComponentInfo",
     "FederatedServer",
     "MonnaSimulation",
@@ -21,6 +22,7 @@ __all__ = [
     "ParamInfo",
     "RoundSummary",
     "RunSpec",
+    "ServerDP",
     "StrategySpec",
     "Sweep",
     "SweepPanel",
@@ -44,6 +46,8 @@ _LAZY = {
     "FederatedServer": "velocity.server",
     "load_federated": "velocity.data",
     "RunSpec": "velocity.sweep",
+    "ClientDP": "velocity.privacy",
+    "ServerDP": "velocity.privacy",
     "Sweep": "velocity.sweep",
     "SweepPanel": "velocity.panel",
 }

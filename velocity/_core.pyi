@@ -73,6 +73,7 @@ class Orchestrator:
         num_malicious: int = 0,
         malicious: list[int] | None = None,
         seed: int = 0,
+        server_dp: tuple[float, float] | None = None,
     ) -> None: ...
     def step(
         self,

@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from velocity.privacy import ClientDP, ServerDP
 from velocity.registry import ComponentInfo, list_attacks, list_mixers, list_strategies
 
 console = Console()
@@ -135,8 +136,29 @@ AXES = {
 SHORT_FLAGS = {"model_id": ("--model",), "num_clients": ("--clients",)}
 
 
+def _key_values(text: str) -> dict[str, Any]:
+    """A table as flag text: "noise_multiplier=1.1,max_grad_norm=1" (numbers read as numbers);
+    the table's own model checks the keys and values."""
+    table: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"Expected key=value pairs joined by ',' (noise_multiplier=1.1,max_grad_norm=1), got {text!r}")
+        try:
+            table[key.strip()] = float(value)
+        except ValueError:
+            table[key.strip()] = value.strip()
+    return table
+
+
 #: How a flag's text becomes a RunSpec value of each type, and how help shows it.
-_VALUE_FLAGS: dict[Any, tuple[Callable[[str], Any], str]] = {int: (int, "N"), float: (float, "X"), str: (str, "TEXT")}
+_VALUE_FLAGS: dict[Any, tuple[Callable[[str], Any], str]] = {
+    int: (int, "N"),
+    float: (float, "X"),
+    str: (str, "TEXT"),
+    ClientDP: (_key_values, "KEY=X,..."),
+    ServerDP: (_key_values, "KEY=X,..."),
+}
 
 
 def spec_flag(key: str) -> str:

@@ -6,7 +6,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,9 @@ import numpy.typing as npt
 from velocity import _core
 from velocity.aggregation import as_count, as_indices, as_reference, as_update_matrix, as_weights
 from velocity.specs import AttacksLike, AttackSpec, StrategyLike, StrategySpec, parse_attacks, parse_strategy
+
+if TYPE_CHECKING:  # pydantic loads with the first run that asks for privacy: `import velocity` stays light
+    from velocity.privacy import ServerDP
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +64,12 @@ class RoundSummary:
     aggregate_ms: float
     server_ms: float
     kernel_ms: float
+    #: with server-side DP, the standard deviation of the noise added to each coordinate
+    server_noise_std: float | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RoundSummary:
-        values = {f.name: d[f.name] for f in fields(cls)}
+        values = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         for key in (
             "global_loss",
             "accuracy",
@@ -104,6 +109,11 @@ class Orchestrator:
         How many clients are malicious, drawn from ``seed`` (or give ``malicious`` ids).
     seed
         Drives the choice of malicious clients and every random draw of every round.
+    server_dp
+        DP-FedAvg's server side (:class:`velocity.privacy.ServerDP`): every update clipped to
+        ``clip`` before the strategy, each client counted once (``weights`` are not used), and
+        Gaussian noise of standard deviation ``noise_multiplier · clip / n`` on the aggregate,
+        from a random stream of its own.
     """
 
     def __init__(
@@ -115,8 +125,15 @@ class Orchestrator:
         num_malicious: int = 0,
         malicious: Sequence[int] | None = None,
         seed: int = 0,
+        server_dp: ServerDP | None = None,
     ) -> None:
         self.strategy: StrategySpec = parse_strategy(strategy)
+        if server_dp is not None:
+            from velocity.privacy import ServerDP
+
+            if not isinstance(server_dp, ServerDP):
+                raise TypeError(f"Expected server_dp as a velocity.privacy.ServerDP or None, got {server_dp!r}")
+        self.server_dp = server_dp
         self.attacks: list[AttackSpec] = parse_attacks(attacks)
         if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
             raise ValueError(f"Expected num_clients as an integer >= 1, got {num_clients!r}")
@@ -128,6 +145,7 @@ class Orchestrator:
             num_malicious=as_count(num_malicious, "num_malicious", maximum=num_clients),
             malicious=as_indices(malicious, "malicious", num_clients) if malicious is not None else None,
             seed=as_count(seed, "seed"),
+            server_dp=None if server_dp is None else (server_dp.clip, server_dp.noise_multiplier),
         )
         self.num_clients = num_clients
 

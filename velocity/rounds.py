@@ -71,6 +71,16 @@ ROUND_COLUMNS: tuple[Column, ...] = (
     Column("detection_recall", "float", "of the malicious clients, the share a selection rule excluded"),
     Column("clipped", "float", "updates clipped this round (clipping rules and pre-aggregators)"),
     Column("clip_radius", "float", "the clipping radius used this round"),
+    Column(
+        "dp_epsilon",
+        "float",
+        "DP-SGD (dp): the largest ε(δ) of any client so far, per example of its data (empty without dp)",
+    ),
+    Column(
+        "server_dp_epsilon",
+        "float",
+        "server DP (server_dp): ε(δ) so far, per client; empty without server_dp and where it is no guarantee (a rule other than the mean)",
+    ),
     Column("client_ids", "str", "the clients aggregated this round, in row order, joined by ';'"),
     Column("malicious_clients", "str", "the malicious ones among them, joined by ';'"),
     Column("client_shares", "str", "each client's share of the aggregate, in the order of client_ids, joined by ';'"),
@@ -166,6 +176,8 @@ class RoundRecord:
     round_ms: float
     defence: DefenceRecord = field(default_factory=lambda: DefenceRecord())
     attack_success: float = math.nan  # a targeted attack's success rate (NaN: none)
+    dp_epsilon: float = math.nan  # DP-SGD's worst client's ε so far (NaN: no DP-SGD)
+    server_dp_epsilon: float = math.nan  # server DP's ε so far (NaN: none, or no guarantee for the rule)
 
     def row(self) -> dict[str, Any]:
         """The round's :data:`ROUND_COLUMNS`."""

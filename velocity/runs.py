@@ -31,7 +31,12 @@ def build_trainer(spec: RunSpec, *, device: str | None = None) -> tuple[Trainer,
         return run, run.data.name
     data = load_data(spec)
     local = LocalTrainingConfig(
-        lr=spec.lr, batch_size=spec.batch_size, local_epochs=spec.local_epochs, momentum=spec.momentum, weight_decay=spec.weight_decay
+        lr=spec.lr,
+        batch_size=spec.batch_size,
+        local_epochs=spec.local_epochs,
+        momentum=spec.momentum,
+        weight_decay=spec.weight_decay,
+        dp=spec.dp,
     )
     server = FederatedServer(
         data,
@@ -45,5 +50,6 @@ def build_trainer(spec: RunSpec, *, device: str | None = None) -> tuple[Trainer,
         client_momentum=spec.client_momentum,
         seed=spec.seed,
         device=device or spec.device,
+        server_dp=spec.server_dp,
     )
     return server, getattr(data, "name", spec.dataset)

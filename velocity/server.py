@@ -17,6 +17,7 @@ from velocity import extend
 from velocity.aggregation import apply_attack
 from velocity.models import build_model
 from velocity.orchestrator import AttackOutcome, Orchestrator, RoundSummary
+from velocity.privacy import ClientLedger, ServerDP, epsilon, server_dp_holds
 from velocity.rounds import DefenceRecord
 from velocity.specs import AttacksLike, Component, StrategyLike, attack_items
 from velocity.trainer import RoundRecord, Trainer
@@ -79,7 +80,13 @@ class FederatedServer(Trainer):
     clients_per_round
         Clients trained per round: a count, a fraction of the federation, or all (``None``).
     local
-        Local SGD settings.
+        Local SGD settings; ``local.dp`` trains every client with DP-SGD
+        (:class:`velocity.privacy.ClientDP`), and each round records the largest ε of any client
+        so far (``dp_epsilon``).
+    server_dp
+        DP-FedAvg at the server (:class:`velocity.privacy.ServerDP`), run by the core with any
+        built-in strategy; each round records ε so far (``server_dp_epsilon``) where it is a
+        guarantee: for the mean (:func:`velocity.privacy.server_dp_holds`).
     batched
         Train the sampled clients together with ``torch.func.vmap`` (``True``) or one by one
         (``False``). ``None`` (default) picks the faster for the model and device
@@ -113,6 +120,7 @@ class FederatedServer(Trainer):
         client_momentum: float = 0.0,
         seed: int = 0,
         device: str | torch.device = "auto",
+        server_dp: ServerDP | None = None,
     ) -> None:
         self.data = data
         self.device = resolve_device(device)
@@ -128,13 +136,21 @@ class FederatedServer(Trainer):
         attack_list = attack_items(attacks)
         self._python_attacks = [c for c in (extend.get(a, "update_attack") for a in attack_list) if c is not None]
         core_attacks = [a for a in attack_list if extend.get(a, "update_attack") is None]
+        if server_dp is not None and self._python_rule is not None:
+            raise ValueError(
+                f"Expected a built-in strategy with server_dp (the core clips the updates and adds the noise), "
+                f"got the Python rule {self._python_rule.name!r}, which aggregates outside the core"
+            )
         self.orchestrator = Orchestrator(
             "FedAvg" if self._python_rule is not None else strategy,
             attacks=core_attacks,
             num_clients=num_clients,
             num_malicious=round(malicious_fraction * num_clients),
             seed=seed,
+            server_dp=server_dp,
         )
+        self.server_dp = server_dp
+        self._server_dp_holds = server_dp is not None and server_dp_holds(self.orchestrator.strategy)
         local = local or LocalTrainingConfig()
         rule = self.orchestrator.strategy.rule
         if rule.name == "FedProx" and local.mu == 0:
@@ -143,6 +159,15 @@ class FederatedServer(Trainer):
         self.clients_per_round = _clients_per_round(clients_per_round, num_clients)
         self.seed = seed
         self._model = build_model(model_id, input_shape=tuple(data.input_shape), num_classes=data.num_classes, seed=seed).to(self.device)
+        self._ledger = None if local.dp is None else ClientLedger(local.dp)
+        if local.dp is not None:
+            norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d, torch.nn.BatchNorm3d, torch.nn.SyncBatchNorm)
+            mixing = [type(m).__name__ for m in self._model.modules() if isinstance(m, norms)]
+            if mixing:
+                raise ValueError(
+                    f"Expected a model without batch normalisation for DP-SGD (it mixes the examples of a batch, so no "
+                    f"example's gradient is its own), got {model_id!r} with {', '.join(sorted(set(mixing)))}"
+                )
         self.orchestrator.global_model = flatten_params(self._model).cpu().numpy()
         if batched is None:
             self.batched = prefers_batched(self._model, self.device) and self._memory_shortfall(self.clients_per_round) is None
@@ -173,7 +198,9 @@ class FederatedServer(Trainer):
         largest = max((len(i) for i in self.data.client_indices), default=0)
         batch = min(self.local.batch_size, largest)
         features = int(np.prod(self.data.input_shape))
-        need = batched_memory_floor(clients, parameters, batch, features, momentum=self.local.momentum > 0)
+        need = batched_memory_floor(
+            clients, parameters, batch, features, momentum=self.local.momentum > 0, per_example=self.local.dp is not None
+        )
         have = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else available_memory()
         if have is None or need <= have:
             return None
@@ -198,8 +225,10 @@ class FederatedServer(Trainer):
             return None
         x, y = self._root_data
         # positions into the root tensors: the same examples, in the same order, as indices into the training set
-        plan = ClientBatchPlan.make([np.arange(len(y))], self.local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
-        update = train_clients_loop(self._model, global_params, x, y, plan, self.local)
+        # the server's own data is not the clients': it trains without DP-SGD
+        local = dataclasses.replace(self.local, dp=None)
+        plan = ClientBatchPlan.make([np.arange(len(y))], local, seed=self.seed, round=rnd, client_ids=[len(self.data.client_indices)])
+        update = train_clients_loop(self._model, global_params, x, y, plan, local)
         return update[0].cpu().numpy()
 
     def _poisoned_labels(self) -> torch.Tensor:
@@ -252,6 +281,8 @@ class FederatedServer(Trainer):
         global_params = torch.from_numpy(self.orchestrator.global_model).to(self.device)
         train = train_clients_batched if self.batched else train_clients_loop
         updates = train(self._model, global_params, self._x_train, self._y_train, plan, self.local)
+        if self._ledger is not None and plan.sample_rates is not None:
+            self._ledger.record(ids.tolist(), plan.sample_rates, [len(b) for b in plan.batches])
         if self.client_momentum > 0:
             updates = self._apply_client_momentum(ids, updates)
         g0 = self._server_update(rnd, global_params)
@@ -286,9 +317,20 @@ class FederatedServer(Trainer):
             eval_ms=(end - t_agg) * 1e3,
             round_ms=(end - start) * 1e3,
             defence=DefenceRecord.from_summary(summary),
+            dp_epsilon=self._ledger.worst() if self._ledger is not None else math.nan,
+            server_dp_epsilon=self._server_epsilon(rnd),
         )
         self.history.append(record)
         return record
+
+    def _server_epsilon(self, rounds: int) -> float:
+        """Server DP's ε after ``rounds`` rounds (q = clients per round / clients); NaN without
+        server DP or where it is no guarantee (a rule other than the mean)."""
+        dp = self.server_dp
+        if dp is None or not self._server_dp_holds:
+            return math.nan
+        q = self.clients_per_round / len(self.data.client_indices)
+        return epsilon(noise_multiplier=dp.noise_multiplier, sample_rate=q, steps=rounds, delta=dp.delta, accountant=dp.accountant)
 
     def _step_with_python(self, x: np.ndarray, weights: np.ndarray, ids: np.ndarray, rnd: int, g0: np.ndarray | None) -> RoundSummary:
         """A round with Python attacks (applied first, then the core's) and/or a Python rule."""

@@ -19,6 +19,10 @@ from typing import Any, TypeAlias
 from velocity import _core
 from velocity.registry import ComponentInfo
 
+#: The rules whose aggregate is the (weighted) mean of the updates: they do not defend, and the
+#: mean's sensitivity to one client is what server DP's noise is calibrated to.
+MEAN_RULES = frozenset({"FedAvg", "FedProx"})
+
 
 def to_json_value(value: Any, *, nan_as_null: bool = False) -> Any:
     """A value JSON can hold, written the one way every file and message of the project uses:

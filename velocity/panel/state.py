@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from velocity.rounds import json_number
+from velocity.specs import MEAN_RULES
 from velocity.sweep.experiment import SpecError, grid
 from velocity.sweep.report import RunResult
 from velocity.sweep.spec import RunSpec, check_runnable
-from velocity.sweep.verdict import MEAN_RULES, mean_ci, verdicts, versus_best
+from velocity.sweep.verdict import mean_ci, verdicts, versus_best
 
 #: RunSpec keys a panel run takes from the sweep's first run unchanged.
 _FIXED_KEYS = ("name", "strategy", "attacks", "alpha", "partition", "seed", "malicious_fraction", "num_clients", "rounds", "storage")
@@ -197,7 +198,7 @@ def run_table(
             {
                 "index": i,
                 "run": spec.label,
-                "strategy": spec.strategy,
+                "strategy": spec.strategy_label,
                 "attack": spec.attack_label,
                 "alpha": spec.alpha_label,
                 "setting": named[i][0],
@@ -214,6 +215,8 @@ def run_table(
                 "malicious_share": json_number(share) if spec.attacks else None,
                 "malicious_weight": json_number(weight) if spec.attacks else None,
                 "defence_note": "never acted" if never_acted else None,
+                "dp_epsilon": json_number(summary.get("final_dp_epsilon", last.get("dp_epsilon"))),
+                "server_dp_epsilon": json_number(summary.get("final_server_dp_epsilon", last.get("server_dp_epsilon"))),
                 "error": summary.get("error") if status in ("failed", "cancelled") else None,
             }
         )

@@ -18,6 +18,7 @@ TOML layout::
     strategies = ["FedAvg", "FedMedian"]
     attacks = ["none", "sign_flip"]
     alphas = [0.1, 1.0, inf]
+    privacy = [{}, {dp = {noise_multiplier = 1.0, max_grad_norm = 1.0}}]   # none, then DP-SGD
     seeds = 3                     # a count (seed, seed+1, ...) or a list
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,9 @@ from pydantic import ValidationError
 from velocity.sweep.spec import RunSpec
 
 TOP_LEVEL_KEYS = ("shared", "runs", "matrix")
-MATRIX_KEYS = ("strategies", "attacks", "alphas", "seeds")
+MATRIX_KEYS = ("strategies", "attacks", "alphas", "privacy", "seeds")
+#: What one level of the privacy axis may set.
+PRIVACY_KEYS = ("dp", "server_dp")
 
 
 class SpecError(ValueError):
@@ -93,12 +96,16 @@ def grid(
     strategies: Sequence[Any] = ("FedAvg",),
     attacks: Sequence[Any] = ("none",),
     alphas: Sequence[float | None] = (None,),
+    privacy: Sequence[Mapping[str, Any]] = ({},),
     seeds: int | Sequence[int] = 1,
     malicious_fraction: float | None = None,
     where: str = "grid",
     **shared: Any,
 ) -> list[RunSpec]:
-    """Expand strategies × attacks × alphas × seeds over the shared keys.
+    """Expand strategies × attacks × alphas × privacy × seeds over the shared keys.
+
+    Each level of ``privacy`` is a table of ``dp`` and/or ``server_dp`` (``{}``: neither), so that
+    one grid measures how each rule fares as the noise grows.
 
     Repetition r of every configuration uses seed ``shared seed + r``, so all strategies see the
     same partitions, initial models and malicious clients (a paired comparison). Clean runs
@@ -107,9 +114,11 @@ def grid(
     """
     base_seed = int(shared.pop("seed", 0))
     specs: list[RunSpec] = []
-    combinations = list(itertools.product(strategies, _attack_sets(attacks), alphas, _seeds(seeds, base_seed)))
-    for strategy, attack, alpha, seed in combinations:
-        values = {**shared, "strategy": strategy, "attacks": attack, "seed": seed}
+    combinations = list(
+        itertools.product(strategies, _attack_sets(attacks), alphas, _privacy_levels(privacy, where), _seeds(seeds, base_seed))
+    )
+    for strategy, attack, alpha, level, seed in combinations:
+        values = {**shared, **level, "strategy": strategy, "attacks": attack, "seed": seed}
         if alpha is not None:
             values["alpha"] = alpha
         if not attack:
@@ -118,6 +127,20 @@ def grid(
             values["malicious_fraction"] = malicious_fraction
         specs.append(build_spec(values, where if len(combinations) == 1 else f"{where}, run {len(specs) + 1}"))
     return specs
+
+
+def _privacy_levels(levels: Any, where: str) -> list[dict[str, Any]]:
+    if isinstance(levels, (Mapping, str)) or not isinstance(levels, Sequence) or not levels:
+        raise SpecError(f"{where}: Expected privacy as a list of tables such as [{{}}, {{dp = {{...}}}}], got {levels!r}")
+    for level in levels:
+        if not isinstance(level, Mapping):
+            raise SpecError(f"{where}: Expected each privacy level as a table of dp and/or server_dp, got {level!r}")
+        unknown = [k for k in level if k not in PRIVACY_KEYS]
+        if unknown:
+            raise SpecError(
+                f"{where}: Expected privacy levels with the keys {', '.join(PRIVACY_KEYS)}, got {', '.join(map(repr, unknown))}"
+            )
+    return [dict(level) for level in levels]
 
 
 def load_experiment(path: str | PathLike[str]) -> list[RunSpec]:

@@ -85,6 +85,8 @@ _SUMMARY_NON_NEGATIVE = (
     "rounds_defence_acted",
     "mean_clipped",
     "num_parameters",
+    "final_dp_epsilon",
+    "final_server_dp_epsilon",
 )
 
 

@@ -83,7 +83,7 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
         done = [m for m in members if m.finished]
         entry: dict[str, Any] = {
             "run": spec.name if len(members) == 1 and spec.name else spec.label.rsplit(" | seed=", 1)[0],
-            "strategy": spec.strategy,
+            "strategy": spec.strategy_label,
             "attack": spec.attack_label,
             "alpha": spec.alpha_label,
             "seeds": [m.spec.seed for m in members],
@@ -91,12 +91,16 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
             "failed": [{"run": m.spec.label, "error": m.summary.get("error", m.summary.get("status"))} for m in members if not m.finished],
             "config_key": spec.config_key,
         }
-        for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s", "final_attack_success"):
+        for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s", "final_attack_success", *EPSILONS):
             mean, ci = mean_ci([m.metric(key) for m in done])
             entry[key] = mean
             entry[f"{key}_ci95"] = ci
         out.append(entry)
     return out
+
+
+#: The privacy spent by a run's end, with the column header the comparison gives it.
+EPSILONS = {"final_dp_epsilon": "ε DP-SGD", "final_server_dp_epsilon": "ε server DP"}
 
 
 def _measured(entry: dict[str, Any]) -> bool:
@@ -170,6 +174,8 @@ def build_comparison(
         "timing": timing,
         "failed": [f for e in ranked for f in e["failed"]],
         "file_problems": list(file_problems),
+        # the δ at which the ε columns are stated
+        "privacy_deltas": sorted({p.delta for r in results for p in (r.spec.dp, r.spec.server_dp) if p is not None}),
     }
 
 
@@ -227,20 +233,34 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     lines += ["## Every run", ""]
     # the attack success rate, when a targeted attack (backdoor, targeted label flipping) ran
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])
+    # the privacy columns, when a run had DP (and a server-DP run on another rule: its cell is n/a)
+    private = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in comp["ranking"])]
+    if any("server DP" in e["strategy"] for e in comp["ranking"]) and "final_server_dp_epsilon" not in private:
+        private.append("final_server_dp_epsilon")
     lines.append(
         "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | "
         + ("Attack success | " if asr else "")
+        + "".join(f"{EPSILONS[k]} | " for k in private)
         + "Mean loss | Elapsed (s) | Δ loss vs clean |"
     )
-    lines.append("|---:|---|---|---|---|---:|---:|" + ("---:|" if asr else "") + "---:|---:|---:|")
+    lines.append("|---:|---|---|---|---|---:|---:|" + ("---:|" if asr else "") + "---:|" * len(private) + "---:|---:|---:|")
     for e in comp["ranking"]:
         success = f"{_fmt(e.get('final_attack_success'), e.get('final_attack_success_ci95'))} | " if asr else ""
+        epsilons = "".join(f"{_fmt(e.get(k), e.get(f'{k}_ci95'), 2)} | " for k in private)
         lines.append(
             f"| {e['rank']} | {_cell(e['run'])} | {_cell(e['strategy'])} | {_cell(e['attack'])} | {e['alpha']} | "
             f"{_fmt(e['final_loss'], e['final_loss_ci95'])} | {_fmt(e['final_accuracy'], e['final_accuracy_ci95'])} | {success}"
-            f"{_fmt(e['mean_loss'], e['mean_loss_ci95'])} | {_fmt(e['elapsed_s'], digits=1)} | {_fmt(e['loss_change_vs_clean'])} |"
+            f"{epsilons}{_fmt(e['mean_loss'], e['mean_loss_ci95'])} | {_fmt(e['elapsed_s'], digits=1)} | {_fmt(e['loss_change_vs_clean'])} |"
         )
     lines.append("")
+    if private:
+        deltas = ", ".join(f"{d:g}" for d in comp.get("privacy_deltas", [])) or "the run's δ"
+        lines += [
+            f"ε: the privacy spent by the end of the run, at δ = {deltas}. DP-SGD's is "
+            "per example, the largest of any client; server DP's is per client, and stated only for the mean (FedAvg, "
+            "FedProx): n/a for another rule, whose noise is the mean's.",
+            "",
+        ]
     if asr:
         lines += [
             "Attack success: for a backdoor, the share of triggered test examples (not of the target class) classified as "

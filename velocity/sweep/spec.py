@@ -19,6 +19,7 @@ from velocity import extend
 from velocity.decentralised.setup import mixer_name
 from velocity.decentralised.setup import validate as validate_decentralised
 from velocity.models import parse_model_id
+from velocity.privacy import ClientDP, ServerDP
 from velocity.specs import attack_items, parse_attack, parse_attacks, parse_strategy, to_json_value
 from velocity.training.config import LocalTrainingConfig
 from velocity.training.device import device_name
@@ -101,6 +102,14 @@ class RunSpec(BaseModel):
         description="train the sampled clients together with torch.func (true) or one by one (false); "
         "by default the faster for the model and device; not part of the run's identity",
     )
+    dp: ClientDP | None = Field(
+        None,
+        description="DP-SGD in local training: {noise_multiplier, max_grad_norm, delta = 1e-5, accountant = 'rdp'}; ε per example",
+    )
+    server_dp: ServerDP | None = Field(
+        None,
+        description="DP-FedAvg at the server: {clip, noise_multiplier, delta = 1e-5, accountant = 'rdp'}; ε per client, for the mean",
+    )
     device: str = Field(
         "auto",
         description="where models, data and client training run: auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps; "
@@ -177,6 +186,10 @@ class RunSpec(BaseModel):
         if self.attacks and self.malicious_fraction == 0:
             raise ValueError(f"Expected malicious_fraction > 0 with attacks {list(self.attacks)}, got 0: no client would attack")
         if self.topology == "decentralised":
+            if self.dp is not None or self.server_dp is not None:
+                raise ValueError(
+                    "Expected topology 'federated' with dp or server_dp (decentralised runs train without them), got 'decentralised'"
+                )
             self._check_decentralised()
         else:
             if mixer_name(self.strategy) is not None:
@@ -184,6 +197,12 @@ class RunSpec(BaseModel):
                     f"Expected topology 'decentralised' for strategy '{self.strategy}' (a decentralised mixer), got 'federated'"
                 )
             self._check_strategy_fits()
+            python_rule = extend.get(self.strategy, "rule")
+            if self.server_dp is not None and python_rule is not None:
+                raise ValueError(
+                    f"Expected a built-in strategy with server_dp (the core clips the updates and adds the noise), "
+                    f"got the Python rule {python_rule.name!r}, which aggregates outside the core"
+                )
         return self
 
     @field_serializer("alpha", when_used="json")
@@ -300,13 +319,24 @@ class RunSpec(BaseModel):
         return f"α={self.alpha_label}" if self.partition == "dirichlet" else self.partition
 
     @property
+    def privacy_label(self) -> str:
+        """The run's differential privacy, "DP-SGD σ=1 C=1", "server DP z=1 C=0.5", both, or ""."""
+        return ", ".join(p.label for p in (self.dp, self.server_dp) if p is not None)
+
+    @property
+    def strategy_label(self) -> str:
+        """The strategy as comparisons name a row: with the run's privacy, when it has any, so
+        that FedAvg with and without DP are two rows."""
+        return f"{self.strategy} [{self.privacy_label}]" if self.privacy_label else self.strategy
+
+    @property
     def label(self) -> str:
         """The run's name, or one derived from what distinguishes it."""
         if self.name:
             return self.name
         if self.partition in ("quantity", "natural"):
-            return f"{self.strategy} | {self.attack_label} | {self.partition_label} | seed={self.seed}"
-        return f"{self.strategy} | {self.attack_label} | α={self.alpha_label} | seed={self.seed}"
+            return f"{self.strategy_label} | {self.attack_label} | {self.partition_label} | seed={self.seed}"
+        return f"{self.strategy_label} | {self.attack_label} | α={self.alpha_label} | seed={self.seed}"
 
     @property
     def config_key(self) -> str:
@@ -330,6 +360,9 @@ class RunSpec(BaseModel):
         data = self.model_dump(mode="json", exclude={"name", "storage", "device", "batched", *exclude})
         for key, partitions in _PARTITION_ONLY_KEYS.items():
             if self.partition not in partitions or data[key] is None:
+                del data[key]
+        for key in ("dp", "server_dp"):  # keys added later: a run without them keeps its identity
+            if data[key] is None:
                 del data[key]
         if self.python_components:  # a changed Python rule is a different run
             data["python_source"] = {n: extend.get(n).source_hash for n in self.python_components}  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import datetime
 from pathlib import Path
@@ -108,15 +108,17 @@ class Sweep:
         strategies: Sequence[Any] = ("FedAvg",),
         attacks: Sequence[Any] = ("none",),
         alphas: Sequence[float | None] = (None,),
+        privacy: Sequence[Mapping[str, Any]] = ({},),
         seeds: int | Sequence[int] = 1,
         out: str | Path | None = None,
         parallel: int | None = None,
         executor: Executor | None = None,
         **shared: Any,
     ) -> Sweep:
-        """strategies × attacks × alphas × seeds over the shared RunSpec keys."""
+        """strategies × attacks × alphas × privacy × seeds over the shared RunSpec keys (each level
+        of ``privacy``: a table of ``dp`` and/or ``server_dp``, ``{}`` for neither)."""
         return cls(
-            grid(strategies=strategies, attacks=attacks, alphas=alphas, seeds=seeds, **shared),
+            grid(strategies=strategies, attacks=attacks, alphas=alphas, privacy=privacy, seeds=seeds, **shared),
             out=out,
             parallel=parallel,
             executor=executor,

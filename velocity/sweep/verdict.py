@@ -21,6 +21,8 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from velocity.specs import MEAN_RULES
+
 if TYPE_CHECKING:
     from velocity.sweep.report import RunResult
 
@@ -30,8 +32,6 @@ NOT_CONVERGED_GAIN = 0.02
 WEAK_ATTACK_DROP = 0.02
 #: Significance level of the paired test against the best strategy.
 SIGNIFICANCE = 0.05
-#: Rules that do not defend: they are not expected to act, so no "never acted" notice is given.
-MEAN_RULES = frozenset({"FedAvg", "FedProx"})
 
 
 def mean_ci(values: Sequence[float]) -> tuple[float, float | None]:
@@ -81,7 +81,7 @@ def verdicts(results: Sequence[RunResult]) -> dict[str, Any]:
 
     by_alpha: dict[str, list[dict[str, Any]]] = {}
     for key, per_seed in attacked.items():
-        alpha, strategy = specs[key].alpha_label, specs[key].strategy
+        alpha, strategy = specs[key].alpha_label, specs[key].strategy_label
         seeds = sorted(per_seed)
         attacks = sorted({a for s in seeds for a in per_seed[s]})
         complete = [s for s in seeds if all(a in per_seed[s] for a in attacks)]
@@ -161,7 +161,7 @@ def notices(results: Sequence[RunResult]) -> list[str]:
             what = f"the clean run '{runs[0].spec.label}' gained {gains[0]:+.3f}"
         else:
             seeds = ", ".join(str(r.spec.seed) for r in sorted(runs, key=lambda r: r.spec.seed))
-            what = f"the clean runs of {runs[0].spec.strategy} at {runs[0].spec.partition_label} (seeds {seeds}) gained {gains[0]:+.3f} to {gains[-1]:+.3f}"
+            what = f"the clean runs of {runs[0].spec.strategy_label} at {runs[0].spec.partition_label} (seeds {seeds}) gained {gains[0]:+.3f} to {gains[-1]:+.3f}"
         it, its = ("them", "their") if len(runs) > 1 else ("it", "its")
         out.append(
             f"Not converged: {what} accuracy over {its} last rounds; give {it} more rounds (or a larger lr) before trusting comparisons against {it}."
@@ -171,7 +171,7 @@ def notices(results: Sequence[RunResult]) -> list[str]:
     for r in results:
         if not r.finished or not r.spec.attacks or r.spec.strategy in MEAN_RULES:
             continue
-        key = (r.spec.strategy, r.spec.attack_label)
+        key = (r.spec.strategy_label, r.spec.attack_label)
         attacked[key] = attacked.get(key, 0) + 1
         if r.summary.get("rounds_defence_acted") == 0:
             quiet.setdefault(key, []).append(r)
@@ -184,7 +184,26 @@ def notices(results: Sequence[RunResult]) -> list[str]:
             "malicious updates' share of the aggregate in any round: it did not limit this attack."
         )
     out += _weak_attacks(results)
+    out += _server_dp_without_guarantee(results)
     return out
+
+
+def _server_dp_without_guarantee(results: Sequence[RunResult]) -> list[str]:
+    """Server DP's noise is calibrated to the mean's sensitivity: say so where a run's rule is
+    another (its ε column is empty)."""
+    from velocity.privacy import server_dp_holds
+    from velocity.specs import parse_strategy
+
+    unguarded = sorted(
+        {r.spec.strategy for r in results if r.spec.server_dp is not None and not server_dp_holds(parse_strategy(r.spec.strategy))}
+    )
+    if not unguarded:
+        return []
+    return [
+        f"Server DP without ε: {', '.join(unguarded)} got noise calibrated to the mean of clipped updates, but a robust rule "
+        "or a pre-aggregator can move further than the mean when one client changes, so no ε is stated for "
+        f"{'them' if len(unguarded) > 1 else 'it'}: compare their accuracy at the same noise, not their privacy."
+    ]
 
 
 def _weak_attacks(results: Sequence[RunResult]) -> list[str]:
@@ -197,7 +216,7 @@ def _weak_attacks(results: Sequence[RunResult]) -> list[str]:
             continue
         rate = r.metric("final_attack_success")
         if not math.isnan(rate):  # a targeted attack aims to keep accuracy: its measure is its success rate
-            success.setdefault(r.spec.attack_label, {}).setdefault(r.spec.strategy, []).append(rate)
+            success.setdefault(r.spec.attack_label, {}).setdefault(r.spec.strategy_label, []).append(rate)
             continue
         twin = clean.get((r.spec.clean_twin().config_key, r.spec.seed))
         if twin is None:

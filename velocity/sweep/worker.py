@@ -156,11 +156,18 @@ def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "mean_accuracy": None,
             "late_accuracy_gain": None,
             "final_attack_success": None,
+            "final_dp_epsilon": None,
+            "final_server_dp_epsilon": None,
         }
         return {**empty, **defence_metrics([])}
     losses = [r["global_loss"] for r in rows]
     accs = [r["accuracy"] for r in rows]
     success = [r.get("attack_success", math.nan) for r in rows]
+
+    def last(key: str) -> float | None:
+        value = rows[-1].get(key, math.nan)
+        return None if math.isnan(value) else value
+
     return {
         "final_loss": losses[-1],
         "final_accuracy": accs[-1],
@@ -169,5 +176,8 @@ def round_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "late_accuracy_gain": late_accuracy_gain(accs),
         # a targeted attack's success rate: last round, and its mean (None when not measured)
         "final_attack_success": None if math.isnan(success[-1]) else success[-1],
+        # the privacy spent by the end (None without DP, or where server DP is no guarantee)
+        "final_dp_epsilon": last("dp_epsilon"),
+        "final_server_dp_epsilon": last("server_dp_epsilon"),
         **defence_metrics(rows),
     }

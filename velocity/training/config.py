@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from velocity.privacy import ClientDP
+
 
 @dataclass(frozen=True)
 class LocalTrainingConfig:
     """SGD on each client, PyTorch semantics (``torch.optim.SGD``: weight decay added to the
     gradient, momentum buffer without dampening). ``mu > 0`` adds FedProx's proximal term
-    (mu/2)·‖w − w_global‖² (Li et al., MLSys 2020).
+    (mu/2)·‖w − w_global‖² (Li et al., MLSys 2020). ``dp`` trains with DP-SGD
+    (:class:`velocity.privacy.ClientDP`): Poisson-sampled batches, each example's gradient
+    clipped, Gaussian noise on their sum; weight decay, momentum and the proximal term act on
+    that private gradient (they read no data).
 
     The defaults are the run defaults too (``RunSpec`` reads them from here). They were chosen to
     converge within the default 10 rounds on every built-in data set and model: plain SGD at
@@ -22,6 +27,7 @@ class LocalTrainingConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     mu: float = 0.0
+    dp: ClientDP | None = None
 
     def __post_init__(self) -> None:
         checks = [

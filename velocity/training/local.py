@@ -9,13 +9,17 @@ the training tensors) every client visits this round — so they compute the sam
   are rows of one matrix and one ``torch.func.vmap``-ed gradient step advances every client
   still training. A client's last, smaller batch is padded with masked examples.
 
+With DP-SGD (``cfg.dp``) both take per-example gradients with ``torch.func`` (``vmap`` of
+``grad`` over a batch's examples), clip each, sum them and add noise drawn from each client's
+own generator, so the two trainers add the same noise.
+
 :func:`prefers_batched` says which of the two is faster for a model on a device.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,9 +34,16 @@ from velocity.training.config import LocalTrainingConfig
 
 @dataclass(frozen=True)
 class ClientBatchPlan:
-    """``batches[i]`` is client i's ordered list of minibatches (int64 index tensors into x/y)."""
+    """``batches[i]`` is client i's ordered list of minibatches (int64 index tensors into x/y).
+
+    For DP-SGD, ``sample_rates[i]`` is client i's Poisson sample rate q (each example is in each
+    batch with probability q), ``expected_batch[i]`` = q · its examples (the divisor of its noisy
+    gradient sums), and ``noise_seeds[i]`` seeds the generator of its noise."""
 
     batches: tuple[tuple[torch.Tensor, ...], ...]
+    sample_rates: tuple[float, ...] | None = None
+    expected_batch: tuple[float, ...] | None = None
+    noise_seeds: tuple[int, ...] | None = None
 
     @property
     def num_clients(self) -> int:
@@ -49,7 +60,14 @@ class ClientBatchPlan:
         client_ids: Sequence[int],
     ) -> ClientBatchPlan:
         """Shuffle each client's examples every local epoch with a generator seeded by
-        (seed, round, client id), so the plan does not depend on which other clients were sampled."""
+        (seed, round, client id), so the plan does not depend on which other clients were sampled.
+
+        With DP-SGD the batches are Poisson samples instead, as the accountant assumes: each
+        epoch is ⌈examples / batch_size⌉ steps, each taking every example with probability q = 1
+        / that many steps (Opacus's Poisson data loader), so a batch holds batch_size examples on
+        average and may be empty."""
+        if cfg.dp is not None:
+            return cls._poisson(client_indices, cfg, seed=seed, round=round, client_ids=client_ids)
         plans = []
         for cid, idx in zip(client_ids, client_indices, strict=True):
             rng = np.random.default_rng([seed, round, int(cid)])
@@ -59,6 +77,46 @@ class ClientBatchPlan:
                 batches += [torch.from_numpy(perm[s : s + cfg.batch_size].astype(np.int64)) for s in range(0, len(perm), cfg.batch_size)]
             plans.append(tuple(batches))
         return cls(tuple(plans))
+
+    @classmethod
+    def _poisson(
+        cls, client_indices: Sequence[np.ndarray], cfg: LocalTrainingConfig, *, seed: int, round: int, client_ids: Sequence[int]
+    ) -> ClientBatchPlan:
+        plans, rates, expected, noise_seeds = [], [], [], []
+        for cid, idx in zip(client_ids, client_indices, strict=True):
+            idx = np.asarray(idx)
+            steps = max(1, -(-len(idx) // cfg.batch_size))
+            q = 1.0 / steps
+            rng = np.random.default_rng([seed, round, int(cid), 0xD9])
+            draws = rng.random((cfg.local_epochs * steps, len(idx))) < q
+            plans.append(tuple(torch.from_numpy(idx[row].astype(np.int64)) for row in draws))
+            rates.append(q)
+            expected.append(q * len(idx))
+            noise_seeds.append(int(np.random.SeedSequence([seed, round, int(cid), 0xD9]).generate_state(1, np.uint64)[0] >> 1))
+        return cls(tuple(plans), tuple(rates), tuple(expected), tuple(noise_seeds))
+
+    def noise_generator(self, i: int, device: torch.device) -> torch.Generator:
+        """Client i's generator of DP-SGD noise."""
+        assert self.noise_seeds is not None, "a plan without DP-SGD draws no noise"
+        return torch.Generator(device=device).manual_seed(self.noise_seeds[i])
+
+
+def _per_example_loss(model: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The loss of one example (its input without the batch axis) as a function of the parameters."""
+
+    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    return loss
+
+
+def clipped_gradient_sum(per_example: dict[str, torch.Tensor], mask: torch.Tensor, max_norm: float) -> dict[str, torch.Tensor]:
+    """Σ_j mask_j · g_j · min(1, C / ‖g_j‖) over a batch's per-example gradients (leading axis),
+    the norm over all parameters together: DP-SGD's clipped sum (Abadi et al., CCS 2016; the
+    1e-6 keeps a zero gradient finite, as Opacus's clipper does)."""
+    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in per_example.values()]).sum(0).sqrt()
+    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0) * mask
+    return {n: torch.tensordot(factor, g, dims=1) for n, g in per_example.items()}
 
 
 def flatten_params(model: nn.Module) -> torch.Tensor:
@@ -79,14 +137,20 @@ def train_clients_loop(
     params = list(local.parameters())
     # the global parameters, as views of global_params shaped like the model's (never written)
     anchor = [v.view_as(p) for v, p in zip(global_params.split([p.numel() for p in params]), params, strict=True)]
+    private = None if cfg.dp is None else _LoopDP(local, cfg, plan, x.device)
     for i, batches in enumerate(plan.batches):
         with torch.no_grad():
             for p, a in zip(params, anchor, strict=True):
                 p.copy_(a)
         opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        noise = None if private is None else plan.noise_generator(i, x.device)
         for batch in batches:
             idx = batch.to(x.device)
             opt.zero_grad()
+            if private is not None and noise is not None:
+                private.set_gradients(params, anchor, x[idx], y[idx], i, noise)
+                opt.step()
+                continue
             loss = F.cross_entropy(local(x[idx]), y[idx])
             if cfg.mu > 0:
                 loss = loss + cfg.mu / 2 * sum(((p - a) ** 2).sum() for p, a in zip(params, anchor, strict=True))
@@ -95,6 +159,41 @@ def train_clients_loop(
         torch.cat([p.detach().reshape(-1) for p in params], out=updates[i])
         updates[i] -= global_params
     return updates
+
+
+class _LoopDP:
+    """DP-SGD's gradient for the reference trainer, one client's batch at a time."""
+
+    def __init__(self, local: nn.Module, cfg: LocalTrainingConfig, plan: ClientBatchPlan, device: torch.device) -> None:
+        assert cfg.dp is not None and plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
+        self.cfg, self.dp, self.expected = cfg, cfg.dp, plan.expected_batch
+        self.names = [n for n, _ in local.named_parameters()]
+        self.per_example = vmap(grad(_per_example_loss(local)), in_dims=(None, 0, 0))
+        self.device = device
+
+    def set_gradients(
+        self,
+        params: list[nn.Parameter],
+        anchor: list[torch.Tensor],
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        client: int,
+        noise: torch.Generator,
+    ) -> None:
+        """Each parameter's .grad: (clipped sum + N(0, σ²C²)) / expected batch, plus the proximal term."""
+        dp = self.dp
+        with torch.no_grad():
+            current = {n: p.detach() for n, p in zip(self.names, params, strict=True)}
+            if len(yb) > 0:
+                sums = clipped_gradient_sum(self.per_example(current, xb, yb), torch.ones(len(yb), device=self.device), dp.max_grad_norm)
+            else:  # an empty Poisson batch: noise alone
+                sums = {n: torch.zeros_like(v) for n, v in current.items()}
+            for n, p, a in zip(self.names, params, anchor, strict=True):
+                z = torch.empty_like(p).normal_(generator=noise)
+                g = (sums[n] + dp.noise_multiplier * dp.max_grad_norm * z) / self.expected[client]
+                if self.cfg.mu > 0:
+                    g = g + self.cfg.mu * (p.detach() - a)
+                p.grad = g
 
 
 def train_clients_batched(
@@ -131,7 +230,7 @@ def train_clients_batched(
     steps = max(steps_of, default=0)
     # The widest batch drawn, not cfg.batch_size: a batch size above a client's data (10**9 was
     # tried) pads nothing, and the padding stays bounded by the data's size.
-    bsz = max((len(idx) for batches in plan.batches for idx in batches), default=1)
+    bsz = max(1, max((len(idx) for batches in plan.batches for idx in batches), default=1))  # (Poisson batches may all be empty)
     # Padded global indices and masks, (k, steps, bsz) in training order: one gather per step.
     host_index = np.zeros((k, steps, bsz), dtype=np.int64)
     sizes = np.zeros((k, steps, 1), dtype=np.int64)
@@ -151,12 +250,33 @@ def train_clients_batched(
         return loss
 
     step_grads = vmap(grad(loss_fn))
+    dp = cfg.dp
+    if dp is not None:
+        assert plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
+        per_example = vmap(grad(_per_example_loss(template)), in_dims=(None, 0, 0))
+
+        def clipped_sums(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> dict[str, torch.Tensor]:
+            return clipped_gradient_sum(per_example(p, xb, yb), mb, dp.max_grad_norm)
+
+        step_sums = vmap(clipped_sums)
+        generators = [plan.noise_generator(i, x.device) for i in order]  # row r's
+        divisor = torch.tensor([plan.expected_batch[i] for i in order], dtype=global_params.dtype, device=x.device)
     with torch.no_grad():
         for t in range(steps):
             live = sum(1 for s in steps_of if s > t)  # clients still training: the first `live` rows
             current = {n: params[n][:live] for n in names}
             idx = index[:live, t]
-            grads = step_grads(current, x[idx], y[idx], mask[:live, t])
+            if dp is None:
+                grads = step_grads(current, x[idx], y[idx], mask[:live, t])
+            else:
+                grads = step_sums(current, x[idx], y[idx], mask[:live, t])
+                for n in names:
+                    z = torch.empty_like(grads[n])
+                    for r in range(live):  # each client's noise from its own generator, parameter by parameter as the loop trainer
+                        z[r].normal_(generator=generators[r])
+                    grads[n] = (grads[n] + dp.noise_multiplier * dp.max_grad_norm * z) / divisor[:live].view(-1, *[1] * (z.dim() - 1))
+                    if cfg.mu > 0:
+                        grads[n] = grads[n] + cfg.mu * (current[n] - anchor[n])
             for n in names:
                 # torch.optim.SGD's single-tensor step, operation for operation
                 g = grads[n]
@@ -187,12 +307,13 @@ def prefers_batched(model: nn.Module, device: torch.device) -> bool:
     return not any(isinstance(m, convolutions) for m in model.modules())
 
 
-def batched_memory_floor(clients: int, parameters: int, batch: int, features: int, *, momentum: bool) -> int:
+def batched_memory_floor(clients: int, parameters: int, batch: int, features: int, *, momentum: bool, per_example: bool = False) -> int:
     """The least memory, in bytes, :func:`train_clients_batched` needs: every client's
-    parameters and gradients (and momentum), and one batch of inputs per client, in float32.
-    Activations come on top; this floor only tells a run that cannot fit from one that may."""
+    parameters and gradients (and momentum), one batch of inputs per client, and with DP-SGD
+    (``per_example``) every example's gradient, in float32. Activations come on top; this floor
+    only tells a run that cannot fit from one that may."""
     copies = 3 if momentum else 2
-    return 4 * clients * (copies * parameters + batch * features)
+    return 4 * clients * (copies * parameters + batch * features + (batch * parameters if per_example else 0))
 
 
 def available_memory() -> int | None:

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 
 use crate::attacks::{attack_round, AttackOutcome, AttackRound, Defence, UpdateAttack};
@@ -55,6 +56,9 @@ pub struct RoundSummary {
     /// Updates clipped this round and the radius used (clipping rules and pre-aggregators).
     pub clipped: Option<usize>,
     pub clip_radius: Option<f64>,
+    /// With server-side DP: the standard deviation of the Gaussian noise added to each
+    /// coordinate of the aggregate (z·C/n).
+    pub server_noise_std: Option<f64>,
     pub attack_ms: f64,
     pub aggregate_ms: f64,
     pub server_ms: f64,
@@ -71,6 +75,32 @@ pub struct OrchestratorConfig {
     pub malicious: Option<Vec<usize>>,
     pub num_malicious: usize,
     pub seed: u64,
+    /// Server-side differential privacy (DP-FedAvg); none when `None`.
+    pub server_dp: Option<ServerDp>,
+}
+
+/// DP-FedAvg's server side (McMahan, Ramage, Talwar, Zhang, "Learning Differentially Private
+/// Recurrent Language Models", ICLR 2018): every update clipped to norm `clip`, each client
+/// counted once (equal weights), and Gaussian noise of standard deviation
+/// `noise_multiplier · clip / n` added to the aggregate of the n sampled updates. For the mean
+/// that is the Gaussian mechanism on a sum of sensitivity `clip`; a robust rule's output can move
+/// further when one client changes, so the noise gives it no such guarantee.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ServerDp {
+    pub clip: f64,
+    pub noise_multiplier: f64,
+}
+
+impl ServerDp {
+    pub fn new(clip: f64, noise_multiplier: f64) -> Result<Self> {
+        if !(clip.is_finite() && clip > 0.0) {
+            return Err(VflError::expected("server_dp's clip", "a finite value > 0", clip));
+        }
+        if !(noise_multiplier.is_finite() && noise_multiplier > 0.0) {
+            return Err(VflError::expected("server_dp's noise_multiplier", "a finite value > 0", noise_multiplier));
+        }
+        Ok(ServerDp { clip, noise_multiplier })
+    }
 }
 
 pub struct Orchestrator {
@@ -80,12 +110,16 @@ pub struct Orchestrator {
     num_clients: usize,
     malicious: BTreeSet<usize>,
     seed: u64,
+    server_dp: Option<ServerDp>,
     global: Option<Vec<f32>>,
     history: Vec<RoundSummary>,
 }
 
 /// Salt of the aggregation's random stream (bucketing's shuffle), apart from the attacks'.
 const AGGREGATION_STREAM: u64 = 0xA66E_6A7E_0000_0001;
+/// Salt of server-side DP's noise: a stream of its own, so the noise neither shifts the other
+/// draws nor is known to an adaptive attack that replays the aggregation.
+const PRIVACY_STREAM: u64 = 0xD1FF_0000_0000_0002;
 
 /// SplitMix64 finaliser: decorrelates per-round seeds derived from one run seed.
 fn mix(seed: u64, round: u64) -> u64 {
@@ -129,13 +163,19 @@ impl Orchestrator {
                 attacks.push(u);
             }
         }
+        let strategy = Strategy::new(cfg.strategy)?;
+        let strategy = match cfg.server_dp {
+            Some(dp) => strategy.behind_update_clip(ServerDp::new(dp.clip, dp.noise_multiplier)?.clip)?,
+            None => strategy,
+        };
         Ok(Orchestrator {
-            strategy: Strategy::new(cfg.strategy)?,
+            strategy,
             attacks,
             attack_configs: cfg.attacks,
             num_clients: cfg.num_clients,
             malicious,
             seed: cfg.seed,
+            server_dp: cfg.server_dp,
             global: None,
             history: Vec::new(),
         })
@@ -169,6 +209,10 @@ impl Orchestrator {
         &self.history
     }
 
+    pub fn server_dp(&self) -> Option<ServerDp> {
+        self.server_dp
+    }
+
     /// Run one round on the sampled clients' updates (`n × d`, one row per client).
     /// `server_update`: the server's own update on its root data, for rules that need one (FLTrust).
     pub fn step(
@@ -200,6 +244,8 @@ impl Orchestrator {
             return Err(VflError::expected("the update size", format!("{} parameters (the global model)", global.len()), d));
         }
         let round = self.history.len() + 1;
+        // DP-FedAvg counts every client once: a weight would scale one client's influence past the clip.
+        let weights = if self.server_dp.is_some() { None } else { weights };
         // Separate streams for the attacks and the aggregation, so that an adaptive attack can
         // replay the aggregation exactly, whatever the attacks before it drew.
         let mut attack_rng = ChaCha8Rng::seed_from_u64(mix(self.seed, round as u64));
@@ -245,6 +291,16 @@ impl Orchestrator {
                 (agg, trace, stats)
             }
         };
+        let mut agg = agg;
+        let server_noise_std = self.server_dp.map(|dp| {
+            let std = dp.noise_multiplier * dp.clip / n as f64;
+            let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed ^ PRIVACY_STREAM, round as u64));
+            for v in agg.iter_mut() {
+                let z: f64 = StandardNormal.sample(&mut rng);
+                *v = (*v as f64 + std * z) as f32;
+            }
+            std
+        });
         let t2 = Instant::now();
         let global = self.global.as_mut().expect("initialised above");
         self.strategy.server_step(global, &agg)?;
@@ -282,6 +338,7 @@ impl Orchestrator {
             detection_recall: defence.recall,
             clipped: trace.clipped,
             clip_radius: trace.radius,
+            server_noise_std,
             client_ids: ids,
             attack_ms: ms(t0, t1),
             aggregate_ms: ms(t1, t2),

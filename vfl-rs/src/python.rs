@@ -16,7 +16,7 @@ use crate::attacks::{attack_round, AttackRound, Defence, UpdateAttack};
 use crate::error::VflError;
 use crate::matrix::{Matrix, OwnedMatrix};
 use crate::mixing::Mixer;
-use crate::orchestrator::{Orchestrator, OrchestratorConfig};
+use crate::orchestrator::{Orchestrator, OrchestratorConfig, ServerDp};
 use crate::registry::{registry_json, Kind};
 use crate::spec::{parse_attack, parse_component_of, StrategySpec};
 use crate::strategy::{NonFinite, RoundInputs, Strategy};
@@ -259,7 +259,8 @@ struct PyOrchestrator {
 #[pymethods]
 impl PyOrchestrator {
     #[new]
-    #[pyo3(signature = (strategy, attacks, num_clients, num_malicious=0, malicious=None, seed=0))]
+    /// `server_dp`: (clip, noise_multiplier) of DP-FedAvg's server side, or None.
+    #[pyo3(signature = (strategy, attacks, num_clients, num_malicious=0, malicious=None, seed=0, server_dp=None))]
     fn new(
         strategy: &PyStrategy,
         attacks: &str,
@@ -267,7 +268,9 @@ impl PyOrchestrator {
         num_malicious: usize,
         malicious: Option<Vec<usize>>,
         seed: u64,
+        server_dp: Option<(f64, f64)>,
     ) -> PyResult<Self> {
+        let server_dp = server_dp.map(|(clip, z)| ServerDp::new(clip, z)).transpose()?;
         let inner = Orchestrator::new(OrchestratorConfig {
             strategy: strategy.spec.clone(),
             attacks: attacks_from(attacks)?,
@@ -275,6 +278,7 @@ impl PyOrchestrator {
             malicious,
             num_malicious,
             seed,
+            server_dp,
         })?;
         Ok(PyOrchestrator { inner })
     }

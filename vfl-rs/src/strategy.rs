@@ -59,6 +59,18 @@ impl Strategy {
         Ok(Strategy { spec, pre, rule, server })
     }
 
+    /// This strategy behind a clip of every update to norm `c`, before its own pre-aggregators:
+    /// the per-client bound of DP-FedAvg (McMahan et al., "Learning Differentially Private
+    /// Recurrent Language Models", ICLR 2018). The spec is unchanged: the clip is the round's
+    /// privacy setting, not part of the rule, and adaptive attacks replay it with the rule.
+    pub fn behind_update_clip(mut self, c: f64) -> Result<Self> {
+        if !(c.is_finite() && c > 0.0) {
+            return Err(VflError::expected("the update clip", "a finite value > 0", c));
+        }
+        self.pre.insert(0, PreAggregator::Clipping { c: Some(c) });
+        Ok(self)
+    }
+
     fn accepts_non_finite(&self) -> bool {
         self.spec.pre.iter().all(|c| c.spec.accepts_non_finite) && self.spec.rule.spec.accepts_non_finite
     }

@@ -227,6 +227,7 @@ fn one_round(strategy: &str, attack: serde_json::Value, x: &OwnedMatrix, malicio
         malicious: Some(malicious.to_vec()),
         num_malicious: 0,
         seed,
+        server_dp: None,
     })
     .unwrap();
     o.step(x.view(), None, None, None).unwrap_or_else(|e| panic!("{strategy} / {attack}: {e}")).clone()
@@ -310,6 +311,7 @@ fn global_after(strategy: &str, attacks: serde_json::Value, x: &OwnedMatrix, mal
         malicious: Some(malicious.to_vec()),
         num_malicious: 0,
         seed,
+        server_dp: None,
     })
     .unwrap();
     let summary = o.step(x.view(), None, None, None).unwrap_or_else(|e| panic!("{strategy}: {e}")).clone();

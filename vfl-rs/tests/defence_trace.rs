@@ -109,6 +109,7 @@ fn the_orchestrator_reads_the_trace_against_the_malicious_clients() {
             malicious: Some(vec![6, 5]),
             num_malicious: 2,
             seed: 0,
+            server_dp: None,
         })
         .unwrap();
         o.step(x.view(), None, None, None).unwrap().clone()

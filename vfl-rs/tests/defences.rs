@@ -227,6 +227,7 @@ fn foolsgold_catches_the_sybil_attack_in_a_round_and_refuses_bucketing() {
         malicious: Some(vec![2, 5, 7]),
         num_malicious: 0,
         seed: 1,
+        server_dp: None,
     })
     .unwrap();
     for _ in 0..3 {

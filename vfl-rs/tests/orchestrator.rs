@@ -22,12 +22,13 @@ fn orch(
         malicious,
         num_malicious,
         seed,
+        server_dp: None,
     })
     .unwrap()
 }
 
 fn new_err(num_clients: usize, malicious: Option<Vec<usize>>, num_malicious: usize, attacks: Vec<vfl::ComponentConfig>) -> String {
-    let cfg = OrchestratorConfig { strategy: spec("FedAvg"), attacks, num_clients, malicious, num_malicious, seed: 0 };
+    let cfg = OrchestratorConfig { strategy: spec("FedAvg"), attacks, num_clients, malicious, num_malicious, seed: 0, server_dp: None };
     match Orchestrator::new(cfg) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e.to_string(),
@@ -289,6 +290,131 @@ fn every_path_keeps_the_same_books() {
                 };
                 let want = honest_mean.iter().map(|v| v * v).sum::<f64>().sqrt();
                 assert!((s.honest_mean_norm - want).abs() <= 1e-5 * want, "{strategy}, n = {n}: {} vs {want}", s.honest_mean_norm);
+            }
+        }
+    }
+}
+
+fn private(strategy: &str, attacks: &[&str], num_clients: usize, malicious: Vec<usize>, clip: f64, z: f64, seed: u64) -> Orchestrator {
+    Orchestrator::new(OrchestratorConfig {
+        strategy: spec(strategy),
+        attacks: attacks.iter().map(|a| parse_attack(&json!(a)).unwrap()).collect(),
+        num_clients,
+        malicious: Some(malicious),
+        num_malicious: 0,
+        seed,
+        server_dp: Some(vfl::orchestrator::ServerDp { clip, noise_multiplier: z }),
+    })
+    .unwrap()
+}
+
+/// Rows of norm `scale · (i + 1)`, each a different direction (seeded).
+fn spread_rows(n: usize, d: usize, scale: f64) -> OwnedMatrix {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut m = OwnedMatrix::zeros(n, d);
+    for i in 0..n {
+        let row: Vec<f64> = (0..d).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let norm = row.iter().map(|v| v * v).sum::<f64>().sqrt();
+        for (o, v) in m.row_mut(i).iter_mut().zip(&row) {
+            *o = (v / norm * scale * (i + 1) as f64) as f32;
+        }
+    }
+    m
+}
+
+#[test]
+fn server_dp_clips_every_update_and_adds_noise_of_the_stated_scale() {
+    // n = 8 rows of norms 0.5, 1.0, …, 4.0 and clip C = 1.25: rows 2..7 are clipped. With the
+    // global model at 0, the new model is mean(clipped) + N(0, (zC/n)²) per coordinate; the
+    // client weights are ignored (each client counts once).
+    let (n, d, clip, z) = (8, 200_000, 1.25, 2.0);
+    let x = spread_rows(n, d, 0.5);
+    let mut o = private("FedAvg", &[], n, vec![], clip, z, 3);
+    o.set_global_model(vec![0.0; d]).unwrap();
+    let weights: Vec<f64> = (1..=n).map(|i| i as f64 * 10.0).collect();
+    let s = o.step(x.view(), Some(&weights), None, None).unwrap().clone();
+    assert_eq!((s.clipped, s.clip_radius), (Some(6), Some(clip)));
+    let std = z * clip / n as f64;
+    assert_eq!(s.server_noise_std, Some(std));
+    let mean_clipped: Vec<f64> = (0..d)
+        .map(|j| {
+            (0..n)
+                .map(|i| {
+                    let norm = 0.5 * (i + 1) as f64;
+                    x.row(i)[j] as f64 * (clip / norm).min(1.0)
+                })
+                .sum::<f64>()
+                / n as f64
+        })
+        .collect();
+    let noise: Vec<f64> = o.global_model().unwrap().iter().zip(&mean_clipped).map(|(&g, m)| g as f64 - m).collect();
+    let mean = noise.iter().sum::<f64>() / d as f64;
+    let sd = (noise.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d - 1) as f64).sqrt();
+    // The sample mean has sd std/√d and the sample sd has sd ≈ std/√(2d) (0.16 % at this d):
+    // five of those either way, with float32 rounding (~1e-7 relative) far below.
+    assert!(mean.abs() < 5.0 * std / (d as f64).sqrt(), "noise mean {mean} for std {std}");
+    assert!((sd / std - 1.0).abs() < 5.0 / (2.0 * d as f64).sqrt(), "noise sd {sd}, want {std}");
+    // a Gaussian's kurtosis is 3: a uniform (1.8) or a Laplace (6) would fail it
+    let kurtosis = noise.iter().map(|v| ((v - mean) / sd).powi(4)).sum::<f64>() / d as f64;
+    assert!((kurtosis - 3.0).abs() < 0.1, "kurtosis {kurtosis}");
+}
+
+#[test]
+fn server_dp_noise_is_seeded_per_round_and_apart_from_the_rule() {
+    let x = spread_rows(6, 1000, 1.0);
+    let run = |seed: u64| {
+        let mut o = private("FedAvg", &[], 6, vec![], 1.0, 1.0, seed);
+        o.set_global_model(vec![0.0; 1000]).unwrap();
+        o.step(x.view(), None, None, None).unwrap();
+        let first = o.global_model().unwrap().to_vec();
+        o.step(x.view(), None, None, None).unwrap();
+        let second: Vec<f32> = o.global_model().unwrap().iter().zip(&first).map(|(b, a)| b - a).collect();
+        (first, second)
+    };
+    let (a1, a2) = run(5);
+    assert_eq!(run(5), (a1.clone(), a2.clone()), "same seed, same noise");
+    assert_ne!(a1, a2, "a new round draws new noise");
+    assert_ne!(run(6).0, a1, "another seed, other noise");
+}
+
+#[test]
+fn server_dp_composes_with_robust_rules_and_attacks() {
+    // Krum behind the clip: the attacker's huge update is clipped like any other before Krum
+    // sees it, the round still names who Krum kept, and the noise is on top of Krum's choice.
+    let n = 7;
+    let x = spread_rows(n, 500, 0.1);
+    let mut o = private("Krum(f=1)", &["scaling(factor=1000)"], n, vec![6], 0.25, 0.5, 0);
+    let s = step(&mut o, &x);
+    assert!(s.selected.as_ref().is_some_and(|k| k.len() == 1), "{:?}", s.selected);
+    // rows of norms 0.1, …, 0.7 (the last one scaled by 1000): the five above 0.25 are clipped
+    assert_eq!((s.clipped, s.clip_radius), (Some(5), Some(0.25)));
+    assert_eq!(s.server_noise_std, Some(0.5 * 0.25 / n as f64));
+    // what the defence saw is reported before the clip: the attacker's norm is its own
+    assert!(s.update_norms[6] > 100.0, "{:?}", s.update_norms);
+    let plain = step(&mut orch("Krum(f=1)", &[], n, None, 0, 0), &x);
+    assert_eq!(plain.server_noise_std, None);
+}
+
+#[test]
+fn server_dp_refuses_a_clip_or_noise_that_is_not_positive() {
+    for (clip, z, part) in
+        [(0.0, 1.0, "clip"), (-1.0, 1.0, "clip"), (f64::NAN, 1.0, "clip"), (1.0, 0.0, "noise_multiplier"), (1.0, -2.0, "noise_multiplier")]
+    {
+        let cfg = OrchestratorConfig {
+            strategy: spec("FedAvg"),
+            attacks: vec![],
+            num_clients: 3,
+            malicious: None,
+            num_malicious: 0,
+            seed: 0,
+            server_dp: Some(vfl::orchestrator::ServerDp { clip, noise_multiplier: z }),
+        };
+        match Orchestrator::new(cfg) {
+            Ok(_) => panic!("clip {clip}, z {z} accepted"),
+            Err(e) => {
+                assert_contains(&e.to_string(), part);
+                assert_contains(&e.to_string(), "Expected");
             }
         }
     }

@@ -337,6 +337,7 @@ proptest! {
                 malicious: Some(malicious.clone()),
                 num_malicious: 0,
                 seed,
+                server_dp: None,
             }).unwrap();
             let _ = o.step(x.view(), w.as_deref(), None, None);
         }

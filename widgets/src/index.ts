@@ -247,11 +247,18 @@ function numberInput(
   return input;
 }
 
+const RANKING_HEADERS = ["#", "run", "status", "accuracy", "Δ acc vs clean", "loss", "Δ loss vs clean", "attack success", "malicious share", "ε"];
+/** Columns shown only when a run has them (the table's vfl-with-success / vfl-with-epsilon). */
+const HEADER_CLASS: Record<string, string> = { "attack success": "vfl-success", ε: "vfl-epsilon" };
+
 function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy, shown: number[] | null): void {
   body.replaceChildren();
   // the attack-success column only when a targeted attack (backdoor, targeted flipping) ran
   const success = runs.some((e) => e.attack_success !== null && e.attack_success !== undefined);
   body.closest("table")?.classList.toggle("vfl-with-success", success);
+  // the privacy column only when a run has DP
+  const privacy = runs.some((e) => e.dp_epsilon != null || e.server_dp_epsilon != null);
+  body.closest("table")?.classList.toggle("vfl-with-epsilon", privacy);
   for (const { entry, rank, leader } of rankRuns(shownEntries(runs, shown), by)) {
     const row = h("tr", { "data-status": entry.status, "data-run": entry.run });
     if (leader) row.classList.add("vfl-leader");
@@ -273,9 +280,22 @@ function renderTable(body: HTMLTableSectionElement, runs: RunEntry[], by: RankBy
       h("td", { class: "vfl-num vfl-change" }, formatChange(entry.loss_change, 4)),
       h("td", { class: "vfl-num vfl-success", title: "the targeted attack's success rate" }, entry.attack_success === null || entry.attack_success === undefined ? "" : formatNumber(entry.attack_success, 2)),
       defenceCell(entry),
+      epsilonCell(entry),
     );
     body.append(row);
   }
+}
+
+/** The privacy spent: DP-SGD's ε (per example) and server DP's (per client), whichever the run has. */
+function epsilonCell(entry: RunEntry): HTMLTableCellElement {
+  const parts: string[] = [];
+  if (entry.dp_epsilon != null) parts.push(`${formatNumber(entry.dp_epsilon, 2)} (DP-SGD)`);
+  if (entry.server_dp_epsilon != null) parts.push(`${formatNumber(entry.server_dp_epsilon, 2)} (server)`);
+  return h(
+    "td",
+    { class: "vfl-num vfl-epsilon", title: "ε(δ) spent so far: DP-SGD per example (its largest client), server DP per client (the mean only)" },
+    parts.join(" · "),
+  );
 }
 
 /** The malicious updates' share of the aggregate against their share of the weights. */
@@ -576,7 +596,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   const table = h(
     "table",
     { class: "vfl-table", "data-role": "ranking" },
-    h("thead", {}, h("tr", {}, ...["#", "run", "status", "accuracy", "Δ acc vs clean", "loss", "Δ loss vs clean", "attack success", "malicious share"].map((t) => h("th", t === "attack success" ? { class: "vfl-success" } : {}, t)))),
+    h("thead", {}, h("tr", {}, ...RANKING_HEADERS.map((t) => h("th", HEADER_CLASS[t] ? { class: HEADER_CLASS[t] } : {}, t)))),
     tbody,
   );
   const updateTable = () => {

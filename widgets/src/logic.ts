@@ -48,6 +48,10 @@ export interface RunEntry {
   malicious_weight: number | null;
   /** "never acted" when a defending rule neither clipped, excluded nor down-weighted them */
   defence_note: string | null;
+  /** DP-SGD's privacy spent (the largest client's ε, per example): final, or latest while running */
+  dp_epsilon: number | null;
+  /** server DP's (per client, for the mean); null for another rule, whose noise is the mean's */
+  server_dp_epsilon: number | null;
   error: string | null;
 }
 

@@ -32,7 +32,7 @@ function entry(run: string, accuracy: number | null, loss: number | null, status
   return {
     index: 0, run, strategy: run, attack: "none", alpha: "iid", setting: "iid", attack_shown: "none", seed: 0, status, rounds_done: 5, rounds_total: 5,
     accuracy, loss, accuracy_change: null, loss_change: null, attack_success: null, malicious_share: null, malicious_weight: null, defence_note: null,
-    error: status === "failed" ? "boom" : null,
+    dp_epsilon: null, server_dp_epsilon: null, error: status === "failed" ? "boom" : null,
   };
 }
 

@@ -58,7 +58,8 @@ function entry(run: string, accuracy: number | null, status: string): RunEntry {
   return {
     index: 0, run, strategy: run, attack: "none", alpha: "iid", setting: "iid", attack_shown: "none", seed: 0, status, rounds_done: 3, rounds_total: 5,
     accuracy, loss: accuracy === null ? null : 1 - accuracy, accuracy_change: null, loss_change: null,
-    attack_success: null, malicious_share: null, malicious_weight: null, defence_note: null, error: status === "failed" ? "ValueError: boom" : null,
+    attack_success: null, malicious_share: null, malicious_weight: null, defence_note: null, dp_epsilon: null, server_dp_epsilon: null,
+    error: status === "failed" ? "ValueError: boom" : null,
   };
 }
 
@@ -255,6 +256,23 @@ describe("the rendered panel", () => {
     model.change("runs", [{ ...entry("FedAvg", 0.96, "finished"), attack: "backdoor", attack_success: 0.97 }]);
     expect(table.classList.contains("vfl-with-success")).toBe(true);
     expect(el.querySelector('[data-role="ranking"] tbody td.vfl-success')!.textContent).toBe("0.97");
+    cleanup();
+  });
+
+  it("shows the privacy spent only when a run has differential privacy", () => {
+    const { model, el, cleanup } = mount();
+    model.change("runs", [entry("FedAvg", 0.9, "finished")]);
+    const table = el.querySelector('[data-role="ranking"]') as HTMLTableElement;
+    expect(table.classList.contains("vfl-with-epsilon")).toBe(false);
+    model.change("runs", [
+      { ...entry("FedAvg [DP-SGD σ=1 C=1]", 0.8, "finished"), dp_epsilon: 3.456 },
+      { ...entry("FedAvg [server DP z=1 C=1]", 0.7, "finished"), server_dp_epsilon: 12.3 },
+      { ...entry("Krum [server DP z=1 C=1]", 0.6, "finished") },
+    ]);
+    expect(table.classList.contains("vfl-with-epsilon")).toBe(true);
+    const cells = Array.from(el.querySelectorAll('[data-role="ranking"] tbody td.vfl-epsilon')).map((c) => c.textContent);
+    expect(cells).toEqual(["3.46 (DP-SGD)", "12.30 (server)", ""]);
+    expect(el.querySelectorAll('[data-role="ranking"] thead th.vfl-epsilon').length).toBe(1);
     cleanup();
   });
 
