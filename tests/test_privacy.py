@@ -286,3 +286,20 @@ def test_the_command_line_takes_privacy_tables(tmp_path) -> None:
     assert config["dp"] == {"noise_multiplier": 1.2, "max_grad_norm": 0.5, "delta": 1e-5, "accountant": "rdp"}
     with pytest.raises(SystemExit):
         main(["sweep", "--dp", "noise_multiplier", "--out", str(tmp_path / "bad")])
+
+
+def test_the_panels_run_button_keeps_the_sweeps_privacy() -> None:
+    """Runs the panel queues are built on the sweep's first run: its DP settings carry over, and
+    the run table shows their ε once measured."""
+    from velocity.panel.state import Controls, run_table, specs_from_controls
+
+    base = RunSpec(dataset="digits", server_dp={"clip": 0.5, "noise_multiplier": 2.0}, dp={"noise_multiplier": 1.0, "max_grad_norm": 1.0})
+    new, skipped = specs_from_controls(base, Controls(("FedAvg", "FedMedian"), ("none",), None, 0.2, 10, 10), [base])
+    assert skipped == ["FedAvg × none: already in this sweep"]  # FedAvg is the base run itself, privacy included
+    assert [s.strategy for s in new] == ["FedMedian"]
+    assert (new[0].dp, new[0].server_dp) == (base.dp, base.server_dp)
+    table = run_table(
+        [base], ["finished"], {0: {"status": "finished", "final_dp_epsilon": 3.5, "final_server_dp_epsilon": 9.0}}, {}, {0: 3}
+    )
+    assert (table[0]["dp_epsilon"], table[0]["server_dp_epsilon"]) == (3.5, 9.0)
+    assert table[0]["strategy"] == "FedAvg [DP-SGD σ=1 C=1, server DP z=2 C=0.5]"
