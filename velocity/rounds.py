@@ -39,7 +39,7 @@ class Column:
 RUN_COLUMNS: tuple[Column, ...] = (
     Column("run", "str", "the run's name (its label)"),
     Column("index", "int", "the run's position in the sweep"),
-    Column("strategy", "str", "the run's strategy, canonical text"),
+    Column("strategy", "str", "the run's strategy, canonical text, with its privacy in brackets when it has any"),
     Column("attack", "str", "the run's attacks joined by ' + ', or 'none'"),
     Column("alpha", "str", "the Dirichlet α ('inf' for iid) or the partition's name"),
     Column("seed", "int", "the run's seed"),
@@ -239,7 +239,7 @@ def run_identity(spec: RunSpec, index: int) -> dict[str, Any]:
     return {
         "run": spec.label,
         "index": index,
-        "strategy": spec.strategy,
+        "strategy": spec.strategy_label,
         "attack": spec.attack_label,
         "alpha": spec.alpha_label,
         "seed": spec.seed,

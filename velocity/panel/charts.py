@@ -66,7 +66,7 @@ class LineKeys:
         strategies, attacks = dict.fromkeys(self.strategies), dict.fromkeys(self.attacks)
         targeted = self.targeted
         for spec in specs:
-            strategies.setdefault(spec.strategy)
+            strategies.setdefault(spec.strategy_label)  # a rule with and without DP: two colours
             if spec.attack_label not in attacks:
                 attacks[spec.attack_label] = None
                 targeted = targeted or spec.targeted

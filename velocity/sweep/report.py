@@ -90,6 +90,7 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
             "finished": len(done),
             "failed": [{"run": m.spec.label, "error": m.summary.get("error", m.summary.get("status"))} for m in members if not m.finished],
             "config_key": spec.config_key,
+            "server_dp": spec.server_dp is not None,
         }
         for key in ("final_loss", "final_accuracy", "mean_loss", "elapsed_s", "final_attack_success", *EPSILONS):
             mean, ci = mean_ci([m.metric(key) for m in done])
@@ -235,7 +236,7 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])
     # the privacy columns, when a run had DP (and a server-DP run on another rule: its cell is n/a)
     private = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in comp["ranking"])]
-    if any("server DP" in e["strategy"] for e in comp["ranking"]) and "final_server_dp_epsilon" not in private:
+    if any(e.get("server_dp") for e in comp["ranking"]) and "final_server_dp_epsilon" not in private:
         private.append("final_server_dp_epsilon")
     lines.append(
         "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | "
