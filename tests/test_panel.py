@@ -387,6 +387,38 @@ def test_the_panel_keeps_a_quantity_or_natural_partition_and_draws_it() -> None:
     assert counts.shape[0] == 6 and "natural by writer" in describe_partition(natural, None, 6, counts)
 
 
+def test_the_alpha_slider_says_when_the_partition_has_no_alpha_and_keeps_a_skewed_attribute() -> None:
+    from velocity.panel.state import alpha_fixed
+    from velocity.sweep import RunSpec
+
+    natural = RunSpec(dataset="synthetic-mnist", partition="natural", partition_by="writer")
+    assert alpha_fixed(natural) == "new runs keep the sweep's natural by writer partition, which has no Dirichlet α"
+    assert "shard" in alpha_fixed(RunSpec(partition="shard", shards_per_client=2))
+    assert alpha_fixed(RunSpec(alpha=0.5)) == alpha_fixed(RunSpec(partition="quantity")) == alpha_fixed(RunSpec()) == ""
+    # a Dirichlet skew of another attribute: the slider moves that skew's α, and iid drops the attribute
+    site = RunSpec(dataset="synthetic-mnist(samples=600)", model_id="mlp-16", alpha=0.5, partition_by="writer", num_clients=6)
+    new, skipped = specs_from_controls(site, Controls(("FedAvg", "FedMedian"), ("none",), 0.2, 0.0, 3, 6), [])
+    assert skipped == [] and {(s.partition, s.alpha, s.partition_by) for s in new} == {("dirichlet", 0.2, "writer")}
+    new, skipped = specs_from_controls(site, Controls(("FedAvg",), ("none",), None, 0.0, 3, 6), [])
+    assert skipped == [] and [(s.partition, s.partition_by) for s in new] == [("iid", None)]
+
+
+def test_a_panel_on_a_natural_partition_turns_its_slider_off(tmp_path: Path) -> None:
+    from velocity.sweep import RunSpec
+
+    natural = RunSpec(dataset="synthetic-mnist(samples=600)", model_id="mlp-16", partition="natural", partition_by="writer", num_clients=6)
+    panel = SweepPanel(Sweep([natural], out=tmp_path / "natural"), interval=3600)
+    try:
+        assert "natural by writer" in panel.alpha_note and panel.alpha is None
+    finally:
+        panel.close()
+    plain = SweepPanel(Sweep([RunSpec(dataset="digits", alpha=0.5)], out=tmp_path / "plain"), interval=3600)
+    try:
+        assert plain.alpha_note == "" and plain.alpha == 0.5
+    finally:
+        plain.close()
+
+
 def test_the_front_end_test_fixture_is_the_current_chart_specs() -> None:
     fixture = json.loads((ROOT / "widgets" / "test" / "fixtures" / "specs.json").read_text())
     assert fixture == json.loads(json.dumps(chart_specs())), "run `make widgets/test/fixtures/specs.json`"

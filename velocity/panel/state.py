@@ -47,12 +47,11 @@ def alpha_of(spec: RunSpec) -> float | None:
 
 def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str, Any]:
     """The partition arguments of ``base`` with the slider's α and the chosen client count: α is
-    the Dirichlet label skew of an iid or Dirichlet base, and of a quantity skew's clients on top
-    of their sizes; a shard, pathological or natural partition stays as the base has it."""
+    the Dirichlet skew of an iid or Dirichlet base (of the label, or of the attribute the base
+    skews), and of a quantity skew's labels on top of its sizes; a shard, pathological or natural
+    partition stays as the base has it (:func:`alpha_fixed`)."""
     keys: dict[str, Any] = {"num_clients": clients, "min_partition_size": base.min_partition_size, "seed": base.seed}
-    if base.partition == "quantity":
-        keys.update(partition="quantity", alpha=alpha, size_distribution=base.size_distribution, size_skew=base.size_skew)
-    elif base.partition in ("shard", "pathological", "natural"):
+    if alpha_fixed(base):
         keys.update(
             partition=base.partition,
             alpha=None,
@@ -60,11 +59,21 @@ def partition_keys(base: RunSpec, alpha: float | None, clients: int) -> dict[str
             classes_per_client=base.classes_per_client,
             partition_by=base.partition_by,
         )
+    elif base.partition == "quantity":
+        keys.update(partition="quantity", alpha=alpha, size_distribution=base.size_distribution, size_skew=base.size_skew)
     elif alpha is None:
-        keys["partition"] = "iid"
+        keys.update(partition="iid", partition_by=None)
     else:
-        keys.update(partition="dirichlet", alpha=alpha)
+        keys.update(partition="dirichlet", alpha=alpha, partition_by=base.partition_by if base.partition == "dirichlet" else None)
     return keys
+
+
+def alpha_fixed(base: RunSpec) -> str:
+    """Why the α slider leaves new runs' partition as ``base`` has it, or "" when it does not: a
+    shard, pathological or natural partition has no Dirichlet α."""
+    if base.partition in ("shard", "pathological", "natural"):
+        return f"new runs keep the sweep's {base.partition_label} partition, which has no Dirichlet α"
+    return ""
 
 
 def data_holders(base: RunSpec, clients: int, malicious_fraction: float) -> int:

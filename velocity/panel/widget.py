@@ -27,6 +27,7 @@ from velocity.panel.presets import PRESETS, find_preset
 from velocity.panel.state import (
     Controls,
     RoundRate,
+    alpha_fixed,
     alpha_of,
     caption,
     client_rows,
@@ -172,6 +173,7 @@ class SweepPanel(anywidget.AnyWidget):
     ).tag(sync=True)
     # ---- what the user chooses (two-way)
     alpha = traitlets.Float(None, allow_none=True, help="Dirichlet α of new runs; None is iid").tag(sync=True)
+    alpha_note = traitlets.Unicode("", help="why the α slider is off for this sweep's partition ('' when it applies)").tag(sync=True)
     strategies = traitlets.List(traitlets.Unicode()).tag(sync=True)
     attacks = traitlets.List(traitlets.Unicode()).tag(sync=True)
     malicious_fraction = traitlets.Float(0.2).tag(sync=True)
@@ -208,6 +210,7 @@ class SweepPanel(anywidget.AnyWidget):
             strategies=_unique(s.strategy for s in sweep.specs),
             attacks=_unique(s.attack_label for s in sweep.specs),
             alpha=alpha_of(base),
+            alpha_note=alpha_fixed(base),
             malicious_fraction=max((s.malicious_fraction for s in attacked), default=0.2),
             rounds=base.rounds,
             clients=base.num_clients,

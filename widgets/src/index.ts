@@ -399,6 +399,15 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   });
   const iidBox = h("button", { type: "button", class: "vfl-small", "data-control": "iid" }, "iid") as HTMLButtonElement;
   iidBox.disabled = isStatic;
+  // a shard, pathological or natural partition has no α: the slider is off and says why
+  const alphaNote = h("span", { class: "vfl-dim", "data-role": "alpha-note" });
+  const showAlphaNote = () => {
+    const note = String(model.get("alpha_note") ?? "");
+    slider.disabled = iidBox.disabled = isStatic || note !== "";
+    alphaNote.textContent = note;
+    alphaNote.hidden = note === "";
+    alphaText.hidden = note !== "";
+  };
   iidBox.addEventListener("click", () => {
     slider.value = String(IID_POSITION);
     slider.dispatchEvent(new Event("input"));
@@ -499,7 +508,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   };
   controls.append(
     h("div", { class: "vfl-field" }, h("span", { class: "vfl-label" }, "scenario"), presetSelect),
-    h("div", { class: "vfl-field vfl-alpha-field" }, h("span", { class: "vfl-label" }, "Dirichlet α"), slider, iidBox, alphaText),
+    h("div", { class: "vfl-field vfl-alpha-field" }, h("span", { class: "vfl-label" }, "Dirichlet α"), slider, iidBox, alphaText, alphaNote),
     choiceSlot,
     h("div", { class: "vfl-field vfl-strength" }, h("span", { class: "vfl-label" }, "strength"), strengthAttack, strengthParam, strengthValue, strengthAdd, strengthHelp),
     h("div", { class: "vfl-field vfl-numbers" },
@@ -692,6 +701,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
     ["change:label_rows", updateLabels],
     ["change:label_note", updateLabels],
     ["change:alpha", onAlpha],
+    ["change:alpha_note", showAlphaNote],
     ["change:view", () => showView((model.get("view") ?? "progress") as ChartName)],
     ["change:projector", () => showProjector()],
     ["change:strategy_options", renderChoices],
@@ -710,6 +720,7 @@ function render({ model, el }: { model: PanelModel; el: HTMLElement }): () => vo
   ];
   for (const [event, cb] of listeners) model.on(event, cb);
 
+  showAlphaNote();
   showAlpha(model.get("alpha"));
   showView((model.get("view") ?? "progress") as ChartName);
   showProjector();

@@ -259,6 +259,21 @@ describe("the rendered panel", () => {
     cleanup();
   });
 
+  it("turns the α slider off, saying why, when the sweep's partition has no α", () => {
+    const { model, el, cleanup } = mount();
+    const slider = el.querySelector('[data-control="alpha"]') as HTMLInputElement;
+    const note = el.querySelector('[data-role="alpha-note"]') as HTMLElement;
+    expect(slider.disabled).toBe(false);
+    expect(note.hidden).toBe(true);
+    model.change("alpha_note", "new runs keep the sweep's natural by writer partition, which has no Dirichlet α");
+    expect(slider.disabled).toBe(true);
+    expect((el.querySelector('[data-control="iid"]') as HTMLButtonElement).disabled).toBe(true);
+    expect(note.hidden).toBe(false);
+    expect(note.textContent).toContain("natural by writer");
+    expect((el.querySelector('[data-role="alpha"]') as HTMLElement).hidden).toBe(true);
+    cleanup();
+  });
+
   it("shows the privacy spent only when a run has differential privacy", () => {
     const { model, el, cleanup } = mount();
     model.change("runs", [entry("FedAvg", 0.9, "finished")]);
