@@ -277,13 +277,15 @@ privacy = [{}, {dp = {noise_multiplier = 1.0, max_grad_norm = 0.5}}, {server_dp 
             parse_experiment(f'[matrix]\nstrategies = ["FedAvg"]\n{bad}\n')
 
 
-def test_the_command_line_takes_privacy_tables(tmp_path) -> None:
+def test_the_command_line_takes_privacy_tables(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     from velocity.cli import main
 
     assert main(["sweep", "--dataset", "digits", "--model", "logreg", "--rounds", "1", "--clients", "3",
                  "--dp", "noise_multiplier=1.2,max_grad_norm=0.5", "--out", str(tmp_path / "s")]) == 0  # fmt: skip
     config = json.loads(next((tmp_path / "s").glob("*/config.json")).read_text())
     assert config["dp"] == {"noise_multiplier": 1.2, "max_grad_norm": 0.5, "delta": 1e-5, "accountant": "rdp"}
+    summary = json.loads(next((tmp_path / "s").glob("*/summary.json")).read_text())
+    assert f"{summary['final_dp_epsilon']:.2f}" in capsys.readouterr().out  # the terminal's table shows ε
     with pytest.raises(SystemExit):
         main(["sweep", "--dp", "noise_multiplier", "--out", str(tmp_path / "bad")])
 

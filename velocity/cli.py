@@ -223,7 +223,7 @@ def _print_comparison(comp: dict, folder) -> None:
     notices first, then every run. Names are printed literally (``Text``), never as markup."""
     from rich.text import Text
 
-    from velocity.sweep.report import _fmt, timing_line
+    from velocity.sweep.report import EPSILONS, _fmt, timing_line
     from velocity.sweep.verdict import versus_best
 
     verdict = comp["verdict"]
@@ -251,7 +251,8 @@ def _print_comparison(comp: dict, folder) -> None:
     written = (folder / "comparison.md").exists()  # (not on a full disk)
     table = Table(title=Text(f"Every run ({folder}/comparison.md)" if written else "Every run"))
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])  # a targeted attack ran
-    numbers = ("#", "final acc", "attack success", "final loss", "Δ loss vs clean")
+    private = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in comp["ranking"])]  # a run had DP
+    numbers = ("#", "final acc", "attack success", "final loss", "Δ loss vs clean", *(EPSILONS[k] for k in private))
     for col in [
         "#",
         *(["run"] if named else []),
@@ -260,6 +261,7 @@ def _print_comparison(comp: dict, folder) -> None:
         "α",
         "final acc",
         *(["attack success"] if asr else []),
+        *(EPSILONS[k] for k in private),
         "final loss",
         "Δ loss vs clean",
     ]:
@@ -273,6 +275,7 @@ def _print_comparison(comp: dict, folder) -> None:
             Text(e["alpha"]),
             _fmt(e["final_accuracy"], e["final_accuracy_ci95"], 3),
             *([_fmt(e.get("final_attack_success"), e.get("final_attack_success_ci95"), 3)] if asr else []),
+            *(_fmt(e.get(k), e.get(f"{k}_ci95"), 2) for k in private),
             _fmt(e["final_loss"], e["final_loss_ci95"], 3),
             _fmt(e["loss_change_vs_clean"], digits=3),
         )
