@@ -98,6 +98,72 @@ where
     (out, share, summed)
 }
 
+/// The coordinate-wise median of more rows than the sorting networks take, and each row's share
+/// of it, in one read (with the books of `summed`). Each column becomes 64-bit keys, the value's
+/// total-order key above its row index, so one selection on integers finds the middle rows
+/// themselves, ties by row index as `Window` orders them: no copy of the column and no counting
+/// pass. The values are the untraced kernel's to the bit (the same order, the same average).
+pub(crate) fn median_columns_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
+    let (n, d) = (x.n(), x.d());
+    debug_assert!(n as u64 <= 1 << 32, "row indices fit below the keys");
+    let mut out = vec![0f32; d];
+    let k = n / 2;
+    let parts: Vec<(Vec<f64>, Option<Summed>)> = out
+        .par_chunks_mut(GATHER_BLOCK)
+        .enumerate()
+        .map(|(b, out_blk)| {
+            let c0 = b * GATHER_BLOCK;
+            let (buf, block_sum) = match summed {
+                Some(c) => {
+                    let (buf, sum, squares) = gather_columns_summed(x, c0, out_blk.len(), c);
+                    (buf, Some(Summed { sum, norms: squares }))
+                }
+                None => (gather_columns(x, c0, out_blk.len()), None),
+            };
+            let mut keys = vec![0u64; n];
+            let mut counter = ShareCounter::new(n);
+            counter.claim(if n % 2 == 1 { 1 } else { 2 });
+            let counts = counter.counts();
+            for (j, o) in out_blk.iter_mut().enumerate() {
+                for (key, (i, &v)) in keys.iter_mut().zip(buf[j * n..(j + 1) * n].iter().enumerate()) {
+                    *key = row_key(v, i);
+                }
+                let (below, mid, _) = keys.select_nth_unstable(k);
+                let mid = *mid;
+                let m = key_value(mid);
+                counts[key_row(mid)] += 1;
+                *o = if n % 2 == 1 {
+                    m
+                } else {
+                    let below = *below.iter().max().expect("n > 1 rows");
+                    counts[key_row(below)] += 1;
+                    ((key_value(below) as f64 + m as f64) / 2.0) as f32
+                };
+            }
+            (counter.finish(), block_sum)
+        })
+        .collect();
+    let (share, summed) = join_blocks(parts, n, d, summed.is_some());
+    (out, share, summed)
+}
+
+/// A value and its row as one integer ordered as `f32::total_cmp`, ties by row index.
+#[inline(always)]
+fn row_key(v: f32, row: usize) -> u64 {
+    // the total-order key with its sign bit flipped orders as an unsigned integer
+    ((order_key(v) as u32 ^ 0x8000_0000) as u64) << 32 | row as u64
+}
+
+#[inline(always)]
+fn key_value(key: u64) -> f32 {
+    f32::from_bits(total_order_key(((key >> 32) as u32 ^ 0x8000_0000) as i32) as u32)
+}
+
+#[inline(always)]
+fn key_row(key: u64) -> usize {
+    (key & 0xFFFF_FFFF) as usize
+}
+
 /// The blocks' parts joined in block order (bit-identical whatever the thread count): each
 /// row's share averaged over the `d` columns, and the sum's columns with each row's norm.
 pub(crate) fn join_blocks(parts: Vec<(Vec<f64>, Option<Summed>)>, n: usize, d: usize, summed: bool) -> (Vec<f64>, Option<Summed>) {

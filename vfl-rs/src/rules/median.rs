@@ -6,7 +6,7 @@
 
 use crate::matrix::{map_columns, sort_total_order, Matrix};
 use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
-use crate::trace::{map_columns_traced, map_columns_traced_summed, Summed, Window};
+use crate::trace::{map_columns_traced, map_columns_traced_summed, median_columns_traced, Summed, Window};
 
 // Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
 // (sortnet); above, it selects in each gathered column. The two give the same values; the
@@ -72,11 +72,7 @@ pub fn coordinate_median_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>,
         let (out, share) = map_sorted_traced(x, median_rule);
         return (out, share, None);
     }
-    let (lo, hi) = median_window(n);
-    map_columns_traced_summed(x, summed, |_, scratch| {
-        let (value, at_lo, at_hi) = median_and_window(scratch, n);
-        Window { value, lo, hi, at_lo, at_hi }
-    })
+    median_columns_traced(x, summed)
 }
 
 /// The trimmed mean and each row's share of it, in one pass; the output is `trimmed_mean`'s to
@@ -222,7 +218,8 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
         let special = [0.0, -0.0, 1.0, -1.0, 2.5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN];
         let mut out = Vec::new();
-        for n in [1usize, 2, 3, 4, 5, 16, 31, 32, 33, 50, 64, 100, 127, 128] {
+        // (above 128 rows: the median's packed-key selection against the per-column reference)
+        for n in [1usize, 2, 3, 4, 5, 16, 31, 32, 33, 50, 64, 100, 127, 128, 129, 130, 255] {
             for (d, tied) in [(1usize, false), (31, true), (33, false), (300, true), (600, false)] {
                 let rows: Vec<Vec<f32>> = (0..n)
                     .map(|_| {
@@ -247,6 +244,8 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// (Above 128 rows the "networks" are the kernels' own paths: the median's packed keys, the
+    /// per-column selections of the others.)
     #[test]
     fn the_sorting_networks_give_the_selection_kernels_values_and_shares() {
         for m in matrices() {
