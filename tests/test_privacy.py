@@ -271,7 +271,12 @@ privacy = [{}, {dp = {noise_multiplier = 1.0, max_grad_norm = 0.5}}, {server_dp 
         ("privacy = [{epsilon = 1}]", "Expected privacy levels with the keys dp, server_dp, got 'epsilon'"),
         ("privacy = {dp = {noise_multiplier = 1.0, max_grad_norm = 1.0}}", "Expected privacy as a list of tables"),
         ("privacy = [{}, 3]", "Expected each privacy level as a table"),
-        ("privacy = [{dp = {noise_multiplier = -1.0, max_grad_norm = 1.0}}]", "key 'dp.noise_multiplier'"),
+        ("privacy = [{dp = {noise_multiplier = -1.0, max_grad_norm = 1.0}}]", "key 'dp.noise_multiplier': .*greater than 0, got -1.0"),
+        (
+            "privacy = [{dp = {noise_multiplier = 1.0, max_grad_norm = 1.0, sigma = 2}}]",
+            "key 'dp.sigma': unknown key; expected one of: noise_multiplier, max_grad_norm, delta, accountant",
+        ),
+        ("privacy = [{server_dp = {clip = 1.0}}]", "key 'server_dp.noise_multiplier': required, got none"),
     ]:
         with pytest.raises(SpecError, match=message):
             parse_experiment(f'[matrix]\nstrategies = ["FedAvg"]\n{bad}\n')

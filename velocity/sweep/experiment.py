@@ -30,9 +30,9 @@ import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from velocity.sweep.spec import RunSpec
 
@@ -52,12 +52,31 @@ def _explain(err: ValidationError, where: str) -> SpecError:
         key = ".".join(str(p) for p in e["loc"])  # empty: a check of the run as a whole
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            known = ", ".join(RunSpec.model_fields)
+            known = ", ".join(_keys_at(e["loc"][:-1]))
             msg = f"unknown key; expected one of: {known}"
-        elif e["type"] in ("literal_error",):
-            msg = f"{msg}, got {e['input']!r}"
+        elif e["type"] == "missing":
+            msg = "required, got none"
+        elif e["type"] != "value_error" and not isinstance(e.get("input"), (dict, list, tuple)):
+            msg = f"{msg}, got {e['input']!r}"  # what was given, as the user wrote it
         lines.append(f"{where}, key '{key}': {msg}" if key else f"{where}: {msg}")
     return SpecError("\n".join(lines))
+
+
+def _keys_at(loc: Sequence[int | str]) -> list[str]:
+    """The keys of the table at ``loc`` in a run (the run's own keys, or a nested table's such as
+    ``dp``'s)."""
+    model: type[BaseModel] = RunSpec
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        nested = (
+            [t for t in (get_args(field.annotation) or (field.annotation,)) if isinstance(t, type) and issubclass(t, BaseModel)]
+            if field
+            else []
+        )
+        if not nested:
+            break
+        model = nested[0]
+    return list(model.model_fields)
 
 
 def build_spec(values: dict[str, Any], where: str) -> RunSpec:
