@@ -310,3 +310,13 @@ def test_the_panels_run_button_keeps_the_sweeps_privacy() -> None:
     )
     assert (table[0]["dp_epsilon"], table[0]["server_dp_epsilon"]) == (3.5, 9.0)
     assert table[0]["strategy"] == "FedAvg [DP-SGD σ=1 C=1, server DP z=2 C=0.5]"
+
+
+def test_the_server_picks_the_trainer_by_the_size_of_the_per_example_gradients() -> None:
+    """On the CPU, 100 MLP clients (109,386 parameters × 100 clients × batch 32: 1.4 GB of
+    per-example gradients a step) train one by one under DP-SGD and together without it."""
+    data = load_federated("synthetic-mnist", num_clients=100, seed=0)
+    private = LocalTrainingConfig(dp=DP)
+    assert FederatedServer(data, model_id="mlp", local=private, device="cpu", seed=0).batched is False
+    assert FederatedServer(data, model_id="mlp", device="cpu", seed=0).batched is True
+    assert FederatedServer(data, model_id="logreg", local=private, device="cpu", seed=0).batched is True

@@ -130,6 +130,21 @@ def test_the_trainer_is_chosen_by_model_and_device(model_id: str, device: str, e
     assert prefers_batched(model, torch.device(device)) is expected
 
 
+@pytest.mark.parametrize(
+    ("model_id", "device", "expected"),
+    [("logreg", "cpu", True), ("mlp-32", "cpu", False), ("mlp", "cpu", False), ("mlp", "cuda", True), ("cnn28", "cpu", False)],
+)
+def test_dp_sgd_trains_clients_one_by_one_on_the_cpu_when_their_per_example_gradients_are_large(
+    model_id: str, device: str, expected: bool
+) -> None:
+    """100 clients × batch 32 of per-example gradients: logreg's 7,850 parameters take 100 MB
+    (batched is faster), mlp-32's 25,450 take 326 MB and the MLP's 109,386 1.4 GB (one by one)."""
+    from velocity.training import prefers_batched
+
+    model = build_model(model_id, input_shape=(1, 28, 28), num_classes=10, seed=0)
+    assert prefers_batched(model, torch.device(device), per_example_rows=100 * 32) is expected
+
+
 def test_batch_plan_is_seeded_per_client():
     idx = [np.arange(0, 50), np.arange(50, 120), np.arange(120, 130)]
     cfg = LocalTrainingConfig(batch_size=8, local_epochs=2)

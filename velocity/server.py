@@ -89,7 +89,8 @@ class FederatedServer(Trainer):
         guarantee: for the mean (:func:`velocity.privacy.server_dp_holds`).
     batched
         Train the sampled clients together with ``torch.func.vmap`` (``True``) or one by one
-        (``False``). ``None`` (default) picks the faster for the model and device
+        (``False``). ``None`` (default) picks the faster for the model and device, and with
+        DP-SGD for the size of a step's per-example gradients
         (:func:`velocity.training.prefers_batched`), and one by one when training them together
         would not fit in memory; :attr:`batched` says which was chosen.
     client_momentum
@@ -170,7 +171,10 @@ class FederatedServer(Trainer):
                 )
         self.orchestrator.global_model = flatten_params(self._model).cpu().numpy()
         if batched is None:
-            self.batched = prefers_batched(self._model, self.device) and self._memory_shortfall(self.clients_per_round) is None
+            self.batched = (
+                prefers_batched(self._model, self.device, per_example_rows=self._per_example_rows())
+                and self._memory_shortfall(self.clients_per_round) is None
+            )
         else:
             self.batched = batched
             shortfall = self._memory_shortfall(self.clients_per_round) if batched else None
@@ -189,6 +193,13 @@ class FederatedServer(Trainer):
         self._root_data = None if index is None else (data.x_train[index].to(self.device), data.y_train[index].to(self.device))
         self.initial_loss, self.initial_accuracy = evaluate(self._model, self._x_test, self._y_test)
         self.history: list[RoundRecord] = []
+
+    def _per_example_rows(self) -> int:
+        """With DP-SGD, how many examples' gradients a batched step holds (clients × batch); 0 without."""
+        if self.local.dp is None:
+            return 0
+        largest = max((len(i) for i in self.data.client_indices), default=0)
+        return self.clients_per_round * min(self.local.batch_size, largest)
 
     def _memory_shortfall(self, clients: int) -> str | None:
         """Why training ``clients`` clients at once cannot fit in this machine's memory, or
