@@ -67,6 +67,62 @@ pub fn map_columns_traced_summed<F>(x: Matrix, summed: Option<&[f64]>, f: F) -> 
 where
     F: Fn(&[f32], &mut [f32]) -> Window + Sync,
 {
+    let n = x.n();
+    traced_blocks(x, summed, |buf, out_blk| {
+        let mut scratch = vec![0f32; n];
+        let mut counter = ShareCounter::new(n);
+        for (j, o) in out_blk.iter_mut().enumerate() {
+            let col = &buf[j * n..(j + 1) * n];
+            scratch.copy_from_slice(col);
+            let w = f(col, &mut scratch);
+            *o = w.value;
+            counter.add(col, &w);
+        }
+        counter
+    })
+}
+
+/// The coordinate-wise median of more rows than the sorting networks take, and each row's share
+/// of it, in one read (with the books of `summed`). Each column becomes 64-bit keys, the value's
+/// total-order key above its row index, so one selection on integers finds the middle rows
+/// themselves, ties by row index as `Window` orders them: no copy of the column and no counting
+/// pass. The values are the untraced kernel's to the bit (the same order, the same average).
+pub(crate) fn median_columns_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
+    let n = x.n();
+    debug_assert!(n as u64 <= 1 << 32, "row indices fit below the keys");
+    let k = n / 2;
+    traced_blocks(x, summed, |buf, out_blk| {
+        let mut keys = vec![0u64; n];
+        let mut counter = ShareCounter::new(n);
+        counter.claim(if n % 2 == 1 { 1 } else { 2 });
+        let counts = counter.counts();
+        for (j, o) in out_blk.iter_mut().enumerate() {
+            for (key, (i, &v)) in keys.iter_mut().zip(buf[j * n..(j + 1) * n].iter().enumerate()) {
+                *key = row_key(v, i);
+            }
+            let (below, mid, _) = keys.select_nth_unstable(k);
+            let mid = *mid;
+            let m = key_value(mid);
+            counts[key_row(mid)] += 1;
+            *o = if n % 2 == 1 {
+                m
+            } else {
+                let below = *below.iter().max().expect("n > 1 rows");
+                counts[key_row(below)] += 1;
+                ((key_value(below) as f64 + m as f64) / 2.0) as f32
+            };
+        }
+        counter
+    })
+}
+
+/// The frame of a traced coordinate-wise kernel: the columns gathered block by block (with the
+/// books of `summed` kept in the same read), `block` filling each block's outputs from its
+/// transposed buffer and counting the rows' shares, and the blocks' parts joined in order.
+fn traced_blocks<F>(x: Matrix, summed: Option<&[f64]>, block: F) -> (Vec<f32>, Vec<f64>, Option<Summed>)
+where
+    F: Fn(&[f32], &mut [f32]) -> ShareCounter + Sync,
+{
     let (n, d) = (x.n(), x.d());
     let mut out = vec![0f32; d];
     // per block: the shares' parts, and the sum's columns with each row's squares over them
@@ -82,65 +138,7 @@ where
                 }
                 None => (gather_columns(x, c0, out_blk.len()), None),
             };
-            let mut scratch = vec![0f32; n];
-            let mut counter = ShareCounter::new(n);
-            for (j, o) in out_blk.iter_mut().enumerate() {
-                let col = &buf[j * n..(j + 1) * n];
-                scratch.copy_from_slice(col);
-                let w = f(col, &mut scratch);
-                *o = w.value;
-                counter.add(col, &w);
-            }
-            (counter.finish(), block_sum)
-        })
-        .collect();
-    let (share, summed) = join_blocks(parts, n, d, summed.is_some());
-    (out, share, summed)
-}
-
-/// The coordinate-wise median of more rows than the sorting networks take, and each row's share
-/// of it, in one read (with the books of `summed`). Each column becomes 64-bit keys, the value's
-/// total-order key above its row index, so one selection on integers finds the middle rows
-/// themselves, ties by row index as `Window` orders them: no copy of the column and no counting
-/// pass. The values are the untraced kernel's to the bit (the same order, the same average).
-pub(crate) fn median_columns_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
-    let (n, d) = (x.n(), x.d());
-    debug_assert!(n as u64 <= 1 << 32, "row indices fit below the keys");
-    let mut out = vec![0f32; d];
-    let k = n / 2;
-    let parts: Vec<(Vec<f64>, Option<Summed>)> = out
-        .par_chunks_mut(GATHER_BLOCK)
-        .enumerate()
-        .map(|(b, out_blk)| {
-            let c0 = b * GATHER_BLOCK;
-            let (buf, block_sum) = match summed {
-                Some(c) => {
-                    let (buf, sum, squares) = gather_columns_summed(x, c0, out_blk.len(), c);
-                    (buf, Some(Summed { sum, norms: squares }))
-                }
-                None => (gather_columns(x, c0, out_blk.len()), None),
-            };
-            let mut keys = vec![0u64; n];
-            let mut counter = ShareCounter::new(n);
-            counter.claim(if n % 2 == 1 { 1 } else { 2 });
-            let counts = counter.counts();
-            for (j, o) in out_blk.iter_mut().enumerate() {
-                for (key, (i, &v)) in keys.iter_mut().zip(buf[j * n..(j + 1) * n].iter().enumerate()) {
-                    *key = row_key(v, i);
-                }
-                let (below, mid, _) = keys.select_nth_unstable(k);
-                let mid = *mid;
-                let m = key_value(mid);
-                counts[key_row(mid)] += 1;
-                *o = if n % 2 == 1 {
-                    m
-                } else {
-                    let below = *below.iter().max().expect("n > 1 rows");
-                    counts[key_row(below)] += 1;
-                    ((key_value(below) as f64 + m as f64) / 2.0) as f32
-                };
-            }
-            (counter.finish(), block_sum)
+            (block(&buf, out_blk).finish(), block_sum)
         })
         .collect();
     let (share, summed) = join_blocks(parts, n, d, summed.is_some());
