@@ -223,7 +223,7 @@ def _print_comparison(comp: dict, folder) -> None:
     notices first, then every run. Names are printed literally (``Text``), never as markup."""
     from rich.text import Text
 
-    from velocity.sweep.report import EPSILONS, _fmt, timing_line
+    from velocity.sweep.report import EPSILONS, _fmt, epsilon_columns, timing_line
     from velocity.sweep.verdict import versus_best
 
     verdict = comp["verdict"]
@@ -251,7 +251,7 @@ def _print_comparison(comp: dict, folder) -> None:
     written = (folder / "comparison.md").exists()  # (not on a full disk)
     table = Table(title=Text(f"Every run ({folder}/comparison.md)" if written else "Every run"))
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])  # a targeted attack ran
-    private = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in comp["ranking"])]  # a run had DP
+    private = epsilon_columns(comp["ranking"])  # when a run had DP
     numbers = ("#", "final acc", "attack success", "final loss", "Δ loss vs clean", *(EPSILONS[k] for k in private))
     for col in [
         "#",

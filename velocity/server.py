@@ -194,20 +194,20 @@ class FederatedServer(Trainer):
         self.initial_loss, self.initial_accuracy = evaluate(self._model, self._x_test, self._y_test)
         self.history: list[RoundRecord] = []
 
+    def _step_batch(self) -> int:
+        """The batch a client's step takes: the batch size, or the largest client's data if smaller."""
+        return min(self.local.batch_size, max((len(i) for i in self.data.client_indices), default=0))
+
     def _per_example_rows(self) -> int:
         """With DP-SGD, how many examples' gradients a batched step holds (clients × batch); 0 without."""
-        if self.local.dp is None:
-            return 0
-        largest = max((len(i) for i in self.data.client_indices), default=0)
-        return self.clients_per_round * min(self.local.batch_size, largest)
+        return 0 if self.local.dp is None else self.clients_per_round * self._step_batch()
 
     def _memory_shortfall(self, clients: int) -> str | None:
         """Why training ``clients`` clients at once cannot fit in this machine's memory, or
         ``None`` when it may: such a run is refused (or trained one client at a time) before it
         starts, since the OS would otherwise stop the worker with no word of why."""
         parameters = sum(p.numel() for p in self._model.parameters())
-        largest = max((len(i) for i in self.data.client_indices), default=0)
-        batch = min(self.local.batch_size, largest)
+        batch = self._step_batch()
         features = int(np.prod(self.data.input_shape))
         need = batched_memory_floor(
             clients, parameters, batch, features, momentum=self.local.momentum > 0, per_example=self.local.dp is not None

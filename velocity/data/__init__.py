@@ -208,7 +208,7 @@ def partition_label_counts(
     """The client × class label counts ``load_federated`` would give with these arguments,
     without building tensors. The training labels are kept in memory per source, so moving a
     slider over α re-partitions in milliseconds."""
-    by = partition_by if partition in ("natural", "dirichlet") else None
+    by = _column_read(partition, partition_by)
     labels, num_classes, _, groups = _training_labels(source.strip() if isinstance(source, str) else source, test_fraction, by)
     parts = _partition(
         labels,
@@ -281,7 +281,8 @@ def load_federated(
     seed
         Drives the partition.
     """
-    data = _load(source, test_fraction, partition_by if partition in ("natural", "dirichlet") else None)
+    by = _column_read(partition, partition_by)
+    data = _load(source, test_fraction, by)
     x_tr, y_tr, x_te, y_te, groups = _split_test(data, test_fraction)
     stats = normalisation_for(source)
     if normalize is True and stats is None:
@@ -304,7 +305,7 @@ def load_federated(
         size_distribution=size_distribution,
         size_skew=size_skew,
         groups=groups,
-        group_column=partition_by if partition in ("natural", "dirichlet") else None,
+        group_column=by,
         seed=seed,
     )
     if partition == "dirichlet":
@@ -352,6 +353,12 @@ def plot_partition(data: FederatedDataset | np.ndarray, *, percent: bool = False
     chart = label_distribution(alt.Data(values=label_rows(counts)), percent=percent)
     name = title or (f"{data.name}: {data.partition}" if isinstance(data, FederatedDataset) else "Label distribution per client")
     return chart.properties(title=name, width=max(320, 14 * counts.shape[0]))
+
+
+def _column_read(partition: str, partition_by: str | None) -> str | None:
+    """The column a partition reads besides the label: ``partition_by`` for the natural partition
+    and a Dirichlet skew of another attribute; None for the others."""
+    return partition_by if partition in ("natural", "dirichlet") else None
 
 
 def _transformed(transform: Callable[[np.ndarray], np.ndarray], x: np.ndarray, split: str) -> np.ndarray:

@@ -224,7 +224,7 @@ def partition(
     if method == "natural":
         if group_column is None or groups is None or len(groups) != len(labels):
             raise ValueError(f"Expected a column to partition by for the natural partition (partition_by), got {group_column!r}")
-        return partition_natural(groups, num_clients, rng, column=f"column {group_column!r}" if group_column else "the group column")
+        return partition_natural(groups, num_clients, rng, column=f"column {group_column!r}")
     if method == "quantity":
         if alpha is not None and not alpha > 0:
             raise ValueError(f"Expected alpha > 0 (label skew) or none for the quantity partition, got {alpha!r}")

@@ -104,6 +104,15 @@ def _group(results: list[RunResult]) -> list[dict[str, Any]]:
 EPSILONS = {"final_dp_epsilon": "ε DP-SGD", "final_server_dp_epsilon": "ε server DP"}
 
 
+def epsilon_columns(ranking: list[dict[str, Any]]) -> list[str]:
+    """The ε columns a comparison shows: each that a run measured, and server DP's whenever a run
+    had server DP (its cell n/a for a rule other than the mean, whose noise is the mean's)."""
+    shown = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in ranking)]
+    if any(e.get("server_dp") for e in ranking) and "final_server_dp_epsilon" not in shown:
+        shown.append("final_server_dp_epsilon")
+    return shown
+
+
 def _measured(entry: dict[str, Any]) -> bool:
     """Whether a configuration ended with a finite accuracy and loss (a diverged run has NaN loss)."""
     return math.isfinite(entry["final_accuracy"]) and math.isfinite(entry["final_loss"])
@@ -234,10 +243,7 @@ def comparison_markdown(comp: dict[str, Any]) -> str:
     lines += ["## Every run", ""]
     # the attack success rate, when a targeted attack (backdoor, targeted label flipping) ran
     asr = any(not math.isnan(e.get("final_attack_success", math.nan)) for e in comp["ranking"])
-    # the privacy columns, when a run had DP (and a server-DP run on another rule: its cell is n/a)
-    private = [k for k in EPSILONS if any(not math.isnan(e.get(k, math.nan)) for e in comp["ranking"])]
-    if any(e.get("server_dp") for e in comp["ranking"]) and "final_server_dp_epsilon" not in private:
-        private.append("final_server_dp_epsilon")
+    private = epsilon_columns(comp["ranking"])
     lines.append(
         "| Rank | Run | Strategy | Attack | α | Final loss | Final accuracy | "
         + ("Attack success | " if asr else "")
