@@ -133,16 +133,46 @@ impl OwnedMatrix {
 #[inline(always)]
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let full = a.len() - ca.remainder().len();
-    for (xa, xb) in ca.zip(cb) {
+    let full = a.len() - a.len() % 8;
+    add_sq_diffs(&mut lanes, &a[..full], &b[..full]);
+    finish_sq_dist(&lanes, a, b, full)
+}
+
+/// `sq_dist`'s loop: lane k adds the squared differences at positions k, k + 8, … in order (so a
+/// slice split at multiples of 8 and fed piece by piece gives the same lanes).
+#[inline(always)]
+fn add_sq_diffs(lanes: &mut [f32; 8], a: &[f32], b: &[f32]) {
+    for (xa, xb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
         for k in 0..8 {
             let t = xa[k] - xb[k];
             lanes[k] += t * t;
         }
     }
-    finish_sq_dist(&lanes, a, b, full)
 }
+
+/// Squared L2 distance in float64 throughout (each difference exact, each square rounded once),
+/// for comparisons that must not carry float32's rounding. 16 lanes, added in a fixed order: it
+/// vectorises, and every vector width gives the same bits.
+#[inline(always)]
+pub fn sq_dist_f64(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0f64; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let full = a.len() - ca.remainder().len();
+    for (xa, xb) in ca.zip(cb) {
+        for k in 0..16 {
+            let t = xa[k] as f64 - xb[k] as f64;
+            lanes[k] += t * t;
+        }
+    }
+    let mut s: f64 = lanes.iter().sum();
+    for (&x, &y) in a[full..].iter().zip(&b[full..]) {
+        let t = x as f64 - y as f64;
+        s += t * t;
+    }
+    s
+}
+
+widest_vectors!(pub fn sq_dist_f64_widest(a: &[f32], b: &[f32]) -> f64 = sq_dist_f64, avx512 = sq_dist_f64_avx512, avx2 = sq_dist_f64_avx2);
 
 /// Sum of squares of a slice, 32 lanes wide: four independent vector accumulators keep the
 /// adds' latency out of the way, so it runs at the speed of the loads.
@@ -191,11 +221,34 @@ pub fn row_norms(x: Matrix) -> Vec<f64> {
 
 /// L2 distance of every row to the vector `z` (`sq_dist`, compiled for the widest vectors the CPU
 /// has: the same 8 float32 lanes, so the same bits).
+///
+/// Each thread takes a group of rows and walks their columns block by block, so that a block of
+/// `z` is read from memory once for the whole group rather than once per row; every row's lanes
+/// add in `sq_dist`'s order, so the distances have its bits whatever the grouping.
 pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
-    (0..x.n()).into_par_iter().map(|i| sq_dist_widest(x.row(i), z).sqrt()).collect()
+    let rows: Vec<usize> = (0..x.n()).collect();
+    let group = x.n().div_ceil(rayon::current_num_threads()).max(1);
+    rows.par_chunks(group).flat_map_iter(|group| group_dists_widest(x, group, z)).collect()
 }
 
-widest_vectors!(fn sq_dist_widest(a: &[f32], b: &[f32]) -> f64 = sq_dist, avx512 = sq_dist_avx512, avx2 = sq_dist_avx2);
+#[inline(always)]
+fn group_dists(x: Matrix, rows: &[usize], z: &[f32]) -> Vec<f64> {
+    // z's block (16 KiB) and the group's lanes stay in L1 while the rows stream past
+    const BLOCK: usize = 4096;
+    let full = x.d() - x.d() % 8;
+    let mut lanes = vec![[0f32; 8]; rows.len()];
+    for c0 in (0..full).step_by(BLOCK) {
+        let c1 = (c0 + BLOCK).min(full);
+        for (acc, &i) in lanes.iter_mut().zip(rows) {
+            add_sq_diffs(acc, &x.row(i)[c0..c1], &z[c0..c1]);
+        }
+    }
+    lanes.iter().zip(rows).map(|(acc, &i)| finish_sq_dist(acc, x.row(i), z, full).sqrt()).collect()
+}
+
+widest_vectors!(
+    fn group_dists_widest(x: Matrix, rows: &[usize], z: &[f32]) -> Vec<f64> = group_dists, avx512 = group_dists_avx512, avx2 = group_dists_avx2
+);
 
 /// Symmetric `n × n` matrix of squared L2 distances between rows (row-major, zero diagonal).
 ///
@@ -663,32 +716,56 @@ mod tests {
         let c: Vec<f64> = (0..n).map(|i| if i == 2 { 0.0 } else { rng.random::<f64>() }).collect();
         let e: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
         let coeffs: [&[f64]; 2] = [&c, &e];
-        type Bits = (Vec<u32>, Vec<Vec<u32>>, Vec<u64>); // the mean, the sums, the squared norms and a distance
+        type Bits = (Vec<u32>, Vec<Vec<u32>>, Vec<u64>); // the mean, the sums, the squared norms and distances
         let run = |width: usize| -> Option<Bits> {
             let mut out = vec![0f32; len];
             let z = &rows[3];
             let ((sums, sq), dist) = match width {
                 0 => {
                     weighted_block(x, &all, &c, 0, &mut out);
-                    (sums_and_norms_block(x, &coeffs, 0, len), sq_dist(x.row(0), z))
+                    (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)]].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
                 1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
                     weighted_block_avx2(x, &all, &c, 0, &mut out);
-                    (sums_and_norms_block_avx2(x, &coeffs, 0, len), sq_dist_avx2(x.row(0), z))
+                    (
+                        sums_and_norms_block_avx2(x, &coeffs, 0, len),
+                        [group_dists_avx2(x, &all, z), vec![sq_dist_f64_avx2(x.row(0), z)]].concat(),
+                    )
                 },
                 #[cfg(target_arch = "x86_64")]
                 2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
-                    (sums_and_norms_block_avx512(x, &coeffs, 0, len), sq_dist_avx512(x.row(0), z))
+                    (
+                        sums_and_norms_block_avx512(x, &coeffs, 0, len),
+                        [group_dists_avx512(x, &all, z), vec![sq_dist_f64_avx512(x.row(0), z)]].concat(),
+                    )
                 },
                 _ => return None,
             };
             let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            Some((bits32(&out), sums.iter().map(|s| bits32(s)).collect(), sq.iter().chain([&dist]).map(|v| v.to_bits()).collect()))
+            Some((bits32(&out), sums.iter().map(|s| bits32(s)).collect(), sq.iter().chain(&dist).map(|v| v.to_bits()).collect()))
         };
         let widths: Vec<_> = (0..3).filter_map(run).collect();
         assert!(widths.windows(2).all(|w| w[0] == w[1]), "{} widths disagree", widths.len());
+    }
+
+    #[test]
+    fn row_distances_have_sq_dists_bits_whatever_the_grouping() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        let d = 2 * 4096 + 13; // several column blocks and a remainder
+        let mut rows: Vec<Vec<f32>> = (0..7).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+        rows[4][100] = 3e20; // its square overflows float32's lanes: the float64 fallback
+        let z: Vec<f32> = (0..d).map(|_| rng.random::<f32>()).collect();
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let want: Vec<u64> = rows.iter().map(|r| sq_dist(r, &z).sqrt().to_bits()).collect();
+        assert!(f64::from_bits(want[4]) > 1e20);
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let got: Vec<u64> = pool.install(|| row_dists_to(m.view(), &z)).iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{threads} threads");
+        }
     }
 
     #[test]

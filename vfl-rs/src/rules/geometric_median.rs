@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{row_dists_to, sq_dist_par, sq_norm_par, weighted_mean, Matrix, COL_BLOCK};
+use crate::matrix::{row_dists_to, sq_dist_f64_widest, sq_dist_par, sq_norm_par, weighted_mean, Matrix, COL_BLOCK};
 
 /// Returns the estimate, the number of iterations run and each row's share of the estimate
 /// (its Weiszfeld weight α_i / max(ν, ‖x_i − z‖), normalised; all of it on a data point that is
@@ -49,7 +49,8 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
     // A crawl towards a heavy point looks converged, or runs out of iterations: if the nearest
     // point is optimal, it is the answer.
     let closest = (0..dists.len()).min_by(|&a, &b| dists[a].total_cmp(&dists[b]));
-    if let Some(k) = closest.filter(|&k| is_geometric_median(x, &alpha, k, nu)) {
+    let at_iterate: f64 = alpha.iter().zip(&dists).map(|(a, d)| a * d).sum();
+    if let Some(k) = closest.filter(|&k| is_geometric_median(x, &alpha, k, nu, at_iterate)) {
         z = x.row(k).to_vec();
         let mut share = vec![0.0; x.n()];
         share[k] = 1.0;
@@ -62,15 +63,23 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
 
 /// Vardi & Zhang's condition: is row `k` a minimiser of Σ α_i ‖z − x_i‖? Only asked when every
 /// other distinct row is at least ν away, so that the smoothed objective's minimiser is within ν
-/// of row `k` too (it sits at ν·‖pull‖/weight from it).
-fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64) -> bool {
+/// of row `k` too (it sits at ν·‖pull‖/weight from it). `at_iterate` is the objective at the last
+/// iterate (from `row_dists_to`'s float32 lanes).
+fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64, at_iterate: f64) -> bool {
     let xk = x.row(k);
     // In float64 throughout: at equality the two sides must compare exactly.
-    let dists: Vec<f64> = (0..x.n())
-        .into_par_iter()
-        .map(|i| x.row(i).iter().zip(xk).map(|(&v, &vk)| (v as f64 - vk as f64).powi(2)).sum::<f64>().sqrt())
-        .collect();
+    let dists: Vec<f64> = (0..x.n()).into_par_iter().map(|i| sq_dist_f64_widest(x.row(i), xk).sqrt()).collect();
     if dists.iter().any(|&d| d > 0.0 && d < nu) {
+        return false;
+    }
+    // A minimiser's objective is at most the iterate's, so a row whose objective is clearly above
+    // it is ruled out without the pass below (the common case: the median lies inside the cloud).
+    // "Clearly": row_dists_to sums a squared distance in 8 float32 lanes of ⌈d/8⌉ terms each, which
+    // undercounts by at most (⌈d/8⌉ + 4)·2^-24 of itself (each add's rounding, and the term's own),
+    // and the square root by no more.
+    let objective_k: f64 = alpha.iter().zip(&dists).map(|(a, d)| a * d).sum();
+    let undercount = (x.d().div_ceil(8) + 4) as f64 * f64::from(f32::EPSILON / 2.0);
+    if undercount < 1.0 && objective_k * (1.0 - undercount) > at_iterate {
         return false;
     }
     let at_k: f64 = alpha.iter().zip(&dists).filter(|(_, &d)| d == 0.0).map(|(a, _)| a).sum();
