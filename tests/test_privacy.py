@@ -18,7 +18,7 @@ from velocity.specs import parse_strategy
 from velocity.sweep import Sweep
 from velocity.sweep.spec import RunSpec
 from velocity.training import ClientBatchPlan, LocalTrainingConfig, flatten_params, train_clients_batched, train_clients_loop
-from velocity.training.local import clipped_gradient_sum
+from velocity.training.dp_sgd import clipped_gradient_sum
 
 DP = ClientDP(noise_multiplier=1.1, max_grad_norm=0.5)
 
@@ -79,6 +79,79 @@ def test_clipping_bounds_every_examples_contribution() -> None:
     want = sum(g[i] * min(1.0, 2.0 / (float(norms[i]) + 1e-6)) for i in range(4))
     got = torch.cat([out["w"].reshape(-1), out["b"]])
     torch.testing.assert_close(got, want, atol=1e-15, rtol=0)
+
+
+def _sequence_model() -> torch.nn.Module:
+    """Linear layers on a (batch, 3, 5) input: each example's weight gradient sums over 3 positions."""
+    nn = torch.nn
+    return nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 6, bias=False), nn.Flatten(), nn.ReLU(), nn.Linear(18, 3))
+
+
+def _per_example_reference(model: torch.nn.Module, max_norm: float):
+    """The definition: every example's gradient by torch.func, clipped and summed."""
+    from torch.func import functional_call, grad, vmap
+
+    def loss(p, xi, yi):
+        return torch.nn.functional.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
+
+    per_example = vmap(grad(loss), in_dims=(None, 0, 0))
+    return lambda p, xb, yb, mask: clipped_gradient_sum(per_example(p, xb, yb), mask, max_norm)
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e3])
+@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "sequence"])
+def test_ghost_clipping_gives_the_per_example_clipped_sum(model_id: str, max_norm: float) -> None:
+    """Ghost clipping's sum equals the per-example definition, alone and vmapped over clients as the
+    batched trainer runs it, with masked examples, in float64 to 1e-12 (sums of order 0.1 to 10;
+    leaving a layer's bias out of the norm moves them by ≥ 1e-4). C = 0.05 clips every example,
+    C = 1000 none."""
+    from torch.func import vmap
+
+    from velocity.training.dp_sgd import clipped_sum, ghost_clipping_applies
+
+    model = (
+        _sequence_model().double()
+        if model_id == "sequence"
+        else build_model(model_id, input_shape=(1, 8, 8), num_classes=3, seed=0).double()
+    )
+    shape = (3, 5) if model_id == "sequence" else (1, 8, 8)
+    assert ghost_clipping_applies(model)
+    g = torch.Generator().manual_seed(2)
+    k, b = 3, 9
+    x, y = torch.randn(k, b, *shape, generator=g, dtype=torch.float64), torch.randint(0, 3, (k, b), generator=g)
+    mask = torch.ones(k, b, dtype=torch.float64)
+    mask[1, -4:] = 0
+    params = {n: p.detach() + 0.1 * torch.randn(k, *p.shape, generator=g, dtype=torch.float64) for n, p in model.named_parameters()}
+    reference, ghost = _per_example_reference(model, max_norm), clipped_sum(model)
+    want = vmap(reference)(params, x, y, mask)
+    got = vmap(lambda p, xb, yb, m: ghost(p, xb, yb, m, max_norm))(params, x, y, mask)
+    one = ghost({n: v[1] for n, v in params.items()}, x[1], y[1], mask[1], max_norm)
+    assert set(got) == set(want) == set(one)
+    assert max(float(v.abs().max()) for v in want.values()) > 0.01
+    for n in want:
+        torch.testing.assert_close(got[n], want[n], atol=1e-12, rtol=0)
+        torch.testing.assert_close(one[n], want[n][1], atol=1e-12, rtol=0)
+
+
+def test_ghost_clipping_serves_linear_networks_only() -> None:
+    """Convolutions, normalisation layers and models that are not a Sequential take per-example gradients."""
+    from velocity.training.dp_sgd import ghost_clipping_applies
+
+    nn = torch.nn
+    assert ghost_clipping_applies(build_model("mlp", input_shape=(1, 28, 28), num_classes=10))
+    assert not ghost_clipping_applies(build_model("cnn28", input_shape=(1, 28, 28), num_classes=10))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Sequential(nn.Linear(4, 2))))
+
+    class Wrapped(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x)
+
+    assert not ghost_clipping_applies(Wrapped())
 
 
 def _one_client_step(x: torch.Tensor, y: torch.Tensor, batch: torch.Tensor, dp: ClientDP, expected: float, trainer) -> torch.Tensor:
@@ -312,11 +385,12 @@ def test_the_panels_run_button_keeps_the_sweeps_privacy() -> None:
     assert table[0]["strategy"] == "FedAvg [DP-SGD σ=1 C=1, server DP z=2 C=0.5]"
 
 
-def test_the_server_picks_the_trainer_by_the_size_of_the_per_example_gradients() -> None:
-    """On the CPU, 100 MLP clients (109,386 parameters × 100 clients × batch 32: 1.4 GB of
-    per-example gradients a step) train one by one under DP-SGD and together without it."""
+def test_the_server_trains_linear_networks_together_under_dp_sgd() -> None:
+    """On the CPU, 100 MLP clients train together under DP-SGD: ghost clipping holds no per-example
+    gradients (by them, 109,386 parameters × 100 clients × batch 32 would be 1.4 GB a step, which
+    trained them one by one). A convolutional model trains one by one, with DP or without."""
     data = load_federated("synthetic-mnist", num_clients=100, seed=0)
     private = LocalTrainingConfig(dp=DP)
-    assert FederatedServer(data, model_id="mlp", local=private, device="cpu", seed=0).batched is False
-    assert FederatedServer(data, model_id="mlp", device="cpu", seed=0).batched is True
+    assert FederatedServer(data, model_id="mlp", local=private, device="cpu", seed=0).batched is True
     assert FederatedServer(data, model_id="logreg", local=private, device="cpu", seed=0).batched is True
+    assert FederatedServer(data, model_id="cnn28", local=private, device="cpu", seed=0).batched is False

@@ -130,19 +130,28 @@ def test_the_trainer_is_chosen_by_model_and_device(model_id: str, device: str, e
     assert prefers_batched(model, torch.device(device)) is expected
 
 
+def _layer_normed(hidden: int) -> torch.nn.Module:
+    """An MLP with a LayerNorm: ghost clipping does not serve it, so DP-SGD takes per-example gradients."""
+    nn = torch.nn
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.LayerNorm(hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
 @pytest.mark.parametrize(
-    ("model_id", "device", "expected"),
-    [("logreg", "cpu", True), ("mlp-32", "cpu", False), ("mlp", "cpu", False), ("mlp", "cuda", True), ("cnn28", "cpu", False)],
+    ("model", "device", "expected"),
+    [("ln-8", "cpu", True), ("ln-128", "cpu", False), ("ln-128", "cuda", True), ("mlp", "cpu", True), ("cnn28", "cpu", False)],
 )
 def test_dp_sgd_trains_clients_one_by_one_on_the_cpu_when_their_per_example_gradients_are_large(
-    model_id: str, device: str, expected: bool
+    model: str, device: str, expected: bool
 ) -> None:
-    """100 clients × batch 32 of per-example gradients: logreg's 7,850 parameters take 100 MB
-    (batched is faster), mlp-32's 25,450 take 326 MB and the MLP's 109,386 1.4 GB (one by one)."""
+    """100 clients × batch 32 of per-example gradients: the LayerNorm MLP with 8 hidden units has
+    6,386 parameters (82 MB: batched is faster), with 128 units 102,026 (1.3 GB: one by one). The
+    MLP clips by ghost clipping and holds none."""
     from velocity.training import prefers_batched
 
-    model = build_model(model_id, input_shape=(1, 28, 28), num_classes=10, seed=0)
-    assert prefers_batched(model, torch.device(device), per_example_rows=100 * 32) is expected
+    built = (
+        _layer_normed(int(model[3:])) if model.startswith("ln-") else build_model(model, input_shape=(1, 28, 28), num_classes=10, seed=0)
+    )
+    assert prefers_batched(built, torch.device(device), per_example_rows=100 * 32) is expected
 
 
 def test_batch_plan_is_seeded_per_client():

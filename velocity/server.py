@@ -35,6 +35,7 @@ from velocity.training import (
     train_clients_loop,
 )
 from velocity.training.backdoor import SuccessProbe, backdoor_of, make_trigger, plant_backdoor, success_probe
+from velocity.training.dp_sgd import ghost_clipping_applies
 
 __all__ = ["FederatedData", "FederatedServer", "RoundRecord"]
 
@@ -199,8 +200,11 @@ class FederatedServer(Trainer):
         return min(self.local.batch_size, max((len(i) for i in self.data.client_indices), default=0))
 
     def _per_example_rows(self) -> int:
-        """With DP-SGD, how many examples' gradients a batched step holds (clients × batch); 0 without."""
-        return 0 if self.local.dp is None else self.clients_per_round * self._step_batch()
+        """How many examples' gradients a batched step holds (clients × batch): 0 without DP-SGD and
+        with ghost clipping (:mod:`velocity.training.dp_sgd`), which holds none."""
+        if self.local.dp is None or ghost_clipping_applies(self._model):
+            return 0
+        return self.clients_per_round * self._step_batch()
 
     def _memory_shortfall(self, clients: int) -> str | None:
         """Why training ``clients`` clients at once cannot fit in this machine's memory, or
@@ -210,7 +214,7 @@ class FederatedServer(Trainer):
         batch = self._step_batch()
         features = int(np.prod(self.data.input_shape))
         need = batched_memory_floor(
-            clients, parameters, batch, features, momentum=self.local.momentum > 0, per_example=self.local.dp is not None
+            clients, parameters, batch, features, momentum=self.local.momentum > 0, per_example=self._per_example_rows() > 0
         )
         have = torch.cuda.mem_get_info(self.device)[0] if self.device.type == "cuda" else available_memory()
         if have is None or need <= have:

@@ -9,9 +9,10 @@ the training tensors) every client visits this round — so they compute the sam
   are rows of one matrix and one ``torch.func.vmap``-ed gradient step advances every client
   still training. A client's last, smaller batch is padded with masked examples.
 
-With DP-SGD (``cfg.dp``) both take per-example gradients with ``torch.func`` (``vmap`` of
-``grad`` over a batch's examples), clip each, sum them and add noise drawn from each client's
-own generator, so the two trainers add the same noise.
+With DP-SGD (``cfg.dp``) both clip each example's gradient and sum them
+(:mod:`velocity.training.dp_sgd`: by ghost clipping for linear networks, by per-example gradients
+otherwise) and add noise drawn from each client's own generator, so the two trainers add the same
+noise.
 
 :func:`prefers_batched` says which of the two is faster for a model on a device.
 """
@@ -19,7 +20,8 @@ own generator, so the two trainers add the same noise.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +32,7 @@ from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from velocity.training.config import LocalTrainingConfig
+from velocity.training.dp_sgd import clipped_sum, ghost_clipping_applies
 
 
 @dataclass(frozen=True)
@@ -101,24 +104,6 @@ class ClientBatchPlan:
         return torch.Generator(device=device).manual_seed(self.noise_seeds[i])
 
 
-def _per_example_loss(model: nn.Module) -> Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss of one example (its input without the batch axis) as a function of the parameters."""
-
-    def loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(model, p, (xi.unsqueeze(0),)), yi.unsqueeze(0))
-
-    return loss
-
-
-def clipped_gradient_sum(per_example: dict[str, torch.Tensor], mask: torch.Tensor, max_norm: float) -> dict[str, torch.Tensor]:
-    """Σ_j mask_j · g_j · min(1, C / ‖g_j‖) over a batch's per-example gradients (leading axis),
-    the norm over all parameters together: DP-SGD's clipped sum (Abadi et al., CCS 2016; the
-    1e-6 keeps a zero gradient finite, as Opacus's clipper does)."""
-    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in per_example.values()]).sum(0).sqrt()
-    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0) * mask
-    return {n: torch.tensordot(factor, g, dims=1) for n, g in per_example.items()}
-
-
 def flatten_params(model: nn.Module) -> torch.Tensor:
     """The model's parameters as one vector in their dtype (float32 for the registry's models),
     in the layout every update row uses."""
@@ -168,7 +153,7 @@ class _LoopDP:
         assert cfg.dp is not None and plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
         self.cfg, self.dp, self.expected = cfg, cfg.dp, plan.expected_batch
         self.names = [n for n, _ in local.named_parameters()]
-        self.per_example = vmap(grad(_per_example_loss(local)), in_dims=(None, 0, 0))
+        self.clipped_sum = clipped_sum(local)
         self.device = device
 
     def set_gradients(
@@ -185,7 +170,7 @@ class _LoopDP:
         with torch.no_grad():
             current = {n: p.detach() for n, p in zip(self.names, params, strict=True)}
             if len(yb) > 0:
-                sums = clipped_gradient_sum(self.per_example(current, xb, yb), torch.ones(len(yb), device=self.device), dp.max_grad_norm)
+                sums = self.clipped_sum(current, xb, yb, torch.ones(len(yb), device=self.device), dp.max_grad_norm)
             else:  # an empty Poisson batch: noise alone
                 sums = {n: torch.zeros_like(v) for n, v in current.items()}
             for n, p, a in zip(self.names, params, anchor, strict=True):
@@ -253,10 +238,10 @@ def train_clients_batched(
     dp = cfg.dp
     if dp is not None:
         assert plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
-        per_example = vmap(grad(_per_example_loss(template)), in_dims=(None, 0, 0))
+        clipped = clipped_sum(template)
 
         def clipped_sums(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> dict[str, torch.Tensor]:
-            return clipped_gradient_sum(per_example(p, xb, yb), mb, dp.max_grad_norm)
+            return clipped(p, xb, yb, mb, dp.max_grad_norm)
 
         step_sums = vmap(clipped_sums)
         generators = [plan.noise_generator(i, x.device) for i in order]  # row r's
@@ -270,10 +255,9 @@ def train_clients_batched(
                 grads = step_grads(current, x[idx], y[idx], mask[:live, t])
             else:
                 grads = step_sums(current, x[idx], y[idx], mask[:live, t])
+                noise = _draw_noise({n: grads[n] for n in names}, generators[:live])
                 for n in names:
-                    z = torch.empty_like(grads[n])
-                    for r in range(live):  # each client's noise from its own generator, parameter by parameter as the loop trainer
-                        z[r].normal_(generator=generators[r])
+                    z = noise[n]
                     grads[n] = (grads[n] + dp.noise_multiplier * dp.max_grad_norm * z) / divisor[:live].view(-1, *[1] * (z.dim() - 1))
                     if cfg.mu > 0:
                         grads[n] = grads[n] + cfg.mu * (current[n] - anchor[n])
@@ -293,6 +277,27 @@ def train_clients_batched(
     return rows.index_select(0, torch.tensor(np.argsort(order), device=rows.device))
 
 
+def _draw_noise(like: dict[str, torch.Tensor], generators: Sequence[torch.Generator]) -> dict[str, torch.Tensor]:
+    """N(0, 1) shaped as each ``(clients, *shape)`` tensor in ``like``: row r from generator r,
+    parameter by parameter in order, as the loop trainer draws a client's noise. Drawing is most of
+    a DP-SGD step's cost for a linear network, and each client's generator is its own, so the
+    clients are spread over torch's threads (the values do not depend on how)."""
+    noise = {n: torch.empty_like(v) for n, v in like.items()}
+
+    def draw(r: int) -> None:
+        for z in noise.values():
+            z[r].normal_(generator=generators[r])
+
+    workers = min(torch.get_num_threads(), len(generators))
+    if workers > 1 and next(iter(like.values())).device.type == "cpu":
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(draw, range(len(generators))))
+    else:
+        for r in range(len(generators)):
+            draw(r)
+    return noise
+
+
 #: With DP-SGD on the CPU, the batched trainer is the faster only while a step's per-example
 #: gradients (clients × batch × parameters, float32) stay below about this many bytes.
 DP_BATCHED_CPU_BYTES = 256 * 2**20
@@ -307,17 +312,21 @@ def prefers_batched(model: nn.Module, device: torch.device, *, per_example_rows:
     takes 1.7× longer batched, while the MLP 784-128-64-10's is 2.5× and logistic regression's
     4.3× shorter.
 
-    With DP-SGD, ``per_example_rows`` (clients × batch) gradients of every parameter are held at
-    once by a batched step, which streams them through memory: on the CPU it stays batched while
-    they take at most :data:`DP_BATCHED_CPU_BYTES`. Measured (synthetic-mnist, 100 clients, batch
-    32, one epoch, 2 cores; training per round batched / one by one): logreg (100 MB of them)
-    379 / 608 ms, mlp-32 (326 MB) 1.00 / 0.91 s, mlp-64 (650 MB) 1.88 / 1.17 s, the MLP
-    784-128-64-10 (1.4 GB) 5.12 / 2.11 s."""
+    With DP-SGD, a model that ghost clipping does not serve
+    (:func:`velocity.training.dp_sgd.ghost_clipping_applies`) has ``per_example_rows`` (clients ×
+    batch) gradients of every parameter held at once by a batched step, which streams them through
+    memory: on the CPU it stays batched while they take at most :data:`DP_BATCHED_CPU_BYTES`.
+    Measured with per-example gradients (synthetic-mnist, 100 clients, batch 32, one epoch, 2
+    cores; training per round batched / one by one): logreg (100 MB of them) 379 / 608 ms, mlp-32
+    (326 MB) 1.00 / 0.91 s, mlp-64 (650 MB) 1.88 / 1.17 s, the MLP 784-128-64-10 (1.4 GB) 5.12 /
+    2.11 s. (These linear networks now clip by ghost clipping, which holds none.)"""
     if device.type != "cpu":
         return True
     convolutions = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
     if any(isinstance(m, convolutions) for m in model.modules()):
         return False
+    if ghost_clipping_applies(model):
+        return True
     parameters = sum(p.numel() for p in model.parameters())
     return 4 * per_example_rows * parameters <= DP_BATCHED_CPU_BYTES
 
