@@ -87,6 +87,19 @@ def _sequence_model() -> torch.nn.Module:
     return nn.Sequential(nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 6, bias=False), nn.Flatten(), nn.ReLU(), nn.Linear(18, 3))
 
 
+def _conv_model() -> torch.nn.Module:
+    """Convolutions with padding, a stride, no bias on one, then a linear layer, on (batch, 2, 10, 10)."""
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, stride=2, padding=1, bias=False),
+        nn.Flatten(),
+        nn.Linear(54, 3),
+    )
+
+
 def _per_example_reference(model: torch.nn.Module, max_norm: float):
     """The definition: every example's gradient by torch.func, clipped and summed."""
     from torch.func import functional_call, grad, vmap
@@ -99,7 +112,7 @@ def _per_example_reference(model: torch.nn.Module, max_norm: float):
 
 
 @pytest.mark.parametrize("max_norm", [0.05, 1e3])
-@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "sequence"])
+@pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "sequence", "conv"])
 def test_ghost_clipping_gives_the_per_example_clipped_sum(model_id: str, max_norm: float) -> None:
     """Ghost clipping's sum equals the per-example definition, alone and vmapped over clients as the
     batched trainer runs it, with masked examples, in float64 to 1e-12 (sums of order 0.1 to 10;
@@ -109,12 +122,9 @@ def test_ghost_clipping_gives_the_per_example_clipped_sum(model_id: str, max_nor
 
     from velocity.training.dp_sgd import clipped_sum, ghost_clipping_applies
 
-    model = (
-        _sequence_model().double()
-        if model_id == "sequence"
-        else build_model(model_id, input_shape=(1, 8, 8), num_classes=3, seed=0).double()
-    )
-    shape = (3, 5) if model_id == "sequence" else (1, 8, 8)
+    built = {"sequence": (_sequence_model, (3, 5)), "conv": (_conv_model, (2, 10, 10))}
+    make, shape = built.get(model_id, (lambda: build_model(model_id, input_shape=(1, 8, 8), num_classes=3, seed=0), (1, 8, 8)))
+    model = make().double()
     assert ghost_clipping_applies(model)
     g = torch.Generator().manual_seed(2)
     k, b = 3, 9
@@ -133,13 +143,18 @@ def test_ghost_clipping_gives_the_per_example_clipped_sum(model_id: str, max_nor
         torch.testing.assert_close(one[n], want[n][1], atol=1e-12, rtol=0)
 
 
-def test_ghost_clipping_serves_linear_networks_only() -> None:
-    """Convolutions, normalisation layers and models that are not a Sequential take per-example gradients."""
+def test_ghost_clipping_serves_sequences_of_linear_and_plain_convolution_layers() -> None:
+    """Grouped, padded-by-name or non-zero-padded convolutions, other convolutions, normalisation
+    layers and models that are not a flat Sequential take per-example gradients."""
     from velocity.training.dp_sgd import ghost_clipping_applies
 
     nn = torch.nn
     assert ghost_clipping_applies(build_model("mlp", input_shape=(1, 28, 28), num_classes=10))
-    assert not ghost_clipping_applies(build_model("cnn28", input_shape=(1, 28, 28), num_classes=10))
+    assert ghost_clipping_applies(build_model("cnn28", input_shape=(1, 28, 28), num_classes=10))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.Flatten()))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Conv2d(4, 4, 3, padding="same"), nn.Flatten()))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect"), nn.Flatten()))
+    assert not ghost_clipping_applies(nn.Sequential(nn.Conv1d(4, 4, 3), nn.Flatten()))
     assert not ghost_clipping_applies(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)))
     assert not ghost_clipping_applies(nn.Sequential(nn.Sequential(nn.Linear(4, 2))))
 

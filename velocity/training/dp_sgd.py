@@ -6,13 +6,16 @@ Abadi et al., "Deep Learning with Differential Privacy", CCS 2016. Two ways to t
 - **Per-example gradients** (``vmap`` of ``grad`` over the batch's examples), for any model. They
   hold batch × parameters numbers, which a step streams through memory.
 - **Ghost clipping**, for an ``nn.Sequential`` whose layers with parameters are all ``nn.Linear``
-  (the registry's ``logreg`` and ``mlp``). A linear layer's gradient for one example is
-  ``Σ_t g_t a_tᵀ`` (g: the gradient at the layer's output, a: its input, t over any axes between
+  or plain ``nn.Conv2d`` (every model of the registry). A linear layer's gradient for one example
+  is ``Σ_t g_t a_tᵀ`` (g: the gradient at the layer's output, a: its input, t over any axes between
   the batch and the features), whose squared norm is ``Σ_{t,s} (g_t·g_s)(a_t·a_s)`` — with no such
   axis, ``‖g‖²‖a‖²`` (Goodfellow, "Efficient Per-Example Gradient Computations", 2015; Li et al.,
   "Large Language Models Can Be Strong Differentially Private Learners", ICLR 2022, as Opacus's
   fast gradient clipping). The norms come from one backward pass to the layers' outputs, and the
-  clipped sum is one product per layer, ``(factor · g)ᵀ a``: no example's gradient is ever held.
+  clipped sum is one product per layer, ``(factor · g)ᵀ a``: no per-example gradient is held. A
+  convolution's weights are few, so its per-example gradients are formed, from the unfolded input
+  patches (Rochette, Manoel, Tramel, "Efficient Per-Example Gradient Computations in Convolutional
+  Neural Networks", 2019).
 
 Both give the same sum up to rounding (tested to 1e-12 in float64).
 """
@@ -45,11 +48,17 @@ def _clip_factor(norms: torch.Tensor, mask: torch.Tensor, max_norm: float) -> to
 
 
 def ghost_clipping_applies(model: nn.Module) -> TypeGuard[nn.Sequential]:
-    """Whether :func:`clipped_sum` clips without per-example gradients for ``model``: an
-    ``nn.Sequential`` whose children with parameters are all ``nn.Linear``."""
+    """Whether :func:`clipped_sum` clips without every parameter's per-example gradients for
+    ``model``: an ``nn.Sequential`` whose children with parameters are all ``nn.Linear`` or plain
+    ``nn.Conv2d`` (one group, zero padding given as numbers)."""
     return isinstance(model, nn.Sequential) and all(
-        isinstance(layer, nn.Linear) or next(layer.parameters(), None) is None for layer in model.children()
+        isinstance(layer, nn.Linear) or _plain_conv(layer) or next(layer.parameters(), None) is None for layer in model.children()
     )
+
+
+def _plain_conv(layer: nn.Module) -> bool:
+    """A convolution whose input patches ``F.unfold`` reproduces."""
+    return isinstance(layer, nn.Conv2d) and layer.groups == 1 and layer.padding_mode == "zeros" and not isinstance(layer.padding, str)
 
 
 def clipped_sum(model: nn.Module) -> ClippedSum:
@@ -78,33 +87,37 @@ def _per_example_loss(model: nn.Module) -> Callable[[dict[str, torch.Tensor], to
 
 def _ghost_clipped_sum(model: nn.Sequential) -> ClippedSum:
     layers = list(model.named_children())
-    linear = [(name, layer) for name, layer in layers if isinstance(layer, nn.Linear)]
+    weighted = [(name, layer) for name, layer in layers if isinstance(layer, nn.Linear | nn.Conv2d)]
 
     @functools.lru_cache(maxsize=64)
     def output_shapes(input_shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
-        # each linear layer's output shape for this input shape, run on the meta device (no data)
+        # each weighted layer's output shape for this input shape, run on the meta device (no data)
         a, out = torch.empty(input_shape, device="meta"), []
         for _, layer in layers:
             if isinstance(layer, nn.Linear):
                 a = a.new_empty((*a.shape[:-1], layer.out_features))
-                out.append(tuple(a.shape))
+            elif isinstance(layer, nn.Conv2d):
+                a = _conv(layer, a, torch.empty(layer.weight.shape, device="meta"), None)
             else:
                 a = layer(a)
+            if isinstance(layer, nn.Linear | nn.Conv2d):
+                out.append(tuple(a.shape))
         return tuple(out)
 
     def ghost(
         p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mask: torch.Tensor, max_norm: float
     ) -> dict[str, torch.Tensor]:
-        # A zero added to each linear layer's output: the loss's gradient with respect to it is
+        # A zero added to each weighted layer's output: the loss's gradient with respect to it is
         # the gradient at that output, example by example (each example's loss is its own term).
         probes = [xb.new_zeros(s) for s in output_shapes(tuple(xb.shape))]
 
         def loss(probes: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
             inputs, a, k = [], xb, 0
             for name, layer in layers:
-                if isinstance(layer, nn.Linear):
+                if isinstance(layer, nn.Linear | nn.Conv2d):
                     inputs.append(a)
-                    a = F.linear(a, p[f"{name}.weight"], p.get(f"{name}.bias")) + probes[k]
+                    weight, bias = p[f"{name}.weight"], p.get(f"{name}.bias")
+                    a = (F.linear(a, weight, bias) if isinstance(layer, nn.Linear) else _conv(layer, a, weight, bias)) + probes[k]
                     k += 1
                 else:
                     a = layer(a)
@@ -112,24 +125,43 @@ def _ghost_clipped_sum(model: nn.Sequential) -> ClippedSum:
 
         outputs, inputs = grad(loss, has_aux=True)(probes)
         batch = xb.shape[0]
-        # (batch, t, features): t runs over any axes between the batch and the features
-        gs = [g.reshape(batch, -1, g.shape[-1]) for g in outputs]
-        acts = [a.reshape(batch, -1, a.shape[-1]) for a in inputs]
         sq = torch.zeros(batch, dtype=xb.dtype, device=xb.device)
-        for (_, layer), g, a in zip(linear, gs, acts, strict=True):
-            if g.shape[1] == 1:
-                sq = sq + g.pow(2).sum((1, 2)) * a.pow(2).sum((1, 2))
+        # per layer: how to form its clipped sum once the factors are known
+        parts: list[tuple[str, nn.Linear | nn.Conv2d, torch.Tensor, torch.Tensor | None, torch.Tensor | None]] = []
+        for (name, layer), g, a in zip(weighted, outputs, inputs, strict=True):
+            if isinstance(layer, nn.Linear):
+                # (batch, t, features): t runs over any axes between the batch and the features
+                g, a = g.reshape(batch, -1, g.shape[-1]), a.reshape(batch, -1, a.shape[-1])
+                if g.shape[1] == 1:
+                    sq = sq + g.pow(2).sum((1, 2)) * a.pow(2).sum((1, 2))
+                else:
+                    sq = sq + ((g @ g.transpose(1, 2)) * (a @ a.transpose(1, 2))).sum((1, 2))
+                parts.append((name, layer, g, a, None))
             else:
-                sq = sq + ((g @ g.transpose(1, 2)) * (a @ a.transpose(1, 2))).sum((1, 2))
+                # A convolution's weights are few: its per-example gradients (out × in·k·k), from
+                # the unfolded input patches, cost less than the Gram matrices of its positions.
+                g = g.reshape(batch, layer.out_channels, -1)
+                assert not isinstance(layer.padding, str), "ghost_clipping_applies admits numeric padding only"
+                patches = F.unfold(a, layer.kernel_size, dilation=layer.dilation, padding=layer.padding, stride=layer.stride)
+                per_example = torch.einsum("bol,bil->boi", g, patches)
+                sq = sq + per_example.pow(2).sum((1, 2))
+                g = g.transpose(1, 2)  # (batch, positions, out): the bias's layout, as a linear layer's
+                parts.append((name, layer, g, None, per_example))
             if layer.bias is not None:
                 sq = sq + g.sum(1).pow(2).sum(1)
-        factor = _clip_factor(sq.sqrt(), mask, max_norm).view(-1, 1, 1)
+        factor = _clip_factor(sq.sqrt(), mask, max_norm)
         sums = {}
-        for (name, layer), g, a in zip(linear, gs, acts, strict=True):
-            clipped = g * factor
-            sums[f"{name}.weight"] = torch.einsum("bto,bti->oi", clipped, a)
+        for name, layer, out_grad, layer_input, example_grads in parts:
+            if layer_input is not None:
+                sums[f"{name}.weight"] = torch.einsum("bto,bti->oi", out_grad * factor.view(-1, 1, 1), layer_input)
+            elif example_grads is not None:
+                sums[f"{name}.weight"] = torch.tensordot(factor, example_grads, dims=1).reshape(layer.weight.shape)
             if layer.bias is not None:
-                sums[f"{name}.bias"] = clipped.sum((0, 1))
+                sums[f"{name}.bias"] = torch.tensordot(factor, out_grad.sum(1), dims=1)
         return sums
 
     return ghost
+
+
+def _conv(layer: nn.Conv2d, a: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return F.conv2d(a, weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)

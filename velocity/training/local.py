@@ -10,8 +10,8 @@ the training tensors) every client visits this round — so they compute the sam
   still training. A client's last, smaller batch is padded with masked examples.
 
 With DP-SGD (``cfg.dp``) both clip each example's gradient and sum them
-(:mod:`velocity.training.dp_sgd`: by ghost clipping for linear networks, by per-example gradients
-otherwise) and add noise drawn from each client's own generator, so the two trainers add the same
+(:mod:`velocity.training.dp_sgd`: by ghost clipping for sequences of linear and convolution
+layers, by per-example gradients otherwise) and add noise drawn from each client's own generator, so the two trainers add the same
 noise.
 
 :func:`prefers_batched` says which of the two is faster for a model on a device.
@@ -280,7 +280,7 @@ def train_clients_batched(
 def _draw_noise(like: dict[str, torch.Tensor], generators: Sequence[torch.Generator]) -> dict[str, torch.Tensor]:
     """N(0, 1) shaped as each ``(clients, *shape)`` tensor in ``like``: row r from generator r,
     parameter by parameter in order, as the loop trainer draws a client's noise. Drawing is most of
-    a DP-SGD step's cost for a linear network, and each client's generator is its own, so the
+    a DP-SGD step's cost under ghost clipping, and each client's generator is its own, so the
     clients are spread over torch's threads (the values do not depend on how)."""
     noise = {n: torch.empty_like(v) for n, v in like.items()}
 
@@ -319,7 +319,7 @@ def prefers_batched(model: nn.Module, device: torch.device, *, per_example_rows:
     Measured with per-example gradients (synthetic-mnist, 100 clients, batch 32, one epoch, 2
     cores; training per round batched / one by one): logreg (100 MB of them) 379 / 608 ms, mlp-32
     (326 MB) 1.00 / 0.91 s, mlp-64 (650 MB) 1.88 / 1.17 s, the MLP 784-128-64-10 (1.4 GB) 5.12 /
-    2.11 s. (These linear networks now clip by ghost clipping, which holds none.)"""
+    2.11 s. (These models now clip by ghost clipping, which holds none.)"""
     if device.type != "cpu":
         return True
     convolutions = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
