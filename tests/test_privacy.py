@@ -157,6 +157,8 @@ def test_ghost_clipping_serves_sequences_of_linear_and_plain_convolution_layers(
     assert not ghost_clipping_applies(nn.Sequential(nn.Conv1d(4, 4, 3), nn.Flatten()))
     assert not ghost_clipping_applies(nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Linear(4, 2)))
     assert not ghost_clipping_applies(nn.Sequential(nn.Sequential(nn.Linear(4, 2))))
+    shared = nn.Linear(4, 4)
+    assert not ghost_clipping_applies(nn.Sequential(shared, nn.ReLU(), shared))
 
     class Wrapped(nn.Module):
         def __init__(self) -> None:

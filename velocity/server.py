@@ -26,6 +26,7 @@ from velocity.training import (
     LocalTrainingConfig,
     available_memory,
     batched_memory_floor,
+    dp_sgd,
     evaluate,
     flatten_params,
     poison_labels,
@@ -35,7 +36,6 @@ from velocity.training import (
     train_clients_loop,
 )
 from velocity.training.backdoor import SuccessProbe, backdoor_of, make_trigger, plant_backdoor, success_probe
-from velocity.training.dp_sgd import ghost_clipping_applies
 
 __all__ = ["FederatedData", "FederatedServer", "RoundRecord"]
 
@@ -202,7 +202,7 @@ class FederatedServer(Trainer):
     def _per_example_rows(self) -> int:
         """How many examples' gradients a batched step holds (clients × batch): 0 without DP-SGD and
         with ghost clipping (:mod:`velocity.training.dp_sgd`), which holds none."""
-        if self.local.dp is None or ghost_clipping_applies(self._model):
+        if self.local.dp is None or dp_sgd.ghost_clipping_applies(self._model):
             return 0
         return self.clients_per_round * self._step_batch()
 

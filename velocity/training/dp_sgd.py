@@ -51,9 +51,9 @@ def ghost_clipping_applies(model: nn.Module) -> TypeGuard[nn.Sequential]:
     """Whether :func:`clipped_sum` clips without every parameter's per-example gradients for
     ``model``: an ``nn.Sequential`` whose children with parameters are all ``nn.Linear`` or plain
     ``nn.Conv2d`` (one group, zero padding given as numbers)."""
-    return isinstance(model, nn.Sequential) and all(
-        isinstance(layer, nn.Linear) or _plain_conv(layer) or next(layer.parameters(), None) is None for layer in model.children()
-    )
+    if not isinstance(model, nn.Sequential) or len(list(model.named_children())) != len(model):
+        return False  # (named_children lists a layer used twice once: the forward pass below would skip it)
+    return all(isinstance(layer, nn.Linear) or _plain_conv(layer) or next(layer.parameters(), None) is None for layer in model.children())
 
 
 def _plain_conv(layer: nn.Module) -> bool:

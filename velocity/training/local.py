@@ -11,8 +11,8 @@ the training tensors) every client visits this round — so they compute the sam
 
 With DP-SGD (``cfg.dp``) both clip each example's gradient and sum them
 (:mod:`velocity.training.dp_sgd`: by ghost clipping for sequences of linear and convolution
-layers, by per-example gradients otherwise) and add noise drawn from each client's own generator, so the two trainers add the same
-noise.
+layers, by per-example gradients otherwise) and add noise drawn from each client's own
+generator, so the two trainers add the same noise.
 
 :func:`prefers_batched` says which of the two is faster for a model on a device.
 """
@@ -31,8 +31,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from velocity.training import dp_sgd
 from velocity.training.config import LocalTrainingConfig
-from velocity.training.dp_sgd import clipped_sum, ghost_clipping_applies
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ class _LoopDP:
         assert cfg.dp is not None and plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
         self.cfg, self.dp, self.expected = cfg, cfg.dp, plan.expected_batch
         self.names = [n for n, _ in local.named_parameters()]
-        self.clipped_sum = clipped_sum(local)
+        self.clipped_sum = dp_sgd.clipped_sum(local)
         self.device = device
 
     def set_gradients(
@@ -238,7 +238,7 @@ def train_clients_batched(
     dp = cfg.dp
     if dp is not None:
         assert plan.expected_batch is not None, "a DP-SGD plan (ClientBatchPlan.make with cfg.dp)"
-        clipped = clipped_sum(template)
+        clipped = dp_sgd.clipped_sum(template)
 
         def clipped_sums(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, mb: torch.Tensor) -> dict[str, torch.Tensor]:
             return clipped(p, xb, yb, mb, dp.max_grad_norm)
@@ -325,7 +325,7 @@ def prefers_batched(model: nn.Module, device: torch.device, *, per_example_rows:
     convolutions = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
     if any(isinstance(m, convolutions) for m in model.modules()):
         return False
-    if ghost_clipping_applies(model):
+    if dp_sgd.ghost_clipping_applies(model):
         return True
     parameters = sum(p.numel() for p in model.parameters())
     return 4 * per_example_rows * parameters <= DP_BATCHED_CPU_BYTES
