@@ -115,9 +115,9 @@ def _per_example_reference(model: torch.nn.Module, max_norm: float):
 @pytest.mark.parametrize("model_id", ["logreg", "mlp-32-16", "sequence", "conv"])
 def test_ghost_clipping_gives_the_per_example_clipped_sum(model_id: str, max_norm: float) -> None:
     """Ghost clipping's sum equals the per-example definition, alone and vmapped over clients as the
-    batched trainer runs it, with masked examples, in float64 to 1e-12 (sums of order 0.1 to 10;
-    leaving a layer's bias out of the norm moves them by ≥ 1e-4). C = 0.05 clips every example,
-    C = 1000 none."""
+    batched trainer runs it, with masked examples, in float64 to 1e-12 (sums of order 0.1 to 10,
+    rounding of order 1e-15; a bias left out of the norm, or a convolution's norm scaled by 0.9,
+    fails it). C = 0.05 clips every example, C = 1000 none."""
     from torch.func import vmap
 
     from velocity.training.dp_sgd import clipped_sum, ghost_clipping_applies
