@@ -34,11 +34,10 @@ from velocity.training import LocalTrainingConfig, dp_sgd
 DP = ClientDP(noise_multiplier=1.0, max_grad_norm=1.0)
 
 
-def round_ms(data, model_id: str, local: LocalTrainingConfig, batched: bool | None, rounds: int) -> tuple[float, bool]:
+def round_ms(data, model_id: str, local: LocalTrainingConfig, batched: bool | None, rounds: int) -> float:
     server = FederatedServer(data, model_id=model_id, local=local, seed=0, batched=batched)
     server.run(1)
-    times = [server.run_round().train_ms for _ in range(rounds)]
-    return float(np.median(times)), server.batched
+    return float(np.median([server.run_round().train_ms for _ in range(rounds)]))
 
 
 def main() -> None:
@@ -50,7 +49,9 @@ def main() -> None:
     args = ap.parse_args()
     data = load_federated("synthetic-mnist", num_clients=args.clients, seed=0)
     plain, private = LocalTrainingConfig(local_epochs=1), LocalTrainingConfig(local_epochs=1, dp=DP)
-    print(f"synthetic-mnist, {args.clients} clients, batch 32, 1 local epoch, σ = 1, C = 1; torch threads {torch.get_num_threads()}")
+    print(
+        f"synthetic-mnist, {args.clients} clients, batch {private.batch_size}, 1 local epoch, σ = 1, C = 1; torch threads {torch.get_num_threads()}"
+    )
     print("local training per round (ms), median of rounds 2 onwards\n")
     print("| model (parameters) | no DP | ghost, batched | ghost, one by one | per-example, batched | per-example, one by one |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -58,8 +59,8 @@ def main() -> None:
         model = build_model(model_id, input_shape=data.input_shape, num_classes=data.num_classes)
         parameters = sum(p.numel() for p in model.parameters())
         convolutional = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
-        per_example_bytes = 4 * args.clients * 32 * parameters
-        cells = [f"{round_ms(data, model_id, plain, None, args.rounds)[0]:,.0f}"]
+        per_example_bytes = 4 * args.clients * private.batch_size * parameters
+        cells = [f"{round_ms(data, model_id, plain, None, args.rounds):,.0f}"]
         for ghost in (True, False):
             # per-example: every lookup of ghost_clipping_applies (the trainers', the server's) says no
             forced = mock.patch.object(dp_sgd, "ghost_clipping_applies", lambda _m: False)
@@ -68,7 +69,7 @@ def main() -> None:
                     if batched and (convolutional or (not ghost and per_example_bytes > args.per_example_cap * 2**30)):
                         cells.append("")
                         continue
-                    cells.append(f"{round_ms(data, model_id, private, batched, args.rounds)[0]:,.0f}")
+                    cells.append(f"{round_ms(data, model_id, private, batched, args.rounds):,.0f}")
         print(f"| {model_id} ({parameters:,}) | " + " | ".join(cells) + " |", flush=True)
 
 
