@@ -134,19 +134,55 @@ impl OwnedMatrix {
 pub fn sq_dist(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0f32; 8];
     let full = a.len() - a.len() % 8;
-    add_sq_diffs(&mut lanes, &a[..full], &b[..full]);
-    finish_sq_dist(&lanes, a, b, full)
-}
-
-/// `sq_dist`'s loop: lane k adds the squared differences at positions k, k + 8, … in order (so a
-/// slice split at multiples of 8 and fed piece by piece gives the same lanes).
-#[inline(always)]
-fn add_sq_diffs(lanes: &mut [f32; 8], a: &[f32], b: &[f32]) {
-    for (xa, xb) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+    for (xa, xb) in a[..full].chunks_exact(8).zip(b[..full].chunks_exact(8)) {
         for k in 0..8 {
             let t = xa[k] - xb[k];
             lanes[k] += t * t;
         }
+    }
+    finish_sq_dist(&lanes, a, b, full)
+}
+
+/// `sq_dist` of [`DIST_ROWS`] rows to one vector `b`, to the bit: the rows' lane sums are
+/// independent chains of additions, so the adds of one overlap the others' instead of waiting.
+#[inline(always)]
+fn sq_dists_to(a: [&[f32]; DIST_ROWS], b: &[f32]) -> [f64; DIST_ROWS] {
+    let full = b.len() - b.len() % 8;
+    // named accumulators (not an array of them), so that they stay in registers
+    let (mut l0, mut l1, mut l2, mut l3) = ([0f32; 8], [0f32; 8], [0f32; 8], [0f32; 8]);
+    let chunks = a[0][..full]
+        .chunks_exact(8)
+        .zip(a[1][..full].chunks_exact(8))
+        .zip(a[2][..full].chunks_exact(8).zip(a[3][..full].chunks_exact(8)))
+        .zip(b[..full].chunks_exact(8));
+    for (((a0, a1), (a2, a3)), xb) in chunks {
+        for k in 0..8 {
+            let (t0, t1, t2, t3) = (a0[k] - xb[k], a1[k] - xb[k], a2[k] - xb[k], a3[k] - xb[k]);
+            l0[k] += t0 * t0;
+            l1[k] += t1 * t1;
+            l2[k] += t2 * t2;
+            l3[k] += t3 * t3;
+        }
+    }
+    let lanes = [l0, l1, l2, l3];
+    std::array::from_fn(|t| finish_sq_dist(&lanes[t], a[t], b, full))
+}
+
+/// Rows measured at once by `sq_dists_to`.
+const DIST_ROWS: usize = 4;
+
+/// `sq_dist` of each of `rows` (slices of equal length) to `b`, added to `acc`.
+#[inline(always)]
+fn add_sq_dists_to<'a>(rows: impl ExactSizeIterator<Item = &'a [f32]>, b: &[f32], acc: &mut [f64]) {
+    let rows: Vec<&[f32]> = rows.collect();
+    let mut tiles = rows.chunks_exact(DIST_ROWS);
+    let mut out = acc.chunks_exact_mut(DIST_ROWS);
+    for (tile, o) in (&mut tiles).zip(&mut out) {
+        let s = sq_dists_to(std::array::from_fn(|t| tile[t]), b);
+        o.iter_mut().zip(s).for_each(|(o, s)| *o += s);
+    }
+    for (row, o) in tiles.remainder().iter().zip(out.into_remainder()) {
+        *o += sq_dist(row, b);
     }
 }
 
@@ -219,12 +255,20 @@ pub fn row_norms(x: Matrix) -> Vec<f64> {
     (0..x.n()).into_par_iter().map(|i| sq_norm(x.row(i)).sqrt()).collect()
 }
 
-/// L2 distance of every row to the vector `z` (`sq_dist`, compiled for the widest vectors the CPU
-/// has: the same 8 float32 lanes, so the same bits).
+/// Squared L2 distance of a row to a vector as the iterative rules measure it (`row_dists_to`,
+/// `weighted_step`): `sq_dist` of each block of [`COL_BLOCK`] columns, the blocks added in float64
+/// in order. The blocks are fixed so that the pass that computes a vector can also measure every
+/// row against it, block by block while the block is in cache, with the bits of measuring it alone,
+/// at any thread count.
+pub fn blocked_sq_dist(a: &[f32], b: &[f32]) -> f64 {
+    a.chunks(COL_BLOCK).zip(b.chunks(COL_BLOCK)).fold(0.0, |s, (x, y)| s + sq_dist(x, y))
+}
+
+/// L2 distance of every row to the vector `z` (`blocked_sq_dist`, in code compiled for the widest
+/// vectors the CPU has: the same float32 lanes, so the same bits).
 ///
 /// Each thread takes a group of rows and walks their columns block by block, so that a block of
-/// `z` is read from memory once for the whole group rather than once per row; every row's lanes
-/// add in `sq_dist`'s order, so the distances have its bits whatever the grouping.
+/// `z` is read from memory once for the whole group rather than once per row.
 pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
     let rows: Vec<usize> = (0..x.n()).collect();
     let group = x.n().div_ceil(rayon::current_num_threads()).max(1);
@@ -233,21 +277,64 @@ pub fn row_dists_to(x: Matrix, z: &[f32]) -> Vec<f64> {
 
 #[inline(always)]
 fn group_dists(x: Matrix, rows: &[usize], z: &[f32]) -> Vec<f64> {
-    // z's block (16 KiB) and the group's lanes stay in L1 while the rows stream past
-    const BLOCK: usize = 4096;
-    let full = x.d() - x.d() % 8;
-    let mut lanes = vec![[0f32; 8]; rows.len()];
-    for c0 in (0..full).step_by(BLOCK) {
-        let c1 = (c0 + BLOCK).min(full);
-        for (acc, &i) in lanes.iter_mut().zip(rows) {
-            add_sq_diffs(acc, &x.row(i)[c0..c1], &z[c0..c1]);
-        }
+    // z's block (8 KiB) stays in L1 while the group's rows stream past
+    let mut sq = vec![0f64; rows.len()];
+    for c0 in (0..x.d()).step_by(COL_BLOCK) {
+        let c1 = (c0 + COL_BLOCK).min(x.d());
+        add_sq_dists_to(rows.iter().map(|&i| &x.row(i)[c0..c1]), &z[c0..c1], &mut sq);
     }
-    lanes.iter().zip(rows).map(|(acc, &i)| finish_sq_dist(acc, x.row(i), z, full).sqrt()).collect()
+    sq.into_iter().map(f64::sqrt).collect()
 }
 
 widest_vectors!(
     fn group_dists_widest(x: Matrix, rows: &[usize], z: &[f32]) -> Vec<f64> = group_dists, avx512 = group_dists_avx512, avx2 = group_dists_avx2
+);
+
+/// One step of an iterative rule in one pass over the matrix: `z = keep·prev + Σ_i c_i x_i` (just
+/// the sum without `prev`; the sum as `weighted_sum` computes it, the step in float64 rounded once)
+/// and, with `dists`, every row's L2 distance to the new `z` (`row_dists_to`'s bits). Each block of
+/// `z` is final once its columns are summed, so the rows' slices are measured against it while they
+/// are still in cache: one read of the matrix from memory instead of two.
+pub fn weighted_step(x: Matrix, c: &[f64], prev: Option<(&[f32], f64)>, dists: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+    let rows: Vec<usize> = (0..x.n().min(c.len())).collect();
+    let mut z = vec![0f32; x.d()];
+    let blocks: Vec<Vec<f64>> = z
+        .par_chunks_mut(COL_BLOCK)
+        .enumerate()
+        .map(|(b, z_blk)| step_block_widest(x, &rows, c, prev, b * COL_BLOCK, z_blk, dists))
+        .collect();
+    let dists = dists.then(|| {
+        let mut sq = vec![0f64; x.n()];
+        for block in &blocks {
+            sq.iter_mut().zip(block).for_each(|(s, b)| *s += b);
+        }
+        sq.into_iter().map(f64::sqrt).collect()
+    });
+    (z, dists)
+}
+
+/// One column block of `weighted_step`: the block of `z`, then (with `dists`) each row's squared
+/// distance to it over the block.
+#[inline(always)]
+fn step_block(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>, c0: usize, z_blk: &mut [f32], dists: bool) -> Vec<f64> {
+    weighted_block(x, rows, c, c0, z_blk);
+    let c1 = c0 + z_blk.len();
+    if let Some((prev, keep)) = prev {
+        for (z, &p) in z_blk.iter_mut().zip(&prev[c0..c1]) {
+            *z = (keep * p as f64 + *z as f64) as f32;
+        }
+    }
+    if !dists {
+        return Vec::new();
+    }
+    let mut sq = vec![0f64; x.n()];
+    add_sq_dists_to((0..x.n()).map(|i| &x.row(i)[c0..c1]), z_blk, &mut sq);
+    sq
+}
+
+widest_vectors!(
+    fn step_block_widest(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>, c0: usize, z_blk: &mut [f32], dists: bool) -> Vec<f64>
+        = step_block, avx512 = step_block_avx512, avx2 = step_block_avx2
 );
 
 /// Symmetric `n × n` matrix of squared L2 distances between rows (row-major, zero diagonal).
@@ -492,16 +579,28 @@ pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
 }
 
 /// One column block of `weighted_sum_rows`: float64 accumulators, rows added in order (lane-wise,
-/// so the code compiled for each vector width gives the same bits).
+/// so the code compiled for each vector width gives the same bits). Rows go [`SUM_ROWS`] at a time:
+/// a column's accumulator stays in a register while it adds their terms one after the other, the
+/// same additions in the same order as row by row, with one load and store of it instead of eight.
 #[inline(always)]
 fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
     let len = out_blk.len();
     let mut acc = vec![0f64; len];
-    for (&i, &ci) in rows.iter().zip(c) {
-        if ci == 0.0 {
-            continue;
+    let terms: Vec<(&[f32], f64)> =
+        rows.iter().zip(c).filter(|(_, &ci)| ci != 0.0).map(|(&i, &ci)| (&x.row(i)[c0..c0 + len], ci)).collect();
+    let mut tiles = terms.chunks_exact(SUM_ROWS);
+    for tile in &mut tiles {
+        let row: [&[f32]; SUM_ROWS] = std::array::from_fn(|t| tile[t].0);
+        let coef: [f64; SUM_ROWS] = std::array::from_fn(|t| tile[t].1);
+        for (j, a) in acc.iter_mut().enumerate() {
+            let mut s = *a;
+            for t in 0..SUM_ROWS {
+                s += coef[t] * row[t][j] as f64;
+            }
+            *a = s;
         }
-        let row = &x.row(i)[c0..c0 + len];
+    }
+    for &(row, ci) in tiles.remainder() {
         for (a, &v) in acc.iter_mut().zip(row) {
             *a += ci * v as f64;
         }
@@ -510,6 +609,9 @@ fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut
         *o = *a as f32;
     }
 }
+
+/// Rows per tile of `weighted_block`.
+const SUM_ROWS: usize = 8;
 
 widest_vectors!(
     fn weighted_block_widest(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32])
@@ -708,7 +810,7 @@ mod tests {
     fn weighted_sums_and_norms_are_the_same_at_every_width() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
-        let (n, len) = (7usize, 1000usize);
+        let (n, len) = (11usize, 1000usize); // a tile of SUM_ROWS rows and a remainder, with row 2 left out
         let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
         let m = OwnedMatrix::from_rows(&rows).unwrap();
         let x = m.view();
@@ -723,22 +825,25 @@ mod tests {
             let ((sums, sq), dist) = match width {
                 0 => {
                     weighted_block(x, &all, &c, 0, &mut out);
-                    (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)]].concat())
+                    let step = step_block(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
+                    (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)], step].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
                 1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
                     weighted_block_avx2(x, &all, &c, 0, &mut out);
+                    let step = step_block_avx2(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
                     (
                         sums_and_norms_block_avx2(x, &coeffs, 0, len),
-                        [group_dists_avx2(x, &all, z), vec![sq_dist_f64_avx2(x.row(0), z)]].concat(),
+                        [group_dists_avx2(x, &all, z), vec![sq_dist_f64_avx2(x.row(0), z)], step].concat(),
                     )
                 },
                 #[cfg(target_arch = "x86_64")]
                 2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
+                    let step = step_block_avx512(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
                     (
                         sums_and_norms_block_avx512(x, &coeffs, 0, len),
-                        [group_dists_avx512(x, &all, z), vec![sq_dist_f64_avx512(x.row(0), z)]].concat(),
+                        [group_dists_avx512(x, &all, z), vec![sq_dist_f64_avx512(x.row(0), z)], step].concat(),
                     )
                 },
                 _ => return None,
@@ -751,20 +856,63 @@ mod tests {
     }
 
     #[test]
-    fn row_distances_have_sq_dists_bits_whatever_the_grouping() {
+    fn row_distances_have_blocked_sq_dists_bits_whatever_the_grouping() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
-        let d = 2 * 4096 + 13; // several column blocks and a remainder
+        let d = 4 * COL_BLOCK + 13; // several column blocks and a remainder
         let mut rows: Vec<Vec<f32>> = (0..7).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
         rows[4][100] = 3e20; // its square overflows float32's lanes: the float64 fallback
         let z: Vec<f32> = (0..d).map(|_| rng.random::<f32>()).collect();
         let m = OwnedMatrix::from_rows(&rows).unwrap();
-        let want: Vec<u64> = rows.iter().map(|r| sq_dist(r, &z).sqrt().to_bits()).collect();
+        let want: Vec<u64> = rows.iter().map(|r| blocked_sq_dist(r, &z).sqrt().to_bits()).collect();
         assert!(f64::from_bits(want[4]) > 1e20);
+        // the blocks are not one sequential sum (else this test would not tell them apart)
+        assert!(rows.iter().any(|r| blocked_sq_dist(r, &z) != sq_dist(r, &z)));
         for threads in [1, 2, 3, 8] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let got: Vec<u64> = pool.install(|| row_dists_to(m.view(), &z)).iter().map(|v| v.to_bits()).collect();
             assert_eq!(got, want, "{threads} threads");
+        }
+    }
+
+    /// The fused step is the weighted sum, the step on it rounded once, and `row_dists_to` of the
+    /// result, to the bit, at any thread count; without `prev` it is the weighted sum itself.
+    #[test]
+    fn a_weighted_step_is_its_sum_and_the_distances_to_it() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
+        let (n, d) = (12usize, 3 * COL_BLOCK + 5); // 11 rows in the sum: a tile of SUM_ROWS and a remainder
+        let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+        rows[6][7] = f32::NAN; // a row with coefficient 0 stays out of the sum, and is infinitely far
+        let mut c: Vec<f64> = (0..n).map(|i| if i == 6 { 0.0 } else { rng.random::<f64>() / n as f64 }).collect();
+        // rows 1 (in the tile) and 10 (after it) cancel: the float64 sum's rounding, visible in
+        // float32, depends on the order in which the rows are added
+        let big: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 1e13).collect();
+        rows[1] = big.clone();
+        rows[10] = big.iter().map(|v| -v).collect();
+        c[10] = c[1];
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let x = m.view();
+        let prev: Vec<f32> = (0..d).map(|_| rng.random::<f32>()).collect();
+        let keep = 1.0 - c.iter().sum::<f64>();
+        let sum = weighted_sum(x, &c);
+        // the tiles add the rows one by one, in order, as a plain loop does
+        let row_by_row: Vec<f32> = (0..d)
+            .map(|j| rows.iter().zip(&c).filter(|(_, &ci)| ci != 0.0).fold(0f64, |a, (r, &ci)| a + ci * r[j] as f64) as f32)
+            .collect();
+        let stepped: Vec<f32> = prev.iter().zip(&sum).map(|(&p, &s)| (keep * p as f64 + s as f64) as f32).collect();
+        let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits32(&sum), bits32(&row_by_row));
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let (z, dists) = pool.install(|| weighted_step(x, &c, Some((&prev, keep)), true));
+            let dists = dists.unwrap();
+            assert_eq!(bits32(&z), bits32(&stepped), "{threads} threads");
+            assert_eq!(bits64(&dists), bits64(&row_dists_to(x, &z)), "{threads} threads");
+            assert!(dists[6].is_nan() && dists.iter().enumerate().all(|(i, v)| i == 6 || v.is_finite()));
+            let (plain, none) = pool.install(|| weighted_step(x, &c, None, false));
+            assert_eq!((bits32(&plain), none), (bits32(&sum), None));
         }
     }
 

@@ -9,7 +9,7 @@
 //! Without a τ, each round uses the median distance of its updates from the centre: half the
 //! updates are clipped, and with f < n/2 that radius is set by honest updates.
 
-use crate::matrix::{median_finite, row_dists_to, weighted_sum, Matrix};
+use crate::matrix::{median_finite, row_dists_to, weighted_step, Matrix};
 use crate::trace::{normalised, Trace};
 
 /// Run the iterations in place on `center`; the trace holds the radius, the rows clipped in the
@@ -19,18 +19,18 @@ pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: Option<f
     let mut radius = tau;
     let mut clipped = None;
     let mut moved = vec![0.0; x.n()];
-    for _ in 0..iters {
-        let dists = row_dists_to(x, center);
+    let mut dists = if iters > 0 { row_dists_to(x, center) } else { Vec::new() };
+    for it in 0..iters {
         let tau = *radius.get_or_insert_with(|| median_finite(&dists));
         clipped.get_or_insert_with(|| dists.iter().filter(|&&d| d > tau).count());
         // v + Σ c_i (x_i − v) = (1 − Σ c_i)·v + Σ c_i x_i, with c_i = α_i·min(1, τ/‖x_i − v‖)
         let coef: Vec<f64> = w.iter().zip(&dists).map(|(wi, &d)| wi / total * if d > tau { tau / d } else { 1.0 }).collect();
         moved.iter_mut().zip(&coef).for_each(|(m, c)| *m += c);
         let keep = 1.0 - coef.iter().sum::<f64>();
-        let s = weighted_sum(x, &coef);
-        for (v, si) in center.iter_mut().zip(&s) {
-            *v = (keep * *v as f64 + *si as f64) as f32;
-        }
+        // the next iteration's distances in the same pass
+        let (next, next_dists) = weighted_step(x, &coef, Some((center, keep)), it + 1 < iters);
+        center.copy_from_slice(&next);
+        dists = next_dists.unwrap_or_default();
     }
     Trace { share: normalised(&moved), clipped, radius, ..Trace::default() }
 }

@@ -15,7 +15,7 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{row_dists_to, sq_dist_f64_widest, sq_dist_par, sq_norm_par, weighted_mean, Matrix, COL_BLOCK};
+use crate::matrix::{sq_dist_f64_widest, sq_dist_par, sq_norm_par, weighted_step, Matrix, COL_BLOCK};
 
 /// Returns the estimate, the number of iterations run and each row's share of the estimate
 /// (its Weiszfeld weight α_i / max(ν, ‖x_i − z‖), normalised; all of it on a data point that is
@@ -23,17 +23,22 @@ use crate::matrix::{row_dists_to, sq_dist_f64_widest, sq_dist_par, sq_norm_par, 
 pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize, Vec<f64>) {
     let total: f64 = w.iter().sum();
     let alpha: Vec<f64> = w.iter().map(|v| v / total).collect();
-    let mut z = weighted_mean(x, &alpha);
-    let mut dists = row_dists_to(x, &z);
+    // each mean and the rows' distances to it in one pass
+    let mean_and_dists = |w: &[f64]| {
+        let total: f64 = w.iter().sum();
+        let scale: Vec<f64> = w.iter().map(|v| v / total).collect();
+        let (z, dists) = weighted_step(x, &scale, None, true);
+        (z, dists.unwrap_or_default())
+    };
+    let (mut z, mut dists) = mean_and_dists(&alpha);
     let mut obj = smoothed_objective(&alpha, &dists, nu);
     let mut iters = 0;
     while iters < max_iter {
         iters += 1;
         let beta: Vec<f64> = alpha.iter().zip(&dists).map(|(a, d)| a / d.max(nu)).collect();
-        let next = weighted_mean(x, &beta);
+        let (next, next_dists) = mean_and_dists(&beta);
         let moved = sq_dist_par(&next, &z).sqrt();
-        z = next;
-        dists = row_dists_to(x, &z);
+        (z, dists) = (next, next_dists);
         let new_obj = smoothed_objective(&alpha, &dists, nu);
         // RFA's stop (relative change of the objective), and also a small step relative to the
         // nearest point: one huge outlier dominates the objective, whose relative change then
@@ -64,7 +69,7 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
 /// Vardi & Zhang's condition: is row `k` a minimiser of Σ α_i ‖z − x_i‖? Only asked when every
 /// other distinct row is at least ν away, so that the smoothed objective's minimiser is within ν
 /// of row `k` too (it sits at ν·‖pull‖/weight from it). `at_iterate` is the objective at the last
-/// iterate (from `row_dists_to`'s float32 lanes).
+/// iterate (from `row_dists_to`'s float32 lanes, through `weighted_step`).
 fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64, at_iterate: f64) -> bool {
     let xk = x.row(k);
     // In float64 throughout: at equality the two sides must compare exactly.
@@ -74,12 +79,13 @@ fn is_geometric_median(x: Matrix, alpha: &[f64], k: usize, nu: f64, at_iterate: 
     }
     // A minimiser's objective is at most the iterate's, so a row whose objective is clearly above
     // it is ruled out without the pass below (the common case: the median lies inside the cloud).
-    // "Clearly": row_dists_to sums a squared distance in 8 float32 lanes of ⌈d/8⌉ terms each, which
-    // undercounts by at most (⌈d/8⌉ + 4)·2^-24 of itself (each add's rounding, and the term's own),
-    // and the square root by no more.
+    // "Clearly": row_dists_to sums a squared distance per block of COL_BLOCK columns in 8 float32
+    // lanes of m = ⌈min(d, COL_BLOCK)/8⌉ terms each, which undercounts a block by at most (m + 4)·2^-24
+    // of itself (each add's rounding, and the term's own); the blocks' float64 sum adds less than
+    // one more 2^-24 (for d < 10^12), and the square root no more.
     let objective_k: f64 = alpha.iter().zip(&dists).map(|(a, d)| a * d).sum();
-    let undercount = (x.d().div_ceil(8) + 4) as f64 * f64::from(f32::EPSILON / 2.0);
-    if undercount < 1.0 && objective_k * (1.0 - undercount) > at_iterate {
+    let undercount = (x.d().min(COL_BLOCK).div_ceil(8) + 5) as f64 * f64::from(f32::EPSILON / 2.0);
+    if objective_k * (1.0 - undercount) > at_iterate {
         return false;
     }
     let at_k: f64 = alpha.iter().zip(&dists).filter(|(_, &d)| d == 0.0).map(|(a, _)| a).sum();
