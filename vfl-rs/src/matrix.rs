@@ -518,33 +518,24 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
 }
 
 /// Columns `c0..c0 + len` of `sums_and_norms`: each sum's block and each row's squared norm over
-/// it (lane-wise, so the code compiled for each vector width gives the same bits).
+/// it (lane-wise, so the code compiled for each vector width gives the same bits). The rows go
+/// [`SUM_ROWS`] at a time: read from memory once, by the first sum, and from cache after.
 #[inline(always)]
 fn sums_and_norms_block(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
     let mut acc = vec![vec![0f64; len]; coeffs.len()];
     let mut sq = vec![0f64; x.n()];
-    for (i, s) in sq.iter_mut().enumerate() {
-        let row = &x.row(i)[c0..c0 + len];
-        *s = sq_norm(row);
-        match (coeffs, &mut acc[..]) {
-            // the common case, the aggregate and the honest mean: one load per value
-            ([c, e], [a, h]) if c[i] != 0.0 && e[i] != 0.0 => {
-                let (ci, ei) = (c[i], e[i]);
-                for ((a, h), &v) in a.iter_mut().zip(h.iter_mut()).zip(row) {
-                    *a += ci * v as f64;
-                    *h += ei * v as f64;
-                }
-            }
-            _ => {
-                for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
-                    let ci = c[i];
-                    if ci != 0.0 {
-                        for (a, &v) in a.iter_mut().zip(row) {
-                            *a += ci * v as f64;
-                        }
-                    }
-                }
-            }
+    let mut terms = Vec::with_capacity(SUM_ROWS);
+    for g0 in (0..x.n()).step_by(SUM_ROWS) {
+        let group = g0..(g0 + SUM_ROWS).min(x.n());
+        for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
+            terms.clear();
+            terms.extend(group.clone().filter(|&i| c[i] != 0.0).map(|i| (&x.row(i)[c0..c0 + len], c[i])));
+            add_terms(a, &terms);
+        }
+        // after the sums, which read the group's rows side by side (faster from memory than one
+        // row after another), so that the norms read them from cache
+        for i in group {
+            sq[i] = sq_norm(&x.row(i)[c0..c0 + len]);
         }
     }
     (acc.into_iter().map(|a| a.into_iter().map(|v| v as f32).collect()).collect(), sq)
@@ -579,38 +570,57 @@ pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
 }
 
 /// One column block of `weighted_sum_rows`: float64 accumulators, rows added in order (lane-wise,
-/// so the code compiled for each vector width gives the same bits). Rows go [`SUM_ROWS`] at a time:
-/// a column's accumulator stays in a register while it adds their terms one after the other, the
-/// same additions in the same order as row by row, with one load and store of it instead of eight.
+/// so the code compiled for each vector width gives the same bits).
 #[inline(always)]
 fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32]) {
     let len = out_blk.len();
     let mut acc = vec![0f64; len];
     let terms: Vec<(&[f32], f64)> =
         rows.iter().zip(c).filter(|(_, &ci)| ci != 0.0).map(|(&i, &ci)| (&x.row(i)[c0..c0 + len], ci)).collect();
-    let mut tiles = terms.chunks_exact(SUM_ROWS);
-    for tile in &mut tiles {
-        let row: [&[f32]; SUM_ROWS] = std::array::from_fn(|t| tile[t].0);
-        let coef: [f64; SUM_ROWS] = std::array::from_fn(|t| tile[t].1);
-        for (j, a) in acc.iter_mut().enumerate() {
-            let mut s = *a;
-            for t in 0..SUM_ROWS {
-                s += coef[t] * row[t][j] as f64;
-            }
-            *a = s;
-        }
-    }
-    for &(row, ci) in tiles.remainder() {
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a += ci * v as f64;
-        }
-    }
+    add_terms(&mut acc, &terms);
     for (o, a) in out_blk.iter_mut().zip(&acc) {
         *o = *a as f32;
     }
 }
 
-/// Rows per tile of `weighted_block`.
+/// `acc += Σ_k c_k row_k` for the `(row, c_k)` terms, added in the order listed. The terms go
+/// [`SUM_ROWS`] at a time, then the rest in one tile: a column's accumulator stays in a register
+/// while it adds their terms one after the other — the same additions in the same order as term by
+/// term, with one load and store of the accumulator per tile instead of per term. (Plain loops and
+/// a match, no closures: a closure that is not inlined loses the caller's vector width.)
+#[inline(always)]
+fn add_terms(acc: &mut [f64], terms: &[(&[f32], f64)]) {
+    let mut tiles = terms.chunks_exact(SUM_ROWS);
+    for tile in &mut tiles {
+        add_tile::<SUM_ROWS>(acc, tile);
+    }
+    let rest = tiles.remainder();
+    match rest.len() {
+        0 => {}
+        1 => add_tile::<1>(acc, rest),
+        2 => add_tile::<2>(acc, rest),
+        3 => add_tile::<3>(acc, rest),
+        4 => add_tile::<4>(acc, rest),
+        5 => add_tile::<5>(acc, rest),
+        6 => add_tile::<6>(acc, rest),
+        _ => add_tile::<7>(acc, rest),
+    }
+}
+
+#[inline(always)]
+fn add_tile<const R: usize>(acc: &mut [f64], tile: &[(&[f32], f64)]) {
+    let row: [&[f32]; R] = std::array::from_fn(|t| &tile[t].0[..acc.len()]);
+    let coef: [f64; R] = std::array::from_fn(|t| tile[t].1);
+    for (j, a) in acc.iter_mut().enumerate() {
+        let mut s = *a;
+        for t in 0..R {
+            s += coef[t] * row[t][j] as f64;
+        }
+        *a = s;
+    }
+}
+
+/// Terms per tile of `add_terms`.
 const SUM_ROWS: usize = 8;
 
 widest_vectors!(
@@ -904,6 +914,10 @@ mod tests {
         let bits32 = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         let bits64 = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits32(&sum), bits32(&row_by_row));
+        let zero_at_3: Vec<f64> = c.iter().enumerate().map(|(i, &v)| if i == 3 { 0.0 } else { v }).collect();
+        let (sums, _) = sums_and_norms(x, &[&c, &zero_at_3]); // the round's pass: the same sum
+        assert_eq!(bits32(&sums[0]), bits32(&row_by_row));
+        assert_eq!(bits32(&sums[1]), bits32(&weighted_sum(x, &zero_at_3)));
         for threads in [1, 2, 3, 8] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let (z, dists) = pool.install(|| weighted_step(x, &c, Some((&prev, keep)), true));
