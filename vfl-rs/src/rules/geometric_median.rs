@@ -24,9 +24,9 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
     let total: f64 = w.iter().sum();
     let alpha: Vec<f64> = w.iter().map(|v| v / total).collect();
     // each mean and the rows' distances to it in one pass
-    let mean_and_dists = |w: &[f64]| {
-        let total: f64 = w.iter().sum();
-        let scale: Vec<f64> = w.iter().map(|v| v / total).collect();
+    let mean_and_dists = |weights: &[f64]| {
+        let sum: f64 = weights.iter().sum();
+        let scale: Vec<f64> = weights.iter().map(|v| v / sum).collect();
         let (z, dists) = weighted_step(x, &scale, None, true);
         (z, dists.unwrap_or_default())
     };
