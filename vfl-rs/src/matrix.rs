@@ -555,9 +555,13 @@ pub fn weighted_sum(x: Matrix, c: &[f64]) -> Vec<f32> {
 /// `weighted_mean` of the listed rows (in that order), read in place: the bits of
 /// `weighted_mean(x.select_rows(rows).view(), w)` without the copy.
 pub fn weighted_mean_rows(x: Matrix, rows: &[usize], w: &[f64]) -> Vec<f32> {
+    weighted_sum_rows(x, rows, &mean_coefficients(w))
+}
+
+/// A weighted mean's coefficients `w_i / Σ w`.
+pub fn mean_coefficients(w: &[f64]) -> Vec<f64> {
     let total: f64 = w.iter().sum();
-    let scale: Vec<f64> = w.iter().map(|wi| wi / total).collect();
-    weighted_sum_rows(x, rows, &scale)
+    w.iter().map(|wi| wi / total).collect()
 }
 
 /// `Σ_k c_k x_{rows[k]}`, the rows added in the order listed, in float64 per column block; a row

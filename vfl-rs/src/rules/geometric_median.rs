@@ -15,19 +15,16 @@
 
 use rayon::prelude::*;
 
-use crate::matrix::{sq_dist_f64_widest, sq_dist_par, sq_norm_par, weighted_step, Matrix, COL_BLOCK};
+use crate::matrix::{mean_coefficients, sq_dist_f64_widest, sq_dist_par, sq_norm_par, weighted_step, Matrix, COL_BLOCK};
 
 /// Returns the estimate, the number of iterations run and each row's share of the estimate
 /// (its Weiszfeld weight α_i / max(ν, ‖x_i − z‖), normalised; all of it on a data point that is
 /// the median).
 pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize, Vec<f64>) {
-    let total: f64 = w.iter().sum();
-    let alpha: Vec<f64> = w.iter().map(|v| v / total).collect();
+    let alpha = mean_coefficients(w);
     // each mean and the rows' distances to it in one pass
     let mean_and_dists = |weights: &[f64]| {
-        let sum: f64 = weights.iter().sum();
-        let scale: Vec<f64> = weights.iter().map(|v| v / sum).collect();
-        let (z, dists) = weighted_step(x, &scale, None, true);
+        let (z, dists) = weighted_step(x, &mean_coefficients(weights), None, true);
         (z, dists.unwrap_or_default())
     };
     let (mut z, mut dists) = mean_and_dists(&alpha);
