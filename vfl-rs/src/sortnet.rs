@@ -11,7 +11,9 @@
 //!
 //! The network is Batcher's odd–even merge sort (K. E. Batcher, "Sorting networks and their
 //! applications", AFIPS 1968) for the next power of two, with the comparators that touch a row
-//! beyond `n` left out (as if those rows held +∞, which no comparator moves).
+//! beyond `n` left out (as if those rows held +∞, which no comparator moves), and those that only
+//! reorder values the rule reads as a set (`network_for`: the median reads one or two positions,
+//! the trimmed mean a window's sum and its two ends).
 
 use rayon::prelude::*;
 
@@ -51,21 +53,68 @@ pub fn network(n: usize) -> Vec<(u16, u16)> {
     pairs
 }
 
-/// A block of up to `LANES` columns, each sorted: `keys[r][l]` is the key of the r-th smallest
-/// value of the block's column l (lanes beyond the block's width hold zeros).
-pub struct SortedBlock {
-    keys: Vec<[i32; LANES]>,
+/// How much of the sorted order a rule reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    /// Every position sorted.
+    All,
+    /// The window `lo..hi` (`lo < hi`): positions `lo` and `hi − 1` hold the sorted values there,
+    /// the positions between them the values sorted between them in some fixed order, and the
+    /// positions outside the window the rest.
+    Window(usize, usize),
 }
 
-impl SortedBlock {
-    /// The r-th smallest value of column `lane`.
+/// `network(n)` less the comparators that would only reorder values the rule reads as a set:
+/// going backwards, a comparator is left out when both its positions are in the same part
+/// (between the window's ends, or outside the window) and no comparator kept after it touches
+/// them. Each left-out comparator would then run after every kept one on its positions, so the
+/// left-out ones together only permute values within a part: the window's ends and each part's
+/// values are the full sort's. (A trimmed mean of 50 values keeps 331 of 403 comparators.)
+pub fn network_for(n: usize, order: Order) -> Vec<(u16, u16)> {
+    let full = network(n);
+    let Order::Window(lo, hi) = order else { return full };
+    assert!(lo < hi && hi <= n, "a window inside 0..{n}, got {lo}..{hi}");
+    // 0: outside the window, 1: strictly between its ends, 2 + i: an end (a part of its own)
+    let part = |i: usize| match i {
+        _ if i == lo || i == hi - 1 => 2 + i,
+        _ if i > lo && i < hi - 1 => 1,
+        _ => 0,
+    };
+    let mut touched = vec![false; n];
+    let mut kept: Vec<(u16, u16)> = full
+        .into_iter()
+        .rev()
+        .filter(|&(a, b)| {
+            let (a, b) = (a as usize, b as usize);
+            let drop = part(a) == part(b) && !touched[a] && !touched[b];
+            if !drop {
+                (touched[a], touched[b]) = (true, true);
+            }
+            !drop
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// A block of up to `LANES` columns, each sorted as far as the rule's [`Order`] asks: `keys[r][l]`
+/// is the key of the r-th smallest value of the block's column l (lanes beyond the block's width
+/// hold zeros).
+pub struct SortedBlock<'a> {
+    keys: &'a [[i32; LANES]],
+}
+
+impl SortedBlock<'_> {
+    /// The value at position r of column `lane`: the r-th smallest where the rule's order asks it
+    /// sorted.
     #[inline(always)]
     pub fn value(&self, r: usize, lane: usize) -> f32 {
         key_value(self.keys[r][lane])
     }
 
-    /// Per lane, the sum in f64 of the sorted positions `lo..hi`, added in ascending order. It
-    /// starts from −0, as `Iterator::sum` does, so a column of −0 sums to −0.
+    /// Per lane, the sum in f64 of the positions `lo..hi`, added in position order (ascending
+    /// where the network sorts them). It starts from −0, as `Iterator::sum` does, so a column of
+    /// −0 sums to −0.
     #[inline(always)]
     pub fn sums(&self, lo: usize, hi: usize) -> [f64; LANES] {
         let mut acc = [-0f64; LANES];
@@ -88,11 +137,18 @@ fn key_value(k: i32) -> f32 {
     f32::from_bits(total_order_key(k) as u32)
 }
 
-/// A coordinate-wise rule over sorted columns: given a sorted block, it writes each column's
-/// output to `out` (one per column of the block) and the sorted positions `lo..hi` the output
-/// averages to `windows` (what the traced kernels count each row's share by).
-pub trait SortedRule: Fn(&SortedBlock, &mut [f32], &mut [(usize, usize)]) + Sync {}
-impl<F: Fn(&SortedBlock, &mut [f32], &mut [(usize, usize)]) + Sync> SortedRule for F {}
+/// A coordinate-wise rule over sorted columns.
+pub trait SortedRule: Sync {
+    /// How much of the sorted order of `n` values `apply` reads: the network leaves out the
+    /// comparators it does not need. A traced run also reads the ends of each lane's window.
+    fn order(&self, n: usize) -> Order;
+
+    /// Given a sorted block, write each column's output to `out` (one per column of the block)
+    /// and the sorted positions `lo..hi` the output averages to `windows` (what the traced
+    /// kernels count each row's share by). Implementations are `#[inline(always)]`, so that they
+    /// are compiled into the kernel's vector width.
+    fn apply(&self, block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]);
+}
 
 /// Apply `rule` to every column of `x` (`x.n() <= MAX_ROWS`).
 pub fn map_sorted<F: SortedRule>(x: Matrix, rule: F) -> Vec<f32> {
@@ -121,7 +177,7 @@ pub fn map_sorted_rows<F: SortedRule>(x: Matrix, rows: &[usize], rule: F, trace:
 fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
     let (n, d) = (rows.len(), x.d());
     assert!(n <= MAX_ROWS, "sorting networks take at most {MAX_ROWS} rows, got {n}");
-    let pairs = network(n);
+    let pairs = network_for(n, rule.order(n));
     let mut out = vec![0f32; d];
     let parts: Vec<Vec<f64>> = out
         .par_chunks_mut(TASK)
@@ -161,7 +217,7 @@ fn task<F: SortedRule>(
     out: &mut [f32],
     pairs: &[(u16, u16)],
     rule: &F,
-    mut acc: Option<&mut ShareCounter>,
+    acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
     let blocks = out.len().div_ceil(LANES);
@@ -177,16 +233,23 @@ fn task<F: SortedRule>(
         }
     }
     let mut windows = [(0usize, 0usize); LANES];
-    let mut column = vec![0f32; if acc.is_some() { n } else { 0 }];
-    let mut block = SortedBlock { keys: vec![[0i32; LANES]; n] };
-    for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
-        let unsorted = &keys[b * n..(b + 1) * n];
-        block.keys.copy_from_slice(unsorted);
-        sort(&mut block.keys, pairs);
-        rule(&block, out_blk, &mut windows[..out_blk.len()]);
-        if let Some(acc) = acc.as_deref_mut() {
-            count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
+    let Some(acc) = acc else {
+        // untraced: each block sorted where it was gathered
+        for (keys, out_blk) in keys.chunks_exact_mut(n).zip(out.chunks_mut(LANES)) {
+            sort(keys, pairs);
+            rule.apply(&SortedBlock { keys }, out_blk, &mut windows[..out_blk.len()]);
         }
+        return;
+    };
+    // traced: the counts read the unsorted block too
+    let mut column = vec![0f32; n];
+    let mut sorted = vec![[0i32; LANES]; n];
+    for (unsorted, out_blk) in keys.chunks_exact(n).zip(out.chunks_mut(LANES)) {
+        sorted.copy_from_slice(unsorted);
+        sort(&mut sorted, pairs);
+        let block = SortedBlock { keys: &sorted };
+        rule.apply(&block, out_blk, &mut windows[..out_blk.len()]);
+        count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
     }
 }
 
@@ -240,37 +303,53 @@ fn count_block(
     }
 }
 
-/// Run the network over the rows of a block: every lane (column) ends sorted.
+/// Run the network over the rows of a block: every lane (column) ends sorted as far as the
+/// network sorts. (Rows copied by value: faster than two borrows of the block, which may alias.)
 #[inline(always)]
 fn sort(keys: &mut [[i32; LANES]], pairs: &[(u16, u16)]) {
     for &(a, b) in pairs {
-        let (lo, hi) = keys.split_at_mut(b as usize);
-        let (p, q) = (&mut lo[a as usize], &mut hi[0]);
-        for (u, v) in p.iter_mut().zip(q.iter_mut()) {
-            let (s, t) = (*u, *v);
-            *u = s.min(t);
-            *v = s.max(t);
-        }
+        let (a, b) = (a as usize, b as usize);
+        let (p, q) = (keys[a], keys[b]);
+        keys[a] = std::array::from_fn(|l| p[l].min(q[l]));
+        keys[b] = std::array::from_fn(|l| p[l].max(q[l]));
     }
 }
 
 /// The median of every column (the mean of the two middle values for an even `n`, computed as
 /// `crate::rules::median::coordinate_median` does), and the window it averages.
-pub fn median_rule(block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
-    let n = block.n();
-    let k = n / 2;
-    for (lane, (o, w)) in out.iter_mut().zip(windows.iter_mut()).enumerate() {
-        let mid = block.value(k, lane);
-        *o = if n % 2 == 1 { mid } else { ((block.value(k - 1, lane) as f64 + mid as f64) / 2.0) as f32 };
-        *w = crate::rules::median::median_window(n);
+pub struct MedianRule;
+
+impl SortedRule for MedianRule {
+    fn order(&self, n: usize) -> Order {
+        let (lo, hi) = crate::rules::median::median_window(n);
+        Order::Window(lo, hi)
+    }
+
+    #[inline(always)]
+    fn apply(&self, block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
+        let n = block.n();
+        let k = n / 2;
+        for (lane, (o, w)) in out.iter_mut().zip(windows.iter_mut()).enumerate() {
+            let mid = block.value(k, lane);
+            *o = if n % 2 == 1 { mid } else { ((block.value(k - 1, lane) as f64 + mid as f64) / 2.0) as f32 };
+            *w = crate::rules::median::median_window(n);
+        }
     }
 }
 
-/// The mean of every column without its `trim` smallest and `trim` largest values (summed in
-/// ascending order), and the window it averages. The caller guarantees `n > 2·trim`.
-pub fn trimmed_rule(trim: usize) -> impl SortedRule {
-    move |block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]| {
-        let (lo, hi) = (trim, block.n() - trim);
+/// The mean of every column without its `trim` smallest and `trim` largest values, and the
+/// window it averages; the window's values are summed in the network's order (a fixed one). The
+/// caller guarantees `n > 2·trim`.
+pub struct TrimmedRule(pub usize);
+
+impl SortedRule for TrimmedRule {
+    fn order(&self, n: usize) -> Order {
+        Order::Window(self.0, n - self.0)
+    }
+
+    #[inline(always)]
+    fn apply(&self, block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
+        let (lo, hi) = (self.0, block.n() - self.0);
         let sums = block.sums(lo, hi);
         let keep = (hi - lo) as f64;
         for ((o, w), s) in out.iter_mut().zip(windows.iter_mut()).zip(sums) {
@@ -313,9 +392,9 @@ mod tests {
             let d = 2 * TASK + 7;
             let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
             let m = OwnedMatrix::from_rows(&rows).unwrap();
-            let pairs = network(n);
             let all = all_rows(m.view());
-            let rule = trimmed_rule(n / 4);
+            let rule = TrimmedRule(n / 4);
+            let pairs = network_for(n, rule.order(n));
             let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
                 .iter()
                 .filter_map(|&isa| {
@@ -338,6 +417,58 @@ mod tests {
                 .collect();
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}: {} widths disagree", runs.len());
         }
+    }
+
+    /// A pruned network leaves the window's ends where the full sort puts them and each part's
+    /// values in it: every 0/1 input up to 12 values with every window, and random distinct
+    /// values for the sizes the kernels meet.
+    #[test]
+    fn the_pruned_networks_keep_the_window_ends_and_each_parts_values() {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let check = |v: &[i32], n: usize, lo: usize, hi: usize, pairs: &[(u16, u16)]| {
+            let mut out = v.to_vec();
+            for &(a, b) in pairs {
+                let (a, b) = (a as usize, b as usize);
+                (out[a], out[b]) = (out[a].min(out[b]), out[a].max(out[b]));
+            }
+            let mut sorted = v.to_vec();
+            sorted.sort();
+            let set = |s: &[i32]| {
+                let mut s = s.to_vec();
+                s.sort();
+                s
+            };
+            assert_eq!((out[lo], out[hi - 1]), (sorted[lo], sorted[hi - 1]), "n = {n}, window {lo}..{hi}, input {v:?}");
+            assert_eq!(set(&out[lo..hi]), sorted[lo..hi], "n = {n}, window {lo}..{hi}, input {v:?}");
+        };
+        for n in 1..=12usize {
+            for lo in 0..n {
+                for hi in lo + 1..=n {
+                    let pairs = network_for(n, Order::Window(lo, hi));
+                    for bits in 0u32..(1 << n) {
+                        let v: Vec<i32> = (0..n).map(|i| ((bits >> i) & 1) as i32).collect();
+                        check(&v, n, lo, hi, &pairs);
+                    }
+                }
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for n in [31usize, 50, 64, 100, 127, 128] {
+            let (mlo, mhi) = crate::rules::median::median_window(n);
+            for (lo, hi) in [(mlo, mhi), (0, n), (1, n - 1), (n / 10, n - n / 10), (n / 4, n - n / 4), (3, 7)] {
+                let pairs = network_for(n, Order::Window(lo, hi));
+                let mut v: Vec<i32> = (0..n as i32).collect();
+                for _ in 0..200 {
+                    v.shuffle(&mut rng);
+                    check(&v, n, lo, hi, &pairs);
+                }
+            }
+        }
+        // the counts docs/benchmarks.md gives: the trimmed mean and the median of 50 values
+        assert_eq!(network(50).len(), 403);
+        assert_eq!(network_for(50, Order::Window(5, 45)).len(), 331);
+        assert_eq!(network_for(50, MedianRule.order(50)).len(), 330);
+        assert_eq!(network_for(50, Order::All), network(50));
     }
 
     #[test]

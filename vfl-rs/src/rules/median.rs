@@ -5,12 +5,13 @@
 //! extreme value that the median and the trim discard.
 
 use crate::matrix::{map_columns, sort_total_order, Matrix};
-use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, median_rule, trimmed_rule, SortedBlock};
+use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, MedianRule, Order, SortedBlock, SortedRule, TrimmedRule};
 use crate::trace::{map_columns_traced, map_columns_traced_summed, median_columns_traced, Summed, Window};
 
 // Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
 // (sortnet); above, it selects in each gathered column. The two give the same values; the
-// trimmed mean's sum runs in ascending order on the first path and in selection order on the
+// trimmed mean's sum runs in the order the network leaves its window in on the first path (a
+// fixed order; the network does not sort inside the window) and in selection order on the
 // second, which can differ in the last bit.
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
@@ -18,7 +19,7 @@ use crate::trace::{map_columns_traced, map_columns_traced_summed, median_columns
 pub fn coordinate_median(x: Matrix) -> Vec<f32> {
     let n = x.n();
     if n <= sortnet::MAX_ROWS {
-        return map_sorted(x, median_rule);
+        return map_sorted(x, MedianRule);
     }
     map_columns(x, |col| median_in_place(col, n))
 }
@@ -44,7 +45,7 @@ fn median_and_window(col: &mut [f32], n: usize) -> (f32, f32, f32) {
 /// The caller guarantees `n > 2·trim`.
 pub fn trimmed_mean(x: Matrix, trim: usize) -> Vec<f32> {
     if x.n() <= sortnet::MAX_ROWS {
-        return map_sorted(x, trimmed_rule(trim));
+        return map_sorted(x, TrimmedRule(trim));
     }
     map_columns(x, |col| trim_in_place(col, trim).value)
 }
@@ -69,7 +70,7 @@ fn trim_in_place(col: &mut [f32], trim: usize) -> Window {
 pub fn coordinate_median_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
     let n = x.n();
     if n <= sortnet::MAX_ROWS {
-        let (out, share) = map_sorted_traced(x, median_rule);
+        let (out, share) = map_sorted_traced(x, MedianRule);
         return (out, share, None);
     }
     median_columns_traced(x, summed)
@@ -79,7 +80,7 @@ pub fn coordinate_median_traced(x: Matrix, summed: Option<&[f64]>) -> (Vec<f32>,
 /// the bit.
 pub fn trimmed_mean_traced(x: Matrix, trim: usize, summed: Option<&[f64]>) -> (Vec<f32>, Vec<f64>, Option<Summed>) {
     if x.n() <= sortnet::MAX_ROWS {
-        let (out, share) = map_sorted_traced(x, trimmed_rule(trim));
+        let (out, share) = map_sorted_traced(x, TrimmedRule(trim));
         return (out, share, None);
     }
     map_columns_traced_summed(x, summed, |_, scratch| trim_in_place(scratch, trim))
@@ -105,24 +106,7 @@ pub fn mean_around_median(x: Matrix, keep: usize, trace: bool) -> (Vec<f32>, Opt
 /// in place up to `sortnet::MAX_ROWS` rows; the shares are per listed row.
 pub fn mean_around_median_rows(x: Matrix, rows: &[usize], keep: usize, trace: bool) -> (Vec<f32>, Option<Vec<f64>>) {
     if rows.len() <= sortnet::MAX_ROWS {
-        let rule = move |block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]| {
-            let n = block.n();
-            for (lane, w) in windows.iter_mut().enumerate() {
-                let value = |i: usize| block.value(i, lane);
-                *w = closest_window(n, value, sorted_median(n, value), keep);
-            }
-            // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
-            let mut sums = [-0f64; sortnet::LANES];
-            for r in 0..keep {
-                for (lane, (s, &(left, _))) in sums.iter_mut().zip(windows.iter()).enumerate() {
-                    *s += block.value(left + r, lane) as f64;
-                }
-            }
-            for (o, s) in out.iter_mut().zip(sums) {
-                *o = (s / keep as f64) as f32;
-            }
-        };
-        return map_sorted_rows(x, rows, rule, trace);
+        return map_sorted_rows(x, rows, AroundMedianRule { keep }, trace);
     }
     let copy = (rows.len() != x.n() || rows.iter().enumerate().any(|(k, &r)| k != r)).then(|| x.select_rows(rows));
     let x = copy.as_ref().map_or(x, |c| c.view());
@@ -131,6 +115,36 @@ pub fn mean_around_median_rows(x: Matrix, rows: &[usize], keep: usize, trace: bo
         return (out, Some(share));
     }
     (map_columns(x, |col| around_median_in_place(col, keep).value), None)
+}
+
+/// Meamed's value for every column of a sorted block (its window placed where the values are).
+struct AroundMedianRule {
+    keep: usize,
+}
+
+impl SortedRule for AroundMedianRule {
+    fn order(&self, _: usize) -> Order {
+        Order::All
+    }
+
+    #[inline(always)]
+    fn apply(&self, block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
+        let (n, keep) = (block.n(), self.keep);
+        for (lane, w) in windows.iter_mut().enumerate() {
+            let value = |i: usize| block.value(i, lane);
+            *w = closest_window(n, value, sorted_median(n, value), keep);
+        }
+        // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
+        let mut sums = [-0f64; sortnet::LANES];
+        for r in 0..keep {
+            for (lane, (s, &(left, _))) in sums.iter_mut().zip(windows.iter()).enumerate() {
+                *s += block.value(left + r, lane) as f64;
+            }
+        }
+        for (o, s) in out.iter_mut().zip(sums) {
+            *o = (s / keep as f64) as f32;
+        }
+    }
 }
 
 /// Meamed's value for one column, sorting it in place; the window it averages.
@@ -262,7 +276,10 @@ mod tests {
             let (net_t, net_share, _) = coordinate_median_traced(x, None);
             assert_eq!(bits(&net_t), bits(&select_t));
             assert_eq!(share_bits(&net_share), share_bits(&select_share), "median shares, n = {n}");
-            // the trimmed mean: its window sorted and summed in ascending order
+            // the trimmed mean: its window's values, against their sum in ascending order. Any
+            // order gives the same bits here, as every sum of these values is exact in float64
+            // (the spread ones are multiples of 2^-23 in [−1, 1), at most 255 of them; the drawn
+            // ones ±0, ±1, 2.5, ±inf, NaN): what the test sees is a value left out or counted twice.
             for trim in [0, (n - 1) / 2 / 2, (n - 1) / 2] {
                 let sorted_sum = map_columns(x, |col| {
                     sort_total_order(col);
