@@ -114,7 +114,9 @@ impl Strategy {
         // A plain weighted mean carries any NaN/inf of a weighted row into its result, so it is
         // checked after one pass over the matrix instead of scanning it first (twice the reads).
         let check_after = must_reject && self.pre.is_empty() && matches!(self.rule, Rule::Mean);
-        if must_reject && !check_after {
+        // A rule whose first pass measures every row's distance finds a non-finite row there.
+        let check_in_rule = must_reject && self.pre.is_empty() && self.rule.finds_non_finite_rows();
+        if must_reject && !check_after && !check_in_rule {
             self.reject_non_finite(x)?;
         }
         // Fail on n/f before doing any pre-aggregation work, when the rule sees n rows.
@@ -135,6 +137,14 @@ impl Strategy {
         let (out, mut t) = match &owned {
             // the rule reads the pre-aggregated rows, not the caller's
             Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, RoundInputs { summed: None, ..round }, rng, trace),
+            None if check_in_rule => match self.rule.aggregate_stopping_at_non_finite(x, &w, f_default, round, rng, trace)? {
+                Some(done) => Ok(done),
+                None => {
+                    self.reject_non_finite(x)?;
+                    // every row finite: the rule's own state (CenteredClipping's centre) was not
+                    self.rule.aggregate_traced(x, &w, f_default, round, rng, trace)
+                }
+            },
             None => self.rule.aggregate_traced(x, &w, f_default, round, rng, trace),
         }?;
         // Asked to reject, the caller never gets a non-finite aggregate: a rule that cannot take

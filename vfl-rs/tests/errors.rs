@@ -136,6 +136,32 @@ fn empty_or_malformed_matrices_are_rejected() {
     assert!(Matrix::new(&[1.0; 6], 2, 3).is_ok());
 }
 
+/// GeometricMedian and CenteredClipping find a non-finite row by its distance in their own first
+/// pass, not by a scan before it: the same error (a row of weight 0 too), and CenteredClipping's
+/// centre, which it keeps across calls, as it was before the refused call.
+#[test]
+fn rules_that_measure_every_distance_refuse_non_finite_rows_as_the_scan_does() {
+    let x = mat(&[&[0.0, 1.0, 2.0], &[3.0, 4.0, f32::NAN], &[6.0, 7.0, 8.0], &[0.0, 0.0, 0.0]]);
+    let y = mat(&[&[0.0, 1.0, 2.0], &[3.0, 4.0, 5.0], &[6.0, f32::INFINITY, 8.0], &[0.0, 0.0, 0.0]]);
+    for s in ["GeometricMedian", "CenteredClipping", "CenteredClipping(tau=0.5, iters=1)"] {
+        for w in [None, Some(&[1.0, 0.0, 1.0, 1.0][..]), Some(&[1.0, 1.0, 0.0, 1.0][..])] {
+            assert_contains(&err(&x, s, w, None), "got NaN in row 1 at index 2;");
+            assert_contains(&err(&y, s, w, None), "got inf in row 2 at index 1;");
+        }
+    }
+    let good = mat(&[&[1.0, 2.0], &[2.0, 0.0], &[0.5, 1.0], &[9.0, 9.0]]);
+    let bad = mat(&[&[1.0, 2.0], &[2.0, 0.0], &[0.5, f32::NEG_INFINITY], &[9.0, 9.0]]);
+    let calls = |xs: &[&OwnedMatrix]| {
+        let mut s = Strategy::new(spec("CenteredClipping")).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        xs.iter().map(|x| s.aggregate(x.view(), None, None, &mut rng, NonFinite::Reject).map_err(|e| e.to_string())).collect::<Vec<_>>()
+    };
+    let (refused, plain) = (calls(&[&good, &bad, &good]), calls(&[&good, &good]));
+    assert_contains(refused[1].as_ref().unwrap_err(), "got -inf in row 2 at index 1;");
+    assert_ne!(plain[0], plain[1], "the centre moves between calls, so the check below can fail");
+    assert_eq!(refused[2], plain[1]);
+}
+
 #[test]
 fn empty_owned_matrices_are_rejected_not_aggregated() {
     assert!(OwnedMatrix::from_rows(&[]).is_err(), "from_rows(&[]) accepted an empty matrix");

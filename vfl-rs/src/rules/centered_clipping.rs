@@ -14,12 +14,27 @@ use crate::trace::{normalised, Trace};
 
 /// Run the iterations in place on `center`; the trace holds the radius, the rows clipped in the
 /// first iteration and each row's share of the movement (its coefficients summed over iterations).
-pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: Option<f64>, iters: usize) -> Trace {
+///
+/// With `stop_at_non_finite`, returns `None` and leaves `center` as it was when a row's first
+/// distance is not finite, which is when the row or the centre holds a NaN or an infinity
+/// (distances that overflow float32 are measured again in float64): the caller who must refuse
+/// such rows looks for them then, instead of reading the matrix once more before the rule.
+pub fn centered_clipping(
+    x: Matrix,
+    w: &[f64],
+    center: &mut [f32],
+    tau: Option<f64>,
+    iters: usize,
+    stop_at_non_finite: bool,
+) -> Option<Trace> {
     let total: f64 = w.iter().sum();
     let mut radius = tau;
     let mut clipped = None;
     let mut moved = vec![0.0; x.n()];
-    let mut dists = if iters > 0 { row_dists_to(x, center) } else { Vec::new() };
+    let mut dists = if iters > 0 || stop_at_non_finite { row_dists_to(x, center) } else { Vec::new() };
+    if stop_at_non_finite && !dists.iter().all(|d| d.is_finite()) {
+        return None;
+    }
     for it in 0..iters {
         let tau = *radius.get_or_insert_with(|| median_finite(&dists));
         clipped.get_or_insert_with(|| dists.iter().filter(|&&d| d > tau).count());
@@ -32,5 +47,5 @@ pub fn centered_clipping(x: Matrix, w: &[f64], center: &mut [f32], tau: Option<f
         center.copy_from_slice(&next);
         dists = next_dists.unwrap_or_default();
     }
-    Trace { share: normalised(&moved), clipped, radius, ..Trace::default() }
+    Some(Trace { share: normalised(&moved), clipped, radius, ..Trace::default() })
 }

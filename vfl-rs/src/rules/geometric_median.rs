@@ -20,7 +20,19 @@ use crate::matrix::{mean_coefficients, sq_dist_f64_widest, sq_dist_par, sq_norm_
 /// Returns the estimate, the number of iterations run and each row's share of the estimate
 /// (its Weiszfeld weight α_i / max(ν, ‖x_i − z‖), normalised; all of it on a data point that is
 /// the median).
-pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize) -> (Vec<f32>, usize, Vec<f64>) {
+///
+/// With `stop_at_non_finite`, returns `None` when a row's distance to the weighted mean (the first
+/// pass) is not finite, which is when some row holds a NaN or an infinity (the mean of finite rows
+/// is finite, and distances that overflow float32 are measured again in float64): the caller who
+/// must refuse such rows looks for them then, instead of reading the matrix once more before.
+pub fn geometric_median(
+    x: Matrix,
+    w: &[f64],
+    nu: f64,
+    tol: f64,
+    max_iter: usize,
+    stop_at_non_finite: bool,
+) -> Option<(Vec<f32>, usize, Vec<f64>)> {
     let alpha = mean_coefficients(w);
     // each mean and the rows' distances to it in one pass
     let mean_and_dists = |weights: &[f64]| {
@@ -28,6 +40,9 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
         (z, dists.unwrap_or_default())
     };
     let (mut z, mut dists) = mean_and_dists(&alpha);
+    if stop_at_non_finite && !dists.iter().all(|d| d.is_finite()) {
+        return None;
+    }
     let mut obj = smoothed_objective(&alpha, &dists, nu);
     let mut iters = 0;
     while iters < max_iter {
@@ -56,11 +71,11 @@ pub fn geometric_median(x: Matrix, w: &[f64], nu: f64, tol: f64, max_iter: usize
         z = x.row(k).to_vec();
         let mut share = vec![0.0; x.n()];
         share[k] = 1.0;
-        return (z, iters, share);
+        return Some((z, iters, share));
     }
     let beta: Vec<f64> = alpha.iter().zip(&dists).map(|(a, d)| if d.is_finite() { a / d.max(nu) } else { 0.0 }).collect();
     let share = crate::trace::normalised(&beta).unwrap_or(alpha);
-    (z, iters, share)
+    Some((z, iters, share))
 }
 
 /// Vardi & Zhang's condition: is row `k` a minimiser of Σ α_i ‖z − x_i‖? Only asked when every

@@ -259,12 +259,49 @@ impl Rule {
         rng: &mut ChaCha8Rng,
         trace: bool,
     ) -> Result<(Vec<f32>, Trace)> {
+        let out = self.run(x, w, f_default, round, rng, trace, false)?;
+        Ok(out.expect("a rule stops at a non-finite row only when asked to"))
+    }
+
+    /// Whether the rule's first read of the matrix measures every row's distance to a finite
+    /// point, so that a non-finite row shows there (see `aggregate_stopping_at_non_finite`).
+    pub fn finds_non_finite_rows(&self) -> bool {
+        matches!(self, Rule::GeometricMedian { .. } | Rule::CenteredClipping { .. })
+    }
+
+    /// `aggregate_traced` for a caller that must refuse non-finite rows, for a rule that
+    /// `finds_non_finite_rows`: `None` (and the rule's state unchanged) when its first pass met a
+    /// non-finite distance, for the caller to look for the row then. One read of the matrix
+    /// instead of a scan before the rule.
+    pub fn aggregate_stopping_at_non_finite(
+        &mut self,
+        x: Matrix,
+        w: &[f64],
+        f_default: Option<usize>,
+        round: RoundInputs,
+        rng: &mut ChaCha8Rng,
+        trace: bool,
+    ) -> Result<Option<(Vec<f32>, Trace)>> {
+        self.run(x, w, f_default, round, rng, trace, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &mut self,
+        x: Matrix,
+        w: &[f64],
+        f_default: Option<usize>,
+        round: RoundInputs,
+        rng: &mut ChaCha8Rng,
+        trace: bool,
+        stop_at_non_finite: bool,
+    ) -> Result<Option<(Vec<f32>, Trace)>> {
         let n = x.n();
         self.check(n, f_default)?;
         // a coordinate-wise rule traced: its output and the shares in one pass
         let coordinate =
             |(out, share, summed): (Vec<f32>, Vec<f64>, Option<Summed>)| (out, Trace { share: Some(share), summed, ..Trace::default() });
-        Ok(match self {
+        Ok(Some(match self {
             Rule::Mean => (weighted_mean(x, w), Trace { share: normalised(w), ..Trace::default() }),
             Rule::Median => {
                 if trace {
@@ -292,7 +329,9 @@ impl Rule {
                 (out, Trace { share, selected: Some(chosen), ..Trace::default() })
             }
             Rule::GeometricMedian { nu, tol, max_iter } => {
-                let (out, _, share) = geometric_median::geometric_median(x, w, *nu, *tol, *max_iter);
+                let Some((out, _, share)) = geometric_median::geometric_median(x, w, *nu, *tol, *max_iter, stop_at_non_finite) else {
+                    return Ok(None);
+                };
                 (out, Trace { share: Some(share), ..Trace::default() })
             }
             Rule::CenteredClipping { tau, iters, center } => {
@@ -305,7 +344,9 @@ impl Rule {
                         d,
                     ));
                 }
-                let t = centered_clipping::centered_clipping(x, w, v, *tau, *iters);
+                let Some(t) = centered_clipping::centered_clipping(x, w, v, *tau, *iters, stop_at_non_finite) else {
+                    return Ok(None);
+                };
                 (v.clone(), t)
             }
             Rule::Meamed { f } => {
@@ -357,7 +398,7 @@ impl Rule {
                 let (out, weight) = foolsgold::foolsgold(x, w, ids, *kappa, history);
                 (out, trusted(&weight))
             }
-        })
+        }))
     }
 }
 
