@@ -141,7 +141,8 @@ impl Strategy {
                 Some(done) => Ok(done),
                 None => {
                     self.reject_non_finite(x)?;
-                    // every row finite: the rule's own state (CenteredClipping's centre) was not
+                    // every row is finite, so the rule's own point was not (CenteredClipping's kept
+                    // centre, after a round that let NaN through): run it as before
                     self.rule.aggregate_traced(x, &w, f_default, round, rng, trace)
                 }
             },
