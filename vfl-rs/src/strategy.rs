@@ -137,7 +137,7 @@ impl Strategy {
         let (out, mut t) = match &owned {
             // the rule reads the pre-aggregated rows, not the caller's
             Some((m, cw)) => self.rule.aggregate_traced(m.view(), cw, f_default, RoundInputs { summed: None, ..round }, rng, trace),
-            None if check_in_rule => match self.rule.aggregate_stopping_at_non_finite(x, &w, f_default, round, rng, trace)? {
+            None if check_in_rule => match self.rule.aggregate_or_stop(x, &w, f_default, round, rng, trace, true)? {
                 Some(done) => Ok(done),
                 None => {
                     self.reject_non_finite(x)?;

@@ -259,34 +259,22 @@ impl Rule {
         rng: &mut ChaCha8Rng,
         trace: bool,
     ) -> Result<(Vec<f32>, Trace)> {
-        let out = self.run(x, w, f_default, round, rng, trace, false)?;
+        let out = self.aggregate_or_stop(x, w, f_default, round, rng, trace, false)?;
         Ok(out.expect("a rule stops at a non-finite row only when asked to"))
     }
 
     /// Whether the rule's first read of the matrix measures every row's distance to a finite
-    /// point, so that a non-finite row shows there (see `aggregate_stopping_at_non_finite`).
+    /// point, so that a non-finite row shows there (see `aggregate_or_stop`).
     pub fn finds_non_finite_rows(&self) -> bool {
         matches!(self, Rule::GeometricMedian { .. } | Rule::CenteredClipping { .. })
     }
 
-    /// `aggregate_traced` for a caller that must refuse non-finite rows, for a rule that
-    /// `finds_non_finite_rows`: `None` (and the rule's state unchanged) when its first pass met a
-    /// non-finite distance, for the caller to look for the row then. One read of the matrix
-    /// instead of a scan before the rule.
-    pub fn aggregate_stopping_at_non_finite(
-        &mut self,
-        x: Matrix,
-        w: &[f64],
-        f_default: Option<usize>,
-        round: RoundInputs,
-        rng: &mut ChaCha8Rng,
-        trace: bool,
-    ) -> Result<Option<(Vec<f32>, Trace)>> {
-        self.run(x, w, f_default, round, rng, trace, true)
-    }
-
+    /// `aggregate_traced`; with `stop_at_non_finite`, for a caller that must refuse non-finite
+    /// rows and a rule that `finds_non_finite_rows`: `None` (and the rule's state unchanged) when
+    /// its first pass met a non-finite distance, for the caller to look for the row then. One read
+    /// of the matrix instead of a scan before the rule.
     #[allow(clippy::too_many_arguments)]
-    fn run(
+    pub fn aggregate_or_stop(
         &mut self,
         x: Matrix,
         w: &[f64],
