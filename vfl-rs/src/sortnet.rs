@@ -14,7 +14,13 @@
 //! beyond `n` left out (as if those rows held +∞, which no comparator moves), and those that only
 //! reorder values the rule reads as a set (`network_for`: the median reads one or two positions,
 //! the trimmed mean a window's sum and its two ends).
+//!
+//! A window that leaves out only a few values at each end (a trimmed mean of 50 values without 5
+//! at each end) is arranged without a network: the rows stream through a sorted list of the
+//! largest values seen and one of the smallest, held in vector registers (`extremes`), which
+//! costs about a quarter of the network's time.
 
+use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
 
 use crate::matrix::{total_order_key, Matrix};
@@ -59,8 +65,9 @@ pub enum Order {
     /// Every position sorted.
     All,
     /// The window `lo..hi` (`lo < hi`): positions `lo` and `hi − 1` hold the sorted values there,
-    /// the positions between them the values sorted between them in some fixed order, and the
-    /// positions outside the window the rest.
+    /// the positions between them the values sorted between them in an order that depends on the
+    /// values only (the same at every vector width), and the positions outside the window the
+    /// rest.
     Window(usize, usize),
 }
 
@@ -97,6 +104,118 @@ pub fn network_for(n: usize, order: Order) -> Vec<(u16, u16)> {
     kept
 }
 
+/// The longest list `extremes` keeps at each end of a window (a window that leaves out up to
+/// `MAX_EXTREMES − 1` values at each end): 2 × 9 lists of one vector each, plus the row in flight,
+/// stay in AVX-512's 32 vector registers.
+const MAX_EXTREMES: usize = 9;
+
+/// How a block's columns are put in the [`Order`] a rule reads.
+#[derive(Clone, Debug)]
+pub enum Arrangement {
+    /// The comparators of `network_for`, in order.
+    Network(Vec<(u16, u16)>),
+    /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`, in the vectors of
+    /// `arch` (the widest this CPU has).
+    Extremes { k: usize, arch: pulp::Arch },
+}
+
+impl Arrangement {
+    /// The cheaper way to `order` `n` values: `extremes` for a window with as many values left
+    /// out at each end (at most `MAX_EXTREMES − 1`, with at least two values in it) when its
+    /// k·(2n − k) steps in registers cost less than the network's comparators, each of which
+    /// loads and stores two rows (measured at about four times a step).
+    pub fn for_order(n: usize, order: Order) -> Self {
+        let pairs = network_for(n, order);
+        if let Order::Window(lo, hi) = order {
+            let k = lo + 1;
+            if lo == n - hi && hi - lo >= 2 && k <= MAX_EXTREMES && k * (2 * n - k) <= 4 * pairs.len() {
+                return Arrangement::Extremes { k, arch: pulp::Arch::new() };
+            }
+        }
+        Arrangement::Network(pairs)
+    }
+
+    /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for).
+    #[inline(always)]
+    fn apply(&self, keys: &mut [[i32; LANES]]) {
+        match *self {
+            Arrangement::Network(ref pairs) => sort(keys, pairs),
+            Arrangement::Extremes { k, arch } => arch.dispatch(Extremes { keys, k }),
+        }
+    }
+}
+
+/// `extremes` for the list length `k`, in the widest vectors this CPU has.
+struct Extremes<'a> {
+    keys: &'a mut [[i32; LANES]],
+    k: usize,
+}
+
+impl WithSimd for Extremes<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let keys = self.keys;
+        match self.k {
+            1 => extremes::<S, 1>(simd, keys),
+            2 => extremes::<S, 2>(simd, keys),
+            3 => extremes::<S, 3>(simd, keys),
+            4 => extremes::<S, 4>(simd, keys),
+            5 => extremes::<S, 5>(simd, keys),
+            6 => extremes::<S, 6>(simd, keys),
+            7 => extremes::<S, 7>(simd, keys),
+            8 => extremes::<S, 8>(simd, keys),
+            9 => extremes::<S, 9>(simd, keys),
+            k => unreachable!("lists of 1 to {MAX_EXTREMES} values, got {k}"),
+        }
+    }
+}
+
+/// Arrange every column of a block (n ≥ 2K rows) for the window `K − 1..n − K + 1`: its K − 1
+/// smallest values ascending at positions `0..K − 1`, its K − 1 largest descending from the
+/// last position, the window's ends at `K − 1` and `n − K`, and the values between them at the
+/// positions between, in the order the rows came.
+///
+/// The rows pass, one vector of columns at a time, through `top`, the K largest values seen so
+/// far (descending), and what `top` lets go passes through `bottom`, the K smallest of those
+/// (ascending); each insertion is K lane-wise max/min steps, all in registers. `top` ends with
+/// the K largest values, `bottom` with the K smallest of the rest; what `bottom` lets go is the
+/// rest. The lists start full of sentinels (the smallest key in `top`, the largest in
+/// `bottom`), which are the first K values each lets go: those are dropped, so the block's values
+/// are kept as a multiset whatever they are.
+#[inline(always)]
+fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]]) {
+    const { assert!(K >= 1) };
+    let n = keys.len();
+    debug_assert!(n >= 2 * K, "{n} rows cannot hold two lists of {K}");
+    let width = S::I32_LANES;
+    debug_assert_eq!(LANES % width, 0);
+    for v in 0..LANES / width {
+        let mut top = [simd.splat_i32s(i32::MIN); K];
+        let mut bottom = [simd.splat_i32s(i32::MAX); K];
+        for r in 0..n {
+            let mut x = S::as_simd_i32s(&keys[r]).0[v];
+            for t in &mut top {
+                (*t, x) = (simd.max_i32s(*t, x), simd.min_i32s(*t, x));
+            }
+            if r >= K {
+                for b in &mut bottom {
+                    (*b, x) = (simd.min_i32s(*b, x), simd.max_i32s(*b, x));
+                }
+                if r >= 2 * K {
+                    // the (r − 2K)-th value between the ends, to position K + (r − 2K), read already
+                    S::as_mut_simd_i32s(&mut keys[r - K]).0[v] = x;
+                }
+            }
+        }
+        for i in 0..K {
+            S::as_mut_simd_i32s(&mut keys[i]).0[v] = bottom[i];
+            S::as_mut_simd_i32s(&mut keys[n - 1 - i]).0[v] = top[i];
+        }
+    }
+}
+
 /// A block of up to `LANES` columns, each sorted as far as the rule's [`Order`] asks: `keys[r][l]`
 /// is the key of the r-th smallest value of the block's column l (lanes beyond the block's width
 /// hold zeros).
@@ -113,7 +232,7 @@ impl SortedBlock<'_> {
     }
 
     /// Per lane, the sum in f64 of the positions `lo..hi`, added in position order (ascending
-    /// where the network sorts them). It starts from −0, as `Iterator::sum` does, so a column of
+    /// where the arrangement sorts them). It starts from −0, as `Iterator::sum` does, so a column of
     /// −0 sums to −0.
     #[inline(always)]
     pub fn sums(&self, lo: usize, hi: usize) -> [f64; LANES] {
@@ -177,14 +296,14 @@ pub fn map_sorted_rows<F: SortedRule>(x: Matrix, rows: &[usize], rule: F, trace:
 fn run<F: SortedRule>(x: Matrix, rows: &[usize], rule: &F, trace: bool) -> (Vec<f32>, Vec<f64>) {
     let (n, d) = (rows.len(), x.d());
     assert!(n <= MAX_ROWS, "sorting networks take at most {MAX_ROWS} rows, got {n}");
-    let pairs = network_for(n, rule.order(n));
+    let plan = Arrangement::for_order(n, rule.order(n));
     let mut out = vec![0f32; d];
     let parts: Vec<Vec<f64>> = out
         .par_chunks_mut(TASK)
         .enumerate()
         .map(|(t, out_task)| {
             let mut counter = trace.then(|| ShareCounter::new(n));
-            dispatch(x, rows, t * TASK, out_task, &pairs, rule, counter.as_mut());
+            dispatch(x, rows, t * TASK, out_task, &plan, rule, counter.as_mut());
             counter.map_or_else(Vec::new, ShareCounter::finish)
         })
         .collect();
@@ -200,22 +319,22 @@ widest_vectors!(
         rows: &[usize],
         c0: usize,
         out: &mut [f32],
-        pairs: &[(u16, u16)],
+        plan: &Arrangement,
         rule: &F,
         acc: Option<&mut ShareCounter>,
     ) = task, avx512 = task_avx512, avx2 = task_avx2
 );
 
 /// Columns `c0..c0 + out.len()` of the listed rows: gathered as keys (each row's part read in
-/// one sequential run), sorted block by block, handed to the rule; with `acc`, each listed row's
-/// share added to its counter.
+/// one sequential run), arranged block by block, handed to the rule; with `acc`, each listed
+/// row's share added to its counter.
 #[inline(always)]
 fn task<F: SortedRule>(
     x: Matrix,
     rows: &[usize],
     c0: usize,
     out: &mut [f32],
-    pairs: &[(u16, u16)],
+    plan: &Arrangement,
     rule: &F,
     acc: Option<&mut ShareCounter>,
 ) {
@@ -234,9 +353,9 @@ fn task<F: SortedRule>(
     }
     let mut windows = [(0usize, 0usize); LANES];
     let Some(acc) = acc else {
-        // untraced: each block sorted where it was gathered
+        // untraced: each block arranged where it was gathered
         for (keys, out_blk) in keys.chunks_exact_mut(n).zip(out.chunks_mut(LANES)) {
-            sort(keys, pairs);
+            plan.apply(keys);
             rule.apply(&SortedBlock { keys }, out_blk, &mut windows[..out_blk.len()]);
         }
         return;
@@ -246,7 +365,7 @@ fn task<F: SortedRule>(
     let mut sorted = vec![[0i32; LANES]; n];
     for (unsorted, out_blk) in keys.chunks_exact(n).zip(out.chunks_mut(LANES)) {
         sorted.copy_from_slice(unsorted);
-        sort(&mut sorted, pairs);
+        plan.apply(&mut sorted);
         let block = SortedBlock { keys: &sorted };
         rule.apply(&block, out_blk, &mut windows[..out_blk.len()]);
         count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
@@ -338,8 +457,8 @@ impl SortedRule for MedianRule {
 }
 
 /// The mean of every column without its `trim` smallest and `trim` largest values, and the
-/// window it averages; the window's values are summed in the network's order (a fixed one). The
-/// caller guarantees `n > 2·trim`.
+/// window it averages; the window's values are summed in the order the block's arrangement
+/// leaves them in (one that depends on the values only). The caller guarantees `n > 2·trim`.
 pub struct TrimmedRule(pub usize);
 
 impl SortedRule for TrimmedRule {
@@ -382,32 +501,33 @@ mod tests {
     }
 
     /// The code compiled for each vector width this CPU has gives the same bits (NaN aside: a
-    /// sum with NaN terms may give either sign of NaN) and the same shares.
+    /// sum with NaN terms may give either sign of NaN) and the same shares, for a window the
+    /// network arranges and one `extremes` does.
     #[test]
     fn every_vector_width_gives_the_same_bits() {
         use crate::matrix::OwnedMatrix;
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        for n in [3usize, 50, 128] {
+        for (n, trim) in [(3usize, 0usize), (50, 12), (50, 5), (128, 32), (128, 8)] {
             let d = 2 * TASK + 7;
             let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
             let m = OwnedMatrix::from_rows(&rows).unwrap();
             let all = all_rows(m.view());
-            let rule = TrimmedRule(n / 4);
-            let pairs = network_for(n, rule.order(n));
+            let rule = TrimmedRule(trim);
+            let plan = Arrangement::for_order(n, rule.order(n));
             let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
                 .iter()
                 .filter_map(|&isa| {
                     let (mut out, mut acc) = (vec![0f32; d], ShareCounter::new(n));
                     match isa {
-                        0 => task(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc)),
+                        0 => task(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc)),
                         #[cfg(target_arch = "x86_64")]
                         1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
-                            task_avx2(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
+                            task_avx2(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc))
                         },
                         #[cfg(target_arch = "x86_64")]
                         2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
-                            task_avx512(m.view(), &all, 0, &mut out, &pairs, &rule, Some(&mut acc))
+                            task_avx512(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc))
                         },
                         _ => return None,
                     }
@@ -415,8 +535,23 @@ mod tests {
                     Some((out.iter().map(|v| v.to_bits()).collect(), share))
                 })
                 .collect();
-            assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}: {} widths disagree", runs.len());
+            assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}, trim {trim}: {} widths disagree", runs.len());
         }
+    }
+
+    /// The window's ends where the full sort puts them, and each part's values in it.
+    fn check_arranged(v: &[i32], out: &[i32], lo: usize, hi: usize) {
+        let n = v.len();
+        let mut sorted = v.to_vec();
+        sorted.sort();
+        let set = |s: &[i32]| {
+            let mut s = s.to_vec();
+            s.sort();
+            s
+        };
+        assert_eq!((out[lo], out[hi - 1]), (sorted[lo], sorted[hi - 1]), "n = {n}, window {lo}..{hi}, input {v:?}");
+        assert_eq!(set(&out[lo..hi]), sorted[lo..hi], "n = {n}, window {lo}..{hi}, input {v:?}");
+        assert_eq!(set(&out[..lo]), sorted[..lo], "n = {n}, window {lo}..{hi}, input {v:?}");
     }
 
     /// A pruned network leaves the window's ends where the full sort puts them and each part's
@@ -425,21 +560,13 @@ mod tests {
     #[test]
     fn the_pruned_networks_keep_the_window_ends_and_each_parts_values() {
         use rand::{seq::SliceRandom, SeedableRng};
-        let check = |v: &[i32], n: usize, lo: usize, hi: usize, pairs: &[(u16, u16)]| {
+        let check = |v: &[i32], _n: usize, lo: usize, hi: usize, pairs: &[(u16, u16)]| {
             let mut out = v.to_vec();
             for &(a, b) in pairs {
                 let (a, b) = (a as usize, b as usize);
                 (out[a], out[b]) = (out[a].min(out[b]), out[a].max(out[b]));
             }
-            let mut sorted = v.to_vec();
-            sorted.sort();
-            let set = |s: &[i32]| {
-                let mut s = s.to_vec();
-                s.sort();
-                s
-            };
-            assert_eq!((out[lo], out[hi - 1]), (sorted[lo], sorted[hi - 1]), "n = {n}, window {lo}..{hi}, input {v:?}");
-            assert_eq!(set(&out[lo..hi]), sorted[lo..hi], "n = {n}, window {lo}..{hi}, input {v:?}");
+            check_arranged(v, &out, lo, hi);
         };
         for n in 1..=12usize {
             for lo in 0..n {
@@ -469,6 +596,90 @@ mod tests {
         assert_eq!(network_for(50, Order::Window(5, 45)).len(), 331);
         assert_eq!(network_for(50, MedianRule.order(50)).len(), 330);
         assert_eq!(network_for(50, Order::All), network(50));
+    }
+
+    /// `extremes` arranges every lane as the window asks, at every vector width this CPU has
+    /// (each giving the same bits): every 0/1 input up to 12 values, and random values with and
+    /// without ties (and the keys the sentinels use) for the sizes the kernels meet.
+    #[test]
+    fn extremes_keep_the_window_ends_and_each_parts_values() {
+        use rand::{Rng, SeedableRng};
+        let arrange = |block: &[[i32; LANES]], k: usize| -> Vec<[i32; LANES]> {
+            let mut runs = vec![];
+            let mut run = |f: &dyn Fn(&mut [[i32; LANES]])| {
+                let mut b = block.to_vec();
+                f(&mut b);
+                runs.push(b);
+            };
+            run(&|b| Simd::vectorize(pulp::Scalar::new(), Extremes { keys: b, k }));
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = pulp::x86::V3::try_new() {
+                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k }));
+            }
+            #[cfg(target_arch = "x86_64")]
+            if let Some(simd) = pulp::x86::V4::try_new() {
+                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k }));
+            }
+            run(&|b| pulp::Arch::new().dispatch(Extremes { keys: b, k }));
+            assert!(runs.windows(2).all(|w| w[0] == w[1]), "k = {k}: the widths disagree");
+            runs.pop().unwrap()
+        };
+        let check_block = |block: &[[i32; LANES]], k: usize| {
+            let n = block.len();
+            let out = arrange(block, k);
+            for lane in 0..LANES {
+                let v: Vec<i32> = block.iter().map(|r| r[lane]).collect();
+                let o: Vec<i32> = out.iter().map(|r| r[lane]).collect();
+                check_arranged(&v, &o, k - 1, n - k + 1);
+            }
+        };
+        for n in 2..=12usize {
+            for k in (1..=MAX_EXTREMES).filter(|&k| 2 * k <= n) {
+                // 32 inputs per block, one per lane
+                for first in (0u32..1 << n).step_by(LANES) {
+                    let block: Vec<[i32; LANES]> =
+                        (0..n).map(|i| std::array::from_fn(|l| (((first + l as u32) >> i) & 1) as i32)).collect();
+                    check_block(&block, k);
+                }
+            }
+        }
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for n in [18usize, 31, 50, 64, 100, 127, 128] {
+            for k in 1..=MAX_EXTREMES {
+                for spread in [i32::MAX, 3] {
+                    for _ in 0..20 {
+                        let block: Vec<[i32; LANES]> = (0..n)
+                            .map(|_| {
+                                std::array::from_fn(|_| match rng.random_range(0..10) {
+                                    0 => i32::MIN,
+                                    1 => i32::MAX,
+                                    _ => rng.random_range(-spread..=spread),
+                                })
+                            })
+                            .collect();
+                        check_block(&block, k);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Which windows `extremes` arranges.
+    #[test]
+    fn a_narrow_symmetric_trim_streams_and_the_rest_use_networks() {
+        let k = |n: usize, order: Order| match Arrangement::for_order(n, order) {
+            Arrangement::Extremes { k, .. } => Some(k),
+            Arrangement::Network(_) => None,
+        };
+        assert_eq!(k(50, TrimmedRule(5).order(50)), Some(6));
+        assert_eq!(k(50, TrimmedRule(8).order(50)), Some(9));
+        assert_eq!(k(50, TrimmedRule(9).order(50)), None);
+        assert_eq!(k(50, MedianRule.order(50)), None);
+        assert_eq!(k(50, Order::Window(4, 45)), None);
+        assert_eq!(k(50, Order::All), None);
+        assert_eq!(k(4, MedianRule.order(4)), Some(2));
+        // a window of one value (the median of an odd n) has no room for two lists
+        assert_eq!(k(5, MedianRule.order(5)), None);
     }
 
     #[test]

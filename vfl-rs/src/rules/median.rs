@@ -8,11 +8,11 @@ use crate::matrix::{map_columns, sort_total_order, Matrix};
 use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, MedianRule, Order, SortedBlock, SortedRule, TrimmedRule};
 use crate::trace::{map_columns_traced, map_columns_traced_summed, median_columns_traced, Summed, Window};
 
-// Up to sortnet::MAX_ROWS rows, each kernel sorts blocks of columns with a sorting network
-// (sortnet); above, it selects in each gathered column. The two give the same values; the
-// trimmed mean's sum runs in the order the network leaves its window in on the first path (a
-// fixed order; the network does not sort inside the window) and in selection order on the
-// second, which can differ in the last bit.
+// Up to sortnet::MAX_ROWS rows, each kernel arranges blocks of columns with a sorting network
+// or, for a narrow trim, two streamed lists (sortnet); above, it selects in each gathered column.
+// The two give the same values; the trimmed mean's sum runs in the order the arrangement leaves
+// its window in on the first path (the network and the lists do not sort inside the window) and
+// in selection order on the second, which can differ in the last bit.
 
 /// Per coordinate: the middle value, or the mean of the two middle values when `n` is even
 /// (numpy's convention).
