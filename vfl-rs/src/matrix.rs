@@ -294,29 +294,61 @@ widest_vectors!(
 /// the sum without `prev`; the sum as `weighted_sum` computes it, the step in float64 rounded once)
 /// and, with `dists`, every row's L2 distance to the new `z` (`row_dists_to`'s bits). Each block of
 /// `z` is final once its columns are summed, so the rows' slices are measured against it while they
-/// are still in cache: one read of the matrix from memory instead of two.
-pub fn weighted_step(x: Matrix, c: &[f64], prev: Option<(&[f32], f64)>, dists: bool) -> (Vec<f32>, Option<Vec<f64>>) {
+/// are still in cache: one read of the matrix from memory instead of two. With `also_to`, the rows
+/// are measured against that vector too in the same read (`row_dists_to`'s bits again).
+pub fn weighted_step(x: Matrix, c: &[f64], prev: Option<(&[f32], f64)>, dists: bool, also_to: Option<&[f32]>) -> Step {
     let rows: Vec<usize> = (0..x.n().min(c.len())).collect();
     let mut z = vec![0f32; x.d()];
-    let blocks: Vec<Vec<f64>> = z
+    let measure = Measure { to_z: dists, also_to };
+    let blocks: Vec<(Vec<f64>, Vec<f64>)> = z
         .par_chunks_mut(COL_BLOCK)
         .enumerate()
-        .map(|(b, z_blk)| step_block_widest(x, &rows, c, prev, b * COL_BLOCK, z_blk, dists))
+        .map(|(b, z_blk)| step_block_widest(x, &rows, c, prev, b * COL_BLOCK, z_blk, measure))
         .collect();
-    let dists = dists.then(|| {
-        let mut sq = vec![0f64; x.n()];
-        for block in &blocks {
-            sq.iter_mut().zip(block).for_each(|(s, b)| *s += b);
-        }
-        sq.into_iter().map(f64::sqrt).collect()
-    });
-    (z, dists)
+    let dists = dists.then(|| block_distances(x.n(), blocks.iter().map(|b| &b.0)));
+    let also = also_to.map(|_| block_distances(x.n(), blocks.iter().map(|b| &b.1)));
+    Step { z, dists, also }
 }
 
-/// One column block of `weighted_step`: the block of `z`, then (with `dists`) each row's squared
-/// distance to it over the block.
+/// Each row's squared distances per block, added in block order (the bits of `blocked_sq_dist`),
+/// and the root taken.
+fn block_distances<'a>(n: usize, blocks: impl Iterator<Item = &'a Vec<f64>>) -> Vec<f64> {
+    let mut sq = vec![0f64; n];
+    for block in blocks {
+        sq.iter_mut().zip(block).for_each(|(s, b)| *s += b);
+    }
+    sq.into_iter().map(f64::sqrt).collect()
+}
+
+/// What a block of `weighted_step` measures the rows against: the new `z` and another vector.
+#[derive(Clone, Copy)]
+struct Measure<'a> {
+    to_z: bool,
+    also_to: Option<&'a [f32]>,
+}
+
+/// What `weighted_step` computes.
+pub struct Step {
+    /// The step's result.
+    pub z: Vec<f32>,
+    /// Each row's distance to `z`, when asked for.
+    pub dists: Option<Vec<f64>>,
+    /// Each row's distance to the `also_to` vector, when one was given.
+    pub also: Option<Vec<f64>>,
+}
+
+/// One column block of `weighted_step`: the block of `z`, then each row's squared distance over
+/// the block to it and to the other vector, as far as `measure` asks (empty otherwise).
 #[inline(always)]
-fn step_block(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>, c0: usize, z_blk: &mut [f32], dists: bool) -> Vec<f64> {
+fn step_block(
+    x: Matrix,
+    rows: &[usize],
+    c: &[f64],
+    prev: Option<(&[f32], f64)>,
+    c0: usize,
+    z_blk: &mut [f32],
+    measure: Measure,
+) -> (Vec<f64>, Vec<f64>) {
     weighted_block(x, rows, c, c0, z_blk);
     let c1 = c0 + z_blk.len();
     if let Some((prev, keep)) = prev {
@@ -324,16 +356,24 @@ fn step_block(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>,
             *z = (keep * p as f64 + *z as f64) as f32;
         }
     }
-    if !dists {
-        return Vec::new();
-    }
+    let to_z = if measure.to_z { rows_sq_dists_to(x, c0, z_blk) } else { Vec::new() };
+    let to_also = match measure.also_to {
+        Some(t) => rows_sq_dists_to(x, c0, &t[c0..c1]),
+        None => Vec::new(),
+    };
+    (to_z, to_also)
+}
+
+/// Each row's squared distance to `to` over the columns `c0..c0 + to.len()`.
+#[inline(always)]
+fn rows_sq_dists_to(x: Matrix, c0: usize, to: &[f32]) -> Vec<f64> {
     let mut sq = vec![0f64; x.n()];
-    add_sq_dists_to((0..x.n()).map(|i| &x.row(i)[c0..c1]), z_blk, &mut sq);
+    add_sq_dists_to((0..x.n()).map(|i| &x.row(i)[c0..c0 + to.len()]), to, &mut sq);
     sq
 }
 
 widest_vectors!(
-    fn step_block_widest(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>, c0: usize, z_blk: &mut [f32], dists: bool) -> Vec<f64>
+    fn step_block_widest(x: Matrix, rows: &[usize], c: &[f64], prev: Option<(&[f32], f64)>, c0: usize, z_blk: &mut [f32], measure: Measure) -> (Vec<f64>, Vec<f64>)
         = step_block, avx512 = step_block_avx512, avx2 = step_block_avx2
 );
 
@@ -839,13 +879,24 @@ mod tests {
             let ((sums, sq), dist) = match width {
                 0 => {
                     weighted_block(x, &all, &c, 0, &mut out);
-                    let step = step_block(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
+                    let (to_z, to_row) =
+                        step_block(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], Measure { to_z: true, also_to: Some(x.row(1)) });
+                    let step = [to_z, to_row].concat();
                     (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)], step].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
                 1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
                     weighted_block_avx2(x, &all, &c, 0, &mut out);
-                    let step = step_block_avx2(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
+                    let (to_z, to_row) = step_block_avx2(
+                        x,
+                        &all,
+                        &c,
+                        Some((z, 0.5)),
+                        0,
+                        &mut vec![0f32; len],
+                        Measure { to_z: true, also_to: Some(x.row(1)) },
+                    );
+                    let step = [to_z, to_row].concat();
                     (
                         sums_and_norms_block_avx2(x, &coeffs, 0, len),
                         [group_dists_avx2(x, &all, z), vec![sq_dist_f64_avx2(x.row(0), z)], step].concat(),
@@ -854,7 +905,16 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
-                    let step = step_block_avx512(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], true);
+                    let (to_z, to_row) = step_block_avx512(
+                        x,
+                        &all,
+                        &c,
+                        Some((z, 0.5)),
+                        0,
+                        &mut vec![0f32; len],
+                        Measure { to_z: true, also_to: Some(x.row(1)) },
+                    );
+                    let step = [to_z, to_row].concat();
                     (
                         sums_and_norms_block_avx512(x, &coeffs, 0, len),
                         [group_dists_avx512(x, &all, z), vec![sq_dist_f64_avx512(x.row(0), z)], step].concat(),
@@ -890,7 +950,8 @@ mod tests {
     }
 
     /// The fused step is the weighted sum, the step on it rounded once, and `row_dists_to` of the
-    /// result, to the bit, at any thread count; without `prev` it is the weighted sum itself.
+    /// result (and of the vector it is also asked to measure), to the bit, at any thread count;
+    /// without `prev` it is the weighted sum itself.
     #[test]
     fn a_weighted_step_is_its_sum_and_the_distances_to_it() {
         use rand::{Rng, SeedableRng};
@@ -924,13 +985,14 @@ mod tests {
         assert_eq!(bits32(&sums[1]), bits32(&weighted_sum(x, &zero_at_3)));
         for threads in [1, 2, 3, 8] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            let (z, dists) = pool.install(|| weighted_step(x, &c, Some((&prev, keep)), true));
-            let dists = dists.unwrap();
+            let step = pool.install(|| weighted_step(x, &c, Some((&prev, keep)), true, Some(&big)));
+            let (z, dists) = (step.z, step.dists.unwrap());
             assert_eq!(bits32(&z), bits32(&stepped), "{threads} threads");
             assert_eq!(bits64(&dists), bits64(&row_dists_to(x, &z)), "{threads} threads");
+            assert_eq!(bits64(&step.also.unwrap()), bits64(&row_dists_to(x, &big)), "{threads} threads");
             assert!(dists[6].is_nan() && dists.iter().enumerate().all(|(i, v)| i == 6 || v.is_finite()));
-            let (plain, none) = pool.install(|| weighted_step(x, &c, None, false));
-            assert_eq!((bits32(&plain), none), (bits32(&sum), None));
+            let plain = pool.install(|| weighted_step(x, &c, None, false, None));
+            assert_eq!((bits32(&plain.z), plain.dists, plain.also), (bits32(&sum), None, None));
         }
     }
 

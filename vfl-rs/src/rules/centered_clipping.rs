@@ -43,9 +43,9 @@ pub fn centered_clipping(
         moved.iter_mut().zip(&coef).for_each(|(m, c)| *m += c);
         let keep = 1.0 - coef.iter().sum::<f64>();
         // the next iteration's distances in the same pass
-        let (next, next_dists) = weighted_step(x, &coef, Some((center, keep)), it + 1 < iters);
-        center.copy_from_slice(&next);
-        dists = next_dists.unwrap_or_default();
+        let step = weighted_step(x, &coef, Some((center, keep)), it + 1 < iters, None);
+        center.copy_from_slice(&step.z);
+        dists = step.dists.unwrap_or_default();
     }
     Some(Trace { share: normalised(&moved), clipped, radius, ..Trace::default() })
 }
