@@ -17,8 +17,8 @@
 //!
 //! A window that leaves out only a few values at each end (a trimmed mean of 50 values without 5
 //! at each end) is arranged without a network: the rows stream through a sorted list of the
-//! largest values seen and one of the smallest, held in vector registers (`extremes`), which
-//! costs about a quarter of the network's time.
+//! largest values seen and one of the smallest, held in vector registers (`extremes`): a
+//! quarter to a half of the network's time.
 
 use pulp::{Simd, WithSimd};
 use rayon::prelude::*;
