@@ -140,7 +140,7 @@ impl Arrangement {
     fn apply(&self, keys: &mut [[i32; LANES]]) {
         match *self {
             Arrangement::Network(ref pairs) => sort(keys, pairs),
-            Arrangement::Extremes { k, arch } => arch.dispatch(Extremes { keys, k }),
+            Arrangement::Extremes { k, arch } => arch.dispatch(Extremes { keys, k, source: None }),
         }
     }
 }
@@ -149,6 +149,8 @@ impl Arrangement {
 struct Extremes<'a> {
     keys: &'a mut [[i32; LANES]],
     k: usize,
+    /// Where to read the block when not from `keys` (see `extremes`).
+    source: Option<(Matrix<'a>, &'a [usize], usize)>,
 }
 
 impl WithSimd for Extremes<'_> {
@@ -158,15 +160,15 @@ impl WithSimd for Extremes<'_> {
     fn with_simd<S: Simd>(self, simd: S) {
         let keys = self.keys;
         match self.k {
-            1 => extremes::<S, 1>(simd, keys),
-            2 => extremes::<S, 2>(simd, keys),
-            3 => extremes::<S, 3>(simd, keys),
-            4 => extremes::<S, 4>(simd, keys),
-            5 => extremes::<S, 5>(simd, keys),
-            6 => extremes::<S, 6>(simd, keys),
-            7 => extremes::<S, 7>(simd, keys),
-            8 => extremes::<S, 8>(simd, keys),
-            9 => extremes::<S, 9>(simd, keys),
+            1 => extremes::<S, 1>(simd, keys, self.source),
+            2 => extremes::<S, 2>(simd, keys, self.source),
+            3 => extremes::<S, 3>(simd, keys, self.source),
+            4 => extremes::<S, 4>(simd, keys, self.source),
+            5 => extremes::<S, 5>(simd, keys, self.source),
+            6 => extremes::<S, 6>(simd, keys, self.source),
+            7 => extremes::<S, 7>(simd, keys, self.source),
+            8 => extremes::<S, 8>(simd, keys, self.source),
+            9 => extremes::<S, 9>(simd, keys, self.source),
             k => unreachable!("lists of 1 to {MAX_EXTREMES} values, got {k}"),
         }
     }
@@ -184,10 +186,15 @@ impl WithSimd for Extremes<'_> {
 /// rest. The lists start full of sentinels (the smallest key in `top`, the largest in
 /// `bottom`), which are the first K values each lets go: those are dropped, so the block's values
 /// are kept as a multiset whatever they are.
+///
+/// With `source` = (x, rows, c0), the block is read from columns `c0..c0 + LANES` of the listed
+/// rows of `x` instead, turned into keys on the way (`keys` is then only written): the untraced
+/// kernels skip gathering the block.
 #[inline(always)]
-fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]]) {
+fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]], source: Option<(Matrix, &[usize], usize)>) {
     const { assert!(K >= 1) };
     let n = keys.len();
+    let (zero, low31) = (simd.splat_i32s(0), simd.splat_i32s(i32::MAX));
     debug_assert!(n >= 2 * K, "{n} rows cannot hold two lists of {K}");
     let width = S::I32_LANES;
     debug_assert_eq!(LANES % width, 0);
@@ -195,7 +202,14 @@ fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]]) {
         let mut top = [simd.splat_i32s(i32::MIN); K];
         let mut bottom = [simd.splat_i32s(i32::MAX); K];
         for r in 0..n {
-            let mut x = S::as_simd_i32s(&keys[r]).0[v];
+            let mut x = match source {
+                None => S::as_simd_i32s(&keys[r]).0[v],
+                Some((m, rows, c0)) => {
+                    let bits = S::as_simd_i32s(bytemuck::cast_slice(&m.row(rows[r])[c0..c0 + LANES])).0[v];
+                    // total_order_key: a negative value's other 31 bits flipped
+                    simd.select_i32s(simd.less_than_i32s(bits, zero), simd.xor_i32s(bits, low31), bits)
+                }
+            };
             for t in &mut top {
                 (*t, x) = (simd.max_i32s(*t, x), simd.min_i32s(*t, x));
             }
@@ -326,8 +340,8 @@ widest_vectors!(
 );
 
 /// Columns `c0..c0 + out.len()` of the listed rows: gathered as keys (each row's part read in
-/// one sequential run), arranged block by block, handed to the rule; with `acc`, each listed
-/// row's share added to its counter.
+/// one sequential run; untraced `extremes` read full blocks from the rows themselves), arranged
+/// block by block, handed to the rule; with `acc`, each listed row's share added to its counter.
 #[inline(always)]
 fn task<F: SortedRule>(
     x: Matrix,
@@ -339,18 +353,6 @@ fn task<F: SortedRule>(
     acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
-    let blocks = out.len().div_ceil(LANES);
-    // keys[b·n + r] = listed row r's keys at block b's columns
-    let mut keys = vec![[0i32; LANES]; blocks * n];
-    for (r, &source) in rows.iter().enumerate() {
-        let row = &x.row(source)[c0..c0 + out.len()];
-        for (b, chunk) in row.chunks(LANES).enumerate() {
-            let dst = &mut keys[b * n + r];
-            for (k, &v) in dst.iter_mut().zip(chunk) {
-                *k = total_order_key(v.to_bits() as i32);
-            }
-        }
-    }
     // The next task's part of each row on its way to the L2 cache while this one is arranged (a
     // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
     // block's worth before each block: asked all at once, most requests were lost.
@@ -364,6 +366,27 @@ fn task<F: SortedRule>(
         }
     };
     let mut windows = [(0usize, 0usize); LANES];
+    if let (None, &Arrangement::Extremes { k, arch }, 0) = (&acc, plan, out.len() % LANES) {
+        // untraced and streamed: each block read straight from the rows, no gathered copy
+        let mut block = vec![[0i32; LANES]; n];
+        for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
+            prefetch_block(b);
+            arch.dispatch(Extremes { keys: &mut block, k, source: Some((x, rows, c0 + b * LANES)) });
+            rule.apply(&SortedBlock { keys: &block }, out_blk, &mut windows[..out_blk.len()]);
+        }
+        return;
+    }
+    // keys[b·n + r] = listed row r's keys at block b's columns
+    let mut keys = vec![[0i32; LANES]; out.len().div_ceil(LANES) * n];
+    for (r, &source) in rows.iter().enumerate() {
+        let row = &x.row(source)[c0..c0 + out.len()];
+        for (b, chunk) in row.chunks(LANES).enumerate() {
+            let dst = &mut keys[b * n + r];
+            for (k, &v) in dst.iter_mut().zip(chunk) {
+                *k = total_order_key(v.to_bits() as i32);
+            }
+        }
+    }
     let Some(acc) = acc else {
         // untraced: each block arranged where it was gathered
         for (b, (keys, out_blk)) in keys.chunks_exact_mut(n).zip(out.chunks_mut(LANES)).enumerate() {
@@ -540,7 +563,8 @@ mod tests {
 
     /// The code compiled for each vector width this CPU has gives the same bits (NaN aside: a
     /// sum with NaN terms may give either sign of NaN) and the same shares, for a window the
-    /// network arranges and one `extremes` does.
+    /// network arranges and one `extremes` does; untraced (where `extremes` reads the rows
+    /// themselves) the same values as traced (where it reads the gathered keys).
     #[test]
     fn every_vector_width_gives_the_same_bits() {
         use crate::matrix::OwnedMatrix;
@@ -548,31 +572,56 @@ mod tests {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
         for (n, trim) in [(3usize, 0usize), (50, 12), (50, 5), (128, 32), (128, 8)] {
             let d = 2 * TASK + 7;
-            let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() - 0.5).collect()).collect();
+            // some of each sign, ±0 and ±inf among them (their keys flip the low bits or not)
+            let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, 1.5, -1.5];
+            let rows: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    (0..d)
+                        .map(|_| {
+                            if rng.random_range(0..8) == 0 {
+                                special[rng.random_range(0..special.len())]
+                            } else {
+                                rng.random::<f32>() - 0.5
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
             let m = OwnedMatrix::from_rows(&rows).unwrap();
             let all = all_rows(m.view());
             let rule = TrimmedRule(trim);
             let plan = Arrangement::for_order(n, rule.order(n));
-            let runs: Vec<(Vec<u32>, Vec<u64>)> = [0, 1, 2]
-                .iter()
-                .filter_map(|&isa| {
-                    let (mut out, mut acc) = (vec![0f32; d], ShareCounter::new(n));
-                    match isa {
-                        0 => task(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc)),
-                        #[cfg(target_arch = "x86_64")]
-                        1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
-                            task_avx2(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc))
-                        },
-                        #[cfg(target_arch = "x86_64")]
-                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
-                            task_avx512(m.view(), &all, 0, &mut out, &plan, &rule, Some(&mut acc))
-                        },
-                        _ => return None,
-                    }
-                    let share = acc.finish().iter().map(|v| v.to_bits()).collect();
-                    Some((out.iter().map(|v| v.to_bits()).collect(), share))
-                })
-                .collect();
+            // one task of full blocks, then one ending in a partial block
+            let columns = [0..TASK, TASK..d];
+            let runs: Vec<(Vec<u32>, Vec<u64>)> =
+                [0, 1, 2]
+                    .iter()
+                    .filter_map(|&isa| {
+                        let mut acc = ShareCounter::new(n);
+                        let (mut traced, mut untraced) = (vec![0f32; d], vec![0f32; d]);
+                        for range in columns.clone() {
+                            let c0 = range.start;
+                            for (out, acc) in [(&mut traced[range.clone()], Some(&mut acc)), (&mut untraced[range.clone()], None)] {
+                                match isa {
+                                    0 => task(m.view(), &all, c0, out, &plan, &rule, acc),
+                                    #[cfg(target_arch = "x86_64")]
+                                    1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
+                                        task_avx2(m.view(), &all, c0, out, &plan, &rule, acc)
+                                    },
+                                    #[cfg(target_arch = "x86_64")]
+                                    2 if std::arch::is_x86_feature_detected!("avx512f")
+                                        && std::arch::is_x86_feature_detected!("avx512vl") =>
+                                    unsafe { task_avx512(m.view(), &all, c0, out, &plan, &rule, acc) },
+                                    _ => return None,
+                                }
+                            }
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(bits(&untraced), bits(&traced), "n = {n}, trim {trim}, width {isa}: untraced and traced values differ");
+                        let share = acc.finish().iter().map(|v| v.to_bits()).collect();
+                        Some((bits(&traced), share))
+                    })
+                    .collect();
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}, trim {trim}: {} widths disagree", runs.len());
         }
     }
@@ -649,16 +698,16 @@ mod tests {
                 f(&mut b);
                 runs.push(b);
             };
-            run(&|b| Simd::vectorize(pulp::Scalar::new(), Extremes { keys: b, k }));
+            run(&|b| Simd::vectorize(pulp::Scalar::new(), Extremes { keys: b, k, source: None }));
             #[cfg(target_arch = "x86_64")]
             if let Some(simd) = pulp::x86::V3::try_new() {
-                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k }));
+                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k, source: None }));
             }
             #[cfg(target_arch = "x86_64")]
             if let Some(simd) = pulp::x86::V4::try_new() {
-                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k }));
+                run(&|b| Simd::vectorize(simd, Extremes { keys: b, k, source: None }));
             }
-            run(&|b| pulp::Arch::new().dispatch(Extremes { keys: b, k }));
+            run(&|b| pulp::Arch::new().dispatch(Extremes { keys: b, k, source: None }));
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "k = {k}: the widths disagree");
             runs.pop().unwrap()
         };
