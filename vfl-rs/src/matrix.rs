@@ -876,26 +876,18 @@ mod tests {
         let run = |width: usize| -> Option<Bits> {
             let mut out = vec![0f32; len];
             let z = &rows[3];
+            let both = Measure { to_z: true, also_to: Some(x.row(1)) };
             let ((sums, sq), dist) = match width {
                 0 => {
                     weighted_block(x, &all, &c, 0, &mut out);
-                    let (to_z, to_row) =
-                        step_block(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], Measure { to_z: true, also_to: Some(x.row(1)) });
+                    let (to_z, to_row) = step_block(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();
                     (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)], step].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
                 1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
                     weighted_block_avx2(x, &all, &c, 0, &mut out);
-                    let (to_z, to_row) = step_block_avx2(
-                        x,
-                        &all,
-                        &c,
-                        Some((z, 0.5)),
-                        0,
-                        &mut vec![0f32; len],
-                        Measure { to_z: true, also_to: Some(x.row(1)) },
-                    );
+                    let (to_z, to_row) = step_block_avx2(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();
                     (
                         sums_and_norms_block_avx2(x, &coeffs, 0, len),
@@ -905,15 +897,7 @@ mod tests {
                 #[cfg(target_arch = "x86_64")]
                 2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                     weighted_block_avx512(x, &all, &c, 0, &mut out);
-                    let (to_z, to_row) = step_block_avx512(
-                        x,
-                        &all,
-                        &c,
-                        Some((z, 0.5)),
-                        0,
-                        &mut vec![0f32; len],
-                        Measure { to_z: true, also_to: Some(x.row(1)) },
-                    );
+                    let (to_z, to_row) = step_block_avx512(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();
                     (
                         sums_and_norms_block_avx512(x, &coeffs, 0, len),
