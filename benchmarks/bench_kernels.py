@@ -310,6 +310,9 @@ class Rule:
     max_n: int | None = None
     # why a peer's numbers may differ from the reference (shown beside the agreement)
     note: str = ""
+    # the physical bound of issue 19's goal 1 as (reads of x, Gram matrices): reads are timed as
+    # numpy's ``x.sum(axis=0)``, a Gram matrix as numpy's SGEMM ``x @ x.T``; None: no bound stated
+    bound: Callable[[Case], tuple[int, int]] | None = None
 
 
 def _byz(name: str, **kw: Any) -> Callable[[Case, Any], Any]:
@@ -333,6 +336,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate(flwr_results(c, c.counts)),
             _byz("Average"),
             mem={"numpy": 2.2, "flwr": 1.2, "byzfl": 0.1, "byzfl-torch": 0.1},
+            bound=lambda c: (1, 0),
         ),
         Rule(
             "median",
@@ -343,6 +347,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate_median(flwr_results(c)),
             _byz("Median"),
             mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 1.1, "byzfl-torch": 2.5},
+            bound=lambda c: (1, 0),
         ),
         Rule(
             "trimmed_mean",
@@ -353,6 +358,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate_trimmed_avg(flwr_results(c), proportiontocut=c.beta),
             _byz("TrMean", f=lambda c: c.trim),
             mem={"numpy": 2.1, "flwr": 3.1, "byzfl": 1.1, "byzfl-torch": 3.1},
+            bound=lambda c: (1, 0),
         ),
         Rule(
             "krum",
@@ -363,6 +369,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=0),
             _byz("Krum", f=lambda c: c.f),
             mem={"numpy": 0.1, "flwr": 1.1, "byzfl": 2.1, "byzfl-torch": 0.5},
+            bound=lambda c: (0, 1),
         ),
         Rule(
             "multikrum",
@@ -373,6 +380,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate_krum(flwr_results(c), num_malicious=c.f, to_keep=c.n - c.f),
             _byz("MultiKrum", f=lambda c: c.f),
             mem={"numpy": 1.1, "flwr": 2.1, "byzfl": 3.1, "byzfl-torch": 1.5},
+            bound=lambda c: (1, 1),  # the Gram matrix, then the chosen rows averaged
         ),
         Rule(
             "bulyan",
@@ -383,6 +391,7 @@ RULES: dict[str, Rule] = {
             lambda c: flwr_agg.aggregate_bulyan(flwr_results(c), num_malicious=c.f, aggregation_rule=flwr_agg.aggregate_krum, to_keep=0),
             None,
             mem={"numpy": 5.1, "flwr": 6.1},
+            bound=lambda c: (1, 1),  # the Gram matrix, then the coordinate-wise stage
         ),
         Rule(
             "geomed",
@@ -393,6 +402,7 @@ RULES: dict[str, Rule] = {
             None,
             _byz("GeometricMedian", nu=1e-6, T=lambda c: int(c.extra.get("weiszfeld_iters", 2)) + 1),
             mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+            bound=lambda c: (1 + int(c.extra.get("weiszfeld_iters", 1)), 0),  # the mean, then a read per step
         ),
         Rule(
             "cclip",
@@ -403,6 +413,7 @@ RULES: dict[str, Rule] = {
             None,
             _byz("CenteredClipping", tau=lambda c: float(c.tau), L=lambda c: c.cc_iters),
             mem={"numpy": 1.1, "byzfl": 2.1, "byzfl-torch": 2.1},
+            bound=lambda c: (1 + c.cc_iters, 0),  # the first distances, then a read per iteration
         ),
         Rule(
             "meamed",
@@ -413,6 +424,7 @@ RULES: dict[str, Rule] = {
             None,
             _byz("Meamed", f=lambda c: c.f),
             mem={"numpy": 3.1, "byzfl": 3.1, "byzfl-torch": 3.1},
+            bound=lambda c: (1, 0),
         ),
         Rule(
             "mda",
@@ -504,13 +516,26 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
+ORDERS = ("round-robin", "blocks")
+
+
 def measure(
-    fns: dict[str, Callable[[], Any]], repeat: int, limit: float, budget: float, log: Callable[[str], None] = lambda m: None
+    fns: dict[str, Callable[[], Any]],
+    repeat: int,
+    limit: float,
+    budget: float,
+    log: Callable[[str], None] = lambda m: None,
+    order: str = "round-robin",
 ) -> tuple[dict[str, Result], dict[str, np.ndarray]]:
-    """Warm each call up once, then time them in turns (round-robin), so that every implementation
-    sees the same machine load; a call slower than ``limit`` keeps its warm-up time only, and no
-    call spends more than about ``budget`` seconds in timed repetitions. Returns the results and
-    the warm-up outputs (as float64 vectors, for the agreement check)."""
+    """Warm each call up once, then time them in turns (``round-robin``), so that every
+    implementation sees the same machine load, or each implementation's calls one after the
+    other (``blocks``, as ``timeit`` does); a call slower than ``limit`` keeps its warm-up time
+    only, and no call spends more than about ``budget`` seconds in timed repetitions. Returns the
+    results and the warm-up outputs (as float64 vectors, for the agreement check).
+
+    The order matters for calls of a few milliseconds on a virtual machine: in turns, a
+    multi-threaded call often follows a peer's single-threaded one, during which the other
+    virtual CPU sat idle, and waking it can take milliseconds (see docs/benchmarks.md)."""
     results: dict[str, Result] = {}
     outputs: dict[str, np.ndarray] = {}
     times: dict[str, list[float]] = {}
@@ -534,10 +559,14 @@ def measure(
             times[k] = []
             reps[k] = max(1, min(repeat, int(budget // max(t, 1e-9))))
     gc.collect()
-    for r in range(max(reps.values(), default=0)):
+    if order == "blocks":
         for k, want in reps.items():
-            if r < want:
-                times[k].append(timed(fns[k])[0])
+            times[k] = [timed(fns[k])[0] for _ in range(want)]
+    else:
+        for r in range(max(reps.values(), default=0)):
+            for k, want in reps.items():
+                if r < want:
+                    times[k].append(timed(fns[k])[0])
     for k, ts in times.items():
         note = f"{len(ts)} of {repeat} reps (warm-up {warm[k]:.1f} s, budget {budget:g} s)" if len(ts) < repeat else ""
         results[k] = Result("ok", statistics.median(ts), len(ts), note, times=ts, warmup=warm[k])
@@ -643,7 +672,7 @@ def run_cell(
         if impl == "numpy":  # run once before the others so that c.extra is filled in
             fn()
         fns[impl] = fn
-    measured, outputs = measure(fns, args.repeat, args.limit, args.budget, log)
+    measured, outputs = measure(fns, args.repeat, args.limit, args.budget, log, args.order)
     for impl, res in measured.items():
         results[impl] = res
         if res.status == "ok":
@@ -670,8 +699,17 @@ def bandwidth_cell(c: Case, args: argparse.Namespace) -> dict[str, float]:
         args.repeat,
         args.limit,
         args.budget,
+        order=args.order,
     )
     return {"bytes": float(xs.nbytes), **{k: r.seconds for k, r in res.items()}}
+
+
+def bound_cell(c: Case, args: argparse.Namespace) -> dict[str, float]:
+    """The two yardsticks of goal 1's physical bound on this matrix: one read of it (numpy's
+    ``x.sum(axis=0)``) and its Gram matrix (numpy's SGEMM ``x @ x.T``)."""
+    xs = c.x
+    res, _ = measure({"read": lambda: xs.sum(axis=0), "gram": lambda: xs @ xs.T}, args.repeat, args.limit, args.budget, order=args.order)
+    return {k: r.seconds for k, r in res.items()}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -753,6 +791,39 @@ def agreement_table(cells: list[tuple[Rule, int, int, dict[str, Result]]], impls
     table = render_table(headers, rows, markdown, right=set(range(1, len(headers))))
     notes = {rule.title: rule.note for rule, _, _, _ in cells if rule.note}
     return table + "".join(f"\n\n{title}: {note}." for title, note in notes.items())
+
+
+Bound = tuple[int, int, float]  # (reads of x, Gram matrices, seconds)
+
+
+def goals_table(cells: list[tuple[Rule, int, int, dict[str, Result]]], bounds: dict[tuple[str, int, int], Bound], markdown: bool) -> str:
+    """Issue 19's goal 1 per rule: ≥ 10× the fastest peer library, within 3× of the bound."""
+    headers = ["rule", "n", "d", "velocity", "best lib", "×best lib", "≥ 10×", "bound", "bound is", "velocity / bound", "≤ 3×"]
+    rows = []
+    for rule, n, d, res in cells:
+        vel = res.get("velocity")
+        if vel is None or vel.status != "ok" or (rule.key, n, d) not in bounds:
+            continue
+        bp = best_peer(res, LIBRARY_PEERS)
+        ratio = bp[1].seconds / vel.seconds if bp else math.nan
+        reads, grams, bound = bounds[(rule.key, n, d)]
+        parts = ([f"{reads} read{'s' * (reads > 1)}"] if reads else []) + (["Gram"] if grams else [])
+        rows.append(
+            [
+                rule.title,
+                str(n),
+                f"{d:,}",
+                fmt_cell(vel),
+                f"{bp[0]} {fmt_time(bp[1].seconds)}" if bp else "—",
+                f"{ratio:.3g}×" if bp else "—",
+                ("yes" if ratio >= 10 else "no") if bp else "—",
+                fmt_time(bound),
+                " + ".join(parts),
+                f"{vel.seconds / bound:.2f}×",
+                "yes" if vel.seconds <= 3 * bound else "no",
+            ]
+        )
+    return render_table(headers, rows, markdown, right={1, 2, 3, 5, 7, 9})
 
 
 def bandwidth_table(bw: list[tuple[int, int, dict[str, float]]], markdown: bool) -> str:
@@ -851,6 +922,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--threads", type=int, default=None, help="thread count for velocity (rayon), numpy's BLAS and torch (default: their own)"
     )
+    p.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="round-robin",
+        help="time the implementations' calls in turns (default) or each one's calls back to back",
+    )
+    p.add_argument("--no-bounds", action="store_true", help="skip timing the physical bounds (x.sum(0), x @ x.T)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--markdown", action="store_true", help="emit markdown tables")
     p.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
@@ -897,6 +975,7 @@ def main(argv: list[str] | None = None) -> int:
             "environment": env,
             "cells": [{"rule": r.title, "n": n, "d": d, "results": {k: vars(v) for k, v in res.items()}} for r, n, d, res in cells],
             "bandwidth": [{"n": n, "d": d, **b} for n, d, b in bw],
+            "bounds": [{"rule": k, "n": n, "d": d, "reads": r, "grams": g, "seconds": t} for (k, n, d), (r, g, t) in bounds.items()],
         }
         with open(args.json, "w") as fh:
             json.dump(payload, fh, indent=1, default=float)
@@ -904,6 +983,7 @@ def main(argv: list[str] | None = None) -> int:
     pred = Predictor(args.limit)
     cells: list[tuple[Rule, int, int, dict[str, Result]]] = []
     bw: list[tuple[int, int, dict[str, float]]] = []
+    bounds: dict[tuple[str, int, int], Bound] = {}
     t_start = time.perf_counter()
     for n, d, rs in grid:
         if 3.2 * n * d * 4 > 0.6 * mem_available():
@@ -911,12 +991,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         case = make_case(n, d, args.seed, args.f_frac, args.beta, args.tau, args.cc_iters)
         log(f"## n={n} d={d:,} (f={case.f}, trim={case.trim}) loadavg {os.getloadavg()[0]:.2f}")
+        yard: dict[str, float] = {}  # the bound's yardsticks, timed once per matrix when a rule needs them
         for rule in rs:
             log(f" {rule.title}")
             res = run_cell(rule, case, impls, args, pred, log)
             cells.append((rule, n, d, res))
             if rule.key == "fedavg":
                 bw.append((n, d, bandwidth_cell(case, args)))
+            if rule.bound is not None and not args.no_bounds:
+                yard = yard or bound_cell(case, args)
+                reads, grams = rule.bound(case)
+                bounds[(rule.key, n, d)] = (reads, grams, reads * yard["read"] + grams * yard["gram"])
             write_json()
         if "weiszfeld_iters" in case.extra:
             log(f"  (numpy Weiszfeld stopped after {case.extra['weiszfeld_iters']} iterations)")
@@ -941,6 +1026,12 @@ def main(argv: list[str] | None = None) -> int:
         out += [f"- {t} n={n} d={d:,} {impl}: {st} — {note}" for t, n, d, impl, st, note in notes]
     out.append(h("Agreement: max abs difference of the output from the numpy reference"))
     out.append(agreement_table(cells, impls, md))
+    if bounds:
+        out.append(h("Issue 19, goal 1: ≥ 10× the fastest peer library, within 3× of the physical bound"))
+        out.append(goals_table(cells, bounds, md))
+        out.append(
+            f"\nbound = reads × numpy's `x.sum(axis=0)` + Gram matrices × numpy's `x @ x.T` on the same matrix (timed {args.order})."
+        )
     if bw:
         out.append(h("FedAvg read bandwidth (n·d·4 bytes / time) vs numpy x.sum(axis=0)"))
         out.append(bandwidth_table(bw, md))
