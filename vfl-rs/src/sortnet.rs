@@ -31,7 +31,7 @@ pub const MAX_ROWS: usize = 128;
 /// Columns sorted together: one comparator is `LANES` lane-wise minima and maxima.
 pub const LANES: usize = 32;
 /// Columns per parallel task (each row's part of it is read sequentially).
-const TASK: usize = LANES * 8;
+pub(crate) const TASK: usize = LANES * 8;
 
 /// Batcher's odd–even merge sort for `n` values, as (low, high) position pairs: after the
 /// comparators, in order, position i holds the i-th smallest value.
@@ -243,6 +243,22 @@ impl SortedBlock<'_> {
     #[inline(always)]
     pub fn value(&self, r: usize, lane: usize) -> f32 {
         key_value(self.keys[r][lane])
+    }
+
+    /// The values at position r of every column.
+    #[inline(always)]
+    pub fn values(&self, r: usize) -> [f32; LANES] {
+        let mut v = [0f32; LANES];
+        for (v, &k) in v.iter_mut().zip(&self.keys[r]) {
+            *v = key_value(k);
+        }
+        v
+    }
+
+    /// The total-order keys at position r of every column ([`crate::matrix::total_order_key`]).
+    #[inline(always)]
+    pub fn keys(&self, r: usize) -> &[i32; LANES] {
+        &self.keys[r]
     }
 
     /// Per lane, the sum in f64 of the positions `lo..hi`, added in position order (ascending
@@ -539,6 +555,45 @@ impl SortedRule for TrimmedRule {
     }
 }
 
+/// `rule` on every column of `x` (`x.d()` above [`TASK`]: one task of full blocks, then one
+/// ending in a partial block) in the code compiled for each vector width this CPU has: per width,
+/// the values' bits and the shares' bits, after checking that untraced runs give the traced runs'
+/// values (where `extremes` reads the rows themselves, and the gathered keys).
+#[cfg(test)]
+pub(crate) fn at_every_width<F: SortedRule>(x: Matrix, rule: &F) -> Vec<(Vec<u32>, Vec<u64>)> {
+    let (n, d) = (x.n(), x.d());
+    assert!(d > TASK);
+    let all = all_rows(x);
+    let plan = Arrangement::for_order(n, rule.order(n));
+    let columns = [0..TASK, TASK..d];
+    [0, 1, 2]
+        .iter()
+        .filter_map(|&isa| {
+            let mut acc = ShareCounter::new(n);
+            let (mut traced, mut untraced) = (vec![0f32; d], vec![0f32; d]);
+            for range in columns.clone() {
+                let c0 = range.start;
+                for (out, acc) in [(&mut traced[range.clone()], Some(&mut acc)), (&mut untraced[range.clone()], None)] {
+                    match isa {
+                        0 => task(x, &all, c0, out, &plan, rule, acc),
+                        #[cfg(target_arch = "x86_64")]
+                        1 if std::arch::is_x86_feature_detected!("avx2") => unsafe { task_avx2(x, &all, c0, out, &plan, rule, acc) },
+                        #[cfg(target_arch = "x86_64")]
+                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
+                            task_avx512(x, &all, c0, out, &plan, rule, acc)
+                        },
+                        _ => return None,
+                    }
+                }
+            }
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&untraced), bits(&traced), "n = {n}, width {isa}: untraced and traced values differ");
+            let share = acc.finish().iter().map(|v| v.to_bits()).collect();
+            Some((bits(&traced), share))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,40 +643,7 @@ mod tests {
                 })
                 .collect();
             let m = OwnedMatrix::from_rows(&rows).unwrap();
-            let all = all_rows(m.view());
-            let rule = TrimmedRule(trim);
-            let plan = Arrangement::for_order(n, rule.order(n));
-            // one task of full blocks, then one ending in a partial block
-            let columns = [0..TASK, TASK..d];
-            let runs: Vec<(Vec<u32>, Vec<u64>)> =
-                [0, 1, 2]
-                    .iter()
-                    .filter_map(|&isa| {
-                        let mut acc = ShareCounter::new(n);
-                        let (mut traced, mut untraced) = (vec![0f32; d], vec![0f32; d]);
-                        for range in columns.clone() {
-                            let c0 = range.start;
-                            for (out, acc) in [(&mut traced[range.clone()], Some(&mut acc)), (&mut untraced[range.clone()], None)] {
-                                match isa {
-                                    0 => task(m.view(), &all, c0, out, &plan, &rule, acc),
-                                    #[cfg(target_arch = "x86_64")]
-                                    1 if std::arch::is_x86_feature_detected!("avx2") => unsafe {
-                                        task_avx2(m.view(), &all, c0, out, &plan, &rule, acc)
-                                    },
-                                    #[cfg(target_arch = "x86_64")]
-                                    2 if std::arch::is_x86_feature_detected!("avx512f")
-                                        && std::arch::is_x86_feature_detected!("avx512vl") =>
-                                    unsafe { task_avx512(m.view(), &all, c0, out, &plan, &rule, acc) },
-                                    _ => return None,
-                                }
-                            }
-                        }
-                        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                        assert_eq!(bits(&untraced), bits(&traced), "n = {n}, trim {trim}, width {isa}: untraced and traced values differ");
-                        let share = acc.finish().iter().map(|v| v.to_bits()).collect();
-                        Some((bits(&traced), share))
-                    })
-                    .collect();
+            let runs = at_every_width(m.view(), &TrimmedRule(trim));
             assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}, trim {trim}: {} widths disagree", runs.len());
         }
     }

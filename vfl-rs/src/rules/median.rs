@@ -4,7 +4,7 @@
 //! Statistical Rates", ICML 2018. NaN sorts above +inf (IEEE total order), so a NaN row acts as an
 //! extreme value that the median and the trim discard.
 
-use crate::matrix::{map_columns, sort_total_order, Matrix};
+use crate::matrix::{map_columns, sort_total_order, total_order_key, Matrix};
 use crate::sortnet::{self, map_sorted, map_sorted_rows, map_sorted_traced, MedianRule, Order, SortedBlock, SortedRule, TrimmedRule};
 use crate::trace::{map_columns_traced, map_columns_traced_summed, median_columns_traced, Summed, Window};
 
@@ -127,23 +127,88 @@ impl SortedRule for AroundMedianRule {
         Order::All
     }
 
+    /// `closest_window` and the window's sum for all the block's columns at once, without a
+    /// branch on the values: `closest_window`'s binary searches, one column at a time, cost more
+    /// than sorting the block (their branches follow the data). Here the first position not below
+    /// the median is a count, and so is the number of lower values the window takes: the
+    /// comparisons the search would make are made for every candidate position and counted where
+    /// they fall in the lane's range. (The comparisons are monotone along the positions, so the
+    /// count is the search's answer: tested against it.)
     #[inline(always)]
     fn apply(&self, block: &SortedBlock, out: &mut [f32], windows: &mut [(usize, usize)]) {
+        const LANES: usize = sortnet::LANES;
         let (n, keep) = (block.n(), self.keep);
-        for (lane, w) in windows.iter_mut().enumerate() {
-            let value = |i: usize| block.value(i, lane);
-            *w = closest_window(n, value, sorted_median(n, value), keep);
+        let median: [f32; LANES] = if n % 2 == 1 {
+            block.values(n / 2)
+        } else {
+            let (a, b) = (block.values(n / 2 - 1), block.values(n / 2));
+            let mut m = [0f32; LANES];
+            for ((m, a), b) in m.iter_mut().zip(a).zip(b) {
+                *m = middle(a, b);
+            }
+            m
+        };
+        let mut median_key = [0i32; LANES];
+        for (k, m) in median_key.iter_mut().zip(median) {
+            *k = total_order_key(m.to_bits() as i32);
         }
-        // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
-        let mut sums = [-0f64; sortnet::LANES];
-        for r in 0..keep {
-            for (lane, (s, &(left, _))) in sums.iter_mut().zip(windows.iter()).enumerate() {
-                *s += block.value(left + r, lane) as f64;
+        // `start`: the positions below the median
+        let mut start = [0u32; LANES];
+        for r in 0..n {
+            for ((s, &k), &mk) in start.iter_mut().zip(block.keys(r)).zip(&median_key) {
+                *s += u32::from(k < mk);
             }
         }
-        for (o, s) in out.iter_mut().zip(sums) {
-            *o = (s / keep as f64) as f32;
+        // The window takes L of the values below `start`, lo ≤ L ≤ hi: L = hi less the l in
+        // (lo, hi] not taken, where l is not taken when the value at p = start − l is farther
+        // from the median than the one at p + keep (from p ≥ n − keep on, the higher side has
+        // run out: taken).
+        let (mut lo, mut hi) = ([0u32; LANES], [0u32; LANES]);
+        for ((lo, hi), &s) in lo.iter_mut().zip(hi.iter_mut()).zip(&start) {
+            *lo = (keep as u32).saturating_sub(n as u32 - s);
+            *hi = (keep as u32).min(s);
         }
+        let mut not_taken = [0u32; LANES];
+        for p in 0..n - keep {
+            let (lower, higher) = (block.values(p), block.values(p + keep));
+            for l in 0..LANES {
+                let taken = distance_bits(median[l], lower[l]) <= distance_bits(median[l], higher[l]);
+                let in_range = p as u32 + hi[l] >= start[l] && (p as u32) < start[l] - lo[l];
+                not_taken[l] += u32::from(!taken && in_range);
+            }
+        }
+        let mut left = [0u32; LANES];
+        for l in 0..LANES {
+            left[l] = start[l] - hi[l] + not_taken[l];
+        }
+        // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
+        let mut sums = [-0f64; LANES];
+        for r in 0..n {
+            let v = block.values(r);
+            for l in 0..LANES {
+                if r as u32 >= left[l] && (r as u32) < left[l] + keep as u32 {
+                    sums[l] += v[l] as f64;
+                }
+            }
+        }
+        for ((o, w), (s, &left)) in out.iter_mut().zip(windows.iter_mut()).zip(sums.iter().zip(&left)) {
+            *o = (s / keep as f64) as f32;
+            *w = (left as usize, left as usize + keep);
+        }
+    }
+}
+
+/// `distance(m, v).to_bits()`: the distances are never negative (NaN: the positive one), so
+/// their bits order as `total_cmp` orders them.
+#[inline(always)]
+fn distance_bits(m: f32, v: f32) -> u64 {
+    let d = (m as f64 - v as f64).abs();
+    if v.to_bits() == m.to_bits() {
+        0
+    } else if d.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        d.to_bits()
     }
 }
 
@@ -161,7 +226,20 @@ fn sorted_median(n: usize, sorted: impl Fn(usize) -> f32) -> f32 {
     if n % 2 == 1 {
         sorted(n / 2)
     } else {
-        ((sorted(n / 2 - 1) as f64 + sorted(n / 2) as f64) / 2.0) as f32
+        middle(sorted(n / 2 - 1), sorted(n / 2))
+    }
+}
+
+/// The mean of the two middle values; a NaN as the positive one. (Which NaN a sum with two NaN
+/// terms gives depends on the order the compiler puts its operands in, and the window placed
+/// around a NaN median depends on its sign: vector and scalar code would part.)
+#[inline(always)]
+fn middle(a: f32, b: f32) -> f32 {
+    let m = ((a as f64 + b as f64) / 2.0) as f32;
+    if m.is_nan() {
+        f32::NAN
+    } else {
+        m
     }
 }
 
@@ -293,7 +371,7 @@ mod tests {
                 assert_eq!(share_bits(&net_share), share_bits(&select_share), "trimmed shares, n = {n}, trim = {trim}");
             }
             // Meamed: the sorting kernel's own values and shares
-            for keep in [1, n.div_ceil(2), n] {
+            for keep in [1, n.div_ceil(2), n - n / 10, n.saturating_sub(1).max(1), n] {
                 let sorting = map_columns(x, |col| around_median_in_place(col, keep).value);
                 let (_, sorting_share) = map_columns_traced(x, |_, scratch| around_median_in_place(scratch, keep));
                 let (net, net_share) = mean_around_median(x, keep, true);
@@ -307,6 +385,30 @@ mod tests {
             let (copy_out, copy_share) = mean_around_median(x.select_rows(&listed).view(), keep, true);
             let (out, share) = mean_around_median_rows(x, &listed, keep, true);
             assert_eq!((bits(&out), share_bits(&share.unwrap())), (bits(&copy_out), share_bits(&copy_share.unwrap())));
+        }
+    }
+
+    /// Meamed's block rule (vector code, counting instead of searching) gives the same bits and
+    /// shares in the code compiled for each vector width this CPU has.
+    #[test]
+    fn meamed_gives_the_same_bits_at_every_vector_width() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+        // some of each sign, ±0 and ±inf among them (no NaN: a sum with NaN terms may give either NaN)
+        let special = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, 1.5, -1.5];
+        for n in [3usize, 50, 51, 128] {
+            let d = 2 * sortnet::TASK + 7;
+            let rows: Vec<Vec<f32>> = (0..n)
+                .map(|_| {
+                    (0..d)
+                        .map(|_| if rng.random_range(0..6) == 0 { special[rng.random_range(0..6)] } else { rng.random::<f32>() - 0.5 })
+                        .collect()
+                })
+                .collect();
+            let m = OwnedMatrix::from_rows(&rows).unwrap();
+            for keep in [1, n / 2 + 1, n - n / 10] {
+                let runs = sortnet::at_every_width(m.view(), &AroundMedianRule { keep });
+                assert!(runs.windows(2).all(|w| w[0] == w[1]), "n = {n}, keep {keep}: {} widths disagree", runs.len());
+            }
         }
     }
 
