@@ -112,8 +112,10 @@ const MAX_EXTREMES: usize = 9;
 /// How a block's columns are put in the [`Order`] a rule reads.
 #[derive(Clone, Debug)]
 pub enum Arrangement {
-    /// The comparators of `network_for`, in order.
-    Network(Vec<(u16, u16)>),
+    /// The comparators of `network_for`, in order: those of its first phases within each of the
+    /// first `groups` aligned groups of [`GROUP`] rows (Batcher's network for 16 values: the
+    /// same comparators) in registers, the rest (`pairs`) through memory.
+    Network { groups: usize, pairs: Vec<(u16, u16)> },
     /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`, in the vectors of
     /// `arch` (the widest this CPU has).
     Extremes { k: usize, arch: pulp::Arch },
@@ -132,14 +134,20 @@ impl Arrangement {
                 return Arrangement::Extremes { k, arch: pulp::Arch::new() };
             }
         }
-        Arrangement::Network(pairs)
+        let (groups, pairs) = in_groups(n, pairs);
+        Arrangement::Network { groups, pairs }
     }
 
     /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for).
     #[inline(always)]
     fn apply(&self, keys: &mut [[i32; LANES]]) {
         match *self {
-            Arrangement::Network(ref pairs) => sort(keys, pairs),
+            Arrangement::Network { groups, ref pairs } => {
+                for g in 0..groups {
+                    sort_group(&mut keys[g * GROUP..(g + 1) * GROUP]);
+                }
+                sort(keys, pairs)
+            }
             Arrangement::Extremes { k, arch } => arch.dispatch(Extremes { keys, k, source: None }),
         }
     }
@@ -499,6 +507,130 @@ fn count_block(
     }
 }
 
+/// Rows sorted together in registers by [`sort_group`].
+const GROUP: usize = 16;
+
+/// `network(GROUP)`, written out: constant positions let the compiler keep the group's rows in
+/// registers (tested equal to `network(16)`).
+macro_rules! network16 {
+    ($apply:ident) => {
+        $apply!(
+            (0, 1),
+            (2, 3),
+            (4, 5),
+            (6, 7),
+            (8, 9),
+            (10, 11),
+            (12, 13),
+            (14, 15),
+            (0, 2),
+            (1, 3),
+            (4, 6),
+            (5, 7),
+            (8, 10),
+            (9, 11),
+            (12, 14),
+            (13, 15),
+            (1, 2),
+            (5, 6),
+            (9, 10),
+            (13, 14),
+            (0, 4),
+            (1, 5),
+            (2, 6),
+            (3, 7),
+            (8, 12),
+            (9, 13),
+            (10, 14),
+            (11, 15),
+            (2, 4),
+            (3, 5),
+            (10, 12),
+            (11, 13),
+            (1, 2),
+            (3, 4),
+            (5, 6),
+            (9, 10),
+            (11, 12),
+            (13, 14),
+            (0, 8),
+            (1, 9),
+            (2, 10),
+            (3, 11),
+            (4, 12),
+            (5, 13),
+            (6, 14),
+            (7, 15),
+            (4, 8),
+            (5, 9),
+            (6, 10),
+            (7, 11),
+            (2, 4),
+            (3, 5),
+            (6, 8),
+            (7, 9),
+            (10, 12),
+            (11, 13),
+            (1, 2),
+            (3, 4),
+            (5, 6),
+            (7, 8),
+            (9, 10),
+            (11, 12),
+            (13, 14)
+        )
+    };
+}
+
+/// The comparators of `pairs` whose first phases (the longest start of the list within aligned
+/// groups of [`GROUP`] rows) sort each full group as `network(GROUP)` does, apart: how many full
+/// groups lead the network that way, and the comparators left. Comparators on other rows commute
+/// with a group's, so running each group's first and the rest after gives the same block. None
+/// when a group's first phases are not exactly `network(GROUP)` (a pruned comparator).
+fn in_groups(n: usize, pairs: Vec<(u16, u16)>) -> (usize, Vec<(u16, u16)>) {
+    let groups = n / GROUP;
+    let front = pairs.iter().take_while(|&&(a, b)| a as usize / GROUP == b as usize / GROUP).count();
+    let whole = network(GROUP);
+    for g in 0..groups {
+        let base = (g * GROUP) as u16;
+        let mine: Vec<(u16, u16)> =
+            pairs[..front].iter().filter(|&&(a, _)| a as usize / GROUP == g).map(|&(a, b)| (a - base, b - base)).collect();
+        if mine != whole {
+            return (0, pairs);
+        }
+    }
+    let rest = pairs.iter().enumerate().filter(|&(i, &(a, _))| i >= front || a as usize / GROUP >= groups).map(|(_, &p)| p).collect();
+    (groups, rest)
+}
+
+/// `network(GROUP)` on a group of `GROUP` rows, half a block's lanes at a time held in registers
+/// (16 rows of 16 keys: AVX-512's vectors), instead of a load and a store per comparator.
+#[inline(always)]
+fn sort_group(keys: &mut [[i32; LANES]]) {
+    const HALF: usize = LANES / 2;
+    for h in 0..2 {
+        let mut r: [[i32; HALF]; GROUP] = [[0; HALF]; GROUP];
+        for (r, k) in r.iter_mut().zip(keys.iter()) {
+            r.copy_from_slice(&k[h * HALF..(h + 1) * HALF]);
+        }
+        macro_rules! apply {
+            ($(($a:literal, $b:literal)),*) => {
+                $(
+                    let (p, q) = (r[$a], r[$b]);
+                    for l in 0..HALF {
+                        r[$a][l] = p[l].min(q[l]);
+                        r[$b][l] = p[l].max(q[l]);
+                    }
+                )*
+            };
+        }
+        network16!(apply);
+        for (k, r) in keys.iter_mut().zip(&r) {
+            k[h * HALF..(h + 1) * HALF].copy_from_slice(r);
+        }
+    }
+}
+
 /// Run the network over the rows of a block: every lane (column) ends sorted as far as the
 /// network sorts. (Rows copied by value: faster than two borrows of the block, which may alias.)
 #[inline(always)]
@@ -778,7 +910,7 @@ mod tests {
     fn a_narrow_symmetric_trim_streams_and_the_rest_use_networks() {
         let k = |n: usize, order: Order| match Arrangement::for_order(n, order) {
             Arrangement::Extremes { k, .. } => Some(k),
-            Arrangement::Network(_) => None,
+            Arrangement::Network { .. } => None,
         };
         assert_eq!(k(50, TrimmedRule(5).order(50)), Some(6));
         assert_eq!(k(50, TrimmedRule(8).order(50)), Some(9));
@@ -789,6 +921,38 @@ mod tests {
         assert_eq!(k(4, MedianRule.order(4)), Some(2));
         // a window of one value (the median of an odd n) has no room for two lists
         assert_eq!(k(5, MedianRule.order(5)), None);
+    }
+
+    /// The groups sorted in registers, then the comparators left, arrange a block exactly as the
+    /// whole network does; the network written out for the groups is `network(16)`.
+    #[test]
+    fn groups_sorted_in_registers_then_the_rest_equal_the_network() {
+        use rand::{Rng, SeedableRng};
+        let mut written = Vec::new();
+        macro_rules! collect {
+            ($(($a:literal, $b:literal)),*) => {
+                $(written.push(($a as u16, $b as u16));)*
+            };
+        }
+        network16!(collect);
+        assert_eq!(written, network(GROUP));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
+        for n in [2usize, 15, 16, 17, 31, 32, 33, 50, 64, 100, 127, 128] {
+            for order in [Order::All, MedianRule.order(n), Order::Window(n / 4, n - n / 4)] {
+                let Arrangement::Network { groups, .. } = Arrangement::for_order(n, order) else { continue };
+                if order == Order::All || [50, 128].contains(&n) {
+                    assert_eq!(groups, n / GROUP, "n = {n}, {order:?}");
+                }
+                for _ in 0..20 {
+                    // few distinct keys, so that ties are common
+                    let block: Vec<[i32; LANES]> = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-4..4))).collect();
+                    let (mut grouped, mut whole) = (block.clone(), block);
+                    Arrangement::for_order(n, order).apply(&mut grouped);
+                    sort(&mut whole, &network_for(n, order));
+                    assert_eq!(grouped, whole, "n = {n}, {order:?}");
+                }
+            }
+        }
     }
 
     #[test]
