@@ -621,9 +621,15 @@ pub fn mean_coefficients(w: &[f64]) -> Vec<f64> {
 pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
     let d = x.d();
     let mut out = vec![0f32; d];
-    out.par_chunks_mut(COL_BLOCK).enumerate().for_each(|(b, out_blk)| weighted_block_widest(x, rows, c, b * COL_BLOCK, out_blk));
+    out.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(b, out_blk)| weighted_block_widest(x, rows, c, b * SUM_BLOCK, out_blk));
     out
 }
+
+/// Columns per parallel block of `weighted_sum_rows`. Each row's part of a block is one
+/// sequential run, which the hardware prefetchers follow better the longer it is: 10 × 1M on one
+/// thread, 9.0–10.2 GB/s with runs of 2048 columns, 13.0–13.6 GB/s with 8192 (a block's float64
+/// sums, 64 KiB, stay in L2). The width changes no result: each column adds its rows in order.
+const SUM_BLOCK: usize = 8192;
 
 /// One column block of `weighted_sum_rows`: float64 accumulators, rows added in order (lane-wise,
 /// so the code compiled for each vector width gives the same bits).
