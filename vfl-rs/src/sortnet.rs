@@ -13,7 +13,9 @@
 //! applications", AFIPS 1968) for the next power of two, with the comparators that touch a row
 //! beyond `n` left out (as if those rows held +∞, which no comparator moves), and those that only
 //! reorder values the rule reads as a set (`network_for`: the median reads one or two positions,
-//! the trimmed mean a window's sum and its two ends).
+//! the trimmed mean a window's sum and its two ends). The network's first phases, which sort
+//! aligned groups of 16 rows, run on rows held in vector registers (`sort_group`); the merges
+//! after them load and store two rows per comparator.
 //!
 //! A window that leaves out only a few values at each end (a trimmed mean of 50 values without 5
 //! at each end) is arranged without a network: the rows stream through a sorted list of the
