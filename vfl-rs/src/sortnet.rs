@@ -584,11 +584,12 @@ macro_rules! network16 {
     };
 }
 
-/// The comparators of `pairs` whose first phases (the longest start of the list within aligned
-/// groups of [`GROUP`] rows) sort each full group as `network(GROUP)` does, apart: how many full
-/// groups lead the network that way, and the comparators left. Comparators on other rows commute
-/// with a group's, so running each group's first and the rest after gives the same block. None
-/// when a group's first phases are not exactly `network(GROUP)` (a pruned comparator).
+/// Split `pairs` for [`Arrangement::Network`]. The network's first phases (the longest start of
+/// the list within aligned groups of [`GROUP`] rows) sort each full group exactly as
+/// `network(GROUP)` does, unless pruning left one of their comparators out. Returns how many full
+/// groups to sort in registers and the comparators left, in order (a partial last group's
+/// included); comparators on other rows commute with a group's, so the groups first and the rest
+/// after give the same block. With a group pruned: no groups, every comparator.
 fn in_groups(n: usize, pairs: Vec<(u16, u16)>) -> (usize, Vec<(u16, u16)>) {
     let groups = n / GROUP;
     let front = pairs.iter().take_while(|&&(a, b)| a as usize / GROUP == b as usize / GROUP).count();

@@ -221,7 +221,8 @@ fn around_median_in_place(col: &mut [f32], keep: usize) -> Window {
     Window { value: (s / keep as f64) as f32, lo: left, hi: right, at_lo: col[left], at_hi: col[right - 1] }
 }
 
-/// The median of the `n` sorted values `sorted(0..n)`, as `median_in_place` computes it.
+/// The median of the `n` sorted values `sorted(0..n)`, as `median_in_place` computes it (a NaN
+/// between two middle values: the positive one).
 fn sorted_median(n: usize, sorted: impl Fn(usize) -> f32) -> f32 {
     if n % 2 == 1 {
         sorted(n / 2)
