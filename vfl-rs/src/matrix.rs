@@ -382,7 +382,7 @@ widest_vectors!(
 /// The matrix is read once: for a block of columns, every pair is accumulated while the `n` row
 /// slices sit in cache. Non-finite distances (rows with NaN/Inf) become `+inf`, so selection rules
 /// treat such rows as infinitely far from everything. Each pair's block sum is `sq_dist`'s, to the
-/// bit; the pairs are taken [`TILE_A`] × [`TILE_B`] rows at a time, in code compiled for the
+/// bit; the pairs are taken `TILE_A` × `TILE_B` rows at a time, in code compiled for the
 /// widest vectors the CPU has.
 pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
     let (n, d) = (x.n(), x.d());

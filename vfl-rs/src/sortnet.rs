@@ -115,7 +115,7 @@ const MAX_EXTREMES: usize = 9;
 #[derive(Clone, Debug)]
 pub enum Arrangement {
     /// The comparators of `network_for`, in order: those of its first phases within each of the
-    /// first `groups` aligned groups of [`GROUP`] rows (Batcher's network for 16 values: the
+    /// first `groups` aligned groups of 16 rows (Batcher's network for 16 values: the
     /// same comparators) in registers, the rest (`pairs`) through memory.
     Network { groups: usize, pairs: Vec<(u16, u16)> },
     /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`, in the vectors of
