@@ -265,7 +265,7 @@ impl SortedBlock<'_> {
         v
     }
 
-    /// The total-order keys at position r of every column ([`crate::matrix::total_order_key`]).
+    /// The total-order keys at position r of every column (`f32::total_cmp`'s order as `i32`).
     #[inline(always)]
     pub fn keys(&self, r: usize) -> &[i32; LANES] {
         &self.keys[r]
