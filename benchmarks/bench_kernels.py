@@ -17,7 +17,11 @@ extrapolation in ``d`` from a smaller ``d`` of the same rule, implementation and
 and the reason printed. Ratios are ``peer_time / velocity_time`` (above 1: velocity is faster).
 
 A second table measures the FedAvg read bandwidth: ``n·d·4`` bytes over the time of velocity's
-FedAvg, next to ``x.sum(axis=0)`` in numpy on the same matrix.
+FedAvg, next to ``x.sum(axis=0)`` in numpy on the same matrix. A third puts each rule against
+issue 19's goal 1: the ratio to the fastest peer library, and velocity's time over a physical
+bound timed on the same matrix (reads as numpy's ``x.sum(axis=0)``, Gram matrices as numpy's
+``x @ x.T``; ``--no-bounds`` skips it). ``--order blocks`` times each implementation's calls back
+to back instead of in turns.
 
 Peers that are not installed show ``n/a``; ``—`` means the peer has no such rule.
 
