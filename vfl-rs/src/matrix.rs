@@ -816,8 +816,9 @@ mod tests {
     }
 
     /// The tiled kernel, at every vector width this CPU has, gives each pair the sum over the
-    /// column blocks of `sq_dist` to the bit: row counts that leave partial tiles, a width that
-    /// leaves a remainder (rows left over on either side of a 4 × 2 tile), huge rows (float32 lanes overflow: redone in float64) and NaN rows.
+    /// column blocks of `sq_dist` to the bit: row counts that leave partial tiles (rows left over
+    /// on either side of a 4 × 2 tile), a width that leaves a remainder, huge rows (float32 lanes
+    /// overflow: redone in float64) and NaN rows.
     #[test]
     fn tiled_pairwise_distances_are_sq_dists_bits() {
         use rand::{Rng, SeedableRng};
