@@ -199,7 +199,8 @@ impl SortedRule for AroundMedianRule {
 }
 
 /// `distance(m, v).to_bits()`: the distances are never negative (NaN: the positive one), so
-/// their bits order as `total_cmp` orders them.
+/// their bits order as `total_cmp` orders them. Written out with a bit comparison instead of
+/// calling `distance`, whose `total_cmp` made Meamed 4–10 % slower in the vector code.
 #[inline(always)]
 fn distance_bits(m: f32, v: f32) -> u64 {
     let d = (m as f64 - v as f64).abs();
