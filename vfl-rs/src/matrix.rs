@@ -210,23 +210,40 @@ pub fn sq_dist_f64(a: &[f32], b: &[f32]) -> f64 {
 
 widest_vectors!(pub fn sq_dist_f64_widest(a: &[f32], b: &[f32]) -> f64 = sq_dist_f64, avx512 = sq_dist_f64_avx512, avx2 = sq_dist_f64_avx2);
 
-/// Sum of squares of a slice, 32 lanes wide: four independent vector accumulators keep the
-/// adds' latency out of the way, so it runs at the speed of the loads.
+/// Sum of squares of a slice, [`SQ_LANES`] lanes wide: four independent vector accumulators keep
+/// the adds' latency out of the way, so it runs at the speed of the loads.
 #[inline(always)]
 pub fn sq_norm(a: &[f32]) -> f64 {
-    let mut lanes = [0f32; 32];
-    let ca = a.chunks_exact(32);
-    let ra = ca.remainder();
-    for xa in ca {
-        for k in 0..32 {
-            lanes[k] += xa[k] * xa[k];
+    let mut lanes = [0f32; SQ_LANES];
+    add_squares(&mut lanes, a);
+    finish_sq_norm(&lanes, a)
+}
+
+/// Lanes of `sq_norm`: lane `k` sums the squares of the elements `k, k + 32, …` of the whole
+/// chunks.
+const SQ_LANES: usize = 32;
+
+/// The squares of `a`'s whole chunks added to `sq_norm`'s lanes: a slice can go in parts, each a
+/// whole number of chunks but the last, with the bits of going at once.
+#[inline(always)]
+fn add_squares(lanes: &mut [f32; SQ_LANES], a: &[f32]) {
+    let mut l = *lanes; // in registers, not through memory the compiler must assume `a` aliases
+    for chunk in a.chunks_exact(SQ_LANES) {
+        for k in 0..SQ_LANES {
+            l[k] += chunk[k] * chunk[k];
         }
     }
+    *lanes = l;
+}
+
+/// `sq_norm` of `a` from its lanes (the squares of `a`'s whole chunks).
+#[inline(always)]
+fn finish_sq_norm(lanes: &[f32; SQ_LANES], a: &[f32]) -> f64 {
     let mut s: f64 = lanes.iter().map(|&v| v as f64).sum();
     if !s.is_finite() {
         return a.iter().map(|&x| (x as f64).powi(2)).sum(); // f32 lanes overflowed: redo in f64
     }
-    for &x in ra {
+    for &x in a.chunks_exact(SQ_LANES).remainder() {
         s += (x as f64) * (x as f64);
     }
     s
@@ -547,9 +564,9 @@ pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
 /// row's L2 norm (summed over the column blocks in block order: bit-identical whatever the
 /// thread count).
 pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>) {
-    // Narrower blocks than COL_BLOCK: the accumulators of every sum and a row's slice stay in
-    // L1 together. (The block width changes no result: each column sums in row order.)
-    const BLOCK: usize = 2048;
+    // As `SUM_BLOCK`: long sequential runs per row. (The width changes no sum, each column sums
+    // in row order; a norm's bits follow it, its parts added in block order.)
+    const BLOCK: usize = SUM_BLOCK;
     let (n, d) = (x.n(), x.d());
     let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = (0..d.div_ceil(BLOCK))
         .into_par_iter()
@@ -577,16 +594,24 @@ fn sums_and_norms_block(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> 
     let mut acc = vec![vec![0f64; len]; coeffs.len()];
     let mut sq = vec![0f64; x.n()];
     let mut terms = Vec::with_capacity(SUM_ROWS);
+    let mut rows = Vec::with_capacity(SUM_ROWS);
     for g0 in (0..x.n()).step_by(SUM_ROWS) {
         let group = g0..(g0 + SUM_ROWS).min(x.n());
-        for (c, a) in coeffs.iter().zip(acc.iter_mut()) {
+        for (k, (c, a)) in coeffs.iter().zip(acc.iter_mut()).enumerate() {
+            rows.clear();
+            rows.extend(group.clone().filter(|&i| c[i] != 0.0));
             terms.clear();
-            terms.extend(group.clone().filter(|&i| c[i] != 0.0).map(|i| (&x.row(i)[c0..c0 + len], c[i])));
-            add_terms(a, &terms);
+            terms.extend(rows.iter().map(|&i| (&x.row(i)[c0..c0 + len], c[i])));
+            if k == 0 {
+                let mut tile_sq = [0f64; SUM_ROWS];
+                add_tile_and_squares(a, &terms, &mut tile_sq);
+                rows.iter().zip(tile_sq).for_each(|(&i, s)| sq[i] = s);
+            } else {
+                add_terms(a, &terms);
+            }
         }
-        // after the sums, which read the group's rows side by side (faster from memory than one
-        // row after another), so that the norms read them from cache
-        for i in group {
+        // the rows the first sum skips (coefficient 0), on their own
+        for i in group.filter(|&i| coeffs.first().is_none_or(|c| c[i] == 0.0)) {
             sq[i] = sq_norm(&x.row(i)[c0..c0 + len]);
         }
     }
@@ -681,6 +706,40 @@ fn add_tile<const R: usize>(acc: &mut [f64], tile: &[(&[f32], f64)]) {
         *a = s;
     }
 }
+
+/// `add_terms` of one tile (at most [`SUM_ROWS`] terms) that also gives each term's row's
+/// `sq_norm` in `sq`: the columns go a strip at a time, summed from memory and then squared from
+/// the L1 cache, so that the rows are read from memory once, side by side (a second pass over the
+/// tile's rows once summed would read them from L2).
+#[inline(always)]
+fn add_tile_and_squares(acc: &mut [f64], terms: &[(&[f32], f64)], sq: &mut [f64; SUM_ROWS]) {
+    debug_assert!(terms.len() <= SUM_ROWS);
+    let len = acc.len();
+    let mut lanes = [[0f32; SQ_LANES]; SUM_ROWS];
+    let mut strip: [(&[f32], f64); SUM_ROWS] = [(&[], 0.0); SUM_ROWS];
+    let mut c = 0;
+    while c < len {
+        // whole chunks of the squares' lanes in every strip but the last
+        let end = (c + SQUARE_STRIP).min(len);
+        for (s, &(r, k)) in strip.iter_mut().zip(terms) {
+            *s = (&r[c..end], k);
+        }
+        let strip = &strip[..terms.len()];
+        add_terms(&mut acc[c..end], strip);
+        for (l, &(r, _)) in lanes.iter_mut().zip(strip) {
+            add_squares(l, r);
+        }
+        c = end;
+    }
+    for ((s, l), &(r, _)) in sq.iter_mut().zip(&lanes).zip(terms) {
+        *s = finish_sq_norm(l, &r[..len]);
+    }
+}
+
+/// Columns per strip of `add_tile_and_squares` (a multiple of `SQ_LANES`): a tile's rows over
+/// it, 4 KiB, stay in the L1 cache between their sum and their squares.
+const SQUARE_STRIP: usize = 128;
+const _: () = assert!(SQUARE_STRIP % SQ_LANES == 0);
 
 /// Terms per tile of `add_terms`.
 const SUM_ROWS: usize = 8;
@@ -949,6 +1008,32 @@ mod tests {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             let got: Vec<u64> = pool.install(|| row_dists_to(m.view(), &z)).iter().map(|v| v.to_bits()).collect();
             assert_eq!(got, want, "{threads} threads");
+        }
+    }
+
+    /// The round's pass squares the rows of its first sum as it adds them, strip by strip, and the
+    /// rows that sum skips on their own: each norm has the bits of `sq_norm` block by block
+    /// (summed in block order), at any thread count.
+    #[test]
+    fn the_rounds_norms_are_sq_norm_block_by_block() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+        // two blocks and a part, which ends in a strip of a few chunks and a remainder of 9
+        let (n, d) = (11usize, 2 * SUM_BLOCK + 3 * SQUARE_STRIP + 2 * SQ_LANES + 9);
+        let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+        rows[4][SUM_BLOCK + 100] = 3e20; // its square overflows float32's lanes: the float64 fallback
+        rows[9][d - 1] = 7.0; // in the remainder
+        let m = OwnedMatrix::from_rows(&rows).unwrap();
+        let c: Vec<f64> = (0..n).map(|i| if i == 2 || i == 9 { 0.0 } else { rng.random::<f64>() }).collect();
+        let want: Vec<u64> = rows.iter().map(|r| r.chunks(SUM_BLOCK).map(sq_norm).fold(0f64, |a, s| a + s).sqrt().to_bits()).collect();
+        // the lanes matter: a plain sum of squares gives other bits
+        assert!(rows.iter().any(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt().to_bits() != want[0]));
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            for coeffs in [vec![&c[..]], vec![]] {
+                let (_, norms) = pool.install(|| sums_and_norms(m.view(), &coeffs));
+                assert_eq!(norms.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "{threads} threads, {} sums", coeffs.len());
+            }
         }
     }
 
