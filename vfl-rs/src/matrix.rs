@@ -739,7 +739,7 @@ fn add_tile_and_squares(acc: &mut [f64], terms: &[(&[f32], f64)], sq: &mut [f64;
 /// Columns per strip of `add_tile_and_squares` (a multiple of `SQ_LANES`): a tile's rows over
 /// it, 4 KiB, stay in the L1 cache between their sum and their squares.
 const SQUARE_STRIP: usize = 128;
-const _: () = assert!(SQUARE_STRIP % SQ_LANES == 0);
+const _: () = assert!(SQUARE_STRIP.is_multiple_of(SQ_LANES));
 
 /// Terms per tile of `add_terms`.
 const SUM_ROWS: usize = 8;
