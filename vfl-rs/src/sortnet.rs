@@ -245,6 +245,7 @@ fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]], source:
 /// hold zeros).
 pub struct SortedBlock<'a> {
     keys: &'a [[i32; LANES]],
+    arch: pulp::Arch,
 }
 
 impl SortedBlock<'_> {
@@ -271,6 +272,13 @@ impl SortedBlock<'_> {
         &self.keys[r]
     }
 
+    /// Per lane, how many positions hold a key below `bound`'s. (In explicit vectors: left to
+    /// itself, the compiler counts across the rows instead, eight at a time, with gathers.)
+    #[inline(always)]
+    pub fn count_below(&self, bound: &[i32; LANES]) -> [u32; LANES] {
+        self.arch.dispatch(CountBelow { keys: self.keys, bound })
+    }
+
     /// Per lane, the sum in f64 of the positions `lo..hi`, added in position order (ascending
     /// where the arrangement sorts them). It starts from −0, as `Iterator::sum` does, so a column of
     /// −0 sums to −0.
@@ -288,6 +296,32 @@ impl SortedBlock<'_> {
     /// The rows: values per column.
     pub fn n(&self) -> usize {
         self.keys.len()
+    }
+}
+
+/// `SortedBlock::count_below` in the vectors of the `Simd` it is given.
+struct CountBelow<'a> {
+    keys: &'a [[i32; LANES]],
+    bound: &'a [i32; LANES],
+}
+
+impl WithSimd for CountBelow<'_> {
+    type Output = [u32; LANES];
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> [u32; LANES] {
+        let mut count = [0u32; LANES];
+        let (one, zero) = (simd.splat_u32s(1), simd.splat_u32s(0));
+        for v in 0..LANES / S::I32_LANES {
+            let bound = S::as_simd_i32s(self.bound).0[v];
+            let mut c = zero;
+            for row in self.keys {
+                let below = simd.less_than_i32s(S::as_simd_i32s(row).0[v], bound);
+                c = simd.add_u32s(c, simd.select_u32s(below, one, zero));
+            }
+            S::as_mut_simd_u32s(&mut count).0[v] = c;
+        }
+        count
     }
 }
 
@@ -379,6 +413,7 @@ fn task<F: SortedRule>(
     acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
+    let arch = pulp::Arch::new();
     // The next task's part of each row on its way to the L2 cache while this one is arranged (a
     // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
     // block's worth before each block: asked all at once, most requests were lost.
@@ -392,13 +427,13 @@ fn task<F: SortedRule>(
         }
     };
     let mut windows = [(0usize, 0usize); LANES];
-    if let (None, &Arrangement::Extremes { k, arch }, 0) = (&acc, plan, out.len() % LANES) {
+    if let (None, &Arrangement::Extremes { k, .. }, 0) = (&acc, plan, out.len() % LANES) {
         // untraced and streamed: each block read straight from the rows, no gathered copy
         let mut block = vec![[0i32; LANES]; n];
         for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
             prefetch_block(b);
             arch.dispatch(Extremes { keys: &mut block, k, source: Some((x, rows, c0 + b * LANES)) });
-            rule.apply(&SortedBlock { keys: &block }, out_blk, &mut windows[..out_blk.len()]);
+            rule.apply(&SortedBlock { keys: &block, arch }, out_blk, &mut windows[..out_blk.len()]);
         }
         return;
     }
@@ -418,7 +453,7 @@ fn task<F: SortedRule>(
         for (b, (keys, out_blk)) in keys.chunks_exact_mut(n).zip(out.chunks_mut(LANES)).enumerate() {
             prefetch_block(b);
             plan.apply(keys);
-            rule.apply(&SortedBlock { keys }, out_blk, &mut windows[..out_blk.len()]);
+            rule.apply(&SortedBlock { keys, arch }, out_blk, &mut windows[..out_blk.len()]);
         }
         return;
     };
@@ -429,7 +464,7 @@ fn task<F: SortedRule>(
         prefetch_block(b);
         sorted.copy_from_slice(unsorted);
         plan.apply(&mut sorted);
-        let block = SortedBlock { keys: &sorted };
+        let block = SortedBlock { keys: &sorted, arch };
         rule.apply(&block, out_blk, &mut windows[..out_blk.len()]);
         count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
     }

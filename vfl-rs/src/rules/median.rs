@@ -153,12 +153,7 @@ impl SortedRule for AroundMedianRule {
             *k = total_order_key(m.to_bits() as i32);
         }
         // `start`: the positions below the median
-        let mut start = [0u32; LANES];
-        for r in 0..n {
-            for ((s, &k), &mk) in start.iter_mut().zip(block.keys(r)).zip(&median_key) {
-                *s += u32::from(k < mk);
-            }
-        }
+        let start = block.count_below(&median_key);
         // The window takes L of the values below `start`, lo ≤ L ≤ hi: L = hi less the l in
         // (lo, hi] not taken, where l is not taken when the value at p = start − l is farther
         // from the median than the one at p + keep (from p ≥ n − keep on, the higher side has
@@ -181,14 +176,15 @@ impl SortedRule for AroundMedianRule {
         for l in 0..LANES {
             left[l] = start[l] - hi[l] + not_taken[l];
         }
-        // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together
+        // each window summed in ascending order (as `Iterator::sum`, from −0), all lanes together;
+        // a value outside the window adds −0, which leaves every sum as it is (a conditional add
+        // kept the sums in memory, each add waiting on the last masked store)
         let mut sums = [-0f64; LANES];
         for r in 0..n {
             let v = block.values(r);
             for l in 0..LANES {
-                if r as u32 >= left[l] && (r as u32) < left[l] + keep as u32 {
-                    sums[l] += v[l] as f64;
-                }
+                let inside = r as u32 >= left[l] && (r as u32) < left[l] + keep as u32;
+                sums[l] += if inside { v[l] as f64 } else { -0.0 };
             }
         }
         for ((o, w), (s, &left)) in out.iter_mut().zip(windows.iter_mut()).zip(sums.iter().zip(&left)) {
