@@ -568,13 +568,15 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
     // in row order; a norm's bits follow it, its parts added in block order.)
     const BLOCK: usize = SUM_BLOCK;
     let (n, d) = (x.n(), x.d());
-    let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = (0..d.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let (c0, len) = (b * BLOCK, BLOCK.min(d - b * BLOCK));
-            sums_and_norms_block_widest(x, coeffs, c0, len)
-        })
-        .collect();
+    let block = |b: usize| {
+        let (c0, len) = (b * BLOCK, BLOCK.min(d - b * BLOCK));
+        sums_and_norms_block_widest(x, coeffs, c0, len)
+    };
+    let blocks: Vec<(Vec<Vec<f32>>, Vec<f64>)> = if n * d < PARALLEL_MIN_ELEMENTS {
+        (0..d.div_ceil(BLOCK)).map(block).collect()
+    } else {
+        (0..d.div_ceil(BLOCK)).into_par_iter().map(block).collect()
+    };
     let mut sums = vec![Vec::with_capacity(d); coeffs.len()];
     let mut norms = vec![0f64; n];
     for (block_sums, sq) in blocks {
@@ -646,9 +648,19 @@ pub fn mean_coefficients(w: &[f64]) -> Vec<f64> {
 pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
     let d = x.d();
     let mut out = vec![0f32; d];
-    out.par_chunks_mut(SUM_BLOCK).enumerate().for_each(|(b, out_blk)| weighted_block_widest(x, rows, c, b * SUM_BLOCK, out_blk));
+    let block = |(b, out_blk): (usize, &mut [f32])| weighted_block_widest(x, rows, c, b * SUM_BLOCK, out_blk);
+    if rows.len() * d < PARALLEL_MIN_ELEMENTS {
+        out.chunks_mut(SUM_BLOCK).enumerate().for_each(block);
+    } else {
+        out.par_chunks_mut(SUM_BLOCK).enumerate().for_each(block);
+    }
     out
 }
+
+/// Below this many elements read, a pass runs on the calling thread (same blocks, same bits):
+/// waking the pool's idle workers cost 0.1–0.3 ms on a 2-vCPU virtual machine, as long as one
+/// thread takes to read 4 MiB.
+pub(crate) const PARALLEL_MIN_ELEMENTS: usize = 1 << 20;
 
 /// Columns per parallel block of `weighted_sum_rows`. Each row's part of a block is one
 /// sequential run, which the hardware prefetchers follow better the longer it is: 10 × 1M on one
@@ -1013,26 +1025,41 @@ mod tests {
 
     /// The round's pass squares the rows of its first sum as it adds them, strip by strip, and the
     /// rows that sum skips on their own: each norm has the bits of `sq_norm` block by block
-    /// (summed in block order), at any thread count.
+    /// (summed in block order), each sum those of adding the rows one by one, at any thread
+    /// count and on either side of `PARALLEL_MIN_ELEMENTS` (on the calling thread below it).
     #[test]
     fn the_rounds_norms_are_sq_norm_block_by_block() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
-        // two blocks and a part, which ends in a strip of a few chunks and a remainder of 9
-        let (n, d) = (11usize, 2 * SUM_BLOCK + 3 * SQUARE_STRIP + 2 * SQ_LANES + 9);
-        let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
-        rows[4][SUM_BLOCK + 100] = 3e20; // its square overflows float32's lanes: the float64 fallback
-        rows[9][d - 1] = 7.0; // in the remainder
-        let m = OwnedMatrix::from_rows(&rows).unwrap();
-        let c: Vec<f64> = (0..n).map(|i| if i == 2 || i == 9 { 0.0 } else { rng.random::<f64>() }).collect();
-        let want: Vec<u64> = rows.iter().map(|r| r.chunks(SUM_BLOCK).map(sq_norm).fold(0f64, |a, s| a + s).sqrt().to_bits()).collect();
-        // the lanes matter: a plain sum of squares gives other bits
-        assert!(rows.iter().any(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt().to_bits() != want[0]));
-        for threads in [1, 2, 3] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            for coeffs in [vec![&c[..]], vec![]] {
-                let (_, norms) = pool.install(|| sums_and_norms(m.view(), &coeffs));
-                assert_eq!(norms.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "{threads} threads, {} sums", coeffs.len());
+        let n = 11;
+        // blocks and a part, which ends in a strip of a few chunks and a remainder of 9
+        let part = 3 * SQUARE_STRIP + 2 * SQ_LANES + 9;
+        for (d, parallel) in [(2 * SUM_BLOCK + part, false), ((PARALLEL_MIN_ELEMENTS / n / SUM_BLOCK + 1) * SUM_BLOCK + part, true)] {
+            let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+            rows[4][SUM_BLOCK + 100] = 3e20; // its square overflows float32's lanes: the float64 fallback
+            rows[9][d - 1] = 7.0; // in the remainder
+            let m = OwnedMatrix::from_rows(&rows).unwrap();
+            assert_eq!(n * d >= PARALLEL_MIN_ELEMENTS, parallel);
+            let c: Vec<f64> = (0..n).map(|i| if i == 2 || i == 9 { 0.0 } else { rng.random::<f64>() }).collect();
+            let want: Vec<u64> = rows.iter().map(|r| r.chunks(SUM_BLOCK).map(sq_norm).fold(0f64, |a, s| a + s).sqrt().to_bits()).collect();
+            let row_by_row: Vec<u32> = (0..d)
+                .map(|j| rows.iter().zip(&c).filter(|(_, &ci)| ci != 0.0).fold(0f64, |a, (r, &ci)| a + ci * r[j] as f64) as f32)
+                .map(f32::to_bits)
+                .collect();
+            // the lanes matter: a plain sum of squares gives other bits
+            assert!(rows.iter().any(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt().to_bits() != want[0]));
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                for coeffs in [vec![&c[..]], vec![]] {
+                    let (sums, norms) = pool.install(|| sums_and_norms(m.view(), &coeffs));
+                    let norms: Vec<u64> = norms.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(norms, want, "{threads} threads, {} sums, parallel: {parallel}", coeffs.len());
+                    if let Some(sum) = sums.first() {
+                        assert!(sum.iter().map(|v| v.to_bits()).eq(row_by_row.iter().copied()), "{threads} threads");
+                    }
+                }
+                let sum = pool.install(|| weighted_sum(m.view(), &c));
+                assert!(sum.iter().map(|v| v.to_bits()).eq(row_by_row.iter().copied()), "{threads} threads");
             }
         }
     }
