@@ -118,9 +118,8 @@ pub enum Arrangement {
     /// first `groups` aligned groups of 16 rows (Batcher's network for 16 values: the
     /// same comparators) in registers, the rest (`pairs`) through memory.
     Network { groups: usize, pairs: Vec<(u16, u16)> },
-    /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`, in the vectors of
-    /// `arch` (the widest this CPU has).
-    Extremes { k: usize, arch: pulp::Arch },
+    /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`.
+    Extremes { k: usize },
 }
 
 impl Arrangement {
@@ -133,16 +132,17 @@ impl Arrangement {
         if let Order::Window(lo, hi) = order {
             let k = lo + 1;
             if lo == n - hi && hi - lo >= 2 && k <= MAX_EXTREMES && k * (2 * n - k) <= 4 * pairs.len() {
-                return Arrangement::Extremes { k, arch: pulp::Arch::new() };
+                return Arrangement::Extremes { k };
             }
         }
         let (groups, pairs) = in_groups(n, pairs);
         Arrangement::Network { groups, pairs }
     }
 
-    /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for).
+    /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for),
+    /// `extremes` in the vectors of `arch` (the widest this CPU has).
     #[inline(always)]
-    fn apply(&self, keys: &mut [[i32; LANES]]) {
+    fn apply(&self, keys: &mut [[i32; LANES]], arch: pulp::Arch) {
         match *self {
             Arrangement::Network { groups, ref pairs } => {
                 for g in 0..groups {
@@ -150,7 +150,7 @@ impl Arrangement {
                 }
                 sort(keys, pairs)
             }
-            Arrangement::Extremes { k, arch } => arch.dispatch(Extremes { keys, k, source: None }),
+            Arrangement::Extremes { k } => arch.dispatch(Extremes { keys, k, source: None }),
         }
     }
 }
@@ -413,10 +413,10 @@ fn task<F: SortedRule>(
     acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
-    let arch = pulp::Arch::new();
-    // The next task's part of each row on its way to the L2 cache while this one is arranged (a
-    // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
-    // block's worth before each block: asked all at once, most requests were lost.
+    let arch = pulp::Arch::new(); // the widest vectors this CPU has, for the arrangement and the rule
+                                  // The next task's part of each row on its way to the L2 cache while this one is arranged (a
+                                  // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
+                                  // block's worth before each block: asked all at once, most requests were lost.
     let (next, end) = (c0 + out.len(), (c0 + out.len() + TASK).min(x.d()));
     let prefetch_block = |b: usize| {
         let (p0, p1) = (next + b * LANES, (next + (b + 1) * LANES).min(end));
@@ -427,7 +427,7 @@ fn task<F: SortedRule>(
         }
     };
     let mut windows = [(0usize, 0usize); LANES];
-    if let (None, &Arrangement::Extremes { k, .. }, 0) = (&acc, plan, out.len() % LANES) {
+    if let (None, &Arrangement::Extremes { k }, 0) = (&acc, plan, out.len() % LANES) {
         // untraced and streamed: each block read straight from the rows, no gathered copy
         let mut block = vec![[0i32; LANES]; n];
         for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
@@ -452,7 +452,7 @@ fn task<F: SortedRule>(
         // untraced: each block arranged where it was gathered
         for (b, (keys, out_blk)) in keys.chunks_exact_mut(n).zip(out.chunks_mut(LANES)).enumerate() {
             prefetch_block(b);
-            plan.apply(keys);
+            plan.apply(keys, arch);
             rule.apply(&SortedBlock { keys, arch }, out_blk, &mut windows[..out_blk.len()]);
         }
         return;
@@ -463,7 +463,7 @@ fn task<F: SortedRule>(
     for (b, (unsorted, out_blk)) in keys.chunks_exact(n).zip(out.chunks_mut(LANES)).enumerate() {
         prefetch_block(b);
         sorted.copy_from_slice(unsorted);
-        plan.apply(&mut sorted);
+        plan.apply(&mut sorted, arch);
         let block = SortedBlock { keys: &sorted, arch };
         rule.apply(&block, out_blk, &mut windows[..out_blk.len()]);
         count_block(acc, unsorted, &block, &windows[..out_blk.len()], out_blk, &mut column);
@@ -947,7 +947,7 @@ mod tests {
     #[test]
     fn a_narrow_symmetric_trim_streams_and_the_rest_use_networks() {
         let k = |n: usize, order: Order| match Arrangement::for_order(n, order) {
-            Arrangement::Extremes { k, .. } => Some(k),
+            Arrangement::Extremes { k } => Some(k),
             Arrangement::Network { .. } => None,
         };
         assert_eq!(k(50, TrimmedRule(5).order(50)), Some(6));
@@ -985,7 +985,7 @@ mod tests {
                     // few distinct keys, so that ties are common
                     let block: Vec<[i32; LANES]> = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-4..4))).collect();
                     let (mut grouped, mut whole) = (block.clone(), block);
-                    Arrangement::for_order(n, order).apply(&mut grouped);
+                    Arrangement::for_order(n, order).apply(&mut grouped, pulp::Arch::new());
                     sort(&mut whole, &network_for(n, order));
                     assert_eq!(grouped, whole, "n = {n}, {order:?}");
                 }
