@@ -249,16 +249,24 @@ fn finish_sq_norm(lanes: &[f32; SQ_LANES], a: &[f32]) -> f64 {
     s
 }
 
-/// Squared L2 norm of a long vector, computed blockwise in parallel (deterministic).
+/// Squared L2 norm of a long vector, computed blockwise in parallel (deterministic; on the
+/// calling thread below `PARALLEL_MIN_ELEMENTS`, with the same blocks).
 pub fn sq_norm_par(a: &[f32]) -> f64 {
-    let partial: Vec<f64> = a.par_chunks(DIST_BLOCK * DIST_GROUP).map(sq_norm).collect();
+    let step = DIST_BLOCK * DIST_GROUP;
+    let partial: Vec<f64> =
+        if a.len() < PARALLEL_MIN_ELEMENTS { a.chunks(step).map(sq_norm).collect() } else { a.par_chunks(step).map(sq_norm).collect() };
     partial.iter().sum()
 }
 
-/// Squared L2 distance of two long vectors, blockwise in parallel (deterministic).
+/// Squared L2 distance of two long vectors, blockwise in parallel (deterministic; on the calling
+/// thread below `PARALLEL_MIN_ELEMENTS`, with the same blocks).
 pub fn sq_dist_par(a: &[f32], b: &[f32]) -> f64 {
     let step = DIST_BLOCK * DIST_GROUP;
-    let partial: Vec<f64> = a.par_chunks(step).zip(b.par_chunks(step)).map(|(x, y)| sq_dist(x, y)).collect();
+    let partial: Vec<f64> = if a.len() < PARALLEL_MIN_ELEMENTS {
+        a.chunks(step).zip(b.chunks(step)).map(|(x, y)| sq_dist(x, y)).collect()
+    } else {
+        a.par_chunks(step).zip(b.par_chunks(step)).map(|(x, y)| sq_dist(x, y)).collect()
+    };
     partial.iter().sum()
 }
 
@@ -575,8 +583,8 @@ pub fn weighted_mean(x: Matrix, w: &[f64]) -> Vec<f32> {
 /// row's L2 norm (summed over the column blocks in block order: bit-identical whatever the
 /// thread count).
 pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>) {
-    // As `SUM_BLOCK`: long sequential runs per row. (The width changes no sum, each column sums
-    // in row order; a norm's bits follow it, its parts added in block order.)
+    // A norm's bits follow the width, its parts added in block order; the sums' do not (each
+    // column sums in row order).
     const BLOCK: usize = SUM_BLOCK;
     let (n, d) = (x.n(), x.d());
     let block = |b: usize| {
@@ -601,22 +609,24 @@ pub fn sums_and_norms(x: Matrix, coeffs: &[&[f64]]) -> (Vec<Vec<f32>>, Vec<f64>)
 
 /// Columns `c0..c0 + len` of `sums_and_norms`: each sum's block and each row's squared norm over
 /// it (lane-wise, so the code compiled for each vector width gives the same bits). The rows go
-/// [`SUM_ROWS`] at a time: read from memory once, by the first sum, and from cache after.
+/// in even groups of at most [`PASS_ROWS`]: read from memory once, by the first sum, and from
+/// cache after.
 #[inline(always)]
 fn sums_and_norms_block(x: Matrix, coeffs: &[&[f64]], c0: usize, len: usize) -> (Vec<Vec<f32>>, Vec<f64>) {
     let mut acc = vec![vec![0f64; len]; coeffs.len()];
     let mut sq = vec![0f64; x.n()];
-    let mut terms = Vec::with_capacity(SUM_ROWS);
-    let mut rows = Vec::with_capacity(SUM_ROWS);
-    for g0 in (0..x.n()).step_by(SUM_ROWS) {
-        let group = g0..(g0 + SUM_ROWS).min(x.n());
+    let mut terms = Vec::with_capacity(PASS_ROWS);
+    let mut rows = Vec::with_capacity(PASS_ROWS);
+    let per_group = even_tile(x.n(), PASS_ROWS);
+    for g0 in (0..x.n()).step_by(per_group) {
+        let group = g0..(g0 + per_group).min(x.n());
         for (k, (c, a)) in coeffs.iter().zip(acc.iter_mut()).enumerate() {
             rows.clear();
             rows.extend(group.clone().filter(|&i| c[i] != 0.0));
             terms.clear();
             terms.extend(rows.iter().map(|&i| (&x.row(i)[c0..c0 + len], c[i])));
             if k == 0 {
-                let mut tile_sq = [0f64; SUM_ROWS];
+                let mut tile_sq = [0f64; PASS_ROWS];
                 add_tile_and_squares(a, &terms, &mut tile_sq);
                 rows.iter().zip(tile_sq).for_each(|(&i, s)| sq[i] = s);
             } else {
@@ -659,13 +669,27 @@ pub fn mean_coefficients(w: &[f64]) -> Vec<f64> {
 pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
     let d = x.d();
     let mut out = vec![0f32; d];
-    let block = |(b, out_blk): (usize, &mut [f32])| weighted_block_widest(x, rows, c, b * SUM_BLOCK, out_blk);
-    if rows.len() * d < PARALLEL_MIN_ELEMENTS {
-        out.chunks_mut(SUM_BLOCK).enumerate().for_each(block);
+    let parallel = rows.len() * d >= PARALLEL_MIN_ELEMENTS;
+    let width = if parallel { wide_block(d) } else { WIDE_SUM_BLOCK };
+    let block = |(b, out_blk): (usize, &mut [f32])| weighted_block_widest(x, rows, c, b * width, out_blk);
+    if parallel {
+        out.par_chunks_mut(width).enumerate().for_each(block);
     } else {
-        out.par_chunks_mut(SUM_BLOCK).enumerate().for_each(block);
+        out.chunks_mut(width).enumerate().for_each(block);
     }
     out
+}
+
+/// Columns per block of `weighted_sum_rows` at most. Each row's part of a block is one sequential
+/// run, which the hardware prefetchers follow better the longer it is (a block's float64 sums, 256
+/// KiB, stay in L2): on one thread, 50 × 1M read 10 % faster than in blocks of 8,192, 100 × 1M 14 %
+/// (on two threads, within 5 %). The width changes no result: each column adds its rows in order.
+const WIDE_SUM_BLOCK: usize = 4 * SUM_BLOCK;
+
+/// Block width of a parallel `weighted_sum_rows`: at least four blocks per thread, for the pool to
+/// even out, but no narrower than `SUM_BLOCK`.
+fn wide_block(d: usize) -> usize {
+    d.div_ceil(4 * rayon::current_num_threads()).next_multiple_of(ADD_LANES).clamp(SUM_BLOCK, WIDE_SUM_BLOCK)
 }
 
 /// Below this many elements read, a pass runs on the calling thread (same blocks, same bits):
@@ -673,10 +697,10 @@ pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
 /// thread takes to read 4 MiB.
 pub(crate) const PARALLEL_MIN_ELEMENTS: usize = 1 << 20;
 
-/// Columns per parallel block of `weighted_sum_rows`. Each row's part of a block is one
-/// sequential run, which the hardware prefetchers follow better the longer it is: 10 × 1M on one
-/// thread, 9.0–10.2 GB/s with runs of 2048 columns, 13.0–13.6 GB/s with 8192 (a block's float64
-/// sums, 64 KiB, stay in L2). The width changes no result: each column adds its rows in order.
+/// Columns per block of the round's pass (`sums_and_norms`), whose norms add their parts block by
+/// block, and the narrowest of `weighted_sum_rows`. A group's rows over a block, 256 KiB, stay in
+/// L2 for the pass's other sums: 10 × 1M on one thread, 9.0–10.2 GB/s in blocks of 2048
+/// columns, 13.0–13.6 GB/s in 8192.
 const SUM_BLOCK: usize = 8192;
 
 /// One column block of `weighted_sum_rows`: float64 accumulators, rows added in order (lane-wise,
@@ -693,53 +717,86 @@ fn weighted_block(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut
     }
 }
 
-/// `acc += Σ_k c_k row_k` for the `(row, c_k)` terms, added in the order listed. The terms go
-/// [`SUM_ROWS`] at a time, then the rest in one tile: a column's accumulator stays in a register
-/// while it adds their terms one after the other — the same additions in the same order as term by
-/// term, with one load and store of the accumulator per tile instead of per term. (Plain loops and
-/// a match, no closures: a closure that is not inlined loses the caller's vector width.)
+/// `acc += Σ_k c_k row_k` for the `(row, c_k)` terms, added in the order listed. The terms go in
+/// tiles of at most [`SUM_ROWS`], as even as can be (10 terms: one tile; 20: two of 10): a
+/// column's accumulator stays in a register while it adds a tile's terms one after the other — the
+/// same additions in the same order as term by term, with one load and store of the accumulator
+/// per tile instead of per term. (Plain loops and a match, no closures: a closure that is not
+/// inlined loses the caller's vector width.)
 #[inline(always)]
 fn add_terms(acc: &mut [f64], terms: &[(&[f32], f64)]) {
-    let mut tiles = terms.chunks_exact(SUM_ROWS);
-    for tile in &mut tiles {
-        add_tile::<SUM_ROWS>(acc, tile);
-    }
-    let rest = tiles.remainder();
-    match rest.len() {
-        0 => {}
-        1 => add_tile::<1>(acc, rest),
-        2 => add_tile::<2>(acc, rest),
-        3 => add_tile::<3>(acc, rest),
-        4 => add_tile::<4>(acc, rest),
-        5 => add_tile::<5>(acc, rest),
-        6 => add_tile::<6>(acc, rest),
-        _ => add_tile::<7>(acc, rest),
+    for tile in terms.chunks(even_tile(terms.len(), SUM_ROWS)) {
+        match tile.len() {
+            1 => add_tile::<1>(acc, tile),
+            2 => add_tile::<2>(acc, tile),
+            3 => add_tile::<3>(acc, tile),
+            4 => add_tile::<4>(acc, tile),
+            5 => add_tile::<5>(acc, tile),
+            6 => add_tile::<6>(acc, tile),
+            7 => add_tile::<7>(acc, tile),
+            8 => add_tile::<8>(acc, tile),
+            9 => add_tile::<9>(acc, tile),
+            10 => add_tile::<10>(acc, tile),
+            11 => add_tile::<11>(acc, tile),
+            12 => add_tile::<12>(acc, tile),
+            13 => add_tile::<13>(acc, tile),
+            14 => add_tile::<14>(acc, tile),
+            15 => add_tile::<15>(acc, tile),
+            _ => add_tile::<SUM_ROWS>(acc, tile),
+        }
     }
 }
 
+/// Terms per tile when `len` terms go in as few tiles of at most `most` as they can, as even as
+/// can be: a small last tile would cost a whole pass over the accumulators for few rows.
+fn even_tile(len: usize, most: usize) -> usize {
+    len.div_ceil(len.div_ceil(most).max(1)).max(1)
+}
+
+/// One tile of `add_terms`, `ADD_LANES` columns at a time: their sums are a local array, so the
+/// compiler vectorises the tile without checking at run time whether the accumulators overlap the
+/// rows (it gives up past 8 rows).
 #[inline(always)]
 fn add_tile<const R: usize>(acc: &mut [f64], tile: &[(&[f32], f64)]) {
-    let row: [&[f32]; R] = std::array::from_fn(|t| &tile[t].0[..acc.len()]);
+    let len = acc.len();
+    let row: [&[f32]; R] = std::array::from_fn(|t| &tile[t].0[..len]);
     let coef: [f64; R] = std::array::from_fn(|t| tile[t].1);
-    for (j, a) in acc.iter_mut().enumerate() {
-        let mut s = *a;
+    let mut chunks = acc.chunks_exact_mut(ADD_LANES);
+    for (k, a) in (&mut chunks).enumerate() {
+        let j = k * ADD_LANES;
+        let mut s: [f64; ADD_LANES] = std::array::from_fn(|l| a[l]);
+        for t in 0..R {
+            let r = &row[t][j..j + ADD_LANES];
+            for l in 0..ADD_LANES {
+                s[l] += coef[t] * r[l] as f64;
+            }
+        }
+        a.copy_from_slice(&s);
+    }
+    let j0 = len - chunks.into_remainder().len();
+    for j in j0..len {
+        let mut s = acc[j];
         for t in 0..R {
             s += coef[t] * row[t][j] as f64;
         }
-        *a = s;
+        acc[j] = s;
     }
 }
 
-/// `add_terms` of one tile (at most [`SUM_ROWS`] terms) that also gives each term's row's
-/// `sq_norm` in `sq`: the columns go a strip at a time, summed from memory and then squared from
-/// the L1 cache, so that the rows are read from memory once, side by side (a second pass over the
-/// tile's rows once summed would read them from L2).
+/// Columns at a time in `add_tile`: one float32 vector of the widest width, two of float64. (32
+/// read 1000 × 109,386 on one thread 15 % slower.)
+const ADD_LANES: usize = 16;
+
+/// `add_terms` of at most [`PASS_ROWS`] terms that also gives each term's row's `sq_norm` in `sq`:
+/// the columns go a strip at a time, summed from memory and then squared from the L1 cache, so
+/// that the rows are read from memory once, side by side. (Squared as they were added, 32 columns
+/// at a time, 1000 × 109,386 took longer on two threads.)
 #[inline(always)]
-fn add_tile_and_squares(acc: &mut [f64], terms: &[(&[f32], f64)], sq: &mut [f64; SUM_ROWS]) {
-    debug_assert!(terms.len() <= SUM_ROWS);
+fn add_tile_and_squares(acc: &mut [f64], terms: &[(&[f32], f64)], sq: &mut [f64; PASS_ROWS]) {
+    debug_assert!(terms.len() <= PASS_ROWS);
     let len = acc.len();
-    let mut lanes = [[0f32; SQ_LANES]; SUM_ROWS];
-    let mut strip: [(&[f32], f64); SUM_ROWS] = [(&[], 0.0); SUM_ROWS];
+    let mut lanes = [[0f32; SQ_LANES]; PASS_ROWS];
+    let mut strip: [(&[f32], f64); PASS_ROWS] = [(&[], 0.0); PASS_ROWS];
     let mut c = 0;
     while c < len {
         // whole chunks of the squares' lanes in every strip but the last
@@ -764,8 +821,16 @@ fn add_tile_and_squares(acc: &mut [f64], terms: &[(&[f32], f64)], sq: &mut [f64;
 const SQUARE_STRIP: usize = 128;
 const _: () = assert!(SQUARE_STRIP.is_multiple_of(SQ_LANES));
 
-/// Terms per tile of `add_terms`.
-const SUM_ROWS: usize = 8;
+/// Rows per group of the round's pass (`sums_and_norms`): on two threads, 1000 × 109,386 took
+/// 17.8–26.1 ms in groups of 16 rows against 17.1–19.7 in groups of 8 (four alternating runs),
+/// though `weighted_sum_rows` gains from tiles of 16 ([`SUM_ROWS`]).
+const PASS_ROWS: usize = 8;
+
+/// Terms per tile of `add_terms`. Each term is a sequential run the hardware prefetchers follow:
+/// 50 × 1M on one thread summed at 17–18 GB/s in tiles of 8 rows, 23–25 in tiles of 13 and
+/// 14–20 in tiles of 17–25 (more runs than the prefetchers keep track of); on two threads,
+/// 1000 × 109,386 at 20.5 GB/s in tiles of 8, 25.7 in tiles of 16.
+const SUM_ROWS: usize = 16;
 
 widest_vectors!(
     fn weighted_block_widest(x: Matrix, rows: &[usize], c: &[f64], c0: usize, out_blk: &mut [f32])
@@ -965,7 +1030,7 @@ mod tests {
     fn weighted_sums_and_norms_are_the_same_at_every_width() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(13);
-        let (n, len) = (11usize, 1000usize); // a tile of SUM_ROWS rows and a remainder, with row 2 left out
+        let (n, len) = (SUM_ROWS + 3, 1009usize); // two tiles (of 10 and 9 rows), with row 2 left out
         let rows: Vec<Vec<f32>> = (0..n).map(|_| (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
         let m = OwnedMatrix::from_rows(&rows).unwrap();
         let x = m.view();
@@ -1061,11 +1126,11 @@ mod tests {
             assert!(rows.iter().any(|r| r.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>().sqrt().to_bits() != want[0]));
             for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                for coeffs in [vec![&c[..]], vec![]] {
+                for coeffs in [vec![&c[..]], vec![], vec![&c[..], &c[..]]] {
                     let (sums, norms) = pool.install(|| sums_and_norms(m.view(), &coeffs));
                     let norms: Vec<u64> = norms.iter().map(|v| v.to_bits()).collect();
                     assert_eq!(norms, want, "{threads} threads, {} sums, parallel: {parallel}", coeffs.len());
-                    if let Some(sum) = sums.first() {
+                    for sum in &sums {
                         assert!(sum.iter().map(|v| v.to_bits()).eq(row_by_row.iter().copied()), "{threads} threads");
                     }
                 }
@@ -1075,6 +1140,57 @@ mod tests {
         }
     }
 
+    /// A long vector's norm and distance add their blocks' parts in order, on the calling thread
+    /// below `PARALLEL_MIN_ELEMENTS` and in parallel above it: the same bits at any thread count.
+    #[test]
+    fn long_norms_and_distances_add_their_blocks_in_order() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
+        let step = DIST_BLOCK * DIST_GROUP;
+        for len in [3 * step + 5, PARALLEL_MIN_ELEMENTS + 5] {
+            let a: Vec<f32> = (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+            let b: Vec<f32> = (0..len).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect();
+            let norm = a.chunks(step).map(sq_norm).fold(0f64, |t, s| t + s).to_bits();
+            let dist = a.chunks(step).zip(b.chunks(step)).map(|(x, y)| sq_dist(x, y)).fold(0f64, |t, s| t + s).to_bits();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                assert_eq!(
+                    pool.install(|| (sq_norm_par(&a).to_bits(), sq_dist_par(&a, &b).to_bits())),
+                    (norm, dist),
+                    "{len}, {threads} threads"
+                );
+            }
+        }
+    }
+
+    /// `weighted_sum` adds each column's rows in order, in float64, whatever the block width (wide
+    /// on the calling thread, from the column count and the pool's size in parallel), the tiles
+    /// and the thread count.
+    #[test]
+    fn weighted_sums_are_row_by_row_in_blocks_of_any_width() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(23);
+        for (n, d) in [(3usize, WIDE_SUM_BLOCK + 37), (SUM_ROWS + 3, 2 * WIDE_SUM_BLOCK + 37)] {
+            let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
+            // the first and the last rows cancel: a different order of additions shows in float32
+            rows[0] = (0..d).map(|_| rng.random::<f32>() * 1e13).collect();
+            rows[n - 1] = rows[0].iter().map(|v| -v).collect();
+            let mut c: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+            c[n - 1] = c[0];
+            let m = OwnedMatrix::from_rows(&rows).unwrap();
+            let want: Vec<u32> =
+                (0..d).map(|j| rows.iter().zip(&c).fold(0f64, |a, (r, &ci)| a + ci * r[j] as f64) as f32).map(f32::to_bits).collect();
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let got = pool.install(|| weighted_sum(m.view(), &c));
+                assert_eq!(got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "n = {n}, {threads} threads");
+            }
+        }
+        let two = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let widths = two.install(|| [1_000_000, 100_000, 10_000].map(wide_block));
+        assert_eq!(widths, [WIDE_SUM_BLOCK, 12_512, SUM_BLOCK]);
+    }
+
     /// The fused step is the weighted sum, the step on it rounded once, and `row_dists_to` of the
     /// result (and of the vector it is also asked to measure), to the bit, at any thread count;
     /// without `prev` it is the weighted sum itself.
@@ -1082,16 +1198,16 @@ mod tests {
     fn a_weighted_step_is_its_sum_and_the_distances_to_it() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(17);
-        let (n, d) = (12usize, 3 * COL_BLOCK + 5); // 11 rows in the sum: a tile of SUM_ROWS and a remainder
+        let (n, d) = (SUM_ROWS + 4, 3 * COL_BLOCK + 5); // 19 rows in the sum: two tiles, of 10 and 9
         let mut rows: Vec<Vec<f32>> = (0..n).map(|_| (0..d).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()).collect();
         rows[6][7] = f32::NAN; // a row with coefficient 0 stays out of the sum, and is infinitely far
         let mut c: Vec<f64> = (0..n).map(|i| if i == 6 { 0.0 } else { rng.random::<f64>() / n as f64 }).collect();
-        // rows 1 (in the tile) and 10 (after it) cancel: the float64 sum's rounding, visible in
-        // float32, depends on the order in which the rows are added
+        // rows 1 (in the first tile) and n - 2 (in the second) cancel: the float64 sum's rounding,
+        // visible in float32, depends on the order in which the rows are added
         let big: Vec<f32> = (0..d).map(|_| rng.random::<f32>() * 1e13).collect();
         rows[1] = big.clone();
-        rows[10] = big.iter().map(|v| -v).collect();
-        c[10] = c[1];
+        rows[n - 2] = big.iter().map(|v| -v).collect();
+        c[n - 2] = c[1];
         let m = OwnedMatrix::from_rows(&rows).unwrap();
         let x = m.view();
         let prev: Vec<f32> = (0..d).map(|_| rng.random::<f32>()).collect();
