@@ -162,8 +162,16 @@ def test_typed_objects_compose_and_validate():
     ],
 )
 def test_bad_strategies_are_clear_errors(bad, exc, message):
-    with pytest.raises(exc, match=message):
-        parse_strategy(bad)
+    for _ in range(2):  # a text parsed before is not remembered as valid
+        with pytest.raises(exc, match=message):
+            parse_strategy(bad)
+
+
+def test_a_strategy_text_is_parsed_once():
+    spec = parse_strategy("nnm(f=1) + krum(f=1)")
+    assert parse_strategy("nnm(f=1) + krum(f=1)") is spec  # the parsed spec is reused, not re-parsed
+    assert parse_strategy("NNM(f=1) + Krum(f=1)") == spec
+    assert parse_strategy("NNM(f=1) + Krum(f=2)") != spec
 
 
 def test_attack_specs():
