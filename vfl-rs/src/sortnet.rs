@@ -14,8 +14,10 @@
 //! beyond `n` left out (as if those rows held +∞, which no comparator moves), and those that only
 //! reorder values the rule reads as a set (`network_for`: the median reads one or two positions,
 //! the trimmed mean a window's sum and its two ends). The network's first phases, which sort
-//! aligned groups of 16 rows, run on rows held in vector registers (`sort_group`); the merges
-//! after them load and store two rows per comparator.
+//! aligned groups of 16 rows, run on rows held in vector registers (`group_network`); the merges
+//! after them load and store two rows per comparator. A full sort (`Order::All`, which no
+//! comparator can be left out of) merges the groups with reflected bitonic merges instead
+//! (`merge_sort`), the last four stages of each merge in registers too.
 //!
 //! A window that leaves out only a few values at each end (a trimmed mean of 50 values without 5
 //! at each end) is arranged without a network: the rows stream through a sorted list of the
@@ -120,14 +122,24 @@ pub enum Arrangement {
     Network { groups: usize, pairs: Vec<(u16, u16)> },
     /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`.
     Extremes { k: usize },
+    /// A full sort (`Order::All`) by `merge_sort`: most of its comparators in registers. `short`:
+    /// the comparators for the short last group of `n mod 16` rows (`network16`'s, then
+    /// `merge_tail16`'s), through memory.
+    Merges { short: [Vec<(u16, u16)>; 2] },
 }
 
 impl Arrangement {
-    /// The cheaper way to `order` `n` values: `extremes` for a window with as many values left
-    /// out at each end (at most `MAX_EXTREMES − 1`, with at least two values in it) when its
+    /// The cheaper way to `order` `n` values: `merge_sort` for a full sort (Meamed at 50 × 1M: 23–25
+    /// ms against 32–35 through Batcher's network); `extremes` for a window with as many values
+    /// left out at each end (at most `MAX_EXTREMES − 1`, with at least two values in it) when its
     /// k·(2n − k) steps in registers cost less than the network's comparators, each of which
-    /// loads and stores two rows (measured at about four times a step).
+    /// loads and stores two rows (measured at about four times a step); else the pruned network.
     pub fn for_order(n: usize, order: Order) -> Self {
+        if order == Order::All {
+            let rest = n % GROUP;
+            let tail = merge_tail_pairs().into_iter().filter(|&(_, b)| (b as usize) < rest).collect();
+            return Arrangement::Merges { short: [network(rest), tail] };
+        }
         let pairs = network_for(n, order);
         if let Order::Window(lo, hi) = order {
             let k = lo + 1;
@@ -140,17 +152,16 @@ impl Arrangement {
     }
 
     /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for),
-    /// `extremes` in the vectors of `arch` (the widest this CPU has).
+    /// the comparators held in registers in the vectors of `arch` (the widest this CPU has).
     #[inline(always)]
     fn apply(&self, keys: &mut [[i32; LANES]], arch: pulp::Arch) {
         match *self {
             Arrangement::Network { groups, ref pairs } => {
-                for g in 0..groups {
-                    sort_group(&mut keys[g * GROUP..(g + 1) * GROUP]);
-                }
+                arch.dispatch(SortGroups { keys: &mut keys[..groups * GROUP] });
                 sort(keys, pairs)
             }
             Arrangement::Extremes { k } => arch.dispatch(Extremes { keys, k, source: None }),
+            Arrangement::Merges { ref short } => arch.dispatch(MergeSort { keys, short }),
         }
     }
 }
@@ -544,7 +555,7 @@ fn count_block(
     }
 }
 
-/// Rows sorted together in registers by [`sort_group`].
+/// Rows sorted together in registers by [`group_network`].
 const GROUP: usize = 16;
 
 /// `network(GROUP)`, written out: constant positions let the compiler keep the group's rows in
@@ -641,32 +652,168 @@ fn in_groups(n: usize, pairs: Vec<(u16, u16)>) -> (usize, Vec<(u16, u16)>) {
     (groups, rest)
 }
 
-/// `network(GROUP)` on a group of `GROUP` rows, half a block's lanes at a time held in registers
-/// (16 rows of 16 keys: AVX-512's vectors), instead of a load and a store per comparator.
-#[inline(always)]
-fn sort_group(keys: &mut [[i32; LANES]]) {
-    const HALF: usize = LANES / 2;
-    for h in 0..2 {
-        let mut r: [[i32; HALF]; GROUP] = [[0; HALF]; GROUP];
-        for (r, k) in r.iter_mut().zip(keys.iter()) {
-            r.copy_from_slice(&k[h * HALF..(h + 1) * HALF]);
+/// `network(GROUP)` on each aligned group of `GROUP` rows of `keys` (whole groups only), in
+/// registers, in the vectors of the CPU it runs on.
+struct SortGroups<'a> {
+    keys: &'a mut [[i32; LANES]],
+}
+
+impl WithSimd for SortGroups<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        for group in self.keys.chunks_exact_mut(GROUP) {
+            group_network::<S, false>(simd, group.try_into().expect("a whole group"));
         }
+    }
+}
+
+/// The comparators of the last four stages of a merge in `merge_sort` on an aligned group of
+/// `GROUP` rows: each row against the one 8, then 4, 2 and 1 rows below it in its half of 16, 8, 4
+/// and 2 rows.
+macro_rules! merge_tail16 {
+    ($apply:ident) => {
+        $apply!(
+            (0, 8),
+            (1, 9),
+            (2, 10),
+            (3, 11),
+            (4, 12),
+            (5, 13),
+            (6, 14),
+            (7, 15),
+            (0, 4),
+            (1, 5),
+            (2, 6),
+            (3, 7),
+            (8, 12),
+            (9, 13),
+            (10, 14),
+            (11, 15),
+            (0, 2),
+            (1, 3),
+            (4, 6),
+            (5, 7),
+            (8, 10),
+            (9, 11),
+            (12, 14),
+            (13, 15),
+            (0, 1),
+            (2, 3),
+            (4, 5),
+            (6, 7),
+            (8, 9),
+            (10, 11),
+            (12, 13),
+            (14, 15)
+        )
+    };
+}
+
+/// `merge_tail16`'s comparators, in order.
+fn merge_tail_pairs() -> Vec<(u16, u16)> {
+    let mut pairs = Vec::new();
+    macro_rules! collect {
+        ($(($a:literal, $b:literal)),*) => {
+            $(pairs.push(($a, $b));)*
+        };
+    }
+    merge_tail16!(collect);
+    pairs
+}
+
+/// Sort every lane of a block: the aligned groups of [`GROUP`] rows in registers (`group_network`),
+/// then merged pairwise, 16 + 16 rows, 32 + 32 and so on. A merge of two sorted halves of `w`
+/// rows is Batcher's bitonic merge with its first stage reflected (each row of the first half
+/// against its mirror in the second, which then needs no reversing; K. E. Batcher, AFIPS 1968),
+/// then rows `k` apart within halves of `2k` rows for k = w/2, …, 1: the stages with k < 16 act
+/// within aligned groups of 16 rows, four stages at once in registers (`merge_tail16`); only the
+/// reflection and the stages with k ≥ 16 load and store two rows per comparator (50 rows: 54
+/// of them against Batcher's merge exchange's 214). Rows past the block's end count as +∞: every
+/// comparator sorts upwards, so one that reaches them moves nothing, and is left out. A sort's
+/// result is the same whatever network makes it: each lane's keys in ascending order.
+#[inline(always)]
+fn merge_sort<S: Simd>(simd: S, keys: &mut [[i32; LANES]], short: &[Vec<(u16, u16)>; 2]) {
+    let n = keys.len();
+    for group in keys.chunks_mut(GROUP) {
+        match group.len() {
+            GROUP => group_network::<S, false>(simd, group.try_into().expect("a full group")),
+            _ => sort(group, &short[0]),
+        }
+    }
+    let mut w = GROUP;
+    while w < n {
+        for part in keys.chunks_mut(2 * w).filter(|p| p.len() > w) {
+            let len = part.len();
+            for i in (2 * w).saturating_sub(len)..w {
+                compare(part, i, 2 * w - 1 - i);
+            }
+            let mut k = w / 2;
+            while k >= GROUP {
+                for i in (0..len - k).filter(|i| i % (2 * k) < k) {
+                    compare(part, i, i + k);
+                }
+                k /= 2;
+            }
+            for group in part.chunks_mut(GROUP) {
+                match group.len() {
+                    GROUP => group_network::<S, true>(simd, group.try_into().expect("a full group")),
+                    _ => sort(group, &short[1]),
+                }
+            }
+        }
+        w *= 2;
+    }
+}
+
+/// `merge_sort` in the vectors of the CPU it runs on.
+struct MergeSort<'a> {
+    keys: &'a mut [[i32; LANES]],
+    short: &'a [Vec<(u16, u16)>; 2],
+}
+
+impl WithSimd for MergeSort<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        merge_sort(simd, self.keys, self.short)
+    }
+}
+
+/// `network16` (or, with `MERGE`, `merge_tail16`) on a group of `GROUP` rows, one vector of
+/// each row at a time held in registers, instead of a load and a store per comparator. (In
+/// explicit vectors: the compiler turned some copies of an autovectorised version into scalar
+/// code.)
+#[inline(always)]
+fn group_network<S: Simd, const MERGE: bool>(simd: S, group: &mut [[i32; LANES]; GROUP]) {
+    for v in 0..LANES / S::I32_LANES {
+        let mut r: [S::i32s; GROUP] = std::array::from_fn(|i| S::as_simd_i32s(&group[i]).0[v]);
         macro_rules! apply {
             ($(($a:literal, $b:literal)),*) => {
                 $(
-                    let (p, q) = (r[$a], r[$b]);
-                    for l in 0..HALF {
-                        r[$a][l] = p[l].min(q[l]);
-                        r[$b][l] = p[l].max(q[l]);
-                    }
+                    (r[$a], r[$b]) = (simd.min_i32s(r[$a], r[$b]), simd.max_i32s(r[$a], r[$b]));
                 )*
             };
         }
-        network16!(apply);
-        for (k, r) in keys.iter_mut().zip(&r) {
-            k[h * HALF..(h + 1) * HALF].copy_from_slice(r);
+        if MERGE {
+            merge_tail16!(apply);
+        } else {
+            network16!(apply);
+        }
+        for i in 0..GROUP {
+            S::as_mut_simd_i32s(&mut group[i]).0[v] = r[i];
         }
     }
+}
+
+/// One comparator through memory: rows `a < b` leave with the lane-wise minimum in `a`.
+#[inline(always)]
+fn compare(keys: &mut [[i32; LANES]], a: usize, b: usize) {
+    let (p, q) = (keys[a], keys[b]);
+    keys[a] = std::array::from_fn(|l| p[l].min(q[l]));
+    keys[b] = std::array::from_fn(|l| p[l].max(q[l]));
 }
 
 /// Run the network over the rows of a block: every lane (column) ends sorted as far as the
@@ -674,10 +821,7 @@ fn sort_group(keys: &mut [[i32; LANES]]) {
 #[inline(always)]
 fn sort(keys: &mut [[i32; LANES]], pairs: &[(u16, u16)]) {
     for &(a, b) in pairs {
-        let (a, b) = (a as usize, b as usize);
-        let (p, q) = (keys[a], keys[b]);
-        keys[a] = std::array::from_fn(|l| p[l].min(q[l]));
-        keys[b] = std::array::from_fn(|l| p[l].max(q[l]));
+        compare(keys, a as usize, b as usize);
     }
 }
 
@@ -948,7 +1092,7 @@ mod tests {
     fn a_narrow_symmetric_trim_streams_and_the_rest_use_networks() {
         let k = |n: usize, order: Order| match Arrangement::for_order(n, order) {
             Arrangement::Extremes { k } => Some(k),
-            Arrangement::Network { .. } => None,
+            Arrangement::Network { .. } | Arrangement::Merges { .. } => None,
         };
         assert_eq!(k(50, TrimmedRule(5).order(50)), Some(6));
         assert_eq!(k(50, TrimmedRule(8).order(50)), Some(9));
@@ -976,18 +1120,71 @@ mod tests {
         assert_eq!(written, network(GROUP));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(12);
         for n in [2usize, 15, 16, 17, 31, 32, 33, 50, 64, 100, 127, 128] {
-            for order in [Order::All, MedianRule.order(n), Order::Window(n / 4, n - n / 4)] {
-                let Arrangement::Network { groups, .. } = Arrangement::for_order(n, order) else { continue };
-                if order == Order::All || [50, 128].contains(&n) {
+            for order in [MedianRule.order(n), Order::Window(n / 4, n - n / 4)] {
+                let Arrangement::Network { groups, ref pairs } = Arrangement::for_order(n, order) else { continue };
+                if [50, 128].contains(&n) {
                     assert_eq!(groups, n / GROUP, "n = {n}, {order:?}");
                 }
                 for _ in 0..20 {
                     // few distinct keys, so that ties are common
                     let block: Vec<[i32; LANES]> = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-4..4))).collect();
-                    let (mut grouped, mut whole) = (block.clone(), block);
+                    let (mut grouped, mut whole) = (block.clone(), block.clone());
                     Arrangement::for_order(n, order).apply(&mut grouped, pulp::Arch::new());
                     sort(&mut whole, &network_for(n, order));
                     assert_eq!(grouped, whole, "n = {n}, {order:?}");
+                    // the groups in the narrowest vectors too (the arrangement takes the widest)
+                    let mut scalar = block;
+                    pulp::Scalar::new().vectorize(SortGroups { keys: &mut scalar[..groups * GROUP] });
+                    sort(&mut scalar, pairs);
+                    assert_eq!(scalar, whole, "n = {n}, {order:?}, scalar");
+                }
+            }
+        }
+    }
+
+    /// A full sort merges the groups sorted in registers: every lane of every block size ends in
+    /// ascending order, at every vector width, ties, `i32::MIN` and `i32::MAX` included; the
+    /// comparators written out for a merge's last stages are the four half-cleaners.
+    #[test]
+    fn merges_sort_every_lane() {
+        use rand::{Rng, SeedableRng};
+        let half_cleaners: Vec<(u16, u16)> =
+            [8, 4, 2, 1].into_iter().flat_map(|k| (0..GROUP as u16).filter(move |i| i % (2 * k) < k).map(move |i| (i, i + k))).collect();
+        assert_eq!(merge_tail_pairs(), half_cleaners);
+        assert!(matches!(Arrangement::for_order(50, Order::All), Arrangement::Merges { .. }));
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+        for n in 1..=MAX_ROWS {
+            for spread in [3, i32::MAX] {
+                let mut block: Vec<[i32; LANES]> = (0..n).map(|_| std::array::from_fn(|_| rng.random_range(-spread..spread))).collect();
+                block[n / 2][0] = i32::MAX;
+                block[n - 1][1] = i32::MIN;
+                let mut want = block.clone();
+                for l in 0..LANES {
+                    let mut column: Vec<i32> = block.iter().map(|k| k[l]).collect();
+                    column.sort_unstable();
+                    want.iter_mut().zip(column).for_each(|(k, v)| k[l] = v);
+                }
+                let Arrangement::Merges { short } = Arrangement::for_order(n, Order::All) else { unreachable!() };
+                // at every vector width (the arrangement itself takes the widest)
+                let mut runs = vec![("scalar", block.clone())];
+                pulp::Scalar::new().vectorize(MergeSort { keys: &mut runs[0].1, short: &short });
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if let Some(simd) = pulp::x86::V3::try_new() {
+                        let mut keys = block.clone();
+                        Simd::vectorize(simd, MergeSort { keys: &mut keys, short: &short });
+                        runs.push(("avx2", keys));
+                    }
+                    if let Some(simd) = pulp::x86::V4::try_new() {
+                        let mut keys = block.clone();
+                        Simd::vectorize(simd, MergeSort { keys: &mut keys, short: &short });
+                        runs.push(("avx512", keys));
+                    }
+                }
+                Arrangement::for_order(n, Order::All).apply(&mut block, pulp::Arch::new());
+                runs.push(("widest", block));
+                for (width, keys) in runs {
+                    assert_eq!(keys, want, "n = {n}, {width}");
                 }
             }
         }
