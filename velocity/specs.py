@@ -172,6 +172,7 @@ def parse_strategy(strategy: StrategyLike) -> StrategySpec:
 
     Raises ``ValueError`` for unknown names, bad parameters or a wrong order, and ``TypeError``
     for values of the wrong type; the message says what was expected and what was given.
+    A text is parsed once: later calls with it return the same (frozen) spec.
     """
     if isinstance(strategy, StrategySpec):
         return strategy

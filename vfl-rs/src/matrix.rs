@@ -683,7 +683,8 @@ pub fn weighted_sum_rows(x: Matrix, rows: &[usize], c: &[f64]) -> Vec<f32> {
 /// Columns per block of `weighted_sum_rows` at most. Each row's part of a block is one sequential
 /// run, which the hardware prefetchers follow better the longer it is (a block's float64 sums, 256
 /// KiB, stay in L2): on one thread, 50 × 1M read 10 % faster than in blocks of 8,192, 100 × 1M 14 %
-/// (on two threads, within 5 %). The width changes no result: each column adds its rows in order.
+/// (on two threads, from 7 % faster to 7 % slower). The width changes no result: each column adds
+/// its rows in order.
 const WIDE_SUM_BLOCK: usize = 4 * SUM_BLOCK;
 
 /// Block width of a parallel `weighted_sum_rows`: at least four blocks per thread, for the pool to
@@ -753,9 +754,8 @@ fn even_tile(len: usize, most: usize) -> usize {
     len.div_ceil(len.div_ceil(most).max(1)).max(1)
 }
 
-/// One tile of `add_terms`, `ADD_LANES` columns at a time: their sums are a local array, so the
-/// compiler vectorises the tile without checking at run time whether the accumulators overlap the
-/// rows (it gives up past 8 rows).
+/// One tile of `add_terms`, `ADD_LANES` columns at a time into a local array: summed in place, a
+/// tile of 13 rows came out as scalar code (tiles of 8 were vectorised).
 #[inline(always)]
 fn add_tile<const R: usize>(acc: &mut [f64], tile: &[(&[f32], f64)]) {
     let len = acc.len();
