@@ -18,26 +18,26 @@ macro_rules! widest_vectors {
             {
                 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
                     // SAFETY: the CPU has AVX-512F and VL, checked just above.
-                    return unsafe { $avx512($($arg),*) };
+                    return unsafe { $avx512 $(::<$g>)? ($($arg),*) };
                 }
                 if std::arch::is_x86_feature_detected!("avx2") {
                     // SAFETY: the CPU has AVX2, checked just above.
-                    return unsafe { $avx2($($arg),*) };
+                    return unsafe { $avx2 $(::<$g>)? ($($arg),*) };
                 }
             }
-            $body($($arg),*)
+            $body $(::<$g>)? ($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f,avx512vl")]
         unsafe fn $avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
-            $body($($arg),*)
+            $body $(::<$g>)? ($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         unsafe fn $avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
-            $body($($arg),*)
+            $body $(::<$g>)? ($($arg),*)
         }
     };
 }
