@@ -663,9 +663,8 @@ impl WithSimd for SortGroups<'_> {
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, simd: S) {
-        for group in self.keys.chunks_exact_mut(GROUP) {
-            group_network::<S, false>(simd, group.try_into().expect("a whole group"));
-        }
+        debug_assert!(self.keys.len().is_multiple_of(GROUP));
+        sort_groups::<S, false>(simd, self.keys, &[]);
     }
 }
 
@@ -736,12 +735,7 @@ fn merge_tail_pairs() -> Vec<(u16, u16)> {
 #[inline(always)]
 fn merge_sort<S: Simd>(simd: S, keys: &mut [[i32; LANES]], short: &[Vec<(u16, u16)>; 2]) {
     let n = keys.len();
-    for group in keys.chunks_mut(GROUP) {
-        match group.len() {
-            GROUP => group_network::<S, false>(simd, group.try_into().expect("a full group")),
-            _ => sort(group, &short[0]),
-        }
-    }
+    sort_groups::<S, false>(simd, keys, &short[0]);
     let mut w = GROUP;
     while w < n {
         for part in keys.chunks_mut(2 * w).filter(|p| p.len() > w) {
@@ -756,14 +750,21 @@ fn merge_sort<S: Simd>(simd: S, keys: &mut [[i32; LANES]], short: &[Vec<(u16, u1
                 }
                 k /= 2;
             }
-            for group in part.chunks_mut(GROUP) {
-                match group.len() {
-                    GROUP => group_network::<S, true>(simd, group.try_into().expect("a full group")),
-                    _ => sort(group, &short[1]),
-                }
-            }
+            sort_groups::<S, true>(simd, part, &short[1]);
         }
         w *= 2;
+    }
+}
+
+/// `group_network::<S, MERGE>` on each aligned group of [`GROUP`] rows of `keys` in registers,
+/// and the comparators `short` (made for its length) on a shorter last group, through memory.
+#[inline(always)]
+fn sort_groups<S: Simd, const MERGE: bool>(simd: S, keys: &mut [[i32; LANES]], short: &[(u16, u16)]) {
+    for group in keys.chunks_mut(GROUP) {
+        match group.len() {
+            GROUP => group_network::<S, MERGE>(simd, group.try_into().expect("a full group")),
+            _ => sort(group, short),
+        }
     }
 }
 
