@@ -58,10 +58,13 @@ def cifar_shaped(clients: int, per_client: int = 100, seed: int = 0) -> Federate
     )
 
 
-def seconds_per_round(data: FederatedDataset, model_id: str, device: str, rounds: int) -> float:
+def seconds_per_round(data: FederatedDataset, model_id: str, device: str, rounds: int) -> tuple[float, str]:
+    """Mean seconds per round after the first, and where they went (training, aggregation and
+    evaluation, in ms)."""
     server = FederatedServer(data, model_id=model_id, strategy="FedAvg", local=LOCAL, device=device, seed=0)
-    history = server.run(rounds + 1)
-    return float(np.mean([r.round_ms for r in history[1:]])) / 1000.0
+    timed = server.run(rounds + 1)[1:]
+    parts = " / ".join(f"{np.mean([getattr(r, k) for r in timed]):.0f}" for k in ("train_ms", "aggregate_ms", "eval_ms"))
+    return float(np.mean([r.round_ms for r in timed])) / 1000.0, parts
 
 
 def sweep_seconds(device: str, out: Path) -> float:
@@ -72,7 +75,7 @@ def sweep_seconds(device: str, out: Path) -> float:
     experiment = out / f"robustness-{device.replace(':', '-')}.toml"
     experiment.write_text(text.replace("\n[shared]\n", f'\n[shared]\ndevice = "{device}"\n', 1))
     start = time.perf_counter()
-    cmd = [str(Path(sys.executable).parent / "velocity"), "sweep", str(experiment), "--out", str(experiment.with_suffix("")), "--quiet"]
+    cmd = [sys.executable, "-m", "velocity.cli", "sweep", str(experiment), "--out", str(experiment.with_suffix("")), "--quiet"]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -101,13 +104,15 @@ def main() -> None:
     }
     rows = []
     for job, (data, model_id) in jobs.items():
-        times = {d: seconds_per_round(data, model_id, d, args.rounds) for d in devices}
-        for d, t in times.items():
+        measured = {d: seconds_per_round(data, model_id, d, args.rounds) for d in devices}
+        times = {d: t for d, (t, _) in measured.items()}
+        for d, (t, parts) in measured.items():
             rows.append(
                 (
                     f"{job} ({model_id}), {args.clients} clients",
                     d,
                     f"{t:.3f} s",
+                    parts,
                     f"{1 / t:.2f}",
                     f"{times['cpu'] / t:.1f}×" if "cpu" in times else "—",
                 )
@@ -117,10 +122,10 @@ def main() -> None:
             times = {d: sweep_seconds(d, Path(out)) for d in devices}
         for d, t in times.items():
             rows.append(
-                ("examples/robustness.toml sweep", d, f"{t:.1f} s (wall)", "—", f"{times['cpu'] / t:.1f}×" if "cpu" in times else "—")
+                ("examples/robustness.toml sweep", d, f"{t:.1f} s (wall)", "—", "—", f"{times['cpu'] / t:.1f}×" if "cpu" in times else "—")
             )
 
-    print("\n| job | device | per round | rounds/s | vs cpu |\n|---|---|---:|---:|---:|")
+    print("\n| job | device | per round | train / aggregate / eval ms | rounds/s | vs cpu |\n|---|---|---:|---:|---:|---:|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
 

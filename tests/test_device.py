@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -184,3 +185,10 @@ def test_sweep_workers_deal_runs_over_the_gpus_and_share_their_memory(two_gpus, 
     caps.clear()
     assert worker_device("cuda", 5, 1) == "cuda:1" and caps == []
     assert worker_device("cpu", 0, 4) == "cpu" and caps == []
+
+
+def test_a_matrix_on_the_host_is_handed_to_the_core_without_a_copy():
+    from velocity.training.device import HostCopy
+
+    m = torch.randn(3, 5)
+    assert np.shares_memory(HostCopy()(m), m.numpy())

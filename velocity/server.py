@@ -36,6 +36,7 @@ from velocity.training import (
     train_clients_loop,
 )
 from velocity.training.backdoor import SuccessProbe, backdoor_of, make_trigger, plant_backdoor, success_probe
+from velocity.training.device import HostCopy, synchronize
 
 __all__ = ["FederatedData", "FederatedServer", "RoundRecord"]
 
@@ -126,6 +127,7 @@ class FederatedServer(Trainer):
     ) -> None:
         self.data = data
         self.device = resolve_device(device)
+        self._host_copy = HostCopy()
         if not 0.0 <= client_momentum < 1.0:
             raise ValueError(f"Expected client_momentum in [0, 1), got {client_momentum!r}")
         self.client_momentum = client_momentum
@@ -301,13 +303,16 @@ class FederatedServer(Trainer):
         if self.client_momentum > 0:
             updates = self._apply_client_momentum(ids, updates)
         g0 = self._server_update(rnd, global_params)
+        synchronize(self.device)  # a GPU's training is timed to its end, not to its last launch
         t_train = time.perf_counter()
 
-        x = updates.cpu().numpy()  # the one host copy of the round's updates (none on the CPU)
+        x = self._host_copy(updates)  # the one host copy of the round's updates (none on the CPU)
         if self._python_rule is None and not self._python_attacks:
             summary = self.orchestrator.step(x, weights=self._sizes[ids], client_ids=ids.tolist(), server_update=g0)
         else:
-            summary = self._step_with_python(x, self._sizes[ids], ids, rnd, g0)
+            # the user's Python code may keep the matrix: its own copy, not the buffer reused next round
+            own = x.copy() if self.device.type == "cuda" else x
+            summary = self._step_with_python(own, self._sizes[ids], ids, rnd, g0)
         t_agg = time.perf_counter()
 
         vector_to_parameters(torch.from_numpy(self.orchestrator.global_model).to(self.device), self._model.parameters())

@@ -62,7 +62,7 @@ from velocity import _core
 from velocity.aggregation import aggregate, apply_attack
 from velocity.decentralised.setup import validate
 from velocity.specs import AttackLike, AttackSpec, StrategyLike, StrategySpec
-from velocity.training.device import resolve_device
+from velocity.training.device import HostCopy, resolve_device
 
 __all__ = ["MonnaSimulation", "MonnaStep", "Reach", "nearest_neighbour_mix"]
 
@@ -255,6 +255,7 @@ class MonnaSimulation:
         self._sizes = [p.numel() for _, p in named]
         self._buffers = {k: b.detach() for k, b in self._module.named_buffers()}
         self.device = named[0][1].device
+        self._host_copy = HostCopy()
         theta0 = torch.cat([p.reshape(-1) for _, p in named])
         self.dim = theta0.numel()
         self._theta = theta0.unsqueeze(0).repeat(self.num_honest, 1)
@@ -363,7 +364,7 @@ class MonnaSimulation:
         momentum = self.beta * self._momentum + (1.0 - self.beta) * g
         post = self._theta - self.learning_rate * momentum
 
-        post_np = post.detach().cpu().numpy()
+        post_np = self._host_copy(post)  # read only within this step (the buffer is reused)
         received = self._received(t)
         outcome: dict[str, Any] | None = None
         if f > 0:

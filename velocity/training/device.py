@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import torch
 
-__all__ = ["DEVICE_HELP", "available_devices", "device_name", "resolve_device"]
+__all__ = ["DEVICE_HELP", "HostCopy", "available_devices", "device_name", "resolve_device", "synchronize"]
 
 DEVICE_HELP = "'auto' (CUDA, then Apple MPS, then the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'"
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(?::(\d+))?)$")
@@ -79,3 +80,36 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if index >= count:
         raise ValueError(f"Expected a CUDA device index below {count} (the GPUs this machine has), got {device!r}")
     return torch.device("cuda", index)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device``: a GPU runs its kernels after the call that queued
+    them returns, so a phase is timed to its end only after this."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+class HostCopy:
+    """A matrix copied to the host for the Rust core, once per round.
+
+    From a CUDA GPU the copy lands in one page-locked buffer kept across rounds: a copy into
+    ordinary (pageable) memory is staged by the driver and ran at 1.3 GB/s on an H200 (100
+    clients × 321,290 parameters: 109 ms a round). The array returned is a view of that buffer,
+    overwritten by the next call: use it before then. A matrix already on the host is returned as
+    is, and one on another device is copied plainly.
+    """
+
+    def __init__(self) -> None:
+        self._buffer: torch.Tensor | None = None
+
+    def __call__(self, matrix: torch.Tensor) -> np.ndarray:
+        matrix = matrix.detach()
+        if matrix.device.type != "cuda":
+            return matrix.cpu().numpy()
+        if self._buffer is None or self._buffer.shape != matrix.shape or self._buffer.dtype != matrix.dtype:
+            self._buffer = None  # free the old buffer before pinning the new one
+            self._buffer = torch.empty(matrix.shape, dtype=matrix.dtype, pin_memory=True)
+        self._buffer.copy_(matrix)  # synchronous: the copy is complete on return
+        return self._buffer.numpy()
