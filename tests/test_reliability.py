@@ -443,18 +443,19 @@ def test_a_batched_run_that_cannot_fit_in_memory_is_refused_or_trained_one_clien
     # logreg on blobs: 20 × 10 + 10 = 210 parameters; batch 32 of 20 features; momentum 0.9
     need = batched_memory_floor(4, 210, 32, 20, momentum=True)
     assert need == 4 * 4 * (3 * 210 + 32 * 20)
-    monkeypatch.setattr(server_module, "available_memory", lambda: need - 1)  # a machine one byte short
+    # a machine one byte short (of host memory: the runs train on the CPU, whatever GPU it has)
+    monkeypatch.setattr(server_module, "available_memory", lambda: need - 1)
     local = LocalTrainingConfig(lr=0.5, batch_size=32, momentum=0.9)
     with pytest.raises(
         ValueError, match=r"^Expected a run that fits in memory, got one that needs at least .* GiB to train 4 clients at once"
     ):
-        FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0)
-    assert not FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0).batched  # one at a time: fine
+        FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0, device="cpu")
+    assert not FederatedServer(data, model_id="logreg", local=local, batched=False, seed=0, device="cpu").batched  # one at a time: fine
     # left to choose, the server trains one client at a time rather than fail
-    assert not FederatedServer(data, model_id="logreg", local=local, seed=0).batched
+    assert not FederatedServer(data, model_id="logreg", local=local, seed=0, device="cpu").batched
     monkeypatch.setattr(server_module, "available_memory", lambda: need)
-    assert FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0).batched
-    assert FederatedServer(data, model_id="logreg", local=local, seed=0).batched
+    assert FederatedServer(data, model_id="logreg", local=local, batched=True, seed=0, device="cpu").batched
+    assert FederatedServer(data, model_id="logreg", local=local, seed=0, device="cpu").batched
 
 
 def test_a_run_name_like_markup_is_printed_as_written_by_sweep_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
