@@ -765,31 +765,23 @@ trait TileEnds {
     const FINISH: bool;
 }
 
-/// A block's only tile: from zero straight into the output.
-struct OnlyTile;
-/// The first of several: from zero into `acc`.
-struct FirstTile;
-/// Neither first nor last, and every tile of `add_terms`: from `acc` back to `acc`.
-struct MiddleTile;
-/// The last of several: from `acc` into the output.
-struct LastTile;
+/// The tile whose sums start from zero (`START`) or from `acc`, and go into the output
+/// (`FINISH`) or back to `acc`.
+struct Ends<const START: bool, const FINISH: bool>;
 
-impl TileEnds for OnlyTile {
-    const START: bool = true;
-    const FINISH: bool = true;
+impl<const S: bool, const F: bool> TileEnds for Ends<S, F> {
+    const START: bool = S;
+    const FINISH: bool = F;
 }
-impl TileEnds for FirstTile {
-    const START: bool = true;
-    const FINISH: bool = false;
-}
-impl TileEnds for MiddleTile {
-    const START: bool = false;
-    const FINISH: bool = false;
-}
-impl TileEnds for LastTile {
-    const START: bool = false;
-    const FINISH: bool = true;
-}
+
+/// A block's only tile: from zero straight into the output.
+type OnlyTile = Ends<true, true>;
+/// The first of several: from zero into `acc`.
+type FirstTile = Ends<true, false>;
+/// Neither first nor last, and every tile of `add_terms`: from `acc` back to `acc`.
+type MiddleTile = Ends<false, false>;
+/// The last of several: from `acc` into the output.
+type LastTile = Ends<false, true>;
 
 /// `acc += Σ_k c_k row_k` for the `(row, c_k)` terms, added in the order listed. The terms go in
 /// tiles of at most [`SUM_ROWS`], as even as can be (10 terms: one tile; 20: two of 10): a
