@@ -306,13 +306,14 @@ class FederatedServer(Trainer):
         synchronize(self.device)  # a GPU's training is timed to its end, not to its last launch
         t_train = time.perf_counter()
 
-        x = self._host_copy(updates)  # the one host copy of the round's updates (none on the CPU)
-        if self._python_rule is None and not self._python_attacks:
+        python = self._python_rule is not None or bool(self._python_attacks)
+        # the one host copy of the round's updates (none on the CPU); the user's Python code may
+        # keep the matrix, so it gets an array of its own, not the buffer reused next round
+        x = self._host_copy(updates, own=python)
+        if not python:
             summary = self.orchestrator.step(x, weights=self._sizes[ids], client_ids=ids.tolist(), server_update=g0)
         else:
-            # the user's Python code may keep the matrix: its own copy, not the buffer reused next round
-            own = x.copy() if self.device.type == "cuda" else x
-            summary = self._step_with_python(own, self._sizes[ids], ids, rnd, g0)
+            summary = self._step_with_python(x, self._sizes[ids], ids, rnd, g0)
         t_agg = time.perf_counter()
 
         vector_to_parameters(torch.from_numpy(self.orchestrator.global_model).to(self.device), self._model.parameters())

@@ -97,14 +97,15 @@ class HostCopy:
     From a CUDA GPU the copy lands in one page-locked buffer kept across rounds: a copy into
     ordinary (pageable) memory is staged by the driver and ran at 1.3 GB/s on an H200 (100
     clients × 321,290 parameters: 109 ms a round). The array returned is a view of that buffer,
-    overwritten by the next call: use it before then. A matrix already on the host is returned as
-    is, and one on another device is copied plainly.
+    overwritten by the next call: use it before then, or ask for an array of its ``own`` (for
+    code that may keep it). A matrix already on the host is returned as is (a view of the
+    caller's tensor, never overwritten here), and one on another device is copied plainly.
     """
 
     def __init__(self) -> None:
         self._buffer: torch.Tensor | None = None
 
-    def __call__(self, matrix: torch.Tensor) -> np.ndarray:
+    def __call__(self, matrix: torch.Tensor, *, own: bool = False) -> np.ndarray:
         matrix = matrix.detach()
         if matrix.device.type != "cuda":
             return matrix.cpu().numpy()
@@ -112,4 +113,4 @@ class HostCopy:
             self._buffer = None  # free the old buffer before pinning the new one
             self._buffer = torch.empty(matrix.shape, dtype=matrix.dtype, pin_memory=True)
         self._buffer.copy_(matrix)  # synchronous: the copy is complete on return
-        return self._buffer.numpy()
+        return self._buffer.numpy().copy() if own else self._buffer.numpy()
