@@ -73,22 +73,32 @@ pub enum Order {
     /// values only (the same at every vector width), and the positions outside the window the
     /// rest.
     Window(usize, usize),
+    /// The values of the window `lo..hi` (`lo < hi`) at its positions, in an order that depends
+    /// on the values only (the same at every vector width), the rest outside it: for a rule that
+    /// reads the window as a set, such as a sum, and needs neither end in place.
+    Middle(usize, usize),
 }
 
 /// `network(n)` less the comparators that would only reorder values the rule reads as a set:
 /// going backwards, a comparator is left out when both its positions are in the same part
-/// (between the window's ends, or outside the window) and no comparator kept after it touches
-/// them. Each left-out comparator would then run after every kept one on its positions, so the
-/// left-out ones together only permute values within a part: the window's ends and each part's
-/// values are the full sort's. (A trimmed mean of 50 values keeps 331 of 403 comparators.)
+/// (outside the window; inside it, or for `Order::Window` strictly between its ends) and no
+/// comparator kept after it touches them. Each left-out comparator would then run after every
+/// kept one on its positions, so the left-out ones together only permute values within a part:
+/// the window's ends (where asked) and each part's values are the full sort's. (Of the 403
+/// comparators for 50 values, the window 5..45 keeps 331 with its ends, 316 without.)
 pub fn network_for(n: usize, order: Order) -> Vec<(u16, u16)> {
     let full = network(n);
-    let Order::Window(lo, hi) = order else { return full };
+    let (lo, hi, ends) = match order {
+        Order::All => return full,
+        Order::Window(lo, hi) => (lo, hi, true),
+        Order::Middle(lo, hi) => (lo, hi, false),
+    };
     assert!(lo < hi && hi <= n, "a window inside 0..{n}, got {lo}..{hi}");
-    // 0: outside the window, 1: strictly between its ends, 2 + i: an end (a part of its own)
+    // 0: outside the window, 1: inside it (strictly between its ends), 2 + i: an end (a part of
+    // its own)
     let part = |i: usize| match i {
-        _ if i == lo || i == hi - 1 => 2 + i,
-        _ if i > lo && i < hi - 1 => 1,
+        _ if ends && (i == lo || i == hi - 1) => 2 + i,
+        _ if i >= lo && i < hi => 1,
         _ => 0,
     };
     let mut touched = vec![false; n];
@@ -108,9 +118,9 @@ pub fn network_for(n: usize, order: Order) -> Vec<(u16, u16)> {
     kept
 }
 
-/// The longest list `extremes` keeps at each end of a window (a window that leaves out up to
-/// `MAX_EXTREMES − 1` values at each end): 2 × 9 lists of one vector each, plus the row in flight,
-/// stay in AVX-512's 32 vector registers.
+/// The longest list `extremes` keeps at each end of a window (one that leaves out up to
+/// `MAX_EXTREMES` values at each end, or `MAX_EXTREMES − 1` with its ends in place): 2 × 9 lists
+/// of one vector each, plus the row in flight, stay in AVX-512's 32 vector registers.
 const MAX_EXTREMES: usize = 9;
 
 /// How a block's columns are put in the [`Order`] a rule reads.
@@ -120,7 +130,8 @@ pub enum Arrangement {
     /// first `groups` aligned groups of 16 rows (Batcher's network for 16 values: the
     /// same comparators) in registers, the rest (`pairs`) through memory.
     Network { groups: usize, pairs: Vec<(u16, u16)> },
-    /// `extremes` with lists of `k` values, for a window `k − 1..n − k + 1`.
+    /// `extremes` with lists of `k` values: the window `k..n − k` (`Order::Middle`), which is also
+    /// the window `k − 1..n − k + 1` with its ends in place (`Order::Window`).
     Extremes { k: usize },
     /// A full sort (`Order::All`) by `merge_sort`: most of its comparators in registers. `short`:
     /// the comparators for the short last group of `n mod 16` rows (`network16`'s, then
@@ -131,9 +142,10 @@ pub enum Arrangement {
 impl Arrangement {
     /// The cheaper way to `order` `n` values: `merge_sort` for a full sort (Meamed at 50 × 1M: 23–25
     /// ms against 32–35 through Batcher's network); `extremes` for a window with as many values
-    /// left out at each end (at most `MAX_EXTREMES − 1`, with at least two values in it) when its
-    /// k·(2n − k) steps in registers cost less than the network's comparators, each of which
-    /// loads and stores two rows (measured at about four times a step); else the pruned network.
+    /// left out at each end (lists of k = that many values for `Order::Middle`, one more for
+    /// `Order::Window`'s ends) when its k·(2n − k) steps in registers cost less than the
+    /// network's comparators, each of which loads and stores two rows (measured at about four
+    /// times a step); else the pruned network.
     pub fn for_order(n: usize, order: Order) -> Self {
         if order == Order::All {
             let rest = n % GROUP;
@@ -141,11 +153,13 @@ impl Arrangement {
             return Arrangement::Merges { short: [network(rest), tail] };
         }
         let pairs = network_for(n, order);
-        if let Order::Window(lo, hi) = order {
-            let k = lo + 1;
-            if lo == n - hi && hi - lo >= 2 && k <= MAX_EXTREMES && k * (2 * n - k) <= 4 * pairs.len() {
-                return Arrangement::Extremes { k };
-            }
+        let (k, symmetric) = match order {
+            Order::Window(lo, hi) => (lo + 1, lo == n - hi),
+            Order::Middle(lo, hi) => (lo, lo == n - hi),
+            Order::All => unreachable!(),
+        };
+        if symmetric && k >= 1 && n >= 2 * k && k <= MAX_EXTREMES && k * (2 * n - k) <= 4 * pairs.len() {
+            return Arrangement::Extremes { k };
         }
         let (groups, pairs) = in_groups(n, pairs);
         Arrangement::Network { groups, pairs }
@@ -195,10 +209,11 @@ impl WithSimd for Extremes<'_> {
     }
 }
 
-/// Arrange every column of a block (n ≥ 2K rows) for the window `K − 1..n − K + 1`: its K − 1
-/// smallest values ascending at positions `0..K − 1`, its K − 1 largest descending from the
-/// last position, the window's ends at `K − 1` and `n − K`, and the values between them at the
-/// positions between, in the order the rows came.
+/// Arrange every column of a block (n ≥ 2K rows): its K smallest values ascending at positions
+/// `0..K`, its K largest descending from the last position, and the values between them at
+/// positions `K..n − K` in the order `bottom` lets them go (which depends on the values only).
+/// That is the window `K..n − K` (`Order::Middle`), and the window `K − 1..n − K + 1` with its
+/// ends at `K − 1` and `n − K` (`Order::Window`).
 ///
 /// The rows pass, one vector of columns at a time, through `top`, the K largest values seen so
 /// far (descending), and what `top` lets go passes through `bottom`, the K smallest of those
@@ -344,7 +359,7 @@ fn key_value(k: i32) -> f32 {
 /// A coordinate-wise rule over sorted columns.
 pub trait SortedRule: Sync {
     /// How much of the sorted order of `n` values `apply` reads: the network leaves out the
-    /// comparators it does not need. A traced run also reads the ends of each lane's window.
+    /// comparators it does not need. (A traced run finds each lane's window's ends itself.)
     fn order(&self, n: usize) -> Order;
 
     /// Given a sorted block, write each column's output to `out` (one per column of the block)
@@ -519,11 +534,26 @@ fn count_block(
     values: &[f32],
     column: &mut [f32],
 ) {
+    // each window's ends: its least and greatest keys (an order may leave them anywhere in it),
+    // all lanes at once, row by row
+    let (mut end_lo, mut end_hi) = ([i32::MAX; LANES], [i32::MIN; LANES]);
+    let (mut lo, mut hi) = ([0usize; LANES], [0usize; LANES]);
+    for (lane, &w) in windows.iter().enumerate() {
+        (lo[lane], hi[lane]) = w;
+    }
+    let (first, last) = (windows.iter().map(|w| w.0).min().unwrap_or(0), windows.iter().map(|w| w.1).max().unwrap_or(0));
+    for (r, row) in sorted.keys.iter().enumerate().take(last).skip(first) {
+        for l in 0..LANES {
+            let inside = r >= lo[l] && r < hi[l];
+            end_lo[l] = if inside { end_lo[l].min(row[l]) } else { end_lo[l] };
+            end_hi[l] = if inside { end_hi[l].max(row[l]) } else { end_hi[l] };
+        }
+    }
     // an empty range (no key is ≥ MAX and ≤ MIN) for the lanes not counted here
     let (mut k_lo, mut k_hi) = ([i32::MAX; LANES], [i32::MIN; LANES]);
     for (lane, &(lo, hi)) in windows.iter().enumerate() {
         if counter.claim((hi - lo).max(1)) && hi > lo {
-            (k_lo[lane], k_hi[lane]) = (sorted.keys[lo][lane], sorted.keys[hi - 1][lane]);
+            (k_lo[lane], k_hi[lane]) = (end_lo[lane], end_hi[lane]);
         }
     }
     let (mut below_lo, mut up_to_hi) = ([0u32; LANES], [0u32; LANES]);
@@ -549,7 +579,7 @@ fn count_block(
     for (lane, (&value, &(lo, hi))) in values.iter().zip(windows).enumerate() {
         if by_column[lane] {
             column.iter_mut().zip(unsorted).for_each(|(c, k)| *c = key_value(k[lane]));
-            let (at_lo, at_hi) = if hi > lo { (sorted.value(lo, lane), sorted.value(hi - 1, lane)) } else { (f32::NAN, f32::NAN) };
+            let (at_lo, at_hi) = if hi > lo { (key_value(end_lo[lane]), key_value(end_hi[lane])) } else { (f32::NAN, f32::NAN) };
             counter.add(column, &Window { value, lo, hi, at_lo, at_hi });
         }
     }
@@ -855,7 +885,7 @@ pub struct TrimmedRule(pub usize);
 
 impl SortedRule for TrimmedRule {
     fn order(&self, n: usize) -> Order {
-        Order::Window(self.0, n - self.0)
+        Order::Middle(self.0, n - self.0)
     }
 
     #[inline(always)]
@@ -964,8 +994,10 @@ mod tests {
     }
 
     /// The window's ends where the full sort puts them, and each part's values in it.
-    fn check_arranged(v: &[i32], out: &[i32], lo: usize, hi: usize) {
+    /// `out` is `v` arranged as `order` (a window) asks.
+    fn check_arranged(v: &[i32], out: &[i32], order: Order) {
         let n = v.len();
+        let (Order::Window(lo, hi) | Order::Middle(lo, hi)) = order else { panic!("a window, got {order:?}") };
         let mut sorted = v.to_vec();
         sorted.sort();
         let set = |s: &[i32]| {
@@ -973,32 +1005,35 @@ mod tests {
             s.sort();
             s
         };
-        assert_eq!((out[lo], out[hi - 1]), (sorted[lo], sorted[hi - 1]), "n = {n}, window {lo}..{hi}, input {v:?}");
-        assert_eq!(set(&out[lo..hi]), sorted[lo..hi], "n = {n}, window {lo}..{hi}, input {v:?}");
-        assert_eq!(set(&out[..lo]), sorted[..lo], "n = {n}, window {lo}..{hi}, input {v:?}");
+        if let Order::Window(..) = order {
+            assert_eq!((out[lo], out[hi - 1]), (sorted[lo], sorted[hi - 1]), "n = {n}, {order:?}, input {v:?}");
+        }
+        assert_eq!(set(&out[lo..hi]), sorted[lo..hi], "n = {n}, {order:?}, input {v:?}");
+        assert_eq!(set(&out[..lo]), sorted[..lo], "n = {n}, {order:?}, input {v:?}");
     }
 
-    /// A pruned network leaves the window's ends where the full sort puts them and each part's
-    /// values in it: every 0/1 input up to 12 values with every window, and random distinct
-    /// values for the sizes the kernels meet.
+    /// A pruned network leaves the window's ends where the full sort puts them (when the order
+    /// asks for them) and each part's values in it: every 0/1 input up to 12 values with every
+    /// window, and random distinct values for the sizes the kernels meet.
     #[test]
     fn the_pruned_networks_keep_the_window_ends_and_each_parts_values() {
         use rand::{seq::SliceRandom, SeedableRng};
-        let check = |v: &[i32], _n: usize, lo: usize, hi: usize, pairs: &[(u16, u16)]| {
+        let check = |v: &[i32], order: Order, pairs: &[(u16, u16)]| {
             let mut out = v.to_vec();
             for &(a, b) in pairs {
                 let (a, b) = (a as usize, b as usize);
                 (out[a], out[b]) = (out[a].min(out[b]), out[a].max(out[b]));
             }
-            check_arranged(v, &out, lo, hi);
+            check_arranged(v, &out, order);
         };
+        let windows = |lo: usize, hi: usize| [Order::Window(lo, hi), Order::Middle(lo, hi)];
         for n in 1..=12usize {
             for lo in 0..n {
-                for hi in lo + 1..=n {
-                    let pairs = network_for(n, Order::Window(lo, hi));
+                for order in (lo + 1..=n).flat_map(|hi| windows(lo, hi)) {
+                    let pairs = network_for(n, order);
                     for bits in 0u32..(1 << n) {
                         let v: Vec<i32> = (0..n).map(|i| ((bits >> i) & 1) as i32).collect();
-                        check(&v, n, lo, hi, &pairs);
+                        check(&v, order, &pairs);
                     }
                 }
             }
@@ -1007,17 +1042,21 @@ mod tests {
         for n in [31usize, 50, 64, 100, 127, 128] {
             let (mlo, mhi) = crate::rules::median::median_window(n);
             for (lo, hi) in [(mlo, mhi), (0, n), (1, n - 1), (n / 10, n - n / 10), (n / 4, n - n / 4), (3, 7)] {
-                let pairs = network_for(n, Order::Window(lo, hi));
-                let mut v: Vec<i32> = (0..n as i32).collect();
-                for _ in 0..200 {
-                    v.shuffle(&mut rng);
-                    check(&v, n, lo, hi, &pairs);
+                for order in windows(lo, hi) {
+                    let pairs = network_for(n, order);
+                    let mut v: Vec<i32> = (0..n as i32).collect();
+                    for _ in 0..200 {
+                        v.shuffle(&mut rng);
+                        check(&v, order, &pairs);
+                    }
                 }
             }
         }
         // the counts docs/benchmarks.md gives: the trimmed mean and the median of 50 values
         assert_eq!(network(50).len(), 403);
         assert_eq!(network_for(50, Order::Window(5, 45)).len(), 331);
+        assert_eq!(network_for(50, Order::Middle(5, 45)).len(), 316);
+        assert!(network_for(50, Order::Middle(0, 50)).is_empty());
         assert_eq!(network_for(50, MedianRule.order(50)).len(), 330);
         assert_eq!(network_for(50, Order::All), network(50));
     }
@@ -1054,7 +1093,10 @@ mod tests {
             for lane in 0..LANES {
                 let v: Vec<i32> = block.iter().map(|r| r[lane]).collect();
                 let o: Vec<i32> = out.iter().map(|r| r[lane]).collect();
-                check_arranged(&v, &o, k - 1, n - k + 1);
+                check_arranged(&v, &o, Order::Window(k - 1, n - k + 1));
+                if n > 2 * k {
+                    check_arranged(&v, &o, Order::Middle(k, n - k));
+                }
             }
         };
         for n in 2..=12usize {
@@ -1095,11 +1137,17 @@ mod tests {
             Arrangement::Extremes { k } => Some(k),
             Arrangement::Network { .. } | Arrangement::Merges { .. } => None,
         };
-        assert_eq!(k(50, TrimmedRule(5).order(50)), Some(6));
-        assert_eq!(k(50, TrimmedRule(8).order(50)), Some(9));
-        assert_eq!(k(50, TrimmedRule(9).order(50)), None);
+        // a trimmed mean's window, read as a set, needs lists as long as the trim; with its ends
+        // in place, one more
+        assert_eq!(k(50, TrimmedRule(5).order(50)), Some(5));
+        assert_eq!(k(50, TrimmedRule(9).order(50)), Some(9));
+        assert_eq!(k(50, TrimmedRule(10).order(50)), None);
+        assert_eq!(k(50, TrimmedRule(0).order(50)), None);
+        assert_eq!(k(50, Order::Window(5, 45)), Some(6));
+        assert_eq!(k(50, Order::Window(9, 41)), None);
         assert_eq!(k(50, MedianRule.order(50)), None);
         assert_eq!(k(50, Order::Window(4, 45)), None);
+        assert_eq!(k(50, Order::Middle(4, 45)), None);
         assert_eq!(k(50, Order::All), None);
         assert_eq!(k(4, MedianRule.order(4)), Some(2));
         // a window of one value (the median of an odd n) has no room for two lists
