@@ -180,12 +180,23 @@ impl Arrangement {
     }
 }
 
+/// Where `extremes` reads a block instead of its keys: columns `c0..c0 + LANES` of the listed
+/// rows of `x`. As it reads a row, it asks for the columns `ahead` (the same block of the next
+/// task) of that row to be brought into the L2 cache.
+#[derive(Clone, Copy)]
+struct Source<'a> {
+    x: Matrix<'a>,
+    rows: &'a [usize],
+    c0: usize,
+    ahead: (usize, usize),
+}
+
 /// `extremes` for the list length `k`, in the widest vectors this CPU has.
 struct Extremes<'a> {
     keys: &'a mut [[i32; LANES]],
     k: usize,
     /// Where to read the block when not from `keys` (see `extremes`).
-    source: Option<(Matrix<'a>, &'a [usize], usize)>,
+    source: Option<Source<'a>>,
 }
 
 impl WithSimd for Extremes<'_> {
@@ -223,11 +234,13 @@ impl WithSimd for Extremes<'_> {
 /// `bottom`), which are the first K values each lets go: those are dropped, so the block's values
 /// are kept as a multiset whatever they are.
 ///
-/// With `source` = (x, rows, c0), the block is read from columns `c0..c0 + LANES` of the listed
-/// rows of `x` instead, turned into keys on the way (`keys` is then only written): the untraced
-/// kernels skip gathering the block.
+/// With a [`Source`], the block is read from the rows themselves instead, turned into keys on the
+/// way (`keys` is then only written): the untraced kernels skip gathering the block. Each row
+/// read also asks for the source's `ahead` columns of that row: asked for all at once before the
+/// block, as the gathering kernels do, the requests stalled the stream (a quarter of the task's
+/// samples sat on the instruction after a prefetch).
 #[inline(always)]
-fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]], source: Option<(Matrix, &[usize], usize)>) {
+fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]], source: Option<Source>) {
     const { assert!(K >= 1) };
     let n = keys.len();
     let (zero, low31) = (simd.splat_i32s(0), simd.splat_i32s(i32::MAX));
@@ -240,8 +253,12 @@ fn extremes<S: Simd, const K: usize>(simd: S, keys: &mut [[i32; LANES]], source:
         for r in 0..n {
             let mut x = match source {
                 None => S::as_simd_i32s(&keys[r]).0[v],
-                Some((m, rows, c0)) => {
-                    let bits = S::as_simd_i32s(bytemuck::cast_slice(&m.row(rows[r])[c0..c0 + LANES])).0[v];
+                Some(Source { x, rows, c0, ahead: (p0, p1) }) => {
+                    let row = x.row(rows[r]);
+                    if v == 0 && p0 < p1 {
+                        prefetch_l2(&row[p0..p1]);
+                    }
+                    let bits = S::as_simd_i32s(bytemuck::cast_slice(&row[c0..c0 + LANES])).0[v];
                     // total_order_key: a negative value's other 31 bits flipped
                     simd.select_i32s(simd.less_than_i32s(bits, zero), simd.xor_i32s(bits, low31), bits)
                 }
@@ -439,13 +456,15 @@ fn task<F: SortedRule>(
     acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
-    let arch = pulp::Arch::new(); // the widest vectors this CPU has, for the arrangement and the rule
-                                  // The next task's part of each row on its way to the L2 cache while this one is arranged (a
-                                  // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
-                                  // block's worth before each block: asked all at once, most requests were lost.
+    // the widest vectors this CPU has, for the arrangement and the rule
+    let arch = pulp::Arch::new();
+    // The next task's part of each row on its way to the L2 cache while this one is arranged (a
+    // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
+    // block's worth with each block: asked all at once, most requests were lost.
     let (next, end) = (c0 + out.len(), (c0 + out.len() + TASK).min(x.d()));
+    let ahead = |b: usize| (next + b * LANES, (next + (b + 1) * LANES).min(end));
     let prefetch_block = |b: usize| {
-        let (p0, p1) = (next + b * LANES, (next + (b + 1) * LANES).min(end));
+        let (p0, p1) = ahead(b);
         if p0 < p1 {
             for &source in rows {
                 prefetch_l2(&x.row(source)[p0..p1]);
@@ -457,8 +476,7 @@ fn task<F: SortedRule>(
         // untraced and streamed: each block read straight from the rows, no gathered copy
         let mut block = vec![[0i32; LANES]; n];
         for (b, out_blk) in out.chunks_mut(LANES).enumerate() {
-            prefetch_block(b);
-            arch.dispatch(Extremes { keys: &mut block, k, source: Some((x, rows, c0 + b * LANES)) });
+            arch.dispatch(Extremes { keys: &mut block, k, source: Some(Source { x, rows, c0: c0 + b * LANES, ahead: ahead(b) }) });
             rule.apply(&SortedBlock { keys: &block, arch }, out_blk, &mut windows[..out_blk.len()]);
         }
         return;
