@@ -940,7 +940,9 @@ pub(crate) fn at_every_width<F: SortedRule>(x: Matrix, rule: &F) -> Vec<(Vec<u32
                     match isa {
                         0 => task(x, &all, c0, out, &plan, rule, acc),
                         #[cfg(target_arch = "x86_64")]
-                        1 if std::arch::is_x86_feature_detected!("avx2") => unsafe { task_avx2(x, &all, c0, out, &plan, rule, acc) },
+                        1 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => unsafe {
+                            task_avx2(x, &all, c0, out, &plan, rule, acc)
+                        },
                         #[cfg(target_arch = "x86_64")]
                         2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
                             task_avx512(x, &all, c0, out, &plan, rule, acc)

@@ -2,10 +2,11 @@
 
 /// `widest_vectors!(fn name(args) -> R = body, avx512 = name_avx512, avx2 = name_avx2);` defines
 /// `name`, which runs `body` (an `#[inline(always)]` function of the same signature) in code
-/// compiled for AVX-512 (F and VL), AVX2 or the build's baseline, whichever this CPU has, and the
-/// two per-width functions it calls (named, so that tests can compare the widths). One generic
-/// parameter with one bound is allowed. Only for lane-wise work: the compiler neither reorders
-/// float additions nor fuses a multiply and an add, so every width gives the same bits.
+/// compiled for AVX-512 (F and VL, which bring FMA), AVX2 with FMA or the build's baseline,
+/// whichever this CPU has, and the two per-width functions it calls (named, so that tests can
+/// compare the widths). One generic parameter with one bound is allowed. Only for lane-wise work:
+/// the compiler neither reorders float additions nor fuses a multiply and an add (only an explicit
+/// `mul_add` is fused, at every width), so every width gives the same bits.
 macro_rules! widest_vectors {
     (
         $(#[$meta:meta])*
@@ -20,8 +21,8 @@ macro_rules! widest_vectors {
                     // SAFETY: the CPU has AVX-512F and VL, checked just above.
                     return unsafe { $avx512 $(::<$g>)? ($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
-                    // SAFETY: the CPU has AVX2, checked just above.
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has AVX2 and FMA, checked just above.
                     return unsafe { $avx2 $(::<$g>)? ($($arg),*) };
                 }
             }
@@ -35,7 +36,7 @@ macro_rules! widest_vectors {
         }
 
         #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
+        #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
             $body $(::<$g>)? ($($arg),*)
         }
