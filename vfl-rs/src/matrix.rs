@@ -424,7 +424,7 @@ widest_vectors!(
 /// each square added to its lane in one fused multiply-add (one rounding instead of two; the adds,
 /// which bound this kernel, halved: 38 → 31 ms at 50 × 1M on two threads). The pairs are taken
 /// `TILE_A` × `TILE_B` rows at a time, in code compiled for the widest vectors the CPU has: the
-/// same bits at every width (a CPU without FMA, which no x86 with AVX2 is, gets them from a
+/// same bits at every width (the baseline code, for a CPU without AVX2 and FMA, gets them from a
 /// slow software fused multiply-add).
 pub fn pairwise_sq_dists(x: Matrix) -> Vec<f64> {
     let (n, d) = (x.n(), x.d());
