@@ -1072,7 +1072,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     impl TileWidth for Avx2 {
         fn sum_tile<E: TileEnds>(acc: &mut [f64], out: &mut [MaybeUninit<f32>], tile: &[(&[f32], f64)]) {
-            // SAFETY: used only after `is_x86_feature_detected!` found AVX2 and FMA.
+            // SAFETY: used only after `has_avx2_fma`.
             unsafe { sum_tile_avx2::<E>(acc, out, tile) }
         }
     }
@@ -1083,7 +1083,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     impl TileWidth for Avx512 {
         fn sum_tile<E: TileEnds>(acc: &mut [f64], out: &mut [MaybeUninit<f32>], tile: &[(&[f32], f64)]) {
-            // SAFETY: used only after detecting AVX-512F and VL.
+            // SAFETY: used only after `has_avx512`.
             unsafe { sum_tile_avx512::<E>(acc, out, tile) }
         }
     }
@@ -1153,13 +1153,9 @@ mod tests {
                     match width {
                         0 => block_sq_dists_tiled(x, c0, c1, &mut acc),
                         #[cfg(target_arch = "x86_64")]
-                        1 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => unsafe {
-                            block_sq_dists_avx2(x, c0, c1, &mut acc)
-                        },
+                        1 if crate::widest::has_avx2_fma() => unsafe { block_sq_dists_avx2(x, c0, c1, &mut acc) },
                         #[cfg(target_arch = "x86_64")]
-                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
-                            block_sq_dists_avx512(x, c0, c1, &mut acc)
-                        },
+                        2 if crate::widest::has_avx512() => unsafe { block_sq_dists_avx512(x, c0, c1, &mut acc) },
                         _ => continue,
                     }
                 }
@@ -1226,7 +1222,7 @@ mod tests {
                     (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)], step].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
-                1 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => unsafe {
+                1 if crate::widest::has_avx2_fma() => unsafe {
                     out = blocks_at::<Avx2>(x, &lists);
                     let (to_z, to_row) = step_block_avx2(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();
@@ -1236,7 +1232,7 @@ mod tests {
                     )
                 },
                 #[cfg(target_arch = "x86_64")]
-                2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
+                2 if crate::widest::has_avx512() => unsafe {
                     out = blocks_at::<Avx512>(x, &lists);
                     let (to_z, to_row) = step_block_avx512(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();

@@ -147,17 +147,16 @@ impl Arrangement {
     /// network's comparators, each of which loads and stores two rows (measured at about four
     /// times a step); else the pruned network.
     pub fn for_order(n: usize, order: Order) -> Self {
-        if order == Order::All {
-            let rest = n % GROUP;
-            let tail = merge_tail_pairs().into_iter().filter(|&(_, b)| (b as usize) < rest).collect();
-            return Arrangement::Merges { short: [network(rest), tail] };
-        }
-        let pairs = network_for(n, order);
         let (k, symmetric) = match order {
+            Order::All => {
+                let rest = n % GROUP;
+                let tail = merge_tail_pairs().into_iter().filter(|&(_, b)| (b as usize) < rest).collect();
+                return Arrangement::Merges { short: [network(rest), tail] };
+            }
             Order::Window(lo, hi) => (lo + 1, lo == n - hi),
             Order::Middle(lo, hi) => (lo, lo == n - hi),
-            Order::All => unreachable!(),
         };
+        let pairs = network_for(n, order);
         if symmetric && k >= 1 && n >= 2 * k && k <= MAX_EXTREMES && k * (2 * n - k) <= 4 * pairs.len() {
             return Arrangement::Extremes { k };
         }
@@ -940,13 +939,9 @@ pub(crate) fn at_every_width<F: SortedRule>(x: Matrix, rule: &F) -> Vec<(Vec<u32
                     match isa {
                         0 => task(x, &all, c0, out, &plan, rule, acc),
                         #[cfg(target_arch = "x86_64")]
-                        1 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") => unsafe {
-                            task_avx2(x, &all, c0, out, &plan, rule, acc)
-                        },
+                        1 if crate::widest::has_avx2_fma() => unsafe { task_avx2(x, &all, c0, out, &plan, rule, acc) },
                         #[cfg(target_arch = "x86_64")]
-                        2 if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") => unsafe {
-                            task_avx512(x, &all, c0, out, &plan, rule, acc)
-                        },
+                        2 if crate::widest::has_avx512() => unsafe { task_avx512(x, &all, c0, out, &plan, rule, acc) },
                         _ => return None,
                     }
                 }

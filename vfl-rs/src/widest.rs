@@ -17,11 +17,11 @@ macro_rules! widest_vectors {
         $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl") {
+                if $crate::widest::has_avx512() {
                     // SAFETY: the CPU has AVX-512F and VL, checked just above.
                     return unsafe { $avx512 $(::<$g>)? ($($arg),*) };
                 }
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if $crate::widest::has_avx2_fma() {
                     // SAFETY: the CPU has AVX2 and FMA, checked just above.
                     return unsafe { $avx2 $(::<$g>)? ($($arg),*) };
                 }
@@ -41,4 +41,16 @@ macro_rules! widest_vectors {
             $body $(::<$g>)? ($($arg),*)
         }
     };
+}
+
+/// Whether this CPU runs the AVX-512 code of `widest_vectors!` (AVX-512F and VL).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
+}
+
+/// Whether this CPU runs the AVX2 code of `widest_vectors!` (AVX2 and FMA).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
 }
