@@ -899,6 +899,7 @@ def environment() -> dict[str, str]:
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
         "python": platform.python_version(),
         "velocity": f"{velocity.__version__} (_core sha256 {core_hash()})",
+        "vector code": "{} (the CPU has {})".format(*velocity._core.cpu_capability()),
         "numpy": np.__version__,
         "torch": version("torch") + (f" ({torch.get_num_threads()} threads)" if torch is not None else ""),
         "flwr": version("flwr") if flwr_agg is not None else f"n/a ({FLWR_ERROR})",

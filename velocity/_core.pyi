@@ -56,6 +56,9 @@ def apply_attack(
     ``k × d`` outputs out) when given, else against ``strategy``."""
 
 def alie_z(n: int, f: int) -> float: ...
+def cpu_capability() -> tuple[str, str]:
+    """The vector extensions the kernels use and the widest this CPU has (``"avx512"``,
+    ``"avx2"`` or ``"baseline"``); they differ when ``VELOCITY_CPU_CAPABILITY`` asks for less."""
 def nearest_neighbour_mix(
     models: npt.NDArray[np.float32],
     received: list[list[int]],

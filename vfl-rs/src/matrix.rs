@@ -1057,6 +1057,7 @@ pub fn argsort_by_key(key: &[f64]) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::widest::Capability;
 
     /// The tiles summed in the code compiled for no vector extension.
     struct Baseline;
@@ -1072,7 +1073,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     impl TileWidth for Avx2 {
         fn sum_tile<E: TileEnds>(acc: &mut [f64], out: &mut [MaybeUninit<f32>], tile: &[(&[f32], f64)]) {
-            // SAFETY: used only after `has_avx2_fma`.
+            // SAFETY: used only where `Capability::detected()` is at least `Avx2`.
             unsafe { sum_tile_avx2::<E>(acc, out, tile) }
         }
     }
@@ -1083,7 +1084,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     impl TileWidth for Avx512 {
         fn sum_tile<E: TileEnds>(acc: &mut [f64], out: &mut [MaybeUninit<f32>], tile: &[(&[f32], f64)]) {
-            // SAFETY: used only after `has_avx512`.
+            // SAFETY: used only where `Capability::detected()` is `Avx512`.
             unsafe { sum_tile_avx512::<E>(acc, out, tile) }
         }
     }
@@ -1153,9 +1154,9 @@ mod tests {
                     match width {
                         0 => block_sq_dists_tiled(x, c0, c1, &mut acc),
                         #[cfg(target_arch = "x86_64")]
-                        1 if crate::widest::has_avx2_fma() => unsafe { block_sq_dists_avx2(x, c0, c1, &mut acc) },
+                        1 if Capability::detected() >= Capability::Avx2 => unsafe { block_sq_dists_avx2(x, c0, c1, &mut acc) },
                         #[cfg(target_arch = "x86_64")]
-                        2 if crate::widest::has_avx512() => unsafe { block_sq_dists_avx512(x, c0, c1, &mut acc) },
+                        2 if Capability::detected() >= Capability::Avx512 => unsafe { block_sq_dists_avx512(x, c0, c1, &mut acc) },
                         _ => continue,
                     }
                 }
@@ -1222,7 +1223,7 @@ mod tests {
                     (sums_and_norms_block(x, &coeffs, 0, len), [group_dists(x, &all, z), vec![sq_dist_f64(x.row(0), z)], step].concat())
                 }
                 #[cfg(target_arch = "x86_64")]
-                1 if crate::widest::has_avx2_fma() => unsafe {
+                1 if Capability::detected() >= Capability::Avx2 => unsafe {
                     out = blocks_at::<Avx2>(x, &lists);
                     let (to_z, to_row) = step_block_avx2(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();
@@ -1232,7 +1233,7 @@ mod tests {
                     )
                 },
                 #[cfg(target_arch = "x86_64")]
-                2 if crate::widest::has_avx512() => unsafe {
+                2 if Capability::detected() >= Capability::Avx512 => unsafe {
                     out = blocks_at::<Avx512>(x, &lists);
                     let (to_z, to_row) = step_block_avx512(x, &all, &c, Some((z, 0.5)), 0, &mut vec![0f32; len], both);
                     let step = [to_z, to_row].concat();

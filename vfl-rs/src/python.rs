@@ -20,6 +20,7 @@ use crate::orchestrator::{Orchestrator, OrchestratorConfig, ServerDp};
 use crate::registry::{registry_json, Kind};
 use crate::spec::{parse_attack, parse_component_of, StrategySpec};
 use crate::strategy::{NonFinite, RoundInputs, Strategy};
+use crate::widest::Capability;
 
 impl From<VflError> for PyErr {
     fn from(e: VflError) -> PyErr {
@@ -250,6 +251,13 @@ fn alie_z(n: usize, f: usize) -> PyResult<f64> {
     Ok(crate::attacks::alie_z(n, f)?)
 }
 
+/// The vector extensions the kernels use (`avx512`, `avx2` or `baseline`) and the widest this
+/// CPU has: they differ when `VELOCITY_CPU_CAPABILITY` asks for less.
+#[pyfunction]
+fn cpu_capability() -> (&'static str, &'static str) {
+    (Capability::in_use().name(), Capability::detected().name())
+}
+
 /// The round orchestrator (see `velocity.Orchestrator` for the typed wrapper).
 #[pyclass(name = "Orchestrator", module = "velocity._core")]
 struct PyOrchestrator {
@@ -344,6 +352,8 @@ impl PyOrchestrator {
 #[pymodule]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // a misspelt cap would otherwise time or check the wrong code without a word
+    Capability::requested().map_err(PyValueError::new_err)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(registry, m)?)?;
     m.add_function(wrap_pyfunction!(name_key, m)?)?;
@@ -354,6 +364,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
     m.add_function(wrap_pyfunction!(apply_attack, m)?)?;
     m.add_function(wrap_pyfunction!(alie_z, m)?)?;
+    m.add_function(wrap_pyfunction!(cpu_capability, m)?)?;
     m.add_function(wrap_pyfunction!(nearest_neighbour_mix, m)?)?;
     m.add_class::<PyOrchestrator>()?;
     Ok(())

@@ -29,6 +29,7 @@ use rayon::prelude::*;
 
 use crate::matrix::{total_order_key, Matrix};
 use crate::trace::{join_blocks, ShareCounter, Window};
+use crate::widest::Capability;
 
 /// The most rows the networks sort (a block of `MAX_ROWS × LANES` keys stays in the L1 cache).
 pub const MAX_ROWS: usize = 128;
@@ -165,7 +166,7 @@ impl Arrangement {
     }
 
     /// Arrange one block's columns (`keys.len()` = the `n` this arrangement was made for),
-    /// the comparators held in registers in the vectors of `arch` (the widest this CPU has).
+    /// the comparators held in registers in the vectors of `arch` (those in use).
     #[inline(always)]
     fn apply(&self, keys: &mut [[i32; LANES]], arch: pulp::Arch) {
         match *self {
@@ -455,8 +456,8 @@ fn task<F: SortedRule>(
     acc: Option<&mut ShareCounter>,
 ) {
     let n = rows.len();
-    // the widest vectors this CPU has, for the arrangement and the rule
-    let arch = pulp::Arch::new();
+    // the vectors in use (the widest this CPU has unless capped), for the arrangement and the rule
+    let arch = Capability::arch();
     // The next task's part of each row on its way to the L2 cache while this one is arranged (a
     // row's part of a task is a short run that the hardware's prefetchers do not foresee), a
     // block's worth with each block: asked all at once, most requests were lost.
@@ -939,9 +940,9 @@ pub(crate) fn at_every_width<F: SortedRule>(x: Matrix, rule: &F) -> Vec<(Vec<u32
                     match isa {
                         0 => task(x, &all, c0, out, &plan, rule, acc),
                         #[cfg(target_arch = "x86_64")]
-                        1 if crate::widest::has_avx2_fma() => unsafe { task_avx2(x, &all, c0, out, &plan, rule, acc) },
+                        1 if Capability::detected() >= Capability::Avx2 => unsafe { task_avx2(x, &all, c0, out, &plan, rule, acc) },
                         #[cfg(target_arch = "x86_64")]
-                        2 if crate::widest::has_avx512() => unsafe { task_avx512(x, &all, c0, out, &plan, rule, acc) },
+                        2 if Capability::detected() >= Capability::Avx512 => unsafe { task_avx512(x, &all, c0, out, &plan, rule, acc) },
                         _ => return None,
                     }
                 }

@@ -43,14 +43,97 @@ macro_rules! widest_vectors {
     };
 }
 
-/// Whether this CPU runs the AVX-512 code of `widest_vectors!` (AVX-512F and VL).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
+/// The vector extensions the kernels may use. Normally the widest this CPU has; the environment
+/// variable `VELOCITY_CPU_CAPABILITY` (`avx512`, `avx2` or `baseline`, read once) can only lower
+/// it, as torch's `ATEN_CPU_CAPABILITY` does: to time on one machine the code another CPU would
+/// run. Every capability gives the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Capability {
+    /// The build's target, no run-time extension (SSE2 on x86-64).
+    Baseline,
+    /// AVX2 with FMA (x86-64-v3 in pulp's code).
+    Avx2,
+    /// AVX-512F and VL (x86-64-v4 in pulp's code, which also asks for BW, CD and DQ).
+    Avx512,
 }
 
-/// Whether this CPU runs the AVX2 code of `widest_vectors!` (AVX2 and FMA).
+impl Capability {
+    /// The environment variable that caps the capability.
+    pub const ENV: &'static str = "VELOCITY_CPU_CAPABILITY";
+    const ALL: [Capability; 3] = [Capability::Avx512, Capability::Avx2, Capability::Baseline];
+
+    /// Its name, as `VELOCITY_CPU_CAPABILITY` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Baseline => "baseline",
+            Capability::Avx2 => "avx2",
+            Capability::Avx512 => "avx512",
+        }
+    }
+
+    /// The widest this CPU has.
+    pub fn detected() -> Capability {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx512f") && has!("avx512vl") {
+                return Capability::Avx512;
+            }
+            if has!("avx2") && has!("fma") {
+                return Capability::Avx2;
+            }
+        }
+        Capability::Baseline
+    }
+
+    /// What `VELOCITY_CPU_CAPABILITY` asks for: `Ok(None)` when it is unset or empty, an error
+    /// naming the accepted values and the given one when it is none of them.
+    pub fn requested() -> Result<Option<Capability>, String> {
+        let Some(raw) = std::env::var_os(Self::ENV) else { return Ok(None) };
+        let given = raw.to_string_lossy();
+        let value = given.trim();
+        if value.is_empty() {
+            return Ok(None);
+        }
+        Self::ALL.into_iter().find(|c| c.name().eq_ignore_ascii_case(value)).map(Some).ok_or_else(|| {
+            let names: Vec<String> = Self::ALL.iter().map(|c| format!("'{}'", c.name())).collect();
+            format!("{}: expected one of {}, got {:?}", Self::ENV, names.join(", "), given)
+        })
+    }
+
+    /// In use: the detected capability, lowered to the requested one (an unknown request, which
+    /// the Python module refuses on import, lowers nothing).
+    pub fn in_use() -> Capability {
+        static IN_USE: std::sync::OnceLock<Capability> = std::sync::OnceLock::new();
+        *IN_USE.get_or_init(|| {
+            let detected = Self::detected();
+            Self::requested().ok().flatten().map_or(detected, |asked| asked.min(detected))
+        })
+    }
+
+    /// pulp's dispatcher for the capability in use.
+    #[inline]
+    pub fn arch() -> pulp::Arch {
+        #[cfg(target_arch = "x86_64")]
+        match Self::in_use() {
+            Capability::Avx512 => pulp::Arch::new(),
+            Capability::Avx2 => pulp::x86::V3::try_new().map_or(pulp::Arch::Scalar, pulp::Arch::V3),
+            Capability::Baseline => pulp::Arch::Scalar,
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        pulp::Arch::new()
+    }
+}
+
+/// Whether the kernels run the AVX-512 code of `widest_vectors!` (the CPU has AVX-512F and VL
+/// and `VELOCITY_CPU_CAPABILITY` does not ask for less).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn has_avx512() -> bool {
+    Capability::in_use() >= Capability::Avx512
+}
+
+/// Whether the kernels run the AVX2 code of `widest_vectors!` (AVX2 and FMA, not capped lower).
 #[cfg(target_arch = "x86_64")]
 pub(crate) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    Capability::in_use() >= Capability::Avx2
 }
