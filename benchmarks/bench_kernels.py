@@ -895,11 +895,13 @@ def environment() -> dict[str, str]:
                     break
     except OSError:
         pass
+    pool_threads, pinned = velocity._core.thread_pool()
     return {
         "cpu": f"{cpu}, {os.cpu_count()} logical CPUs",
         "python": platform.python_version(),
         "velocity": f"{velocity.__version__} (_core sha256 {core_hash()})",
         "vector code": "{} (the CPU has {})".format(*velocity._core.cpu_capability()),
+        "velocity threads": f"{pool_threads} ({'pinned, one per CPU' if pinned else 'not pinned'})",
         "numpy": np.__version__,
         "torch": version("torch") + (f" ({torch.get_num_threads()} threads)" if torch is not None else ""),
         "flwr": version("flwr") if flwr_agg is not None else f"n/a ({FLWR_ERROR})",

@@ -59,6 +59,10 @@ def alie_z(n: int, f: int) -> float: ...
 def cpu_capability() -> tuple[str, str]:
     """The vector extensions the kernels use and the widest this CPU has (``"avx512"``,
     ``"avx2"`` or ``"baseline"``); they differ when ``VELOCITY_CPU_CAPABILITY`` asks for less."""
+
+def thread_pool() -> tuple[int, bool]:
+    """The kernels' worker threads (``RAYON_NUM_THREADS`` or the CPUs) and whether each is pinned
+    to a CPU of its own (one worker per CPU this process may use, unless ``VELOCITY_PIN_THREADS=0``)."""
 def nearest_neighbour_mix(
     models: npt.NDArray[np.float32],
     received: list[list[int]],

@@ -19,6 +19,7 @@ pub mod server_opt;
 pub mod sortnet;
 pub mod spec;
 pub mod strategy;
+pub mod threads;
 pub mod trace;
 
 #[cfg(feature = "python")]

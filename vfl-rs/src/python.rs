@@ -142,7 +142,7 @@ fn aggregate<'py>(
     let x = matrix(&updates)?;
     let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
     let r = reference.as_ref().map(|r| r.as_slice()).transpose()?;
-    let out = py.allow_threads(|| {
+    let out = on_pool(py, || {
         let mut s = Strategy::new(strategy.spec.clone())?;
         let round = RoundInputs { reference: r, ..Default::default() };
         s.aggregate_traced(x, w, f, round, &mut ChaCha8Rng::seed_from_u64(seed), NonFinite::Reject, false).map(|(out, _)| out)
@@ -205,7 +205,7 @@ fn apply_attack<'py>(
             }
         })
     };
-    let result = py.allow_threads(|| -> Result<_, VflError> {
+    let result = on_pool(py, || -> Result<_, VflError> {
         let ids: Vec<usize> = (0..x.n()).collect();
         let defence = match defence {
             Some(_) => Defence::Outputs(&run_defence),
@@ -240,7 +240,7 @@ fn nearest_neighbour_mix<'py>(
     keep: usize,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let x = matrix(&models)?;
-    let m = py.allow_threads(|| crate::mixing::nearest_neighbour_mix(x, &received, keep))?;
+    let m = on_pool(py, || crate::mixing::nearest_neighbour_mix(x, &received, keep))?;
     let arr = numpy::ndarray::Array2::from_shape_vec((m.n, m.d), m.data).map_err(|e| PyValueError::new_err(e.to_string()))?;
     Ok(arr.into_pyarray(py))
 }
@@ -256,6 +256,20 @@ fn alie_z(n: usize, f: usize) -> PyResult<f64> {
 #[pyfunction]
 fn cpu_capability() -> (&'static str, &'static str) {
     (Capability::in_use().name(), Capability::detected().name())
+}
+
+/// The kernels' worker threads and whether each is pinned to a CPU of its own (builds the pool,
+/// as a first kernel call would).
+#[pyfunction]
+fn thread_pool() -> (usize, bool) {
+    crate::threads::init_pool();
+    (rayon::current_num_threads(), crate::threads::pinned())
+}
+
+/// Run `work` without the GIL, on the kernels' pool (built on the first call).
+fn on_pool<T: Send>(py: Python<'_>, work: impl pyo3::marker::Ungil + FnOnce() -> T + Send) -> T {
+    crate::threads::init_pool();
+    py.allow_threads(work)
 }
 
 /// The round orchestrator (see `velocity.Orchestrator` for the typed wrapper).
@@ -306,7 +320,7 @@ impl PyOrchestrator {
         let w = weights.as_ref().map(|w| w.as_slice()).transpose()?;
         let g0 = server_update.as_ref().map(|g| g.as_slice()).transpose()?;
         let inner = &mut self.inner;
-        let summary = py.allow_threads(|| inner.step(x, w, client_ids.as_deref(), g0).map(serde_json::to_string))?;
+        let summary = on_pool(py, || inner.step(x, w, client_ids.as_deref(), g0).map(serde_json::to_string))?;
         summary.map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
@@ -354,6 +368,7 @@ impl PyOrchestrator {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // a misspelt cap would otherwise time or check the wrong code without a word
     Capability::requested().map_err(PyValueError::new_err)?;
+    crate::threads::pinning_allowed().map_err(PyValueError::new_err)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(registry, m)?)?;
     m.add_function(wrap_pyfunction!(name_key, m)?)?;
@@ -365,6 +380,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply_attack, m)?)?;
     m.add_function(wrap_pyfunction!(alie_z, m)?)?;
     m.add_function(wrap_pyfunction!(cpu_capability, m)?)?;
+    m.add_function(wrap_pyfunction!(thread_pool, m)?)?;
     m.add_function(wrap_pyfunction!(nearest_neighbour_mix, m)?)?;
     m.add_class::<PyOrchestrator>()?;
     Ok(())
