@@ -63,6 +63,7 @@ def cpu_capability() -> tuple[str, str]:
 def thread_pool() -> tuple[int, bool]:
     """The kernels' worker threads (``RAYON_NUM_THREADS`` or the CPUs) and whether each is pinned
     to a CPU of its own (one worker per CPU this process may use, unless ``VELOCITY_PIN_THREADS=0``)."""
+
 def nearest_neighbour_mix(
     models: npt.NDArray[np.float32],
     received: list[list[int]],
