@@ -267,7 +267,7 @@ fn thread_pool() -> (usize, bool) {
 }
 
 /// Run `work` without the GIL, on the kernels' pool (built on the first call).
-fn on_pool<T: Send>(py: Python<'_>, work: impl pyo3::marker::Ungil + FnOnce() -> T + Send) -> T {
+fn on_pool<T: pyo3::marker::Ungil>(py: Python<'_>, work: impl pyo3::marker::Ungil + FnOnce() -> T) -> T {
     crate::threads::init_pool();
     py.allow_threads(work)
 }

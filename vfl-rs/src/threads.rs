@@ -2,9 +2,9 @@
 //!
 //! After an idle spell (a round's client training, say) the first worker to wake splits the
 //! kernel's work and wakes the second; on a 2-vCPU KVM guest Linux often queued that second
-//! worker on the first one's CPU, where it waited 1.5–4.5 ms for the load balancer while the other
-//! vCPU idled: a TrimmedMean of 50 × 1M took 15–18 ms instead of 10. A worker pinned to its own
-//! CPU starts within 0.1 ms. Pinning is done only where it cannot pile work onto a few CPUs:
+//! worker on the first one's CPU, where it waited 1.6–4.5 ms for the load balancer while the other
+//! vCPU idled: a TrimmedMean of 50 × 1M took 15–17 ms instead of 10.5. A worker pinned to its
+//! own CPU started within 0.13 ms (docs/benchmarks.md, the twelfth pass). Pinning is done only where it cannot pile work onto a few CPUs:
 //! on Linux, with exactly one worker per CPU this process may run on (a sweep's workers, which
 //! run fewer threads than that, are left to the scheduler), and `VELOCITY_PIN_THREADS=0` turns it
 //! off.

@@ -112,15 +112,20 @@ impl Capability {
     }
 
     /// pulp's dispatcher for the capability in use.
+    #[cfg(target_arch = "x86_64")]
     #[inline]
     pub fn arch() -> pulp::Arch {
-        #[cfg(target_arch = "x86_64")]
         match Self::in_use() {
             Capability::Avx512 => pulp::Arch::new(),
             Capability::Avx2 => pulp::x86::V3::try_new().map_or(pulp::Arch::Scalar, pulp::Arch::V3),
             Capability::Baseline => pulp::Arch::Scalar,
         }
-        #[cfg(not(target_arch = "x86_64"))]
+    }
+
+    /// pulp's dispatcher (its own choice: the cap is for x86-64).
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline]
+    pub fn arch() -> pulp::Arch {
         pulp::Arch::new()
     }
 }
