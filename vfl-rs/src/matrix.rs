@@ -1139,8 +1139,9 @@ mod tests {
                 for i in 0..n {
                     for j in (i + 1)..n {
                         let (a, b) = (&x.row(i)[c0..c1], &x.row(j)[c0..c1]);
-                        expected[p] += fused_sq_dist(a, b);
-                        unfused_differ |= fused_sq_dist(a, b).to_bits() != sq_dist(a, b).to_bits();
+                        let fused = fused_sq_dist(a, b);
+                        expected[p] += fused;
+                        unfused_differ |= fused.to_bits() != sq_dist(a, b).to_bits();
                         p += 1;
                     }
                 }

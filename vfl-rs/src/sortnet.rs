@@ -191,7 +191,7 @@ struct Source<'a> {
     ahead: (usize, usize),
 }
 
-/// `extremes` for the list length `k`, in the widest vectors this CPU has.
+/// `extremes` for the list length `k`, in the vectors of the dispatching `pulp::Arch`.
 struct Extremes<'a> {
     keys: &'a mut [[i32; LANES]],
     k: usize,

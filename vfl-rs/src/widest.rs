@@ -1,12 +1,13 @@
-//! Kernels compiled for the widest vectors the CPU has, chosen at run time.
+//! Kernels compiled for each vector width, the one in use chosen at run time.
 
 /// `widest_vectors!(fn name(args) -> R = body, avx512 = name_avx512, avx2 = name_avx2);` defines
 /// `name`, which runs `body` (an `#[inline(always)]` function of the same signature) in code
 /// compiled for AVX-512 (F and VL, which bring FMA), AVX2 with FMA or the build's baseline,
-/// whichever this CPU has, and the two per-width functions it calls (named, so that tests can
-/// compare the widths). One generic parameter with one bound is allowed. Only for lane-wise work:
-/// the compiler neither reorders float additions nor fuses a multiply and an add (only an explicit
-/// `mul_add` is fused, at every width), so every width gives the same bits.
+/// whichever is in use (`Capability::in_use`: the CPU's widest unless capped), and the two
+/// per-width functions it calls (named, so that tests can compare the widths). One generic
+/// parameter with one bound is allowed. Only for lane-wise work: the compiler neither reorders
+/// float additions nor fuses a multiply and an add (only an explicit `mul_add` is fused, at every
+/// width), so every width gives the same bits.
 macro_rules! widest_vectors {
     (
         $(#[$meta:meta])*
@@ -16,15 +17,12 @@ macro_rules! widest_vectors {
         $(#[$meta])*
         $vis fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
-            {
-                if $crate::widest::has_avx512() {
-                    // SAFETY: the CPU has AVX-512F and VL, checked just above.
-                    return unsafe { $avx512 $(::<$g>)? ($($arg),*) };
-                }
-                if $crate::widest::has_avx2_fma() {
-                    // SAFETY: the CPU has AVX2 and FMA, checked just above.
-                    return unsafe { $avx2 $(::<$g>)? ($($arg),*) };
-                }
+            match $crate::widest::Capability::in_use() {
+                // SAFETY: `in_use` is never wider than the CPU has (AVX-512F and VL).
+                $crate::widest::Capability::Avx512 => return unsafe { $avx512 $(::<$g>)? ($($arg),*) },
+                // SAFETY: as above (AVX2 and FMA).
+                $crate::widest::Capability::Avx2 => return unsafe { $avx2 $(::<$g>)? ($($arg),*) },
+                $crate::widest::Capability::Baseline => {}
             }
             $body $(::<$g>)? ($($arg),*)
         }
@@ -128,17 +126,4 @@ impl Capability {
     pub fn arch() -> pulp::Arch {
         pulp::Arch::new()
     }
-}
-
-/// Whether the kernels run the AVX-512 code of `widest_vectors!` (the CPU has AVX-512F and VL
-/// and `VELOCITY_CPU_CAPABILITY` does not ask for less).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx512() -> bool {
-    Capability::in_use() >= Capability::Avx512
-}
-
-/// Whether the kernels run the AVX2 code of `widest_vectors!` (AVX2 and FMA, not capped lower).
-#[cfg(target_arch = "x86_64")]
-pub(crate) fn has_avx2_fma() -> bool {
-    Capability::in_use() >= Capability::Avx2
 }
