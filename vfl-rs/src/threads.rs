@@ -39,16 +39,24 @@ pub fn init_pool() {
             .thread_name(|i| format!("velocity-{i}"))
             .start_handler(move |i| {
                 // the pool's size is known here: rayon has read RAYON_NUM_THREADS or counted the CPUs
-                if pin_to.len() > 1 && pin_to.len() == rayon::current_num_threads() {
+                if one_per_cpu(&pin_to) {
                     pin_current_thread(pin_to[i]);
                 }
             })
             .build_global()
             .is_ok();
-        if built && cpus.len() > 1 && cpus.len() == rayon::current_num_threads() {
+        if built && one_per_cpu(&cpus) {
+            // a worker runs its start handler before any job: once each has run this one, all
+            // are pinned (the threads start on their own time, after `build_global` returns)
+            rayon::broadcast(|_| ());
             PINNED.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     });
+}
+
+/// Whether the global pool has exactly one worker for each of `cpus`, and more than one.
+fn one_per_cpu(cpus: &[usize]) -> bool {
+    cpus.len() > 1 && cpus.len() == rayon::current_num_threads()
 }
 
 /// Whether `init_pool` pinned the workers.
